@@ -1,0 +1,55 @@
+"""The app factory: small, so tests and production build the same app against their own services."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import valkey.asyncio as valkey_asyncio
+from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from backend.problems import EXCEPTION_HANDLERS
+from backend.settings import Settings, get_settings
+from backend.wiring import route_handlers, template_config
+from loyalty_core import db
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    if not (settings.database.url and settings.valkey.url):
+        from backend import infra
+
+        infra.ensure_services(settings.data_dir)
+        settings = get_settings()
+    db.configure(settings.database.url or "", settings.database.pool_min, settings.database.pool_max)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # the pool is made on the serving loop and closed on it (one pool per loop)
+        await db.start_pool()
+        app.state.valkey = valkey_asyncio.from_url(settings.valkey.url or "", decode_responses=False)
+        try:
+            yield
+        finally:
+            await app.state.valkey.aclose()
+            await db.close_pool()
+
+    return Litestar(
+        route_handlers=route_handlers(),
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        openapi_config=OpenAPIConfig(
+            title="Kopilka",
+            version="1.0.0",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        request_max_body_size=settings.server.max_body_bytes,
+        compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
+        template_config=template_config(),
+        state={"settings": settings},
+        debug=settings.server.debug,
+    )

@@ -1,0 +1,84 @@
+"""RFC 9457 problem+json for every error, in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from loyalty_core.errors import DomainError
+
+log = logging.getLogger("kopilka.problems")
+
+PROBLEM_BASE = "https://kopilka.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem_body(slug: str, status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    return body
+
+
+def problem_response(slug: str, status: int, title: str, detail: str, **extra: Any) -> Response:
+    return Response(
+        content=problem_body(slug, status, title, detail, **extra),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def domain_error_handler(_: Request, exc: DomainError) -> Response:
+    return problem_response(exc.slug, exc.status, exc.title, exc.detail, **exc.extra)
+
+
+_HTTP_SLUGS = {
+    400: "validation-error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "rate-limited",
+}
+
+
+def http_exception_handler(request: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    slug = _HTTP_SLUGS.get(status, "http-error")
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException):
+        status, slug = 422, "validation-error"
+        if exc.extra:
+            extra["errors"] = exc.extra
+    elif isinstance(exc, NotAuthorizedException):
+        slug = "unauthorized"
+    detail = exc.detail or "Request failed"
+    if slug == "validation-error" and isinstance(exc.extra, list):
+        messages = [str(e.get("message", "")) for e in exc.extra if isinstance(e, dict)]
+        if any(messages):
+            detail = f"{detail}: {'; '.join(m for m in messages if m)}"
+    response = problem_response(slug, status, detail if slug != "not-found" else "Not found", detail, **extra)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def internal_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        "internal-error", HTTP_500_INTERNAL_SERVER_ERROR, "Internal error", "The server failed; nothing was written."
+    )
+
+
+EXCEPTION_HANDLERS = {
+    DomainError: domain_error_handler,
+    HTTPException: http_exception_handler,
+    HTTP_500_INTERNAL_SERVER_ERROR: internal_error_handler,
+}
+
+__all__ = ["EXCEPTION_HANDLERS", "MediaType", "problem_response", "problem_body", "PROBLEM_MEDIA_TYPE"]

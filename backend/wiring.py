@@ -1,0 +1,22 @@
+"""Wiring: every area contributes its route handlers here; the factory stays small."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def route_handlers() -> list[Any]:
+    from backend.admin import ROUTES as admin_routes
+    from backend.api import ROUTES as api_routes
+    from backend.health import ROUTES as health_routes
+    from backend.pos import ROUTES as pos_routes
+    from personal_account import ROUTES as web_routes
+    from wallet_passes.web import ROUTES as wallet_routes
+
+    return [*health_routes, *pos_routes, *api_routes, *admin_routes, *wallet_routes, *web_routes]
+
+
+def template_config() -> Any:
+    from personal_account import template_config as web_templates
+
+    return web_templates()

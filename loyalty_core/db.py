@@ -1,0 +1,48 @@
+"""Connection pool lifecycle and migrations. The pool lives in the app's lifespan (one per event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from loyalty_core.piccolo_conf import DB
+
+
+_pool_size = {"min_size": 2, "max_size": 10}
+
+
+def configure(database_url: str, pool_min: int = 2, pool_max: int = 10) -> None:
+    DB.config["dsn"] = database_url
+    _pool_size.update(min_size=pool_min, max_size=pool_max)
+
+
+async def start_pool() -> None:
+    await DB.start_connection_pool(**_pool_size)
+
+
+async def close_pool() -> None:
+    await DB.close_connection_pool()
+
+
+@contextlib.asynccontextmanager
+async def pool() -> AsyncIterator[None]:
+    await start_pool()
+    try:
+        yield
+    finally:
+        await close_pool()
+
+
+async def migrate() -> list[str]:
+    """Apply every pending migration; returns nothing to print when the schema is current."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    result = await run_forwards(app_name="loyalty_core", migration_id="all", fake=False)
+    if not result.success:
+        raise RuntimeError(f"migrations failed: {result.message}")
+    return [result.message]
+
+
+def migrate_sync() -> None:
+    asyncio.run(migrate())

@@ -1,0 +1,364 @@
+"""The one schema. Money in integer minor units, points as integers, time zone aware timestamps.
+
+Member-scoped tables carry the membership/account key so they can be distributed (Citus).
+Schema changes only through Piccolo migrations in migrations/.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSONB,
+    Array,
+    BigInt,
+    BigSerial,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    Real,
+    Text,
+    Timestamptz,
+    UUID,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+# --- program, stores, catalog ---------------------------------------------------------
+
+
+class Program(Table):
+    code = Varchar(length=64, unique=True)
+    name = Varchar(length=200)
+    currency = Varchar(length=3, default="RUB")
+    timezone = Varchar(length=64, default="Europe/Moscow")
+    # settings of the ledger and the rules document live in rule versions; this is the live pointer
+    rules_version = Integer(default=0)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Tier(Table):
+    program = ForeignKey(Program, null=False)
+    code = Varchar(length=32)
+    name = Varchar(length=100)
+    rank = Integer(default=0)
+    threshold_spend = BigInt(default=0)  # minor units of points-earning spend over the window
+    accrual_bp = Integer(default=0)
+
+
+class Store(Table):
+    code = Varchar(length=64, unique=True)
+    name = Varchar(length=200)
+    timezone = Varchar(length=64, default="Europe/Moscow")
+    region = Varchar(length=100, default="")
+    format = Varchar(length=50, default="")
+    address = Text(default="")
+    latitude = Real(null=True, default=None)
+    longitude = Real(null=True, default=None)
+    attributes = JSONB(default={})
+
+
+class Till(Table):
+    store = ForeignKey(Store, null=False)
+    code = Varchar(length=64)
+
+
+class TillKey(Table):
+    till = ForeignKey(Till, null=False)
+    key_hash = Varchar(length=64, unique=True)  # sha256 hex of the secret
+    prefix = Varchar(length=16)  # shown to operators to tell keys apart
+    created_at = Timestamptz(default=TimestamptzNow())
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class OperatorKey(Table):
+    name = Varchar(length=100)
+    key_hash = Varchar(length=64, unique=True)
+    prefix = Varchar(length=16)
+    roles = Array(base_column=Varchar(length=32), default=[])
+    created_at = Timestamptz(default=TimestamptzNow())
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class Category(Table):
+    code = Varchar(length=64, unique=True)
+    name = Varchar(length=200)
+    parent = ForeignKey("self", null=True, default=None)
+    # the category and all its ancestors' codes, root first: what the engine matches on
+    path = Array(base_column=Varchar(length=64), default=[])
+    selectable_as_favourite = Boolean(default=False)
+
+
+class Brand(Table):
+    code = Varchar(length=64, unique=True)
+    name = Varchar(length=200)
+    own_brand = Boolean(default=False)
+
+
+class Product(Table):
+    sku = Varchar(length=64, unique=True)
+    name = Varchar(length=300)
+    category = ForeignKey(Category, null=True, default=None)
+    brand = ForeignKey(Brand, null=True, default=None)
+    excluded = Boolean(default=False)  # no discount, no points, no payment with points
+    price = BigInt(null=True, default=None)
+
+
+# --- rules --------------------------------------------------------------------------
+
+
+class RulesVersion(Table):
+    """An immutable snapshot of a program's whole rules document; sales record the version they used."""
+
+    program = ForeignKey(Program, null=False)
+    version = Integer()
+    document = JSONB()
+    comment = Text(default="")
+    created_by = Varchar(length=100, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class RuleGroup(Table):
+    program = ForeignKey(Program, null=False)
+    code = Varchar(length=64)
+    definition = JSONB()  # the group as the engine's msgspec struct, rules included
+    active = Boolean(default=True)
+    version = Integer(default=1)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class CouponSeries(Table):
+    program = ForeignKey(Program, null=False)
+    code = Varchar(length=64, unique=True)
+    name = Varchar(length=200)
+    personal = Boolean(default=True)  # personal unique codes vs one shared promo code
+    max_uses_per_code = Integer(default=1)
+    max_uses_per_member = Integer(default=1)
+    valid_from = Timestamptz(null=True, default=None)
+    valid_to = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+# --- members --------------------------------------------------------------------------
+
+
+class Customer(Table):
+    phone = Varchar(length=20, null=True, default=None, unique=True)  # E.164
+    email = Varchar(length=254, null=True, default=None, unique=True)  # lower-cased
+    name = Varchar(length=200, default="")
+    birth_date = Date(null=True, default=None)
+    locale = Varchar(length=8, default="ru")
+    status = Varchar(length=16, default="active")  # active | deleted
+    created_at = Timestamptz(default=TimestamptzNow())
+    deleted_at = Timestamptz(null=True, default=None)
+
+
+class Membership(Table):
+    program = ForeignKey(Program, null=False)
+    customer = ForeignKey(Customer, null=True, default=None)  # None: anonymous (an emitted card)
+    tier = ForeignKey(Tier, null=True, default=None)
+    tier_spend = BigInt(default=0)  # points-earning spend over the rolling window, minor units
+    segments = Array(base_column=Varchar(length=64), default=[])
+    referral_code = Varchar(length=16, null=True, default=None, unique=True)
+    referred_by = ForeignKey("self", null=True, default=None)
+    registration_channel = Varchar(length=16, default="")
+    status = Varchar(length=16, default="active")  # anonymous | pending | active | closed
+    purchases_count = Integer(default=0)
+    first_purchase_at = Timestamptz(null=True, default=None)
+    last_purchase_at = Timestamptz(null=True, default=None)
+    joined_at = Timestamptz(default=TimestamptzNow())
+
+
+class Card(Table):
+    number = Varchar(length=32, unique=True)
+    program = ForeignKey(Program, null=False)
+    membership = ForeignKey(Membership, null=True, default=None)
+    series = Varchar(length=64, default="")
+    kind = Varchar(length=16, default="virtual")  # virtual | plastic
+    status = Varchar(length=16, default="emitted")  # emitted | active | blocked | replaced
+    blocked_reason = Text(null=True, default=None)
+    replaced_by = ForeignKey("self", null=True, default=None)
+    pass_auth_token = Varchar(length=64, null=True, default=None)
+    pass_updated_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Coupon(Table):
+    series = ForeignKey(CouponSeries, null=False)
+    code = Varchar(length=32, unique=True)
+    membership = ForeignKey(Membership, null=True, default=None)  # personal coupons
+    uses = Integer(default=0)
+    status = Varchar(length=16, default="active")  # active | used | cancelled
+    issued_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz(null=True, default=None)
+
+
+class FavouriteCategory(Table):
+    membership = ForeignKey(Membership, null=False)
+    category = ForeignKey(Category, null=False)
+    period_start = Date()
+    chosen_at = Timestamptz(default=TimestamptzNow())
+    active = Boolean(default=True)
+
+
+# --- ledger ---------------------------------------------------------------------------
+
+
+class Account(Table):
+    membership = ForeignKey(Membership, null=False)
+    currency = Varchar(length=16, default="points")
+    active = BigInt(default=0)
+    pending = BigInt(default=0)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class PointLot(Table):
+    account = ForeignKey(Account, null=False)
+    amount = BigInt()
+    remaining = BigInt()
+    state = Varchar(length=16)  # pending | active | expired | spent (remaining == 0)
+    activates_at = Timestamptz()
+    expires_at = Timestamptz(null=True, default=None)
+    source = Varchar(length=32)  # sale | adjust | import | welcome | transfer | refund
+    sale = BigInt(null=True, default=None)  # the sale that accrued it
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class LedgerEntry(Table):
+    """Immutable: one row per movement; signed amounts into `bucket` (active or pending)."""
+
+    id = BigSerial(primary_key=True)
+    account = ForeignKey(Account, null=False)
+    lot = ForeignKey(PointLot, null=True, default=None)
+    kind = Varchar(length=24)  # accrue activate redeem return_clawback return_refund expire adjust import transfer
+    bucket = Varchar(length=8)  # active | pending
+    amount = BigInt()
+    sale = BigInt(null=True, default=None)
+    sale_return = BigInt(null=True, default=None)
+    reason = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+# --- sales ----------------------------------------------------------------------------
+
+
+class Sale(Table):
+    store = ForeignKey(Store, null=False)
+    till = ForeignKey(Till, null=False)
+    receipt_id = Varchar(length=64)
+    business_date = Date()
+    occurred_at = Timestamptz()
+    card_number = Varchar(length=32, null=True, default=None)
+    membership = ForeignKey(Membership, null=True, default=None)
+    account = ForeignKey(Account, null=True, default=None)
+    channel = Varchar(length=16, default="store")
+    status = Varchar(length=16, default="confirmed")  # confirmed | cancelled
+    amount = BigInt(default=0)
+    discount = BigInt(default=0)
+    redeemed_points = BigInt(default=0)
+    redeemed_amount = BigInt(default=0)
+    to_pay = BigInt(default=0)
+    accrued_points = BigInt(default=0)
+    rules_version = Integer(default=0)
+    request_hash = Varchar(length=64)
+    response = JSONB()
+    trace = JSONB(default=[])
+    created_at = Timestamptz(default=TimestamptzNow())
+    cancelled_at = Timestamptz(null=True, default=None)
+
+
+class SaleLine(Table):
+    sale = ForeignKey(Sale, null=False)
+    line_no = Integer()
+    sku = Varchar(length=64)
+    quantity_milli = BigInt()
+    price = BigInt()
+    amount = BigInt()
+    discount = BigInt(default=0)
+    redeemed_points = BigInt(default=0)
+    redeemed_amount = BigInt(default=0)
+    to_pay = BigInt(default=0)
+    accrued_points = BigInt(default=0)
+    returned_quantity_milli = BigInt(default=0)
+
+
+class SaleReturn(Table):
+    sale = ForeignKey(Sale, null=False)
+    return_id = Varchar(length=64)
+    request_hash = Varchar(length=64)
+    clawed_back_points = BigInt(default=0)
+    refunded_points = BigInt(default=0)
+    refunded_amount = BigInt(default=0)
+    response = JSONB()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ReturnLine(Table):
+    sale_return = ForeignKey(SaleReturn, null=False)
+    line_no = Integer()
+    quantity_milli = BigInt()
+    clawed_back_points = BigInt(default=0)
+    refunded_points = BigInt(default=0)
+    refunded_amount = BigInt(default=0)
+    amount = BigInt(default=0)
+
+
+class IdempotencyRecord(Table):
+    scope = Varchar(length=64)  # e.g. "till:17"
+    key = Varchar(length=200)
+    request_hash = Varchar(length=64)
+    response = JSONB()
+    status_code = Integer(default=200)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+# --- identity, devices, notifications, wallet -----------------------------------------
+
+
+class RefreshToken(Table):
+    customer = ForeignKey(Customer, null=False)
+    family = UUID()
+    token_hash = Varchar(length=64, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class Consent(Table):
+    customer = ForeignKey(Customer, null=False)
+    channel = Varchar(length=16)  # sms | email | push
+    granted = Boolean()
+    source = Varchar(length=32, default="")  # app | web | till | call_center | import
+    changed_at = Timestamptz(default=TimestamptzNow())
+
+
+class PushDevice(Table):
+    customer = ForeignKey(Customer, null=False)
+    platform = Varchar(length=8)  # apns | fcm
+    token = Varchar(length=400)
+    created_at = Timestamptz(default=TimestamptzNow())
+    dead_at = Timestamptz(null=True, default=None)
+
+
+class PassRegistration(Table):
+    card = ForeignKey(Card, null=False)
+    device_library_id = Varchar(length=200)
+    push_token = Varchar(length=400)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Notification(Table):
+    """Transactional outbox: written in the same transaction as the change that causes it."""
+
+    id = BigSerial(primary_key=True)
+    customer = ForeignKey(Customer, null=True, default=None)
+    card = ForeignKey(Card, null=True, default=None)
+    kind = Varchar(length=32)  # welcome points_accrued points_activated points_expiring tier_changed coupon_issued pass_update
+    payload = JSONB(default={})
+    status = Varchar(length=16, default="pending")  # pending | sent | failed | skipped
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(default=TimestamptzNow())
+    last_error = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    sent_at = Timestamptz(null=True, default=None)

@@ -1,0 +1,108 @@
+"""Real services for the whole session: PostgreSQL and a Redis-protocol server, embedded by default.
+
+Set KOPILKA_TEST_DATABASE_URL / KOPILKA_TEST_VALKEY_URL to run against servers of your own
+(the database is used as is: point it at a scratch database).
+The app runs as a real uvicorn process on an ephemeral port; tests talk real HTTP to it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend import infra
+from loyalty_core import db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytest_plugins = ["tests.factories"]
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    data_dir = Path(os.environ.get("KOPILKA_TEST_DATA_DIR") or tmp_path_factory.mktemp("kopilka"))
+    db_url = os.environ.get("KOPILKA_TEST_DATABASE_URL") or infra.start_embedded_postgres(data_dir, "kopilka_test")
+    valkey_url = os.environ.get("KOPILKA_TEST_VALKEY_URL") or infra.start_embedded_valkey(data_dir)
+    os.environ["KOPILKA_DATABASE_URL"] = db_url
+    os.environ["KOPILKA_VALKEY_URL"] = valkey_url
+    os.environ["KOPILKA_DATA_DIR"] = str(data_dir)
+    from backend.settings import get_settings
+
+    get_settings.cache_clear()
+    db.configure(db_url, 1, 20)
+    db.migrate_sync()
+    yield db_url, valkey_url
+
+
+@pytest.fixture(scope="session")
+async def db_pool(services: tuple[str, str]) -> AsyncIterator[None]:
+    async with db.pool():
+        yield
+
+
+@pytest.fixture(scope="session")
+async def valkey(services: tuple[str, str]) -> AsyncIterator[object]:
+    import valkey.asyncio as valkey_asyncio
+
+    client = valkey_asyncio.from_url(services[1])
+    yield client
+    await client.aclose()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(services: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real app under uvicorn, as production runs it (one worker here)."""
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(KOPILKA_PORT=str(port), KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}", KOPILKA_SECRET_KEY="test-secret")
+    os.environ["KOPILKA_SECRET_KEY"] = "test-secret"
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "backend.app:create_app",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("server did not start:\n" + log_path.read_text())
+            time.sleep(0.1)
+        try:
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            errors = log_path.read_text()
+            if "Traceback" in errors:
+                print("server log:\n" + errors[-5000:], file=sys.stderr)
+
+
+@pytest.fixture
+async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server, timeout=30) as client:
+        yield client

@@ -1,0 +1,3 @@
+"""PassKit web service routes (filled by the wallet work)."""
+
+ROUTES: list = []
