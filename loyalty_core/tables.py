@@ -260,6 +260,8 @@ class Sale(Table):
     to_pay = BigInt(default=0)
     accrued_points = BigInt(default=0)
     rules_version = Integer(default=0)
+    earning_spend = BigInt(default=0)  # paid with money for goods that earn points: what tiers count
+    returned_earning_spend = BigInt(default=0)
     request_hash = Varchar(length=64)
     response = JSONB()
     trace = JSONB(default=[])

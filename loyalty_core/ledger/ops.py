@@ -1,0 +1,378 @@
+"""Ledger operations on the database. Every function here runs inside a transaction the caller opened,
+after `lock_account` took the account's row lock: that lock is what makes balances exact under
+concurrency (two tills spending one card serialise on it).
+
+Entries are immutable and signed; each movement writes one entry per lot and bucket it touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from loyalty_core.errors import InsufficientPoints, NotFound, ValidationFailed
+from loyalty_core.ledger.maths import LotView, take_from_lots
+from loyalty_core.tables import Account, PointLot
+
+_ENTRY_COLUMNS = "(account, lot, kind, bucket, amount, sale, sale_return, reason, created_at)"
+
+
+class AccountState(msgspec.Struct):
+    id: int
+    active: int
+    pending: int
+
+
+class Entry(msgspec.Struct, frozen=True):
+    lot: int | None
+    kind: str
+    bucket: str
+    amount: int
+
+
+async def _insert_entries(
+    account_id: int,
+    entries: Sequence[Entry],
+    now: datetime,
+    *,
+    reason: str = "",
+    sale_id: int | None = None,
+    return_id: int | None = None,
+) -> None:
+    if not entries:
+        return
+    await Account.raw(
+        f"INSERT INTO ledger_entry {_ENTRY_COLUMNS} "
+        "SELECT {}, e.lot, e.kind, e.bucket, e.amount, {}, {}, {}, {} "
+        "FROM unnest({}::integer[], {}::varchar[], {}::varchar[], {}::bigint[]) AS e(lot, kind, bucket, amount)",
+        account_id,
+        sale_id,
+        return_id,
+        reason,
+        now,
+        [e.lot for e in entries],
+        [e.kind for e in entries],
+        [e.bucket for e in entries],
+        [e.amount for e in entries],
+    )
+
+
+async def _move_account(account_id: int, active_delta: int, pending_delta: int, now: datetime) -> None:
+    if active_delta == 0 and pending_delta == 0:
+        return
+    await Account.raw(
+        "UPDATE account SET active = active + {}, pending = pending + {}, updated_at = {} WHERE id = {}",
+        active_delta,
+        pending_delta,
+        now,
+        account_id,
+    )
+
+
+async def ensure_account(membership_id: int) -> int:
+    rows = await Account.raw(
+        "INSERT INTO account (membership, currency, active, pending, updated_at) "
+        "VALUES ({}, 'points', 0, 0, now()) ON CONFLICT (membership, currency) DO NOTHING RETURNING id",
+        membership_id,
+    )
+    if rows:
+        return rows[0]["id"]
+    rows = await Account.raw("SELECT id FROM account WHERE membership = {} AND currency = 'points'", membership_id)
+    return rows[0]["id"]
+
+
+async def lock_account(account_id: int, now: datetime) -> AccountState:
+    """Take the account's row lock, then apply what fell due (activations, expirations) before anything else."""
+    rows = await Account.raw("SELECT id, active, pending FROM account WHERE id = {} FOR UPDATE", account_id)
+    if not rows:
+        raise NotFound(f"account {account_id} does not exist")
+    state = AccountState(**rows[0])
+    await apply_due(state, now)
+    return state
+
+
+async def apply_due(state: AccountState, now: datetime) -> tuple[int, int]:
+    """Activate pending lots whose time came and expire active lots past their date. Needs the lock.
+
+    Returns (points activated, points expired); `state` is updated in place.
+    """
+    due = await PointLot.raw(
+        "SELECT id, state, remaining, expires_at FROM point_lot WHERE account = {} AND ("
+        "(state = 'pending' AND activates_at <= {}) OR (state = 'active' AND expires_at <= {})) ORDER BY id",
+        state.id,
+        now,
+        now,
+    )
+    if not due:
+        return 0, 0
+    entries: list[Entry] = []
+    activated = expired = 0
+    to_activate: list[int] = []
+    to_expire: list[int] = []
+    for lot in due:
+        r = lot["remaining"]
+        expires = lot["expires_at"] is not None and lot["expires_at"] <= now
+        if lot["state"] == "pending":
+            to_activate.append(lot["id"])
+            if r:
+                entries += [Entry(lot["id"], "activate", "pending", -r), Entry(lot["id"], "activate", "active", r)]
+                activated += r
+        if expires:
+            to_expire.append(lot["id"])
+            if r:
+                entries.append(Entry(lot["id"], "expire", "active", -r))
+                expired += r
+    await PointLot.raw("UPDATE point_lot SET state = 'active' WHERE id = ANY({}::integer[])", to_activate)
+    await PointLot.raw(
+        "UPDATE point_lot SET state = 'expired', remaining = 0 WHERE id = ANY({}::integer[])", to_expire
+    )
+    await _insert_entries(state.id, entries, now, reason="due")
+    await _move_account(state.id, activated - expired, -activated, now)
+    state.active += activated - expired
+    state.pending -= activated
+    return activated, expired
+
+
+async def accrue(
+    state: AccountState,
+    points: int,
+    now: datetime,
+    *,
+    kind: str,
+    source: str,
+    activates_at: datetime,
+    expires_at: datetime | None,
+    reason: str = "",
+    sale_id: int | None = None,
+) -> int:
+    """A new lot: active at once or pending until `activates_at`. Returns the lot id."""
+    if points <= 0:
+        raise ValidationFailed("points to accrue must be positive")
+    bucket = "active" if activates_at <= now else "pending"
+    rows = await PointLot.raw(
+        "WITH lot AS (INSERT INTO point_lot (account, amount, remaining, state, activates_at, expires_at, source, sale, created_at) "
+        "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id) "
+        f"INSERT INTO ledger_entry {_ENTRY_COLUMNS} SELECT {{}}, lot.id, {{}}, {{}}, {{}}, {{}}, NULL, {{}}, {{}} FROM lot RETURNING lot",
+        state.id, points, points, bucket, activates_at, expires_at, source, sale_id, now,
+        state.id, kind, bucket, points, sale_id, reason, now,
+    )
+    if bucket == "active":
+        await _move_account(state.id, points, 0, now)
+        state.active += points
+    else:
+        await _move_account(state.id, 0, points, now)
+        state.pending += points
+    return rows[0]["lot"]
+
+
+async def _active_lots(account_id: int) -> list[LotView]:
+    rows = await PointLot.raw(
+        "SELECT id, remaining, expires_at FROM point_lot WHERE account = {} AND state = 'active' AND remaining > 0",
+        account_id,
+    )
+    return [LotView(**r) for r in rows]
+
+
+async def _take(state: AccountState, taken: list[tuple[int, int]], kind: str, now: datetime, **ctx: object) -> None:
+    await PointLot.raw(
+        "UPDATE point_lot p SET remaining = p.remaining - t.take, "
+        "state = CASE WHEN p.remaining - t.take = 0 AND p.state = 'active' THEN 'spent' ELSE p.state END "
+        "FROM unnest({}::integer[], {}::bigint[]) AS t(id, take) WHERE p.id = t.id",
+        [lot for lot, _ in taken],
+        [take for _, take in taken],
+    )
+    await _insert_entries(state.id, [Entry(lot, kind, "active", -take) for lot, take in taken], now, **ctx)  # type: ignore[arg-type]
+
+
+async def spend(
+    state: AccountState, points: int, now: datetime, *, kind: str = "redeem", reason: str = "", sale_id: int | None = None
+) -> list[tuple[int, int]]:
+    """Take points from active lots, earliest expiry first. Raises InsufficientPoints (nothing written)."""
+    if points <= 0:
+        return []
+    if points > state.active:
+        raise InsufficientPoints(f"The card has {state.active} active points, {points} were asked", available=state.active)
+    taken = take_from_lots(await _active_lots(state.id), points)
+    await _take(state, taken, kind, now, reason=reason, sale_id=sale_id)
+    # the guard in the WHERE is a second line of defence behind the row lock
+    rows = await Account.raw(
+        "UPDATE account SET active = active - {}, updated_at = {} WHERE id = {} AND active >= {} RETURNING active",
+        points, now, state.id, points,
+    )
+    if not rows:
+        raise InsufficientPoints("The card's balance changed; not enough points", available=state.active)
+    state.active -= points
+    return taken
+
+
+async def claw_back(
+    state: AccountState, sale_id: int, points: int, now: datetime, *, return_id: int | None, reason: str
+) -> int:
+    """Take back points a sale accrued: its pending lot first, then its active lot, then other active lots.
+
+    Never drives a balance below zero: returns what could be taken back (the rest was already spent
+    and is reported by the caller as unrecovered).
+    """
+    if points <= 0:
+        return 0
+    lots = await PointLot.raw(
+        "SELECT id, state, remaining, expires_at FROM point_lot WHERE account = {} AND sale = {} AND source = 'sale' "
+        "AND state IN ('pending', 'active', 'spent') AND remaining > 0 ORDER BY (state = 'pending') DESC, id",
+        state.id, sale_id,
+    )
+    left = points
+    pending_taken: list[tuple[int, int]] = []
+    active_taken: list[tuple[int, int]] = []
+    for lot in lots:
+        take = min(left, lot["remaining"])
+        if take <= 0:
+            break
+        (pending_taken if lot["state"] == "pending" else active_taken).append((lot["id"], take))
+        left -= take
+    if left:
+        own = {lot for lot, _ in active_taken}
+        others = [lot for lot in await _active_lots(state.id) if lot.id not in own]
+        available = sum(lot.remaining for lot in others)
+        if available:
+            active_taken += take_from_lots(others, min(left, available))
+            left -= min(left, available)
+    ctx = dict(reason=reason, sale_id=sale_id, return_id=return_id)
+    if pending_taken:
+        await PointLot.raw(
+            "UPDATE point_lot p SET remaining = p.remaining - t.take FROM unnest({}::integer[], {}::bigint[]) AS t(id, take) WHERE p.id = t.id",
+            [lot for lot, _ in pending_taken], [take for _, take in pending_taken],
+        )
+        await _insert_entries(state.id, [Entry(lot, "return_clawback", "pending", -t) for lot, t in pending_taken], now, **ctx)  # type: ignore[arg-type]
+    if active_taken:
+        await _take(state, active_taken, "return_clawback", now, **ctx)
+    from_pending = sum(t for _, t in pending_taken)
+    from_active = sum(t for _, t in active_taken)
+    await _move_account(state.id, -from_active, -from_pending, now)
+    state.active -= from_active
+    state.pending -= from_pending
+    return from_pending + from_active
+
+
+async def refund(
+    state: AccountState, sale_id: int, points: int, now: datetime, *, return_id: int | None, reason: str
+) -> int:
+    """Give back points a sale spent, into the lots they came from (latest expiry first).
+
+    Points whose lot has expired meanwhile come back and burn at once (refund + expire entries),
+    so a return never extends a lot's life. Returns the points that became active again.
+    """
+    if points <= 0:
+        return 0
+    rows = await PointLot.raw(
+        "SELECT e.lot AS id, -SUM(e.amount) AS spent, p.expires_at, p.state FROM ledger_entry e JOIN point_lot p ON p.id = e.lot "
+        "WHERE e.account = {} AND e.sale = {} AND e.kind IN ('redeem', 'return_refund') AND e.bucket = 'active' "
+        "GROUP BY e.lot, p.expires_at, p.state HAVING -SUM(e.amount) > 0 "
+        "ORDER BY p.expires_at DESC NULLS FIRST, e.lot DESC",
+        state.id, sale_id,
+    )
+    left = points
+    restore: list[tuple[int, int]] = []
+    entries: list[Entry] = []
+    for row in rows:
+        give = min(left, row["spent"])
+        if give <= 0:
+            break
+        left -= give
+        entries.append(Entry(row["id"], "return_refund", "active", give))
+        if row["state"] == "expired" or (row["expires_at"] is not None and row["expires_at"] <= now):
+            entries.append(Entry(row["id"], "expire", "active", -give))
+        else:
+            restore.append((row["id"], give))
+    if left:
+        raise ValidationFailed(f"sale {sale_id} spent {points - left} points that can be refunded, {points} were asked")
+    await PointLot.raw(
+        "UPDATE point_lot p SET remaining = p.remaining + t.give, state = 'active' "
+        "FROM unnest({}::integer[], {}::bigint[]) AS t(id, give) WHERE p.id = t.id",
+        [lot for lot, _ in restore], [give for _, give in restore],
+    )
+    await _insert_entries(state.id, entries, now, reason=reason, sale_id=sale_id, return_id=return_id)
+    restored = sum(g for _, g in restore)
+    await _move_account(state.id, restored, 0, now)
+    state.active += restored
+    return restored
+
+
+async def transfer(source: AccountState, target: AccountState, now: datetime, reason: str) -> int:
+    """Move every live lot (pending and active) to another account, keeping dates. Both must be locked."""
+    lots = await PointLot.raw(
+        "SELECT id, state, remaining, activates_at, expires_at FROM point_lot "
+        "WHERE account = {} AND state IN ('pending', 'active') AND remaining > 0 ORDER BY id",
+        source.id,
+    )
+    moved_active = moved_pending = 0
+    for lot in lots:
+        r, bucket = lot["remaining"], ("active" if lot["state"] == "active" else "pending")
+        new_lot = await PointLot.raw(
+            "INSERT INTO point_lot (account, amount, remaining, state, activates_at, expires_at, source, created_at) "
+            "VALUES ({}, {}, {}, {}, {}, {}, 'transfer', {}) RETURNING id",
+            target.id, r, r, lot["state"], lot["activates_at"], lot["expires_at"], now,
+        )
+        await PointLot.raw("UPDATE point_lot SET remaining = 0, state = 'spent' WHERE id = {}", lot["id"])
+        await _insert_entries(source.id, [Entry(lot["id"], "transfer", bucket, -r)], now, reason=reason)
+        await _insert_entries(target.id, [Entry(new_lot[0]["id"], "transfer", bucket, r)], now, reason=reason)
+        if bucket == "active":
+            moved_active += r
+        else:
+            moved_pending += r
+    await _move_account(source.id, -moved_active, -moved_pending, now)
+    await _move_account(target.id, moved_active, moved_pending, now)
+    source.active, source.pending = source.active - moved_active, source.pending - moved_pending
+    target.active, target.pending = target.active + moved_active, target.pending + moved_pending
+    return moved_active + moved_pending
+
+
+async def lock_accounts(account_ids: Sequence[int], now: datetime) -> dict[int, AccountState]:
+    """Lock several accounts in id order, so two transfers can never deadlock."""
+    return {account_id: await lock_account(account_id, now) for account_id in sorted(set(account_ids))}
+
+
+class DatedPoints(msgspec.Struct, frozen=True):
+    points: int
+    on: date
+
+
+class Balance(msgspec.Struct, frozen=True):
+    active: int
+    pending: int
+    pending_lots: list[DatedPoints]
+    expiring: list[DatedPoints]
+
+
+async def balance(account_id: int, now: datetime, timezone: str = "Europe/Moscow", horizon_days: int = 400) -> Balance:
+    """What the shopper sees, computed from lots as of `now`: right even if the settle job lags."""
+    tz = ZoneInfo(timezone)
+    lots = await PointLot.raw(
+        "SELECT remaining, state, activates_at, expires_at FROM point_lot "
+        "WHERE account = {} AND state IN ('pending', 'active') AND remaining > 0",
+        account_id,
+    )
+    active = pending = 0
+    pending_by_day: dict[date, int] = {}
+    expiring_by_day: dict[date, int] = {}
+    horizon = now + timedelta(days=horizon_days)
+    for lot in lots:
+        if lot["expires_at"] is not None and lot["expires_at"] <= now:
+            continue
+        if lot["state"] == "pending" and lot["activates_at"] > now:
+            pending += lot["remaining"]
+            day = lot["activates_at"].astimezone(tz).date()
+            pending_by_day[day] = pending_by_day.get(day, 0) + lot["remaining"]
+            continue
+        active += lot["remaining"]
+        if lot["expires_at"] is not None and lot["expires_at"] <= horizon:
+            day = lot["expires_at"].astimezone(tz).date()
+            expiring_by_day[day] = expiring_by_day.get(day, 0) + lot["remaining"]
+    return Balance(
+        active=active,
+        pending=pending,
+        pending_lots=[DatedPoints(p, d) for d, p in sorted(pending_by_day.items())],
+        expiring=[DatedPoints(p, d) for d, p in sorted(expiring_by_day.items())],
+    )

@@ -1,0 +1,71 @@
+"""The settle job: applies due activations and expirations in batches, for display and notifications.
+
+Correctness never depends on it: every operation applies what fell due under the account lock first.
+Accounts busy in another transaction are skipped (SKIP LOCKED) and picked up by the next batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import msgspec
+
+from loyalty_core.ledger.ops import AccountState, apply_due
+from loyalty_core.piccolo_conf import DB
+from loyalty_core.tables import Account
+
+AfterAccount = Callable[[AccountState, int, int, datetime], object]
+
+
+class SettleReport(msgspec.Struct):
+    accounts: int = 0
+    activated_points: int = 0
+    expired_points: int = 0
+    batches: int = 0
+
+
+async def due_account_ids(now: datetime, limit: int, after_id: int = 0) -> list[int]:
+    rows = await Account.raw(
+        "SELECT DISTINCT account FROM point_lot WHERE account > {} AND ("
+        "(state = 'pending' AND activates_at <= {}) OR (state = 'active' AND expires_at <= {})) "
+        "ORDER BY account LIMIT {}",
+        after_id, now, now, limit,
+    )
+    return [r["account"] for r in rows]
+
+
+async def settle_batch(account_ids: list[int], now: datetime, report: SettleReport, on_settled: AfterAccount | None) -> None:
+    async with DB.transaction():
+        rows = await Account.raw(
+            "SELECT id, active, pending FROM account WHERE id = ANY({}::integer[]) ORDER BY id FOR UPDATE SKIP LOCKED",
+            account_ids,
+        )
+        for row in rows:
+            state = AccountState(**row)
+            activated, expired = await apply_due(state, now)
+            report.accounts += 1
+            report.activated_points += activated
+            report.expired_points += expired
+            if on_settled is not None:
+                await on_settled(state, activated, expired, now)  # type: ignore[misc]
+    report.batches += 1
+
+
+async def settle_due(
+    now: datetime,
+    batch_size: int = 500,
+    progress: Callable[[SettleReport], None] | None = None,
+    on_settled: AfterAccount | None = None,
+) -> SettleReport:
+    """Settle every account with something due as of `now`, `batch_size` accounts per transaction."""
+    report = SettleReport()
+    after = 0
+    while True:
+        ids = await due_account_ids(now, batch_size, after)
+        if not ids:
+            return report
+        await settle_batch(ids, now, report, on_settled)
+        after = ids[-1]
+        if progress is not None:
+            progress(report)

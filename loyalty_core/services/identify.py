@@ -1,0 +1,120 @@
+"""Who is at the till: a scan (card number, wallet barcode, app QR token, phone) -> card, member, account."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import msgspec
+import phonenumbers
+
+from loyalty_core.errors import CardBlocked, CardNotFound, TokenExpired
+from loyalty_core.tables import Card, Customer
+
+APP_TOKEN_PREFIX = "KQ1."
+
+
+class CardContext(msgspec.Struct, kw_only=True):
+    card_id: int
+    number: str
+    card_status: str
+    program_id: int
+    program_timezone: str
+    rules_version: int
+    membership_id: int | None
+    membership_status: str | None
+    customer_id: int | None
+    customer_name: str
+    birth_date: dt.date | None
+    tier_id: int | None
+    tier_code: str | None
+    tier_name: str | None
+    segments: list[str]
+    purchases_count: int
+    last_purchase_at: dt.datetime | None
+    joined_at: dt.datetime | None
+    referred_by: int | None
+    account_id: int | None
+
+    @property
+    def registered(self) -> bool:
+        return self.customer_id is not None
+
+
+_CARD_QUERY = """
+SELECT c.id AS card_id, c.number, c.status AS card_status, c.blocked_reason, c.replaced_by,
+       c.program AS program_id, p.timezone AS program_timezone, p.rules_version,
+       m.id AS membership_id, m.status AS membership_status, m.customer AS customer_id,
+       COALESCE(cu.name, '') AS customer_name, cu.birth_date,
+       t.id AS tier_id, t.code AS tier_code, t.name AS tier_name,
+       COALESCE(m.segments, ARRAY[]::varchar[]) AS segments, COALESCE(m.purchases_count, 0) AS purchases_count,
+       m.last_purchase_at, m.joined_at, m.referred_by, a.id AS account_id
+FROM card c
+JOIN program p ON p.id = c.program
+LEFT JOIN membership m ON m.id = c.membership
+LEFT JOIN customer cu ON cu.id = m.customer
+LEFT JOIN tier t ON t.id = m.tier
+LEFT JOIN account a ON a.membership = m.id AND a.currency = 'points'
+WHERE {where}
+"""
+
+
+async def _load(where: str, *args: object) -> dict | None:
+    rows = await Card.raw(_CARD_QUERY.format(where=where), *args)
+    return rows[0] if rows else None
+
+
+def _secret() -> str:
+    from backend.settings import get_settings
+
+    return os.environ.get("KOPILKA_SECRET_KEY") or get_settings().security.secret_key
+
+
+def _card_from_app_token(scan: str, now: dt.datetime) -> str:
+    from wallet_passes.qr import QrTokenExpired, QrTokenInvalid, verify_app_qr_token
+
+    try:
+        return verify_app_qr_token(scan, _secret(), now)
+    except QrTokenExpired as exc:
+        raise TokenExpired("The app QR code has expired: ask the shopper to refresh the screen") from exc
+    except QrTokenInvalid as exc:
+        raise CardNotFound("The QR code is not a valid Kopilka code") from exc
+
+
+def _as_phone(scan: str) -> str | None:
+    if not scan.startswith("+"):
+        return None
+    try:
+        number = phonenumbers.parse(scan, "RU")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+async def resolve_scan(scan: str, now: dt.datetime) -> CardContext:
+    """Find the card a scan names. Blocked/replaced cards and stale app tokens are refused with their own errors."""
+    scan = scan.strip()
+    row: dict | None
+    if scan.startswith(APP_TOKEN_PREFIX):
+        row = await _load("c.number = {}", _card_from_app_token(scan, now))
+    elif (phone := _as_phone(scan)) is not None:
+        customer = await Customer.select(Customer.id).where(Customer.phone == phone).first()
+        row = None
+        if customer is not None:
+            # the member's current card: active first, newest first
+            row = await _load(
+                "m.customer = {} AND c.status = 'active' ORDER BY c.id DESC LIMIT 1", customer["id"]
+            )
+    else:
+        row = await _load("c.number = {}", scan)
+    if row is None:
+        raise CardNotFound("No card or member matches this scan")
+    if row["card_status"] == "blocked":
+        raise CardBlocked(f"Card {row['number']} is blocked: {row['blocked_reason'] or 'no reason given'}")
+    if row["card_status"] == "replaced":
+        raise CardBlocked(f"Card {row['number']} was replaced by a new card; ask the shopper for the new one")
+    row.pop("blocked_reason")
+    row.pop("replaced_by")
+    return CardContext(**row)

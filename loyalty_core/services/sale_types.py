@@ -1,0 +1,187 @@
+"""The till's wire structs (POS_API.md): what a till sends and what it gets back. Shared by services and controllers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+Str64 = Annotated[str, Meta(min_length=1, max_length=64)]
+Minor = Annotated[int, Meta(ge=0, le=10**12)]
+Points = Annotated[int, Meta(ge=0, le=10**10)]
+AwareDateTime = Annotated[dt.datetime, Meta(tz=True)]
+Channel = Literal["store", "online", "app", "call_center"]
+
+
+class SaleLineIn(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    line_no: Annotated[int, Meta(ge=1, le=100_000)]
+    sku: Str64
+    quantity: Annotated[Decimal, Meta(gt=0, le=1_000_000)]
+    price: Minor
+    amount: Minor
+
+
+class PaymentIn(msgspec.Struct, frozen=True):
+    type: Annotated[str, Meta(min_length=1, max_length=32)]
+    amount: Minor
+
+
+class SaleIn(msgspec.Struct, frozen=True):
+    receipt_id: Str64
+    business_date: dt.date
+    occurred_at: AwareDateTime
+    lines: Annotated[list[SaleLineIn], Meta(min_length=1, max_length=1000)]
+    card: Annotated[str, Meta(min_length=1, max_length=512)] | None = None
+    channel: Channel = "store"
+    coupons: Annotated[list[Annotated[str, Meta(min_length=1, max_length=64)]], Meta(max_length=20)] = []
+    redeem_points: Points = 0
+    payments: Annotated[list[PaymentIn], Meta(max_length=20)] = []
+
+
+class IdentifyIn(msgspec.Struct, frozen=True):
+    scan: Annotated[str, Meta(min_length=1, max_length=512)]
+
+
+class TierOut(msgspec.Struct):
+    code: str
+    name: str
+
+
+class MemberOut(msgspec.Struct):
+    id: int | None
+    name: str
+    tier: TierOut | None
+    registered: bool = True
+
+
+class CardOut(msgspec.Struct):
+    number: str
+    status: str
+
+
+class ExpiringOut(msgspec.Struct):
+    points: int
+    on: dt.date
+
+
+class BalanceOut(msgspec.Struct):
+    active: int
+    pending: int
+    expiring: list[ExpiringOut] = []
+
+
+class IdentifyOut(msgspec.Struct):
+    member: MemberOut
+    card: CardOut
+    balance: BalanceOut
+    cashier_messages: list[str]
+
+
+class LineOut(msgspec.Struct):
+    line_no: int
+    discount: int
+    redeemed_points: int
+    redeemed_amount: int
+    to_pay: int
+    accrued_points: int
+
+
+class TotalsOut(msgspec.Struct):
+    amount: int
+    discount: int
+    redeemed_points: int
+    redeemed_amount: int
+    to_pay: int
+    accrued_points: int
+
+
+class AppliedOut(msgspec.Struct):
+    rule: str
+    name: str
+    effect: str
+    lines: list[int]
+    explanation: str
+    points: int = 0
+    discount: int = 0
+
+
+class CouponOut(msgspec.Struct):
+    code: str
+    status: str
+    reason: str | None = None
+
+
+class BalanceAfter(msgspec.Struct):
+    active: int
+    pending: int
+
+
+class CalculationOut(msgspec.Struct, kw_only=True):
+    lines: list[LineOut]
+    totals: TotalsOut
+    max_redeem_points: int
+    applied: list[AppliedOut]
+    coupons: list[CouponOut]
+    balance_after: BalanceAfter | None
+    cashier_messages: list[str]
+    rules_version: int = 0
+    sale_id: int | None = None
+    status: str | None = None
+
+
+class ReturnLineIn(msgspec.Struct, frozen=True):
+    line_no: Annotated[int, Meta(ge=1, le=100_000)]
+    quantity: Annotated[Decimal, Meta(gt=0, le=1_000_000)]
+
+
+class ReturnIn(msgspec.Struct, frozen=True):
+    return_id: Str64
+    lines: Annotated[list[ReturnLineIn], Meta(min_length=1, max_length=1000)]
+
+
+class ReturnOut(msgspec.Struct, kw_only=True):
+    return_id: str
+    sale_id: int
+    clawed_back_points: int
+    refunded_points: int
+    refunded_amount: int
+    unrecovered_points: int = 0  # accrued points already spent: could not be taken back
+    balance_after: BalanceAfter | None
+
+
+class CancelOut(msgspec.Struct, kw_only=True):
+    sale_id: int
+    status: str
+    clawed_back_points: int
+    refunded_points: int
+    refunded_amount: int
+    unrecovered_points: int = 0
+    balance_after: BalanceAfter | None
+
+
+class BatchIn(msgspec.Struct, frozen=True):
+    sales: Annotated[list[SaleIn], Meta(min_length=1, max_length=500)]
+
+
+class BatchItemOut(msgspec.Struct, kw_only=True):
+    receipt_id: str
+    status: str  # confirmed | duplicate | rejected
+    sale_id: int | None = None
+    problem: dict | None = None
+
+
+class BatchOut(msgspec.Struct):
+    results: list[BatchItemOut]
+
+
+def quantity_milli(quantity: Decimal) -> int:
+    """1.5 -> 1500. More than three decimals is not a quantity a till sells."""
+    milli = quantity * 1000
+    if milli != milli.to_integral_value():
+        from loyalty_core.errors import ValidationFailed
+
+        raise ValidationFailed(f"quantity {quantity} has more than 3 decimals")
+    return int(milli)
