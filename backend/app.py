@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import valkey.asyncio as valkey_asyncio
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.config.compression import CompressionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -50,6 +51,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.server.max_body_bytes,
         compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
         template_config=template_config(),
-        state={"settings": settings},
+        state=State({"settings": settings}),
         debug=settings.server.debug,
     )

@@ -62,7 +62,8 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
         messages = [str(e.get("message", "")) for e in exc.extra if isinstance(e, dict)]
         if any(messages):
             detail = f"{detail}: {'; '.join(m for m in messages if m)}"
-    response = problem_response(slug, status, detail if slug != "not-found" else "Not found", detail, **extra)
+    titles = {"validation-error": "Invalid request", "not-found": "Not found", "unauthorized": "Not authenticated"}
+    response = problem_response(slug, status, titles.get(slug, detail), detail, **extra)
     if exc.headers:
         response.headers.update(exc.headers)
     return response

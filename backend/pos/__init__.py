@@ -1,1 +1,5 @@
-ROUTES: list = []
+"""The till API: /pos/v1."""
+
+from backend.pos.controllers import TillController
+
+ROUTES: list = [TillController]

@@ -19,7 +19,7 @@ Channel = Literal["store", "online", "app", "call_center"]
 class SaleLineIn(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     line_no: Annotated[int, Meta(ge=1, le=100_000)]
     sku: Str64
-    quantity: Annotated[Decimal, Meta(gt=0, le=1_000_000)]
+    quantity: Annotated[float, Meta(gt=0, le=1_000_000)]
     price: Minor
     amount: Minor
 
@@ -134,7 +134,7 @@ class CalculationOut(msgspec.Struct, kw_only=True):
 
 class ReturnLineIn(msgspec.Struct, frozen=True):
     line_no: Annotated[int, Meta(ge=1, le=100_000)]
-    quantity: Annotated[Decimal, Meta(gt=0, le=1_000_000)]
+    quantity: Annotated[float, Meta(gt=0, le=1_000_000)]
 
 
 class ReturnIn(msgspec.Struct, frozen=True):
@@ -177,9 +177,9 @@ class BatchOut(msgspec.Struct):
     results: list[BatchItemOut]
 
 
-def quantity_milli(quantity: Decimal) -> int:
+def quantity_milli(quantity: float) -> int:
     """1.5 -> 1500. More than three decimals is not a quantity a till sells."""
-    milli = quantity * 1000
+    milli = Decimal(repr(quantity)) * 1000
     if milli != milli.to_integral_value():
         from loyalty_core.errors import ValidationFailed
 

@@ -1,0 +1,69 @@
+"""The till API (POS_API.md). Thin handlers: parse, call one service, return a Struct."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from litestar import Controller, Request, post
+from litestar.params import Parameter
+
+from backend.pos.auth import TillPrincipal, current_till, till_guard
+from backend.pos.idempotency import idempotent
+from loyalty_core.services import returns, sales
+from loyalty_core.services.sale_types import (
+    BatchIn,
+    BatchOut,
+    CalculationOut,
+    CancelOut,
+    IdentifyIn,
+    IdentifyOut,
+    ReturnIn,
+    ReturnOut,
+    SaleIn,
+)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _till(principal: TillPrincipal) -> sales.Till:
+    return sales.Till(till_id=principal.till_id, store_id=principal.store_id, store_timezone=principal.store_timezone)
+
+
+class TillController(Controller):
+    path = "/pos/v1"
+    guards = [till_guard]
+    tags = ["till"]
+
+    @post("/identify", status_code=200, summary="Identify a shopper from a scan")
+    async def identify(self, request: Request, data: IdentifyIn) -> IdentifyOut:
+        return await sales.identify(data.scan, _now())
+
+    @post("/sales/calculate", status_code=200, summary="Price a basket (writes nothing)")
+    async def calculate(self, request: Request, data: SaleIn) -> CalculationOut:
+        return await sales.calculate_sale(data, _till(current_till(request)), _now())
+
+    @post("/sales/confirm", status_code=200, summary="Confirm a sale (idempotent)")
+    async def confirm(
+        self,
+        request: Request,
+        data: SaleIn,
+        idempotency_key: str | None = Parameter(header="Idempotency-Key", required=False, max_length=200),
+    ) -> CalculationOut:
+        till = _till(current_till(request))
+        return await idempotent(
+            till.till_id, idempotency_key, data, CalculationOut, lambda: sales.confirm_sale(data, till, _now())
+        )
+
+    @post("/sales/{sale_id:int}/cancel", status_code=200, summary="Cancel a confirmed sale the same day")
+    async def cancel(self, request: Request, sale_id: int) -> CancelOut:
+        return await returns.cancel_sale(sale_id, _till(current_till(request)), _now())
+
+    @post("/sales/{sale_id:int}/returns", status_code=200, summary="Return lines of a confirmed sale")
+    async def return_lines(self, request: Request, sale_id: int, data: ReturnIn) -> ReturnOut:
+        return await returns.return_sale(sale_id, data, _till(current_till(request)), _now())
+
+    @post("/sales/batch", status_code=200, summary="Upload sales made offline, in till order")
+    async def batch(self, request: Request, data: BatchIn) -> BatchOut:
+        return BatchOut(results=await sales.confirm_batch(list(data.sales), _till(current_till(request)), _now()))

@@ -1,0 +1,74 @@
+"""The transactional outbox: notification rows written in the same transaction as the change that causes them.
+
+The worker (backend.push) claims them with SKIP LOCKED and delivers: app pushes, wallet-pass updates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+
+from loyalty_core.tables import Notification
+
+
+async def enqueue(kind: str, payload: dict[str, Any], *, customer_id: int | None = None, card_id: int | None = None) -> None:
+    await Notification.raw(
+        "INSERT INTO notification (customer, card, kind, payload, status, attempts, next_attempt_at, last_error, created_at) "
+        "VALUES ({}, {}, {}, {}, 'pending', 0, now(), '', now())",
+        customer_id, card_id, kind, msgspec.json.encode(payload).decode(),
+    )
+
+
+async def pass_changed(card_id: int, now: dt.datetime) -> None:
+    """What a wallet pass shows changed: mark it updated and queue the pass push in this transaction."""
+    await Notification.raw("UPDATE card SET pass_updated_at = {} WHERE id = {}", now, card_id)
+    await enqueue("pass_update", {"card_id": card_id}, card_id=card_id)
+
+
+async def after_sale(card: Any, priced: Any, state: Any, tier_change: Any, sale_id: int) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    await pass_changed(card.card_id, now)
+    if card.customer_id is None:
+        return
+    if priced.totals.accrued_points:
+        await enqueue(
+            "points_accrued",
+            {"points": priced.totals.accrued_points, "sale_id": sale_id, "active": state.active, "pending": state.pending},
+            customer_id=card.customer_id, card_id=card.card_id,
+        )
+    if tier_change is not None:
+        await enqueue(
+            "tier_changed",
+            {"tier": tier_change.new_code, "name": tier_change.new_name, "up": tier_change.up},
+            customer_id=card.customer_id, card_id=card.card_id,
+        )
+
+
+async def after_balance_change(card_id: int | None, customer_id: int | None, kind: str, payload: dict[str, Any]) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    if card_id is not None:
+        await pass_changed(card_id, now)
+    if customer_id is not None and kind:
+        await enqueue(kind, payload, customer_id=customer_id, card_id=card_id)
+
+
+async def use_coupons(priced: Any, card: Any, sale_id: int) -> None:
+    """Applied coupons are used up by this sale; coupons a rule issues are given to the member."""
+    applied = [c.code for c in priced.coupons if c.status == "applied"]
+    if applied:
+        await Notification.raw(
+            "UPDATE coupon c SET uses = c.uses + 1, status = CASE WHEN s.max_uses_per_code > 0 AND c.uses + 1 >= "
+            "s.max_uses_per_code THEN 'used' ELSE c.status END FROM coupon_series s "
+            "WHERE s.id = c.series AND c.code = ANY({}::varchar[])",
+            applied,
+        )
+    if priced.issued_coupons and card is not None and card.membership_id is not None:
+        from loyalty_core.services.coupons import issue_personal_coupon
+
+        for series_code in priced.issued_coupons:
+            code = await issue_personal_coupon(series_code, card.membership_id)
+            if code and card.customer_id is not None:
+                await enqueue("coupon_issued", {"code": code, "series": series_code, "sale_id": sale_id},
+                              customer_id=card.customer_id, card_id=card.card_id)

@@ -1,0 +1,219 @@
+"""Returns and cancels: what each returned line received is reversed, proportionally, exactly once.
+
+A cancel is the return of everything not yet returned, recorded under the reserved return id
+`cancel`, after which the sale is `cancelled`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import msgspec
+
+from loyalty_core.errors import (
+    IdempotencyConflict,
+    ReturnExceedsSale,
+    SaleNotCancellable,
+    SaleNotFound,
+    ValidationFailed,
+)
+from loyalty_core.ledger import ops
+from loyalty_core.ledger.maths import proportional_share
+from loyalty_core.piccolo_conf import DB
+from loyalty_core.services import outbox, tiers
+from loyalty_core.services.sale_types import BalanceAfter, CancelOut, ReturnIn, ReturnOut, quantity_milli
+from loyalty_core.services.sales import Till, request_hash
+from loyalty_core.tables import Sale, SaleReturn
+
+CANCEL_RETURN_ID = "cancel"
+
+
+class _Reversal(msgspec.Struct):
+    clawed_back_points: int = 0
+    refunded_points: int = 0
+    refunded_amount: int = 0
+    unrecovered_points: int = 0
+    balance_after: BalanceAfter | None = None
+
+
+async def _existing_return(sale_id: int, return_id: str) -> dict | None:
+    rows = await SaleReturn.raw(
+        "SELECT request_hash, response FROM sale_return WHERE sale = {} AND return_id = {}", sale_id, return_id
+    )
+    return rows[0] if rows else None
+
+
+async def _lock_sale(sale_id: int) -> dict:
+    rows = await Sale.raw(
+        "SELECT s.id, s.status, s.account, s.membership, s.store, s.business_date, s.receipt_id, s.to_pay, "
+        "s.earning_spend, s.returned_earning_spend, st.timezone, m.program, m.customer, "
+        "(SELECT c.id FROM card c WHERE c.number = s.card_number) AS card_id "
+        "FROM sale s JOIN store st ON st.id = s.store LEFT JOIN membership m ON m.id = s.membership "
+        "WHERE s.id = {} FOR UPDATE OF s",
+        sale_id,
+    )
+    if not rows:
+        raise SaleNotFound(f"Sale {sale_id} does not exist")
+    return rows[0]
+
+
+async def _reverse(sale: dict, quantities: dict[int, int], return_id: str, digest: str, now: dt.datetime) -> _Reversal:
+    """Reverse `quantities` (line_no -> milli-units) of a locked sale; writes the return and its lines."""
+    lines = {
+        r["line_no"]: r
+        for r in await Sale.raw(
+            "SELECT line_no, quantity_milli, returned_quantity_milli, to_pay, redeemed_points, redeemed_amount, "
+            "accrued_points, amount FROM sale_line WHERE sale = {} ORDER BY line_no",
+            sale["id"],
+        )
+    }
+    result = _Reversal()
+    per_line: list[tuple[int, int, int, int, int, int]] = []  # line_no, qty, claw, refund pts, refund money, amount
+    for line_no, qty in quantities.items():
+        line = lines.get(line_no)
+        if line is None:
+            raise ValidationFailed(f"Sale {sale['id']} has no line {line_no}")
+        left = line["quantity_milli"] - line["returned_quantity_milli"]
+        if qty > left:
+            raise ReturnExceedsSale(
+                f"Line {line_no}: {qty / 1000:g} asked back, {left / 1000:g} left to return",
+                line_no=line_no, returnable_quantity=left / 1000,
+            )
+        before, whole = line["returned_quantity_milli"], line["quantity_milli"]
+        claw = proportional_share(line["accrued_points"], before, qty, whole)
+        refund_points = proportional_share(line["redeemed_points"], before, qty, whole)
+        refund_money = proportional_share(line["to_pay"], before, qty, whole)
+        amount = proportional_share(line["amount"], before, qty, whole)
+        per_line.append((line_no, qty, claw, refund_points, refund_money, amount))
+        result.refunded_points += refund_points
+        result.refunded_amount += refund_money
+    claw_total = sum(p[2] for p in per_line)
+    return_row = await SaleReturn.raw(
+        "INSERT INTO sale_return (sale, return_id, request_hash, clawed_back_points, refunded_points, refunded_amount, "
+        "response, created_at) VALUES ({}, {}, {}, 0, 0, 0, {}, {}) RETURNING id",
+        sale["id"], return_id, digest, "{}", now,
+    )
+    return_pk = return_row[0]["id"]
+    if sale["account"] is not None:
+        state = await ops.lock_account(sale["account"], now)
+        reason = f"return {return_id} of receipt {sale['receipt_id']}"
+        result.clawed_back_points = await ops.claw_back(
+            state, sale["id"], claw_total, now, return_id=return_pk, reason=reason
+        )
+        result.unrecovered_points = claw_total - result.clawed_back_points
+        await ops.refund(state, sale["id"], result.refunded_points, now, return_id=return_pk, reason=reason)
+        result.balance_after = BalanceAfter(active=state.active, pending=state.pending)
+    if not per_line:
+        sale["return_pk"] = return_pk
+        return result
+    await Sale.raw(
+        "INSERT INTO return_line (sale_return, line_no, quantity_milli, clawed_back_points, refunded_points, "
+        "refunded_amount, amount) SELECT {}, l, q, c, rp, rm, a FROM unnest({}::int[], {}::bigint[], {}::bigint[], "
+        "{}::bigint[], {}::bigint[], {}::bigint[]) AS t(l, q, c, rp, rm, a)",
+        return_pk, *[list(col) for col in zip(*per_line)],
+    )
+    await Sale.raw(
+        "UPDATE sale_line sl SET returned_quantity_milli = sl.returned_quantity_milli + t.q "
+        "FROM unnest({}::int[], {}::bigint[]) AS t(l, q) WHERE sl.sale = {} AND sl.line_no = t.l",
+        [p[0] for p in per_line], [p[1] for p in per_line], sale["id"],
+    )
+    await _reduce_tier_spend(sale, result.refunded_amount)
+    await SaleReturn.raw(
+        "UPDATE sale_return SET clawed_back_points = {}, refunded_points = {}, refunded_amount = {} WHERE id = {}",
+        result.clawed_back_points, result.refunded_points, result.refunded_amount, return_pk,
+    )
+    sale["return_pk"] = return_pk
+    return result
+
+
+async def _reduce_tier_spend(sale: dict, refunded_money: int) -> None:
+    if sale["to_pay"] <= 0:
+        return
+    refunded_before = await Sale.raw(
+        "SELECT COALESCE(SUM(refunded_amount), 0) AS r FROM sale_return WHERE sale = {}", sale["id"]
+    )
+    total_refunded = refunded_before[0]["r"] + refunded_money
+    returned_spend = sale["earning_spend"] * min(total_refunded, sale["to_pay"]) // sale["to_pay"]
+    await Sale.raw("UPDATE sale SET returned_earning_spend = {} WHERE id = {}", returned_spend, sale["id"])
+
+
+async def _after_reversal(sale: dict, result: _Reversal, now: dt.datetime) -> None:
+    if sale["membership"] is None:
+        return
+    change = await tiers.recompute_tier(sale["membership"], sale["program"], now)
+    await outbox.after_balance_change(
+        sale["card_id"], sale["customer"], "points_returned",
+        {"sale_id": sale["id"], "clawed_back": result.clawed_back_points, "refunded": result.refunded_points},
+    )
+    if change is not None and sale["customer"] is not None:
+        await outbox.enqueue("tier_changed", {"tier": change.new_code, "name": change.new_name, "up": change.up},
+                             customer_id=sale["customer"], card_id=sale["card_id"])
+
+
+def _replay(existing: dict, digest: str, what: str) -> bytes:
+    if existing["request_hash"] != digest:
+        raise IdempotencyConflict(f"{what} was already processed with a different body")
+    return existing["response"]
+
+
+async def return_sale(sale_id: int, body: ReturnIn, till: Till, now: dt.datetime) -> ReturnOut:
+    """Return some lines of a confirmed sale. Idempotent by return_id."""
+    if body.return_id == CANCEL_RETURN_ID:
+        raise ValidationFailed(f"return_id {CANCEL_RETURN_ID!r} is reserved for cancels")
+    quantities: dict[int, int] = {}
+    for line in body.lines:
+        if line.line_no in quantities:
+            raise ValidationFailed(f"line_no {line.line_no} appears twice in the return")
+        quantities[line.line_no] = quantity_milli(line.quantity)
+    digest = request_hash(body)
+    existing = await _existing_return(sale_id, body.return_id)
+    if existing is not None:
+        return msgspec.json.decode(_replay(existing, digest, f"Return {body.return_id}"), type=ReturnOut)
+    try:
+        async with DB.transaction():
+            sale = await _lock_sale(sale_id)
+            existing = await _existing_return(sale_id, body.return_id)
+            if existing is not None:
+                return msgspec.json.decode(_replay(existing, digest, f"Return {body.return_id}"), type=ReturnOut)
+            if sale["status"] != "confirmed":
+                raise ReturnExceedsSale(f"Sale {sale_id} was cancelled: nothing is left to return")
+            result = await _reverse(sale, quantities, body.return_id, digest, now)
+            await _after_reversal(sale, result, now)
+            response = ReturnOut(return_id=body.return_id, sale_id=sale_id, **msgspec.structs.asdict(result))
+            await SaleReturn.raw("UPDATE sale_return SET response = {} WHERE id = {}",
+                                 msgspec.json.encode(response).decode(), sale["return_pk"])
+            return response
+    except asyncpg.UniqueViolationError:
+        existing = await _existing_return(sale_id, body.return_id)
+        if existing is None:
+            raise
+        return msgspec.json.decode(_replay(existing, digest, f"Return {body.return_id}"), type=ReturnOut)
+
+
+async def cancel_sale(sale_id: int, till: Till, now: dt.datetime, any_day: bool = False) -> CancelOut:
+    """Full reversal of a confirmed sale on its business day: accrued points removed, spent points returned."""
+    async with DB.transaction():
+        sale = await _lock_sale(sale_id)
+        if sale["status"] == "cancelled":
+            existing = await _existing_return(sale_id, CANCEL_RETURN_ID)
+            return msgspec.json.decode(existing["response"], type=CancelOut)  # type: ignore[index]
+        local_day = now.astimezone(ZoneInfo(sale["timezone"])).date()
+        if not any_day and sale["business_date"] != local_day:
+            raise SaleNotCancellable(
+                f"Sale {sale_id} is from {sale['business_date'].isoformat()}; a cancel is for the same business day, "
+                "use a return instead"
+            )
+        lines = await Sale.raw(
+            "SELECT line_no, quantity_milli - returned_quantity_milli AS left FROM sale_line WHERE sale = {} "
+            "AND quantity_milli > returned_quantity_milli ORDER BY line_no",
+            sale_id,
+        )
+        result = await _reverse(sale, {r["line_no"]: r["left"] for r in lines}, CANCEL_RETURN_ID, "cancel", now)
+        await Sale.raw("UPDATE sale SET status = 'cancelled', cancelled_at = {} WHERE id = {}", now, sale_id)
+        await _after_reversal(sale, result, now)
+        response = CancelOut(sale_id=sale_id, status="cancelled", **msgspec.structs.asdict(result))
+        await SaleReturn.raw("UPDATE sale_return SET response = {} WHERE id = {}",
+                             msgspec.json.encode(response).decode(), sale["return_pk"])
+        return response

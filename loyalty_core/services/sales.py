@@ -1,0 +1,331 @@
+"""Till use-cases: identify, calculate (writes nothing), confirm (one transaction, exactly once), batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import asyncpg
+import msgspec
+
+from loyalty_core.engine import PricedBasket, RedeemLimitExceeded, price
+from loyalty_core.errors import DomainError, IdempotencyConflict, InsufficientPoints, RedeemLimit
+from loyalty_core.ledger import ops
+from loyalty_core.piccolo_conf import DB
+from loyalty_core.services import outbox, programs, tiers
+from loyalty_core.services.identify import CardContext, resolve_scan
+from loyalty_core.services.pricing import build_pricing_input
+from loyalty_core.services.sale_types import (
+    AppliedOut,
+    BalanceAfter,
+    BalanceOut,
+    BatchItemOut,
+    CalculationOut,
+    CardOut,
+    CouponOut,
+    ExpiringOut,
+    IdentifyOut,
+    LineOut,
+    MemberOut,
+    SaleIn,
+    TierOut,
+    TotalsOut,
+    quantity_milli,
+)
+from loyalty_core.tables import Membership, Program, Sale
+
+PRESERVE_CARD_STATUSES = ("emitted",)
+
+
+class Till(msgspec.Struct, frozen=True):
+    """Who sells: taken from the till key, never from the body."""
+
+    till_id: int
+    store_id: int
+    store_timezone: str = "Europe/Moscow"
+
+
+def request_hash(body: msgspec.Struct) -> str:
+    return hashlib.sha256(msgspec.json.encode(body)).hexdigest()
+
+
+# --- identify ---------------------------------------------------------------------------
+
+
+async def identify(scan: str, now: dt.datetime) -> IdentifyOut:
+    card = await resolve_scan(scan, now)
+    messages: list[str] = []
+    if card.account_id is not None:
+        bal = await ops.balance(card.account_id, now, card.program_timezone, horizon_days=60)
+        balance = BalanceOut(
+            active=bal.active, pending=bal.pending, expiring=[ExpiringOut(points=e.points, on=e.on) for e in bal.expiring]
+        )
+        if bal.expiring:
+            messages.append(f"{bal.expiring[0].points} points expire on {bal.expiring[0].on.isoformat()}")
+    else:
+        balance = BalanceOut(active=0, pending=0)
+    if not card.registered:
+        messages.append("Card is not registered yet: offer the shopper to register it to keep and spend points")
+    if card.membership_status == "pending":
+        messages.append("Registration is waiting for the shopper's confirmation code")
+    if card.birth_date and card.birth_date.month == now.month and card.birth_date.day == now.day:
+        messages.append("Happy birthday to the shopper!")
+    return IdentifyOut(
+        member=MemberOut(
+            id=card.membership_id,
+            name=card.customer_name,
+            tier=TierOut(code=card.tier_code, name=card.tier_name) if card.tier_code else None,
+            registered=card.registered,
+        ),
+        card=CardOut(number=card.number, status=card.card_status),
+        balance=balance,
+        cashier_messages=messages,
+    )
+
+
+# --- calculate ----------------------------------------------------------------------------
+
+
+async def _default_program() -> tuple[int, int, str]:
+    row = await Program.select(Program.id, Program.rules_version, Program.timezone).order_by(Program.id).first()
+    if row is None:
+        raise DomainError("No loyalty program is configured")
+    return row["id"], row["rules_version"], row["timezone"]
+
+
+async def _price(
+    sale: SaleIn, card: CardContext | None, till: Till, balance_active: int, now: dt.datetime
+) -> tuple[PricedBasket, int, int]:
+    """Price the basket; also returns the rules version used and the points-earning spend (no excluded goods)."""
+    if card is not None:
+        program_id, version = card.program_id, card.rules_version
+    else:
+        program_id, version, _ = await _default_program()
+    document = await programs.rules_document(program_id, version)
+    compiled = await programs.compiled_program(program_id, version)
+    basket, context = await build_pricing_input(sale, card, till.store_id, document, balance_active, now)
+    if sale.redeem_points > balance_active and card is not None and card.registered:
+        raise InsufficientPoints(
+            f"The card has {balance_active} active points, {sale.redeem_points} were asked", available=balance_active
+        )
+    try:
+        priced = price(basket, context, compiled)  # type: ignore[arg-type]
+        return priced, version, sum(ln.to_pay for ln, b in zip(priced.lines, basket.lines) if not b.excluded)
+    except RedeemLimitExceeded as exc:
+        raise RedeemLimit(
+            f"At most {exc.max_redeem_points} points can pay for this receipt", max_redeem_points=exc.max_redeem_points
+        ) from exc
+
+
+def _calculation(priced: PricedBasket, balance_after: BalanceAfter | None, card: CardContext | None) -> CalculationOut:
+    messages = []
+    if priced.totals.accrued_points:
+        messages.append(f"{priced.totals.accrued_points} points will be accrued")
+    if card is not None and not card.registered:
+        messages.append("Card is not registered: points are kept on the card until the shopper registers")
+    return CalculationOut(
+        lines=[
+            LineOut(
+                line_no=ln.line_no, discount=ln.discount, redeemed_points=ln.redeemed_points,
+                redeemed_amount=ln.redeemed_amount, to_pay=ln.to_pay, accrued_points=ln.accrued_points,
+            )
+            for ln in priced.lines
+        ],
+        totals=TotalsOut(**msgspec.structs.asdict(priced.totals)),
+        max_redeem_points=priced.max_redeem_points,
+        applied=[
+            AppliedOut(rule=a.rule, name=a.name, effect=a.effect, lines=a.lines, explanation=a.explanation,
+                       points=a.points, discount=a.discount)
+            for a in priced.applied
+        ],
+        coupons=[CouponOut(code=c.code, status=c.status, reason=c.reason) for c in priced.coupons],
+        balance_after=balance_after,
+        cashier_messages=messages,
+        rules_version=priced.rules_version,
+    )
+
+
+async def calculate_sale(sale: SaleIn, till: Till, now: dt.datetime) -> CalculationOut:
+    """What confirm would do, with nothing written. Due activations are counted as of `now`."""
+    card = await resolve_scan(sale.card, now) if sale.card else None
+    active = pending = 0
+    if card is not None and card.account_id is not None:
+        bal = await ops.balance(card.account_id, now, card.program_timezone)
+        active, pending = bal.active, bal.pending
+    priced, _, _ = await _price(sale, card, till, active, now)
+    after = None
+    if card is not None:
+        after = _balance_after(active, pending, priced, sale.occurred_at, now, card)
+    return _calculation(priced, after, card)
+
+
+def _balance_after(active: int, pending: int, priced: PricedBasket, occurred_at: dt.datetime, now: dt.datetime,
+                   card: CardContext) -> BalanceAfter:
+    accrued = priced.totals.accrued_points
+    return BalanceAfter(active=active - priced.totals.redeemed_points, pending=pending + accrued)
+
+
+# --- confirm ------------------------------------------------------------------------------
+
+
+async def _existing_sale(till: Till, sale: SaleIn) -> dict | None:
+    rows = await Sale.raw(
+        "SELECT id, request_hash, response FROM sale WHERE store = {} AND till = {} AND business_date = {} AND receipt_id = {}",
+        till.store_id, till.till_id, sale.business_date, sale.receipt_id,
+    )
+    return rows[0] if rows else None
+
+
+def _replay(existing: dict, digest: str) -> CalculationOut:
+    if existing["request_hash"] != digest:
+        raise IdempotencyConflict(
+            "This receipt was already confirmed with a different body", sale_id=existing["id"]
+        )
+    return msgspec.json.decode(existing["response"], type=CalculationOut)
+
+
+async def _anonymous_membership(card: CardContext, now: dt.datetime) -> CardContext:
+    """An emitted card nobody registered: give it a membership of its own so it can hold points."""
+    locked = await Sale.raw("SELECT membership FROM card WHERE id = {} FOR UPDATE", card.card_id)
+    membership_id = locked[0]["membership"]
+    if membership_id is None:
+        rows = await Membership.raw(
+            "INSERT INTO membership (program, status, registration_channel, joined_at, tier_spend, segments, purchases_count) "
+            "VALUES ({}, 'anonymous', 'card', {}, 0, ARRAY[]::varchar[], 0) RETURNING id",
+            card.program_id, now,
+        )
+        membership_id = rows[0]["id"]
+        await Sale.raw("UPDATE card SET membership = {}, status = 'active' WHERE id = {}", membership_id, card.card_id)
+        await tiers.assign_initial_tier(membership_id, card.program_id)
+    account_id = await ops.ensure_account(membership_id)
+    return msgspec.structs.replace(card, membership_id=membership_id, account_id=account_id, membership_status="anonymous")
+
+
+async def confirm_sale(sale: SaleIn, till: Till, now: dt.datetime) -> CalculationOut:
+    """Recompute the sale and write it in one transaction. A replay returns the first response."""
+    digest = request_hash(sale)
+    existing = await _existing_sale(till, sale)
+    if existing is not None:
+        return _replay(existing, digest)
+    try:
+        async with DB.transaction():
+            return await _confirm_in_transaction(sale, till, now, digest)
+    except asyncpg.UniqueViolationError:
+        # a concurrent replay of the same receipt won the race; answer as it did
+        existing = await _existing_sale(till, sale)
+        if existing is None:
+            raise
+        return _replay(existing, digest)
+
+
+async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, digest: str) -> CalculationOut:
+    card = await resolve_scan(sale.card, now) if sale.card else None
+    state = None
+    if card is not None:
+        if card.membership_id is None or card.account_id is None:
+            card = await _anonymous_membership(card, now)
+        state = await ops.lock_account(card.account_id, now)  # type: ignore[arg-type]
+        # under the account lock a concurrent replay has committed or not started: check again
+        existing = await _existing_sale(till, sale)
+        if existing is not None:
+            return _replay(existing, digest)
+    priced, version, earning = await _price(sale, card, till, state.active if state else 0, now)
+    sale_id = await _insert_sale(sale, till, card, priced, version, digest, earning)
+    document = None
+    if state is not None and card is not None:
+        if priced.totals.redeemed_points:
+            await ops.spend(state, priced.totals.redeemed_points, now, sale_id=sale_id, reason=f"receipt {sale.receipt_id}")
+        if priced.totals.accrued_points:
+            document = await programs.rules_document(card.program_id, version)
+            settings = document.settings  # type: ignore[attr-defined]
+            activates_at = sale.occurred_at + dt.timedelta(days=settings.pending_days)
+            await ops.accrue(
+                state, priced.totals.accrued_points, now, kind="accrue", source="sale",
+                activates_at=activates_at, expires_at=activates_at + dt.timedelta(days=settings.expiry_days),
+                reason=f"receipt {sale.receipt_id}", sale_id=sale_id,
+            )
+        await _count_purchase(card.membership_id, sale, priced)  # type: ignore[arg-type]
+        tier_change = await tiers.recompute_tier(card.membership_id, card.program_id, sale.occurred_at)  # type: ignore[arg-type]
+        await outbox.after_sale(card, priced, state, tier_change, sale_id)
+    response = _calculation(
+        priced, BalanceAfter(active=state.active, pending=state.pending) if state else None, card
+    )
+    response.sale_id, response.status = sale_id, "confirmed"
+    await Sale.raw("UPDATE sale SET response = {} WHERE id = {}", msgspec.json.encode(response).decode(), sale_id)
+    return response
+
+
+async def _insert_sale(
+    sale: SaleIn, till: Till, card: CardContext | None, priced: PricedBasket, version: int, digest: str, earning: int
+) -> int:
+    t = priced.totals
+    rows = await Sale.raw(
+        "INSERT INTO sale (store, till, receipt_id, business_date, occurred_at, card_number, membership, account, channel, "
+        "status, amount, discount, redeemed_points, redeemed_amount, to_pay, accrued_points, rules_version, request_hash, "
+        "response, trace, created_at, earning_spend, returned_earning_spend) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, "
+        "'confirmed', {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, now(), {}, 0) RETURNING id",
+        till.store_id, till.till_id, sale.receipt_id, sale.business_date, sale.occurred_at,
+        card.number if card else None, card.membership_id if card else None, card.account_id if card else None,
+        sale.channel, t.amount, t.discount, t.redeemed_points, t.redeemed_amount, t.to_pay, t.accrued_points,
+        version, digest, "{}",
+        msgspec.json.encode({"applied": priced.applied, "trace": priced.trace, "issued_coupons": priced.issued_coupons}).decode(),
+        earning,
+    )
+    sale_id = rows[0]["id"]
+    by_no = {ln.line_no: ln for ln in sale.lines}
+    await Sale.raw(
+        "INSERT INTO sale_line (sale, line_no, sku, quantity_milli, price, amount, discount, redeemed_points, "
+        "redeemed_amount, to_pay, accrued_points, returned_quantity_milli) "
+        "SELECT {}, l.line_no, l.sku, l.q, l.price, l.amount, l.discount, l.rp, l.ra, l.to_pay, l.ap, 0 FROM unnest("
+        "{}::int[], {}::varchar[], {}::bigint[], {}::bigint[], {}::bigint[], {}::bigint[], {}::bigint[], {}::bigint[], "
+        "{}::bigint[], {}::bigint[]) AS l(line_no, sku, q, price, amount, discount, rp, ra, to_pay, ap)",
+        sale_id,
+        [ln.line_no for ln in priced.lines],
+        [by_no[ln.line_no].sku for ln in priced.lines],
+        [quantity_milli(by_no[ln.line_no].quantity) for ln in priced.lines],
+        [by_no[ln.line_no].price for ln in priced.lines],
+        [ln.amount for ln in priced.lines],
+        [ln.discount for ln in priced.lines],
+        [ln.redeemed_points for ln in priced.lines],
+        [ln.redeemed_amount for ln in priced.lines],
+        [ln.to_pay for ln in priced.lines],
+        [ln.accrued_points for ln in priced.lines],
+    )
+    await outbox.use_coupons(priced, card, sale_id)
+    return sale_id
+
+
+async def _count_purchase(membership_id: int, sale: SaleIn, priced: PricedBasket) -> None:
+    await Membership.raw(
+        "UPDATE membership SET purchases_count = purchases_count + 1, "
+        "first_purchase_at = COALESCE(first_purchase_at, {}), "
+        "last_purchase_at = GREATEST(COALESCE(last_purchase_at, {}), {}) WHERE id = {}",
+        sale.occurred_at, sale.occurred_at, sale.occurred_at, membership_id,
+    )
+
+
+# --- batch ---------------------------------------------------------------------------------
+
+
+async def confirm_batch(sales: list[SaleIn], till: Till, now: dt.datetime) -> list[BatchItemOut]:
+    """An offline till's sales, in till order, each processed like confirm in its own transaction."""
+    from backend.problems import problem_body
+
+    results: list[BatchItemOut] = []
+    for sale in sales:
+        existing = await _existing_sale(till, sale)
+        if existing is not None and existing["request_hash"] == request_hash(sale):
+            results.append(BatchItemOut(receipt_id=sale.receipt_id, status="duplicate", sale_id=existing["id"]))
+            continue
+        try:
+            response = await confirm_sale(sale, till, now)
+        except DomainError as exc:
+            results.append(
+                BatchItemOut(
+                    receipt_id=sale.receipt_id, status="rejected",
+                    problem=problem_body(exc.slug, exc.status, exc.title, exc.detail, **exc.extra),
+                )
+            )
+            continue
+        results.append(BatchItemOut(receipt_id=sale.receipt_id, status="confirmed", sale_id=response.sale_id))
+    return results

@@ -1,0 +1,61 @@
+"""Tiers by points-earning spend over a rolling window (not by balance); the card number never changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+from loyalty_core.tables import Membership, Tier
+
+TIER_WINDOW = dt.timedelta(days=365)
+
+
+class TierChange(msgspec.Struct, frozen=True):
+    membership_id: int
+    old_code: str | None
+    new_code: str
+    new_name: str
+    up: bool
+
+
+async def assign_initial_tier(membership_id: int, program_id: int) -> None:
+    await Membership.raw(
+        "UPDATE membership SET tier = (SELECT id FROM tier WHERE program = {} ORDER BY threshold_spend, rank LIMIT 1) "
+        "WHERE id = {} AND tier IS NULL",
+        program_id, membership_id,
+    )
+
+
+async def recompute_tier(membership_id: int, program_id: int, as_of: dt.datetime) -> TierChange | None:
+    """Spend over the window ending `as_of` decides the tier; returns the change, if any. Runs in the caller's transaction."""
+    rows = await Membership.raw(
+        "WITH spend AS (SELECT COALESCE(SUM(earning_spend - returned_earning_spend), 0) AS s FROM sale "
+        "WHERE membership = {} AND status = 'confirmed' AND occurred_at > {}), "
+        "best AS (SELECT t.id, t.code, t.name, t.rank FROM tier t, spend WHERE t.program = {} AND t.threshold_spend <= spend.s "
+        "ORDER BY t.threshold_spend DESC, t.rank DESC LIMIT 1) "
+        "SELECT spend.s AS spend, best.id AS tier_id, best.code, best.name, best.rank, "
+        "old.code AS old_code, old.rank AS old_rank FROM spend LEFT JOIN best ON true "
+        "LEFT JOIN membership m ON m.id = {} LEFT JOIN tier old ON old.id = m.tier",
+        membership_id, as_of - TIER_WINDOW, program_id, membership_id,
+    )
+    row = rows[0]
+    await Membership.raw(
+        "UPDATE membership SET tier_spend = {}, tier = COALESCE({}, tier) WHERE id = {}",
+        row["spend"], row["tier_id"], membership_id,
+    )
+    if row["tier_id"] is None or row["code"] == row["old_code"]:
+        return None
+    return TierChange(
+        membership_id=membership_id, old_code=row["old_code"], new_code=row["code"], new_name=row["name"],
+        up=row["old_rank"] is None or row["rank"] > row["old_rank"],
+    )
+
+
+async def next_tier(program_id: int, spend: int) -> dict | None:
+    return await (
+        Tier.select(Tier.code, Tier.name, Tier.threshold_spend)
+        .where((Tier.program == program_id) & (Tier.threshold_spend > spend))
+        .order_by(Tier.threshold_spend)
+        .first()
+    )
