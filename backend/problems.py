@@ -32,7 +32,10 @@ def problem_response(slug: str, status: int, title: str, detail: str, **extra: A
 
 
 def domain_error_handler(_: Request, exc: DomainError) -> Response:
-    return problem_response(exc.slug, exc.status, exc.title, exc.detail, **exc.extra)
+    response = problem_response(exc.slug, exc.status, exc.title, exc.detail, **exc.extra)
+    if "retry_after" in exc.extra:
+        response.headers["Retry-After"] = str(exc.extra["retry_after"])
+    return response
 
 
 _HTTP_SLUGS = {
