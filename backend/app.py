@@ -16,6 +16,7 @@ from backend.problems import EXCEPTION_HANDLERS
 from backend.settings import Settings, get_settings
 from backend.wiring import route_handlers, template_config
 from loyalty_core import db
+from loyalty_core.services import identify
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         infra.ensure_services(settings.data_dir)
         settings = get_settings()
     db.configure(settings.database.url or "", settings.database.pool_min, settings.database.pool_max)
+    identify.configure_qr_secret(settings.security.secret_key)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

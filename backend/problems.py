@@ -9,11 +9,10 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from loyalty_core.errors import DomainError
+from loyalty_core.errors import PROBLEM_BASE, DomainError
 
 log = logging.getLogger("kopilka.problems")
 
-PROBLEM_BASE = "https://kopilka.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
@@ -32,7 +31,7 @@ def problem_response(slug: str, status: int, title: str, detail: str, **extra: A
 
 
 def domain_error_handler(_: Request, exc: DomainError) -> Response:
-    response = problem_response(exc.slug, exc.status, exc.title, exc.detail, **exc.extra)
+    response = Response(content=exc.as_problem(), status_code=exc.status, media_type=PROBLEM_MEDIA_TYPE)
     if "retry_after" in exc.extra:
         response.headers["Retry-After"] = str(exc.extra["retry_after"])
     return response

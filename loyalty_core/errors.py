@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+PROBLEM_BASE = "https://kopilka.dev/problems/"
+
 
 class DomainError(Exception):
     slug = "domain-error"
@@ -14,6 +16,12 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+
+    def as_problem(self) -> dict[str, Any]:
+        """The RFC 9457 body: a stable type slug, a human detail, and the error's own fields."""
+        body: dict[str, Any] = {"type": PROBLEM_BASE + self.slug, "title": self.title, "status": self.status, "detail": self.detail}
+        body.update(self.extra)
+        return body
 
 
 class ValidationFailed(DomainError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import msgspec
 import phonenumbers
@@ -64,10 +63,18 @@ async def _load(where: str, *args: object) -> dict | None:
     return rows[0] if rows else None
 
 
-def _secret() -> str:
-    from backend.settings import get_settings
+_qr_secret: list[str] = []
 
-    return os.environ.get("KOPILKA_SECRET_KEY") or get_settings().security.secret_key
+
+def configure_qr_secret(secret: str) -> None:
+    """The key app QR tokens are signed with; set once by the app factory."""
+    _qr_secret[:] = [secret]
+
+
+def _secret() -> str:
+    if not _qr_secret:
+        raise RuntimeError("configure_qr_secret() was not called")
+    return _qr_secret[0]
 
 
 def _card_from_app_token(scan: str, now: dt.datetime) -> str:

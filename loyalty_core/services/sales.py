@@ -34,9 +34,6 @@ from loyalty_core.services.sale_types import (
 )
 from loyalty_core.tables import Membership, Program, Sale
 
-PRESERVE_CARD_STATUSES = ("emitted",)
-
-
 class Till(msgspec.Struct, frozen=True):
     """Who sells: taken from the till key, never from the body."""
 
@@ -155,14 +152,9 @@ async def calculate_sale(sale: SaleIn, till: Till, now: dt.datetime) -> Calculat
     priced, _, _ = await _price(sale, card, till, active, now)
     after = None
     if card is not None:
-        after = _balance_after(active, pending, priced, sale.occurred_at, now, card)
+        t = priced.totals
+        after = BalanceAfter(active=active - t.redeemed_points, pending=pending + t.accrued_points)
     return _calculation(priced, after, card)
-
-
-def _balance_after(active: int, pending: int, priced: PricedBasket, occurred_at: dt.datetime, now: dt.datetime,
-                   card: CardContext) -> BalanceAfter:
-    accrued = priced.totals.accrued_points
-    return BalanceAfter(active=active - priced.totals.redeemed_points, pending=pending + accrued)
 
 
 # --- confirm ------------------------------------------------------------------------------
@@ -309,8 +301,6 @@ async def _count_purchase(membership_id: int, sale: SaleIn, priced: PricedBasket
 
 async def confirm_batch(sales: list[SaleIn], till: Till, now: dt.datetime) -> list[BatchItemOut]:
     """An offline till's sales, in till order, each processed like confirm in its own transaction."""
-    from backend.problems import problem_body
-
     results: list[BatchItemOut] = []
     for sale in sales:
         existing = await _existing_sale(till, sale)
@@ -323,7 +313,7 @@ async def confirm_batch(sales: list[SaleIn], till: Till, now: dt.datetime) -> li
             results.append(
                 BatchItemOut(
                     receipt_id=sale.receipt_id, status="rejected",
-                    problem=problem_body(exc.slug, exc.status, exc.title, exc.detail, **exc.extra),
+                    problem=exc.as_problem(),
                 )
             )
             continue
