@@ -1,0 +1,413 @@
+"""The `kopilka` command: serve, migrate, demo data, till keys, card series, ledger jobs, the push worker.
+
+Every command that touches the database starts (or joins) the embedded servers when no URL
+is configured, then runs one coroutine that opens the pool, does the work and closes it.
+Results go to stdout (one value per line where a script may read them); progress and
+errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import inspect
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+DEMO_KEY_FILE = "demo_till_key"
+
+
+class CommandError(Exception):
+    """A failure the operator can fix: printed as one line, exit status 1."""
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+def say(*lines: str) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
+def note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Progress:
+    """Line-based progress on stderr: one line at every 10% step (and at the end)."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self._shown = label, total, -1
+
+    def update(self, done: int, extra: str = "") -> None:
+        if self.total <= 0:
+            return
+        step = min(10, done * 10 // self.total)
+        if step > self._shown:
+            self._shown = step
+            note(f"{self.label}: {done}/{self.total} ({step * 10}%){'  ' + extra if extra else ''}")
+
+
+# --- running against the database -------------------------------------------------------
+
+
+def _services() -> tuple[str, str, bool]:
+    """(database URL, valkey URL, embedded?) — starting embedded servers for what is not configured."""
+    from backend import infra
+    from backend.settings import get_settings
+
+    embedded = not (os.environ.get("KOPILKA_DATABASE_URL") and os.environ.get("KOPILKA_VALKEY_URL"))
+    if embedded:
+        note(f"starting embedded services under {get_settings().data_dir} ...")
+    db_url, valkey_url = infra.ensure_services(get_settings().data_dir)
+    return db_url, valkey_url, embedded
+
+
+def run_db(work: Callable[[], Awaitable[T]], pool_max: int = 4) -> T:
+    """Run `work` in one event loop with the connection pool open around it."""
+    from loyalty_core import db
+
+    db_url, _, _ = _services()
+    db.configure(db_url, 1, pool_max)
+
+    async def main() -> T:
+        async with db.pool():
+            return await work()
+
+    return asyncio.run(main())
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from loyalty_core import db
+
+    run_db(db.migrate)  # piccolo reports each migration it applies
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from loyalty_core.services.demo import seed_demo
+
+    info = run_db(lambda: seed_demo(datetime.now(UTC), force=args.force))
+    if not info.created:
+        say("A program already exists; nothing seeded (use --force to add another demo program).")
+        return 0
+    if info.till_key is not None:
+        _remember_demo_key(info.till_key.key)
+    say(*info.describe())
+    return 0
+
+
+def cmd_till_key_create(args: argparse.Namespace) -> int:
+    from loyalty_core.services.setup import create_till_key
+
+    issued = run_db(lambda: create_till_key(args.store, args.till))
+    say(f"Till key for store {issued.store_code}, till {issued.till_code} (shown once; only its hash is stored):")
+    say(issued.key)
+    return 0
+
+
+def cmd_cards_emit(args: argparse.Namespace) -> int:
+    from loyalty_core.services.setup import emit_cards
+
+    async def work() -> list[str]:
+        program_id = await _program_id(args.program)
+        return await emit_cards(program_id, args.series, args.count, kind=args.kind)
+
+    numbers = run_db(work)
+    note(f"emitted {len(numbers)} {args.kind} cards in series {args.series!r}")
+    say(*numbers)
+    return 0
+
+
+async def _program_id(code: str | None) -> int:
+    from loyalty_core.tables import Program
+
+    rows = await Program.select(Program.id, Program.code).order_by(Program.id)
+    if code is not None:
+        match = [r["id"] for r in rows if r["code"] == code]
+        if not match:
+            raise CommandError(f"program {code!r} does not exist (known: {', '.join(r['code'] for r in rows) or 'none'})")
+        return match[0]
+    if len(rows) == 1:
+        return rows[0]["id"]
+    if not rows:
+        raise CommandError("there is no program yet: run `kopilka demo` or create one first")
+    raise CommandError(f"several programs exist, pass --program (one of: {', '.join(r['code'] for r in rows)})")
+
+
+def cmd_ledger_settle(args: argparse.Namespace) -> int:
+    from loyalty_core.ledger.settle import SettleReport, settle_due
+    from loyalty_core.tables import Account
+
+    now = datetime.now(UTC)
+
+    async def work() -> SettleReport:
+        rows = await Account.raw(
+            "SELECT count(DISTINCT account) AS n FROM point_lot WHERE "
+            "(state = 'pending' AND activates_at <= {}) OR (state = 'active' AND expires_at <= {})",
+            now, now,
+        )
+        progress = Progress("settle", rows[0]["n"])
+        note(f"settle: {progress.total} accounts have points due as of {now:%Y-%m-%d %H:%M:%S} UTC")
+        return await settle_due(
+            now,
+            args.batch,
+            progress=lambda r: progress.update(
+                r.accounts, f"activated {r.activated_points}, expired {r.expired_points}"
+            ),
+        )
+
+    report = run_db(work)
+    say(
+        f"settled {report.accounts} accounts in {report.batches} batches: "
+        f"{report.activated_points} points activated, {report.expired_points} points expired"
+    )
+    return 0
+
+
+def cmd_ledger_verify(args: argparse.Namespace) -> int:
+    from loyalty_core.ledger.verify import verify_all
+
+    checked: list[str] = []
+
+    def progress(done: int, total: int, name: str) -> None:
+        checked.append(name)
+        note(f"verify: {done}/{total} {name}")
+
+    violations = run_db(lambda: verify_all(progress=progress))
+    if not violations:
+        say(f"ledger OK: {len(checked)} invariants hold over all accounts")
+        return 0
+    say(f"LEDGER INVARIANTS VIOLATED: {len(violations)} finding(s)")
+    for v in violations:
+        say(f"- {v.invariant}: {v.subject}: {v.detail}")
+    return 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("backend.push.worker") is None:
+        note("kopilka: worker not available yet (backend.push.worker is not part of this build)")
+        return 1
+    from backend.push.worker import run_worker
+
+    _stop_on_sigterm()
+    try:
+        if inspect.iscoroutinefunction(run_worker):
+            run_db(run_worker, pool_max=8)
+        else:
+            _services()
+            run_worker()
+    except KeyboardInterrupt:
+        note("worker stopped")
+    return 0
+
+
+# --- serve -------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from backend.settings import get_settings
+
+    if args.port is not None:
+        os.environ["KOPILKA_PORT"] = str(args.port)
+    if args.host is not None:
+        os.environ["KOPILKA_HOST"] = args.host
+    get_settings.cache_clear()
+    # Ctrl-C and SIGTERM end with a normal exit, so the embedded servers are stopped (atexit)
+    _stop_on_sigterm()
+    try:
+        db_url, valkey_url, embedded = _services()
+        settings = get_settings()
+        banner = run_db(lambda: _prepare(seed=args.demo), pool_max=2)
+        server = settings.server
+        shown_host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
+        base = f"http://{shown_host}:{server.port}"
+        say(
+            "",
+            f"Kopilka on {base}  ({args.workers} worker process{'es' if args.workers != 1 else ''})",
+            f"  personal account  {base}/",
+            f"  OpenAPI           {base}/schema",
+            f"  liveness          {base}/health",
+            f"  readiness         {base}/ready",
+            f"  PostgreSQL        {'embedded, ' if embedded else ''}{_redact(db_url)}",
+            f"  Valkey            {'embedded, ' if embedded else ''}{_redact(valkey_url)}",
+            *banner,
+            "",
+        )
+        import uvicorn
+
+        uvicorn.run(
+            "backend.app:create_app",
+            factory=True,
+            host=server.host,
+            port=server.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            proxy_headers=True,
+            forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        )
+    except KeyboardInterrupt:
+        pass
+    note("kopilka stopped")
+    return 0
+
+
+async def _prepare(seed: bool) -> list[str]:
+    """Migrate, seed the demo when the database has no program, and describe what a visitor can use."""
+    from loyalty_core import db
+    from loyalty_core.services.demo import load_demo, seed_demo
+
+    await db.migrate()
+    if seed:
+        info = await seed_demo(datetime.now(UTC))
+        if info.created:
+            note("seeded the demo program (empty database)")
+            if info.till_key is not None:
+                _remember_demo_key(info.till_key.key)
+    demo = await load_demo()
+    if demo is None:
+        return []
+    key = await _demo_till_key(demo)
+    return ["", *demo.describe(till_key=key)]
+
+
+def _key_file() -> Path:
+    from backend.settings import get_settings
+
+    return get_settings().data_dir / DEMO_KEY_FILE
+
+
+def _remember_demo_key(key: str) -> None:
+    path = _key_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+
+
+async def _demo_till_key(demo: Any) -> str | None:
+    """The demo till's key kept under the data dir; a fresh one when it is missing or no longer valid."""
+    from loyalty_core.services.setup import create_till_key, hash_secret
+    from loyalty_core.tables import TillKey
+
+    path = _key_file()
+    if path.exists():
+        key = path.read_text().strip()
+        if key and await TillKey.exists().where((TillKey.key_hash == hash_secret(key)) & TillKey.revoked_at.is_null()):
+            return key
+    if demo.till is None:
+        return None
+    issued = await create_till_key(*demo.till)
+    _remember_demo_key(issued.key)
+    return issued.key
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL for printing."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+
+
+def _stop_on_sigterm() -> None:
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+# --- argument parsing ------------------------------------------------------------------------
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {number}")
+    return number
+
+
+def _code(value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > 64:
+        raise argparse.ArgumentTypeError("must be 1..64 characters")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kopilka", description="Kopilka loyalty platform")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="migrate, seed the demo when empty, and serve the API")
+    serve.add_argument("--host", help="bind address (default KOPILKA_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=_positive, help="port (default KOPILKA_PORT or 8000)")
+    serve.add_argument("--workers", type=_positive, default=int(os.environ.get("KOPILKA_WORKERS", "1")),
+                       help="worker processes (default KOPILKA_WORKERS or 1)")
+    serve.add_argument("--no-demo", dest="demo", action="store_false",
+                       default=os.environ.get("KOPILKA_SEED_DEMO", "1").lower() not in {"0", "false", "no", "off"},
+                       help="do not seed the demo program into an empty database (also KOPILKA_SEED_DEMO=0)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(handler=cmd_serve)
+
+    commands.add_parser("migrate", help="apply pending database migrations").set_defaults(handler=cmd_migrate)
+
+    demo = commands.add_parser("demo", help="seed the demo program, stores, catalog, cards and shoppers")
+    demo.add_argument("--force", action="store_true", help="add another demo program even if programs exist")
+    demo.set_defaults(handler=cmd_demo)
+
+    till_key = commands.add_parser("till-key", help="till API keys").add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = till_key.add_parser("create", help="issue a key for a till (the till is created on first use)")
+    create.add_argument("--store", required=True, type=_code, help="store code")
+    create.add_argument("--till", required=True, type=_code, help="till code within the store")
+    create.set_defaults(handler=cmd_till_key_create)
+
+    cards = commands.add_parser("cards", help="card series").add_subparsers(dest="action", required=True, metavar="ACTION")
+    emit = cards.add_parser("emit", help="emit a series of unregistered cards and print their numbers")
+    emit.add_argument("--series", required=True, type=_code, help="series name, e.g. plastic-2026-11")
+    emit.add_argument("--count", required=True, type=_positive, help="how many cards")
+    emit.add_argument("--program", type=_code, help="program code (needed when there are several)")
+    emit.add_argument("--kind", default="plastic", choices=["plastic", "virtual"])
+    emit.set_defaults(handler=cmd_cards_emit)
+
+    ledger = commands.add_parser("ledger", help="ledger jobs").add_subparsers(dest="action", required=True, metavar="ACTION")
+    settle = ledger.add_parser("settle", help="apply due activations and expirations in batches")
+    settle.add_argument("--batch", type=_positive, default=500, help="accounts per transaction (default 500)")
+    settle.set_defaults(handler=cmd_ledger_settle)
+    ledger.add_parser("verify", help="check every ledger invariant; exit 1 when one fails").set_defaults(
+        handler=cmd_ledger_verify
+    )
+
+    commands.add_parser("worker", help="run the push notification worker").set_defaults(handler=cmd_worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from loyalty_core.errors import DomainError
+
+    try:
+        return int(args.handler(args) or 0)
+    except (CommandError, DomainError) as exc:
+        note(f"kopilka: error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
