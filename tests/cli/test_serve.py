@@ -1,0 +1,76 @@
+"""`kopilka serve` on a fresh machine: embedded servers, migrations, demo data, then a clean stop."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from loyalty_core.cards import is_valid_card_number
+from tests.cli.conftest import ROOT, kopilka_argv
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_starts_everything_itself_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    data_dir = tmp_path / "kopilka"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPILKA_")}
+    env.update(KOPILKA_DATA_DIR=str(data_dir), KOPILKA_SECRET_KEY="serve-test")
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [*kopilka_argv(), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            ready = _wait_ready(proc, f"http://127.0.0.1:{port}/ready", log)
+            assert ready == {"status": "ok", "checks": {"postgresql": "ok", "valkey": "ok"}}
+            started = psutil.Process(proc.pid).children(recursive=True)
+            postmaster = data_dir / "pg" / "postmaster.pid"
+            assert postmaster.exists()
+
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+    output = log.read_text()
+    assert f"http://127.0.0.1:{port}/schema" in output and "/ready" in output
+    key = re.search(r"demo till key\s+(tk_\S+)", output)
+    assert key, output
+    cards = re.findall(r"\b\d{13}\b", output.split("plastic cards", 1)[1].splitlines()[0])
+    assert len(cards) >= 5 and all(is_valid_card_number(c) for c in cards)
+    assert "Traceback" not in output
+    assert not postmaster.exists(), "the embedded PostgreSQL is still running"
+    socket_path = re.search(r"Valkey\s+embedded, unix://(\S+)", output)
+    assert socket_path and not Path(socket_path[1]).exists(), "the embedded Valkey is still running"
+    _, alive = psutil.wait_procs(started, timeout=10)  # multiprocessing's helper may take a moment
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], f"left behind: {alive}"
+
+
+def _wait_ready(proc: subprocess.Popen[str], url: str, log: Path, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError("serve exited early:\n" + log.read_text())
+        try:
+            response = httpx.get(url, timeout=2)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("serve did not become ready:\n" + log.read_text())
