@@ -71,15 +71,18 @@ def _services() -> tuple[str, str, bool]:
     return db_url, valkey_url, embedded
 
 
-def run_db(work: Callable[[], Awaitable[T]], pool_max: int = 4) -> T:
+def run_db(work: Callable[[], Awaitable[T]], pool_max: int = 4, needs_schema: bool = True) -> T:
     """Run `work` in one event loop with the connection pool open around it."""
     from loyalty_core import db
+    from loyalty_core.tables import Program
 
     db_url, _, _ = _services()
     db.configure(db_url, 1, pool_max)
 
     async def main() -> T:
         async with db.pool():
+            if needs_schema and (await Program.raw("SELECT to_regclass('program') IS NULL AS missing"))[0]["missing"]:
+                raise CommandError("the database has no schema yet: run `kopilka migrate` first")
             return await work()
 
     return asyncio.run(main())
@@ -91,7 +94,7 @@ def run_db(work: Callable[[], Awaitable[T]], pool_max: int = 4) -> T:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from loyalty_core import db
 
-    run_db(db.migrate)  # piccolo reports each migration it applies
+    run_db(db.migrate, needs_schema=False)  # piccolo reports each migration it applies
     return 0
 
 
@@ -229,7 +232,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         db_url, valkey_url, embedded = _services()
         settings = get_settings()
-        banner = run_db(lambda: _prepare(seed=args.demo), pool_max=2)
+        banner = run_db(lambda: _prepare(seed=args.demo), pool_max=2, needs_schema=False)
         server = settings.server
         shown_host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
         base = f"http://{shown_host}:{server.port}"

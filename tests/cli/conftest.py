@@ -32,12 +32,10 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-@pytest.fixture(scope="module")
-def fresh_env(services: tuple[str, str]) -> Iterator[dict[str, str]]:
+def _scratch_database(db_url: str) -> Iterator[dict[str, str]]:
     """The environment of a shop that has just installed Kopilka: a database of its own, empty."""
     import asyncio
 
-    db_url, _ = services
     name = f"kopilka_cli_{secrets.token_hex(4)}"
 
     async def admin(sql: str) -> None:
@@ -48,9 +46,20 @@ def fresh_env(services: tuple[str, str]) -> Iterator[dict[str, str]]:
             await conn.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    env = dict(os.environ, KOPILKA_DATABASE_URL=with_database(db_url, name))
-    yield env
+    yield dict(os.environ, KOPILKA_DATABASE_URL=with_database(db_url, name))
     asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def fresh_env(services: tuple[str, str]) -> Iterator[dict[str, str]]:
+    """An empty database shared by a module's tests (they migrate it first)."""
+    yield from _scratch_database(services[0])
+
+
+@pytest.fixture
+def empty_env(services: tuple[str, str]) -> Iterator[dict[str, str]]:
+    """An empty database nobody migrates."""
+    yield from _scratch_database(services[0])
 
 
 async def fetch_value(env: dict[str, str], sql: str, *args: object) -> object:

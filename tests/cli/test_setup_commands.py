@@ -124,3 +124,10 @@ async def test_bad_arguments_are_explained_and_write_nothing(shop: Any) -> None:
         assert "Traceback" not in result.stderr
 
     assert (await Till.count(), await Card.count()) == (tills, cards)
+
+
+def test_commands_on_a_database_without_schema_say_to_migrate(empty_env: dict[str, str]) -> None:
+    for args in (("demo",), ("till-key", "create", "--store", "s", "--till", "1"), ("ledger", "verify")):
+        result = run_kopilka(*args, env=empty_env)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "run `kopilka migrate` first" in result.stderr and "Traceback" not in result.stderr
