@@ -29,6 +29,7 @@ worker: $(STAMP)
 install: $(STAMP)
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Kopilka needs Python 3.11+ (set PYTHON=python3.12 or similar)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
