@@ -1,1 +1,17 @@
-ROUTES: list = []
+"""The shopper API /api/v1 for the mobile app and the e-shop (JWT bearer; see docs/identity.md)."""
+
+from __future__ import annotations
+
+from litestar import Router
+
+from backend.api.auth import AuthController, dev_inbox
+from backend.api.cards import CardController
+from backend.api.points import PointsController
+from backend.api.profile import ProfileController
+
+api_router = Router(
+    path="/api/v1",
+    route_handlers=[AuthController, ProfileController, CardController, PointsController, dev_inbox],
+)
+
+ROUTES: list = [api_router]

@@ -1,0 +1,62 @@
+"""Balance, bonus history, purchases, tier, favourite categories, coupons and referral of the member."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from litestar import Controller, get, put
+from litestar.params import Parameter
+
+from backend.api.guards import SHOPPER_DEPENDENCIES, shopper_guard
+from loyalty_core.services import members_extras as extras
+from loyalty_core.services import members_points as points
+from loyalty_core.services.members import Member
+
+Limit = Annotated[int, Parameter(ge=1, le=100)]
+Cursor = Annotated[str | None, Parameter(max_length=64)]
+
+
+class PointsController(Controller):
+    path = "/"
+    tags = ["shopper points"]
+    guards = [shopper_guard]
+    dependencies = SHOPPER_DEPENDENCIES
+
+    @get("/balance")
+    async def balance(self, member: Member, now: dt.datetime) -> points.BalanceOut:
+        """Active and pending points, when pending ones activate and when active ones burn."""
+        return await points.balance(member, now)
+
+    @get("/history")
+    async def history(self, member: Member, limit: Limit = 20, cursor: Cursor = None) -> points.HistoryPage:
+        return await points.history(member, cursor, limit)
+
+    @get("/purchases")
+    async def purchases(self, member: Member, limit: Limit = 20, cursor: Cursor = None) -> points.PurchasePage:
+        return await points.purchases(member, cursor, limit)
+
+    @get("/purchases/{sale_id:int}")
+    async def purchase(self, member: Member, sale_id: Annotated[int, Parameter(ge=1, le=2**63 - 1)]) -> points.Purchase:
+        return await points.purchase(member, sale_id)
+
+    @get("/tier")
+    async def tier(self, member: Member) -> points.TierProgress:
+        return await points.tier_progress(member)
+
+    @get("/favourite-categories")
+    async def favourites(self, member: Member, now: dt.datetime) -> extras.Favourites:
+        return await extras.favourites(member, now)
+
+    @put("/favourite-categories")
+    async def choose_favourites(self, member: Member, data: extras.FavouritesIn, now: dt.datetime) -> extras.Favourites:
+        """Choose this month's categories (once per calendar month)."""
+        return await extras.choose_favourites(member, data, now)
+
+    @get("/coupons")
+    async def coupons(self, member: Member) -> list[extras.CouponOut]:
+        return await extras.coupons(member)
+
+    @get("/referral")
+    async def referral(self, member: Member) -> extras.Referral:
+        return await extras.referral(member)

@@ -1,0 +1,69 @@
+"""The shopper's profile, consents, programs, push devices and account deletion."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, delete, get, patch, post, put
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+
+from backend.api.guards import SHOPPER_DEPENDENCIES, shopper_guard
+from loyalty_core.services import members
+from loyalty_core.services.identity import Registered, join_program, resolve_program
+from loyalty_core.services.tokens import AccessClaims
+
+
+class JoinIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    referral_code: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+    channel: str = "app"
+
+
+class ProfileController(Controller):
+    path = "/me"
+    tags = ["shopper profile"]
+    guards = [shopper_guard]
+    dependencies = SHOPPER_DEPENDENCIES
+
+    @get("/")
+    async def show(self, shopper: AccessClaims) -> members.Profile:
+        return await members.profile(shopper.customer_id)
+
+    @patch("/")
+    async def update(self, shopper: AccessClaims, data: members.ProfileUpdate) -> members.Profile:
+        return await members.update_profile(shopper.customer_id, data)
+
+    @delete("/", status_code=HTTP_204_NO_CONTENT)
+    async def delete_account(self, shopper: AccessClaims, now: dt.datetime) -> None:
+        """Anonymise the personal data, keep the ledger, close every session."""
+        await members.delete_account(shopper.customer_id, now)
+
+    @post("/memberships", status_code=HTTP_200_OK)
+    async def join(self, shopper: AccessClaims, data: JoinIn, now: dt.datetime, program: str | None = None) -> Registered:
+        """Join another program of the chain (or get the existing membership)."""
+        return await join_program(shopper.customer_id, await resolve_program(program), "app", now, data.referral_code)
+
+    @get("/consents")
+    async def consents(self, shopper: AccessClaims) -> members.Consents:
+        return await members.consents(shopper.customer_id)
+
+    @put("/consents")
+    async def change_consents(self, shopper: AccessClaims, data: members.ConsentUpdate, now: dt.datetime) -> members.Consents:
+        return await members.change_consents(shopper.customer_id, data, now)
+
+    @get("/devices")
+    async def devices(self, shopper: AccessClaims) -> list[members.Device]:
+        return await members.devices(shopper.customer_id)
+
+    @post("/devices")
+    async def register_device(self, shopper: AccessClaims, data: members.DeviceIn, now: dt.datetime) -> members.Device:
+        """Register an APNs or FCM push token for this shopper (idempotent)."""
+        return await members.register_device(shopper.customer_id, data, now)
+
+    @delete("/devices/{device_id:int}", status_code=HTTP_204_NO_CONTENT)
+    async def unregister_device(
+        self, shopper: AccessClaims, device_id: Annotated[int, Parameter(ge=1, le=2**31 - 1)]
+    ) -> None:
+        await members.unregister_device(shopper.customer_id, device_id)

@@ -1,0 +1,67 @@
+"""Identity settings: dev mode, the code gateway, OTP limits and the optional OIDC provider, from the environment.
+
+Kept next to the shopper API (the shared backend/settings.py knows nothing of identity); one cached getter.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import msgspec
+
+from loyalty_core.services.otp import OtpPolicy
+
+
+class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
+    issuer: str  # discovery at <issuer>/.well-known/openid-configuration
+    client_id: str
+    client_secret: str
+    redirect_uri: str  # must be registered with the provider; points at /api/v1/auth/oidc/callback
+    scope: str = "openid email phone profile"
+
+
+class IdentitySettings(msgspec.Struct, frozen=True, kw_only=True):
+    dev_mode: bool  # dev gateway + GET /api/v1/dev/inbox; on by default for the embedded/demo setup
+    otp_gateway: str  # "dev" or "package.module:factory" (factory(valkey) -> Gateway)
+    otp: OtpPolicy
+    oidc: OidcSettings | None
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def load_identity_settings() -> IdentitySettings:
+    dev_mode = os.environ.get("KOPILKA_DEV_MODE", "1").strip().lower() in {"1", "true", "yes", "on"}
+    issuer = os.environ.get("KOPILKA_OIDC_ISSUER")
+    oidc = None
+    if issuer:
+        public_url = os.environ.get("KOPILKA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+        oidc = OidcSettings(
+            issuer=issuer.rstrip("/"),
+            client_id=os.environ.get("KOPILKA_OIDC_CLIENT_ID", ""),
+            client_secret=os.environ.get("KOPILKA_OIDC_CLIENT_SECRET", ""),
+            redirect_uri=os.environ.get("KOPILKA_OIDC_REDIRECT_URI", public_url + "/api/v1/auth/oidc/callback"),
+            scope=os.environ.get("KOPILKA_OIDC_SCOPE", "openid email phone profile"),
+        )
+    defaults = OtpPolicy()
+    return IdentitySettings(
+        dev_mode=dev_mode,
+        otp_gateway=os.environ.get("KOPILKA_OTP_GATEWAY", "dev"),
+        otp=OtpPolicy(
+            code_ttl=_int("KOPILKA_OTP_TTL", defaults.code_ttl),
+            max_wrong_attempts=_int("KOPILKA_OTP_MAX_WRONG", defaults.max_wrong_attempts),
+            window=_int("KOPILKA_OTP_WINDOW", defaults.window),
+            sends_per_identifier=_int("KOPILKA_OTP_SENDS_PER_ID", defaults.sends_per_identifier),
+            sends_per_ip=_int("KOPILKA_OTP_SENDS_PER_IP", defaults.sends_per_ip),
+            attempts_per_identifier=_int("KOPILKA_OTP_ATTEMPTS_PER_ID", defaults.attempts_per_identifier),
+            attempts_per_ip=_int("KOPILKA_OTP_ATTEMPTS_PER_IP", defaults.attempts_per_ip),
+        ),
+        oidc=oidc,
+    )
+
+
+@functools.cache
+def get_identity_settings() -> IdentitySettings:
+    return load_identity_settings()

@@ -1,0 +1,369 @@
+"""Registration from every channel and binding cards to members.
+
+One customer per phone and per e-mail across channels: registering again finds the same
+customer. One membership per customer and program. An emitted card handed over at the till or
+bound in the app brings its anonymous points along: if the customer has no membership in the
+card's program the card's anonymous membership simply becomes theirs, otherwise its lots are
+transferred (dates kept) and the anonymous membership is closed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Literal
+
+import msgspec
+
+from loyalty_core.errors import CardBlocked, CardNotFound, Conflict, NotFound, ValidationFailed
+from loyalty_core.ledger import ops
+from loyalty_core.piccolo_conf import DB
+from loyalty_core.services.otp import normalise_email, normalise_phone
+from loyalty_core.services.tiers import assign_initial_tier
+from loyalty_core.tables import Card, Consent, Customer, Membership, Notification, Program, RulesVersion
+
+Channel = Literal["app", "web", "till", "call_center", "import", "oidc"]
+ConsentChannel = Literal["sms", "email", "push"]
+_REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the till
+
+
+class ProgramRef(msgspec.Struct, frozen=True):
+    id: int
+    code: str
+    timezone: str
+    rules_version: int
+
+
+class ConsentIn(msgspec.Struct, frozen=True):
+    channel: ConsentChannel
+    granted: bool
+
+
+class Registration(msgspec.Struct, frozen=True, kw_only=True):
+    phone: str | None = None
+    email: str | None = None
+    name: str = ""
+    birth_date: dt.date | None = None
+    card_number: str | None = None  # an emitted card handed over (till) or a plastic card to bind
+    referral_code: str | None = None
+    consents: list[ConsentIn] = []
+
+
+class Registered(msgspec.Struct, kw_only=True):
+    customer_id: int
+    membership_id: int
+    program: str
+    card_number: str
+    status: str
+    new_customer: bool
+    new_membership: bool
+
+
+async def resolve_program(code: str | None) -> ProgramRef:
+    """The named program, or the first one when the caller names none (most chains run one)."""
+    query = Program.select(Program.id, Program.code, Program.timezone, Program.rules_version)
+    query = query.where(Program.code == code) if code else query.order_by(Program.id)
+    row = await query.first()
+    if row is None:
+        raise NotFound(f"program {code!r} does not exist" if code else "no loyalty program is configured")
+    return ProgramRef(**row)
+
+
+def referral_code() -> str:
+    return "".join(secrets.choice(_REFERRAL_ALPHABET) for _ in range(8))
+
+
+# --- customers --------------------------------------------------------------------------
+
+
+def normalised_contacts(phone: str | None, email: str | None) -> tuple[str | None, str | None]:
+    phone = normalise_phone(phone) if phone else None
+    email = normalise_email(email) if email else None
+    if phone is None and email is None:
+        raise ValidationFailed("a phone or an e-mail is required")
+    return phone, email
+
+
+async def find_or_create_customer(
+    phone: str | None, email: str | None, now: dt.datetime, name: str = "", birth_date: dt.date | None = None
+) -> tuple[int, bool]:
+    """(customer id, created). Contacts already normalised. Locks the customer row: run in a transaction."""
+    by_phone = await Customer.select(Customer.id, Customer.email).where(Customer.phone == phone).first() if phone else None
+    by_email = await Customer.select(Customer.id, Customer.phone).where(Customer.email == email).first() if email else None
+    if by_phone and by_email and by_phone["id"] != by_email["id"]:
+        raise Conflict("This phone and this e-mail belong to two different customers")
+    found = by_phone or by_email
+    if found is None:
+        rows = await Customer.raw(
+            "INSERT INTO customer (phone, email, name, birth_date, locale, status, created_at) "
+            "VALUES ({}, {}, {}, {}, 'ru', 'active', {}) ON CONFLICT DO NOTHING RETURNING id",
+            phone, email, name, birth_date, now,
+        )
+        if rows:
+            return rows[0]["id"], True
+        # a concurrent registration of the same person won the insert: use theirs
+        return await find_or_create_customer(phone, email, now, name, birth_date)
+    customer_id = found["id"]
+    await Customer.raw("SELECT id FROM customer WHERE id = {} FOR UPDATE", customer_id)
+    fill: dict = {}
+    if phone and by_phone is None:
+        fill[Customer.phone] = phone  # known by e-mail, now also by phone
+    if email and by_email is None:
+        fill[Customer.email] = email
+    if name:
+        current = await Customer.select(Customer.name).where(Customer.id == customer_id).first()
+        if current and not current["name"]:
+            fill[Customer.name] = name
+    if fill:
+        await Customer.update(fill).where(Customer.id == customer_id)
+    return customer_id, False
+
+
+async def record_consents(customer_id: int, consents: list[ConsentIn], source: str, now: dt.datetime) -> None:
+    for consent in consents:
+        await Consent.insert(
+            Consent(customer=customer_id, channel=consent.channel, granted=consent.granted, source=source, changed_at=now)
+        )
+
+
+# --- memberships and cards ----------------------------------------------------------------
+
+
+async def _membership_of(customer_id: int, program_id: int) -> dict | None:
+    return await (
+        Membership.select(Membership.id, Membership.status)
+        .where((Membership.customer == customer_id) & (Membership.program == program_id))
+        .first()
+    )
+
+
+async def _card_for_registration(number: str, program_id: int) -> dict:
+    card = await (
+        Card.select(Card.id, Card.status, Card.membership, Card.membership.customer.as_alias("customer"))
+        .where((Card.number == number) & (Card.program == program_id))
+        .lock_rows(of=(Card,))
+        .first()
+    )
+    if card is None:
+        raise CardNotFound(f"Card {number} is not a card of this program")
+    if card["status"] in ("blocked", "replaced"):
+        raise CardBlocked(f"Card {number} is {card['status']} and cannot be registered")
+    return card
+
+
+async def attach_card(card: dict, membership_id: int, customer_id: int, now: dt.datetime, reason: str) -> None:
+    """Make an emitted or anonymous card the member's; anonymous points follow it."""
+    if card["membership"] == membership_id:
+        return
+    if card["customer"] is not None:
+        raise CardNotFound("This card already belongs to another member")
+    anonymous = card["membership"]
+    if anonymous is not None:
+        source = await ops.ensure_account(anonymous)
+        target = await ops.ensure_account(membership_id)
+        states = await ops.lock_accounts([source, target], now)
+        await ops.transfer(states[source], states[target], now, reason)
+        await Membership.update({Membership.status: "closed"}).where(Membership.id == anonymous)
+        await Card.update({Card.membership: membership_id, Card.status: "active"}).where(Card.membership == anonymous)
+    await Card.update({Card.membership: membership_id, Card.status: "active"}).where(Card.id == card["id"])
+
+
+async def _new_membership(
+    customer_id: int, program: ProgramRef, channel: str, status: str, card: dict | None, referrer: int | None, now: dt.datetime
+) -> tuple[int, str]:
+    values = dict(customer=customer_id, status=status, registration_channel=channel, referral_code=referral_code(),
+                  referred_by=referrer, joined_at=now)
+    if card is not None and card["membership"] is not None and card["customer"] is None:
+        # the anonymous membership of the handed-over card becomes the member's, points and history included
+        membership_id = card["membership"]
+        await Membership.update({getattr(Membership, k): v for k, v in values.items()}).where(Membership.id == membership_id)
+    else:
+        rows = await Membership.insert(Membership(program=program.id, **values)).returning(Membership.id)
+        membership_id = rows[0]["id"]
+    await ops.ensure_account(membership_id)
+    await assign_initial_tier(membership_id, program.id)
+    if card is not None:
+        await Card.update({Card.membership: membership_id, Card.status: "active"}).where(Card.id == card["id"])
+        number = await Card.select(Card.number).where(Card.id == card["id"]).first()
+        return membership_id, number["number"]  # type: ignore[index]
+    return membership_id, await issue_virtual_card(program.id, membership_id, now)
+
+
+async def issue_virtual_card(program_id: int, membership_id: int, now: dt.datetime) -> str:
+    from loyalty_core.services.setup import next_card_number
+
+    number = await next_card_number()
+    await Card.insert(Card(number=number, program=program_id, membership=membership_id, kind="virtual", status="active",
+                           created_at=now))
+    return number
+
+
+async def _referrer(program_id: int, code: str | None) -> int | None:
+    if not code:
+        return None
+    row = await (
+        Membership.select(Membership.id)
+        .where((Membership.referral_code == code.strip().upper()) & (Membership.program == program_id))
+        .first()
+    )
+    if row is None:
+        raise ValidationFailed(f"referral code {code!r} is unknown")
+    return row["id"]
+
+
+async def register_member(
+    program: ProgramRef, reg: Registration, channel: Channel, now: dt.datetime, *, status: str = "active",
+    welcome: bool = True,
+) -> Registered:
+    """Find or create the customer, then their membership in the program (with a card), in one transaction."""
+    phone, email = normalised_contacts(reg.phone, reg.email)
+    async with DB.transaction():
+        customer_id, new_customer = await find_or_create_customer(phone, email, now, reg.name, reg.birth_date)
+        existing = await _membership_of(customer_id, program.id)
+        card = await _card_for_registration(reg.card_number, program.id) if reg.card_number else None
+        if existing is not None:
+            membership_id, new_membership = existing["id"], False
+            if card is not None:
+                await attach_card(card, membership_id, customer_id, now, f"card {reg.card_number} registered")
+            number = await _current_card(membership_id)
+            status = existing["status"]
+        else:
+            referrer = await _referrer(program.id, reg.referral_code)
+            membership_id, number = await _new_membership(customer_id, program, channel, status, card, referrer, now)
+            new_membership = True
+            if welcome:  # an imported member is not new to the chain: no welcome bonus, no welcome message
+                await award_event(program, membership_id, referrer, "registered", now)
+                await Notification.insert(
+                    Notification(customer=customer_id, kind="welcome", payload={"program": program.code}, next_attempt_at=now)
+                )
+        await record_consents(customer_id, list(reg.consents), channel, now)
+    return Registered(customer_id=customer_id, membership_id=membership_id, program=program.code, card_number=number,
+                      status=status, new_customer=new_customer, new_membership=new_membership)
+
+
+async def _current_card(membership_id: int) -> str:
+    row = await (
+        Card.select(Card.number)
+        .where((Card.membership == membership_id) & (Card.status == "active"))
+        .order_by(Card.id, ascending=False)
+        .first()
+    )
+    return row["number"] if row else ""
+
+
+async def confirm_memberships(customer_id: int) -> None:
+    """The shopper proved the phone/e-mail is theirs: memberships started at the till become active."""
+    await Membership.update({Membership.status: "active"}).where(
+        (Membership.customer == customer_id) & (Membership.status == "pending")
+    )
+
+
+async def join_program(customer_id: int, program: ProgramRef, channel: Channel, now: dt.datetime,
+                       referral: str | None = None) -> Registered:
+    """A logged-in customer's membership in the program, created on first use (a login is a registration)."""
+    row = await Customer.select(Customer.phone, Customer.email).where(Customer.id == customer_id).first()
+    if row is None:
+        raise NotFound("customer does not exist")
+    return await register_member(program, Registration(phone=row["phone"], email=row["email"], referral_code=referral),
+                                 channel, now)
+
+
+# --- welcome and referral bonuses ---------------------------------------------------------
+
+
+def event_awards(document: dict, event: str) -> tuple[int, int]:
+    """(points for the member, points for the referrer) the document's event rules give for `event`.
+
+    Reads the `event` stage groups of the rules document (EventBonus effects); within a group in
+    `first`/`best` mode only the highest-priority rule counts. The rule engine may later take
+    this over with targeting and schedules; until then those are not applied to events.
+    """
+    member = referrer = 0
+    for group in document.get("groups", []):
+        if group.get("stage") != "event" or not group.get("active", True):
+            continue
+        rules = [r for r in group.get("rules", []) if r.get("active", True)
+                 and r.get("effect", {}).get("kind") == "event_bonus" and r["effect"].get("event") == event]
+        rules.sort(key=lambda r: -r.get("priority", 0))
+        if group.get("mode", "stack") != "stack":
+            rules = rules[:1]
+        for rule in rules:
+            member += int(rule["effect"].get("points", 0))
+            referrer += int(rule["effect"].get("referrer_points", 0))
+    return member, referrer
+
+
+async def program_document(program: ProgramRef) -> dict:
+    row = await (
+        RulesVersion.select(RulesVersion.document)
+        .where((RulesVersion.program == program.id) & (RulesVersion.version == program.rules_version))
+        .first()
+    )
+    if row is None:
+        return {}
+    document = row["document"]
+    return msgspec.json.decode(document) if isinstance(document, str | bytes) else document
+
+
+async def award_event(program: ProgramRef, membership_id: int, referrer: int | None, event: str, now: dt.datetime) -> None:
+    document = await program_document(program)
+    points, referrer_points = event_awards(document, event)
+    expiry_days = int(document.get("settings", {}).get("expiry_days", 365))
+    expires = now + dt.timedelta(days=expiry_days) if expiry_days else None
+    for target, amount, reason in ((membership_id, points, f"{event} bonus"), (referrer, referrer_points, "referral bonus")):
+        if target is None or amount <= 0:
+            continue
+        state = await ops.lock_account(await ops.ensure_account(target), now)
+        await ops.accrue(state, amount, now, kind="accrue", source="welcome", activates_at=now, expires_at=expires,
+                         reason=reason)
+
+
+# --- login by code ------------------------------------------------------------------------
+
+
+class CodeLogin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the app or the web sends with the code; a first login registers the shopper."""
+
+    to: str
+    code: str
+    channel: Literal["app", "web"] = "app"
+    name: str = ""
+    birth_date: dt.date | None = None
+    card_number: str | None = None
+    referral_code: str | None = None
+    consents: list[ConsentIn] = []
+
+
+class LoggedIn(msgspec.Struct, kw_only=True):
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+    customer_id: int
+    card_number: str
+    new_customer: bool
+    new_membership: bool
+
+
+async def log_in_with_code(
+    valkey: object, program: ProgramRef, login: CodeLogin, ip: str, secret: str, policy: object, now: dt.datetime
+) -> LoggedIn:
+    """Consume the code, register (or find) the member, confirm memberships started at the till, open a session."""
+    from loyalty_core.services.otp import check_code, parse_identifier
+    from loyalty_core.services.tokens import start_session
+
+    who = parse_identifier(login.to)
+    if len(login.code) != 6 or not login.code.isdigit():
+        raise ValidationFailed("the code is 6 digits")
+    await check_code(valkey, who, login.code, ip, secret, policy)  # type: ignore[arg-type]
+    reg = Registration(
+        phone=who.value if who.kind == "phone" else None, email=who.value if who.kind == "email" else None,
+        name=login.name, birth_date=login.birth_date, card_number=login.card_number,
+        referral_code=login.referral_code, consents=login.consents,
+    )
+    registered = await register_member(program, reg, login.channel, now)
+    async with DB.transaction():
+        await confirm_memberships(registered.customer_id)
+        pair = await start_session(registered.customer_id, secret, now)
+    return LoggedIn(**msgspec.structs.asdict(pair), card_number=registered.card_number,
+                    new_customer=registered.new_customer, new_membership=registered.new_membership)

@@ -1,0 +1,130 @@
+"""A member's cards: list, bind a plastic card, block, replace, and the QR payloads.
+
+A card belongs to a membership, never to a tier: tier changes never touch the number. A
+replacement is a new virtual card on the same membership, so balances, sales and ledger (all
+keyed by membership/account) carry over; the old card stays `replaced` with `replaced_by`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import msgspec
+
+from loyalty_core.errors import CardBlocked, CardNotFound
+from loyalty_core.piccolo_conf import DB
+from loyalty_core.services.identity import attach_card, issue_virtual_card
+from loyalty_core.services.members import Member
+from loyalty_core.tables import Card
+
+QR_PERIOD = 30
+
+
+class CardOut(msgspec.Struct, kw_only=True):
+    number: str
+    kind: str
+    status: str
+    blocked_reason: str | None
+    replaced_by: str | None
+    created_at: dt.datetime
+
+
+class CardBind(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    number: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class CardBlock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class CardReplace(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = "replaced by the member"
+
+
+class QrToken(msgspec.Struct, kw_only=True):
+    token: str
+    expires_in: int
+    refresh_after: int
+
+
+_CARDS = (
+    "SELECT c.id, c.number, c.kind, c.status, c.blocked_reason, r.number AS replaced_by, c.created_at "
+    "FROM card c LEFT JOIN card r ON r.id = c.replaced_by WHERE c.membership = {} ORDER BY c.id"
+)
+
+
+async def cards(member: Member) -> list[CardOut]:
+    return [msgspec.convert(r, CardOut) for r in await Card.raw(_CARDS, member.membership_id)]
+
+
+async def _own_card(member: Member, number: str, lock: bool = False) -> dict:
+    query = Card.select(Card.id, Card.status).where((Card.number == number) & (Card.membership == member.membership_id))
+    row = await (query.lock_rows() if lock else query).first()
+    if row is None:
+        raise CardNotFound(f"Card {number} is not one of your cards")
+    return row
+
+
+async def card_view(member: Member, number: str) -> CardOut:
+    for card in await cards(member):
+        if card.number == number:
+            return card
+    raise CardNotFound(f"Card {number} is not one of your cards")
+
+
+async def bind_card(member: Member, bind: CardBind, now: dt.datetime) -> CardOut:
+    """Register a plastic card someone handed over: it becomes this member's, its anonymous points too."""
+    from loyalty_core.services.identity import _card_for_registration
+
+    number = bind.number.strip()
+    async with DB.transaction():
+        card = await _card_for_registration(number, member.program_id)
+        await attach_card(card, member.membership_id, member.customer_id, now, f"card {number} bound by the member")
+    return await card_view(member, number)
+
+
+async def block_card(member: Member, number: str, block: CardBlock) -> CardOut:
+    async with DB.transaction():
+        card = await _own_card(member, number, lock=True)
+        if card["status"] == "replaced":
+            raise CardBlocked(f"Card {number} was already replaced")
+        await Card.update({Card.status: "blocked", Card.blocked_reason: block.reason}).where(Card.id == card["id"])
+    return await card_view(member, number)
+
+
+async def replace_card(member: Member, number: str, change: CardReplace, now: dt.datetime) -> CardOut:
+    """A new virtual card on the same membership; the old number stops working at the till."""
+    async with DB.transaction():
+        card = await _own_card(member, number, lock=True)
+        if card["status"] == "replaced":
+            raise CardBlocked(f"Card {number} was already replaced")
+        new_number = await issue_virtual_card(member.program_id, member.membership_id, now)
+        new = await Card.select(Card.id).where(Card.number == new_number).first()
+        await Card.update(
+            {Card.status: "replaced", Card.replaced_by: new["id"], Card.blocked_reason: change.reason,  # type: ignore[index]
+             Card.pass_auth_token: None}
+        ).where(Card.id == card["id"])
+    return await card_view(member, new_number)
+
+
+async def active_card_of_customer(customer_id: int, number: str) -> str:
+    """The number if it is an active card of one of the customer's memberships (for QR rendering)."""
+    row = await Card.raw(
+        "SELECT c.number, c.status FROM card c JOIN membership m ON m.id = c.membership "
+        "WHERE c.number = {} AND m.customer = {}",
+        number, customer_id,
+    )
+    if not row:
+        raise CardNotFound(f"Card {number} is not one of your cards")
+    if row[0]["status"] != "active":
+        raise CardBlocked(f"Card {number} is {row[0]['status']}")
+    return number
+
+
+def qr_token(number: str, secret: str, now: dt.datetime) -> QrToken:
+    """The rotating app-screen token `/pos/v1` resolves; refresh a few seconds before it turns."""
+    from wallet_passes.qr import issue_app_qr_token
+
+    return QrToken(token=issue_app_qr_token(number, secret, now, period=QR_PERIOD), expires_in=QR_PERIOD,
+                   refresh_after=QR_PERIOD - 5)

@@ -1,0 +1,144 @@
+"""Shopper API tokens: short-lived JWT access tokens and rotating opaque refresh tokens.
+
+A login starts a *family*: every refresh marks the presented token used and issues the next one
+in the same family. Presenting a used token again means it was copied (the thief or the shopper
+is replaying it), so the whole family is revoked. Access tokens carry the family (`fam`) and
+the guard refuses them once the family is revoked, so logout takes effect at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+
+import jwt
+import msgspec
+
+from loyalty_core.errors import DomainError, Unauthorized
+from loyalty_core.piccolo_conf import DB
+from loyalty_core.tables import Customer, RefreshToken
+
+ACCESS_TTL = dt.timedelta(minutes=15)
+REFRESH_TTL = dt.timedelta(days=30)
+ISSUER = "kopilka"
+AUDIENCE = "kopilka-shopper"
+
+
+class RefreshReused(DomainError):
+    slug, status, title = "refresh-token-reused", 401, "Refresh token already used"
+
+
+class TokenPair(msgspec.Struct, kw_only=True):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int = int(ACCESS_TTL.total_seconds())
+    customer_id: int
+
+
+class AccessClaims(msgspec.Struct, frozen=True):
+    customer_id: int
+    family: uuid.UUID
+    jti: str
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_access(customer_id: int, family: uuid.UUID, secret: str, now: dt.datetime) -> str:
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(customer_id),
+        "fam": str(family),
+        "jti": uuid.uuid4().hex,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ACCESS_TTL).timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def decode_access(token: str, secret: str, now: dt.datetime) -> AccessClaims:
+    """Signature, expiry, issuer and audience; the caller checks the family is still alive."""
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "jti", "fam"], "verify_iat": False}, leeway=0,
+        )
+        if claims["exp"] <= now.timestamp():  # the clock is an argument, also for expiry
+            raise jwt.ExpiredSignatureError("expired")
+        return AccessClaims(customer_id=int(claims["sub"]), family=uuid.UUID(claims["fam"]), jti=claims["jti"])
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("The access token has expired: refresh it") from None
+    except (jwt.InvalidTokenError, ValueError, KeyError):
+        raise Unauthorized("The access token is not valid") from None
+
+
+async def _new_refresh(customer_id: int, family: uuid.UUID, now: dt.datetime) -> str:
+    token = "rt_" + secrets.token_urlsafe(32)
+    await RefreshToken.insert(
+        RefreshToken(customer=customer_id, family=family, token_hash=_hash(token), created_at=now, expires_at=now + REFRESH_TTL)
+    )
+    return token
+
+
+async def start_session(customer_id: int, secret: str, now: dt.datetime) -> TokenPair:
+    """A new token family after a successful login. Runs in the caller's transaction if there is one."""
+    family = uuid.uuid4()
+    refresh = await _new_refresh(customer_id, family, now)
+    return TokenPair(access_token=issue_access(customer_id, family, secret, now), refresh_token=refresh, customer_id=customer_id)
+
+
+async def rotate_refresh(token: str, secret: str, now: dt.datetime) -> TokenPair:
+    """Exchange a refresh token for a new pair; a reused token revokes its family (committed, then refused)."""
+    reused = False
+    async with DB.transaction():
+        row = await (
+            RefreshToken.select(RefreshToken.id, RefreshToken.customer, RefreshToken.family, RefreshToken.expires_at,
+                                RefreshToken.used_at, RefreshToken.revoked_at)
+            .where(RefreshToken.token_hash == _hash(token))
+            .lock_rows()
+            .first()
+        )
+        if row is None or row["revoked_at"] is not None or row["expires_at"] <= now:
+            raise Unauthorized("The refresh token is not valid: log in again")
+        if row["used_at"] is not None:
+            await _revoke_where(RefreshToken.family == row["family"], now)
+            reused = True
+        else:
+            await RefreshToken.update({RefreshToken.used_at: now}).where(RefreshToken.id == row["id"])
+            customer = await Customer.select(Customer.status).where(Customer.id == row["customer"]).first()
+            if customer is None or customer["status"] != "active":
+                raise Unauthorized("The account no longer exists")
+            refresh = await _new_refresh(row["customer"], row["family"], now)
+    if reused:
+        raise RefreshReused("This refresh token was already used; every session of this login is now closed")
+    return TokenPair(
+        access_token=issue_access(row["customer"], row["family"], secret, now), refresh_token=refresh, customer_id=row["customer"]
+    )
+
+
+async def _revoke_where(where: object, now: dt.datetime) -> None:
+    await RefreshToken.update({RefreshToken.revoked_at: now}).where(where & RefreshToken.revoked_at.is_null())  # type: ignore[operator]
+
+
+async def log_out(customer_id: int, family: uuid.UUID, now: dt.datetime) -> None:
+    """Close this login (its whole refresh family); its access tokens stop working at once."""
+    await _revoke_where((RefreshToken.family == family) & (RefreshToken.customer == customer_id), now)
+
+
+async def log_out_everywhere(customer_id: int, now: dt.datetime) -> None:
+    await _revoke_where(RefreshToken.customer == customer_id, now)
+
+
+async def session_alive(customer_id: int, family: uuid.UUID, now: dt.datetime) -> bool:
+    """The customer exists and is active, and the login's family has a live (unrevoked) token."""
+    rows = await RefreshToken.raw(
+        "SELECT 1 FROM refresh_token rt JOIN customer c ON c.id = rt.customer "
+        "WHERE rt.family = {} AND rt.customer = {} AND rt.revoked_at IS NULL AND c.status = 'active' LIMIT 1",
+        family, customer_id,
+    )
+    return bool(rows)
