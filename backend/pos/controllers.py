@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from litestar import Controller, Request, post
 from litestar.params import Parameter
 
 from backend.pos.auth import TillPrincipal, current_till, till_guard
 from backend.pos.idempotency import idempotent
-from loyalty_core.services import returns, sales
+from loyalty_core.services import otp, returns, sales
 from loyalty_core.services.sale_types import (
     BatchIn,
     BatchOut,
@@ -21,6 +22,9 @@ from loyalty_core.services.sale_types import (
     ReturnOut,
     SaleIn,
 )
+
+
+PHONE_LOOKUPS_PER_MINUTE = int(os.environ.get("KOPILKA_POS_PHONE_LOOKUPS_PER_MINUTE", "30"))
 
 
 def _now() -> dt.datetime:
@@ -38,6 +42,10 @@ class TillController(Controller):
 
     @post("/identify", status_code=200, summary="Identify a shopper from a scan")
     async def identify(self, request: Request, data: IdentifyIn) -> IdentifyOut:
+        if data.scan.strip().startswith("+"):
+            # a phone is guessable: a till may look up only so many per minute
+            principal = current_till(request)
+            await otp.hit(request.app.state.valkey, f"till:{principal.till_id}:phone", PHONE_LOOKUPS_PER_MINUTE, 60)
         return await sales.identify(data.scan, _now())
 
     @post("/sales/calculate", status_code=200, summary="Price a basket (writes nothing)")

@@ -250,3 +250,16 @@ async def test_bad_input_is_refused_and_nothing_is_written(http: httpx.AsyncClie
     )
     after = (await count_rows("sale"), await count_rows("ledger_entry"), await count_rows("sale_return"))
     assert before == after
+
+
+async def test_phone_lookups_are_rate_limited_per_till(http: httpx.AsyncClient, shop: Shop) -> None:
+    member = await make_member(shop)
+    statuses = []
+    for _ in range(31):
+        r = await http.post("/pos/v1/identify", json={"scan": member.phone}, headers=shop.headers)
+        statuses.append(r.status_code)
+    assert statuses[:30] == [200] * 30
+    limited = problem(r, 429, "rate-limited")
+    assert int(r.headers["retry-after"]) >= 1 and limited["retry_after"] >= 1
+    # a card scan is not a guess: still served
+    assert (await http.post("/pos/v1/identify", json={"scan": member.card}, headers=shop.headers)).status_code == 200
