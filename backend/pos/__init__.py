@@ -1,5 +1,11 @@
-"""The till API: /pos/v1."""
+"""The till API: /pos/v1, every handler behind the till-key guard."""
 
+from litestar import Router
+
+from backend.pos.auth import till_guard
 from backend.pos.controllers import TillController
+from backend.pos.members import ROUTES as member_routes
 
-ROUTES: list = [TillController]
+till_router = Router(path="/pos/v1", guards=[till_guard], route_handlers=[TillController, *member_routes], tags=["till"])
+
+ROUTES: list = [till_router]

@@ -8,7 +8,7 @@ import os
 from litestar import Controller, Request, post
 from litestar.params import Parameter
 
-from backend.pos.auth import TillPrincipal, current_till, till_guard
+from backend.pos.auth import TillPrincipal, current_till
 from backend.pos.idempotency import idempotent
 from loyalty_core.services import otp, returns, sales
 from loyalty_core.services.sale_types import (
@@ -36,9 +36,7 @@ def _till(principal: TillPrincipal) -> sales.Till:
 
 
 class TillController(Controller):
-    path = "/pos/v1"
-    guards = [till_guard]
-    tags = ["till"]
+    path = "/"
 
     @post("/identify", status_code=200, summary="Identify a shopper from a scan")
     async def identify(self, request: Request, data: IdentifyIn) -> IdentifyOut:
