@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 import os
 
 from litestar import Controller, Request, post
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 
 from backend.pos.auth import TillPrincipal, current_till
 from backend.pos.idempotency import idempotent
@@ -55,7 +56,7 @@ class TillController(Controller):
         self,
         request: Request,
         data: SaleIn,
-        idempotency_key: str | None = Parameter(header="Idempotency-Key", required=False, max_length=200),
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=200)] = None,
     ) -> CalculationOut:
         till = _till(current_till(request))
         return await idempotent(

@@ -84,10 +84,9 @@ async def verify_all(progress: Callable[[int, int, str], None] | None = None, li
     """Run every invariant check; returns at most `limit` violations per invariant (empty: all good)."""
     violations: list[Violation] = []
     for i, (name, query) in enumerate(CHECKS, start=1):
-        rows = await Account.raw(f"SELECT * FROM ({query}) q LIMIT {int(limit)}")
+        rows = await Account.raw(f"SELECT subject, detail FROM ({query}) AS q(subject, detail) LIMIT {int(limit)}")
         for row in rows:
-            subject, detail = list(row.values())
-            violations.append(Violation(invariant=name, subject=str(subject), detail=str(detail)))
+            violations.append(Violation(invariant=name, subject=str(row["subject"]), detail=str(row["detail"])))
         if progress is not None:
             progress(i, len(CHECKS), name)
     return violations
