@@ -25,12 +25,12 @@ from loyalty_core.services.setup import (
     import_catalog,
     next_card_number,
 )
-from loyalty_core.tables import Account, Card, Customer, Membership, Program, Store, Tier
+from loyalty_core.tables import Account, Card, Program, Store
 
 DEMO_PROGRAM = "demo"
 DEMO_SERIES = "demo"
 DEMO_CARDS = 20
-STARTING_BALANCE = 1500  # points, active at once, so the till demo can pay with points
+STARTING_BALANCE = 1500  # points on top of the welcome bonus, active at once: the till demo can pay with points
 _SEED_LOCK = 7_324_001  # pg advisory lock id: one seeding at a time
 
 # code, name, city, time zone, address, latitude, longitude, format
@@ -224,7 +224,7 @@ async def seed_demo(now: datetime, force: bool = False) -> DemoInfo:
         await emit_cards(program_id, DEMO_SERIES + suffix, DEMO_CARDS)
         expiry_days = rules.settings.expiry_days  # type: ignore[attr-defined]
         for phone, name, birth in SHOPPERS:
-            await _register_shopper(program_id, phone, name, birth or now.astimezone(ZoneInfo("Europe/Moscow")).date().replace(year=1988), now, expiry_days)
+            await _register_shopper(program_code, phone, name, birth or now.astimezone(ZoneInfo("Europe/Moscow")).date().replace(year=1988), now, expiry_days)
     info = await load_demo(program_code)
     assert info is not None
     info.created, info.till_key = True, till_key
@@ -239,29 +239,22 @@ def _products() -> list[ProductSpec]:
     ]
 
 
-async def _register_shopper(program_id: int, phone: str, name: str, birth: date, now: datetime, expiry_days: int) -> None:
-    """A registered member with a virtual card and a starting balance, written as rows.
-
-    The identity service's registration (OTP, consents, welcome notification) is for real
-    shoppers; the demo needs the end state only.
-    """
+async def _register_shopper(program_code: str, phone: str, name: str, birth: date, now: datetime, expiry_days: int) -> None:
+    """Registered as a shopper registers (virtual card, consents, welcome bonus), plus a starting balance."""
     from loyalty_core.ledger.ops import accrue, ensure_account, lock_account
+    from loyalty_core.services.identity import ConsentIn, Registration, register_member, resolve_program
+    from loyalty_core.services.tiers import assign_initial_tier
 
-    customer = await Customer.select(Customer.id).where(Customer.phone == phone).first()
-    if customer is None:
-        customer = (await Customer.insert(Customer(phone=phone, name=name, birth_date=birth)).returning(Customer.id))[0]
-    tier = await Tier.select(Tier.id).where(Tier.program == program_id).order_by(Tier.rank).first()
-    membership = (
-        await Membership.insert(
-            Membership(program=program_id, customer=customer["id"], tier=tier["id"] if tier else None,
-                       registration_channel="demo", status="active", joined_at=now)
-        ).returning(Membership.id)
-    )[0]["id"]
-    await Card.insert(
-        Card(number=await next_card_number(), program=program_id, membership=membership, series="app",
-             kind="virtual", status="active")
+    program = await resolve_program(program_code)
+    registered = await register_member(
+        program,
+        Registration(phone=phone, name=name, birth_date=birth,
+                     consents=[ConsentIn(channel="sms", granted=True), ConsentIn(channel="push", granted=True)]),
+        "import",
+        now,
     )
-    state = await lock_account(await ensure_account(membership), now)
+    await assign_initial_tier(registered.membership_id, program.id)
+    state = await lock_account(await ensure_account(registered.membership_id), now)
     await accrue(state, STARTING_BALANCE, now, kind="adjust", source="adjust", activates_at=now,
                  expires_at=now + timedelta(days=expiry_days), reason="demo starting balance")
 
