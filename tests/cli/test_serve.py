@@ -37,6 +37,12 @@ def test_serve_starts_everything_itself_and_stops_cleanly_on_sigterm(tmp_path: P
         try:
             ready = _wait_ready(proc, f"http://127.0.0.1:{port}/ready", log)
             assert ready == {"status": "ok", "checks": {"postgresql": "ok", "valkey": "ok"}}
+            key = re.search(r"demo till key\s+(tk_\S+)", log.read_text())
+            assert key, log.read_text()
+            shopper = httpx.post(f"http://127.0.0.1:{port}/pos/v1/identify", json={"scan": "+79990000001"},
+                                 headers={"Authorization": f"Bearer {key[1]}"}, timeout=10)
+            assert shopper.status_code == 200, shopper.text
+            assert shopper.json()["member"]["name"] == "Анна Смирнова"
             started = psutil.Process(proc.pid).children(recursive=True)
             postmaster = data_dir / "pg" / "postmaster.pid"
             assert postmaster.exists()
@@ -49,8 +55,6 @@ def test_serve_starts_everything_itself_and_stops_cleanly_on_sigterm(tmp_path: P
 
     output = log.read_text()
     assert f"http://127.0.0.1:{port}/schema" in output and "/ready" in output
-    key = re.search(r"demo till key\s+(tk_\S+)", output)
-    assert key, output
     cards = re.findall(r"\b\d{13}\b", output.split("plastic cards", 1)[1].splitlines()[0])
     assert len(cards) >= 5 and all(is_valid_card_number(c) for c in cards)
     assert "Traceback" not in output

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
+
+import pytest
 
 from backend.pos.auth import authenticate_till
 from loyalty_core.cards import is_valid_card_number
@@ -131,3 +134,10 @@ def test_commands_on_a_database_without_schema_say_to_migrate(empty_env: dict[st
         result = run_kopilka(*args, env=empty_env)
         assert result.returncode == 1, (args, result.stderr)
         assert "run `kopilka migrate` first" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_worker_says_plainly_when_it_is_not_part_of_the_build() -> None:
+    if importlib.util.find_spec("backend.push.worker") is not None:
+        pytest.skip("the push worker is part of this build")
+    result = run_kopilka("worker")
+    assert result.returncode == 1 and "worker not available yet" in result.stderr
