@@ -11,16 +11,16 @@ from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from backend.api.guards import PUBLIC_DEPENDENCIES, client_ip, provide_shopper, shopper_guard
+from backend.api.guards import ProgramCode, PUBLIC_DEPENDENCIES, client_ip, provide_shopper, shopper_guard
 from backend.api.settings import IdentitySettings
 from loyalty_core.errors import NotFound
 from loyalty_core.services import tokens
-from loyalty_core.services.identity import CodeLogin, LoggedIn, log_in_with_code, resolve_program
+from loyalty_core.services.identity import CodeLogin, Contact, LoggedIn, log_in_with_code, resolve_program
 from loyalty_core.services.otp import DevGateway, Gateway, InboxMessage, parse_identifier, read_inbox, request_code
 
 
 class CodeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    to: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]  # a phone number or an e-mail address
+    to: Contact  # a phone number or an e-mail address
 
 
 class CodeSent(msgspec.Struct):
@@ -30,7 +30,7 @@ class CodeSent(msgspec.Struct):
 
 
 class RefreshIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 def gateway_for(identity: IdentitySettings, valkey: Any) -> Gateway:
@@ -56,7 +56,7 @@ class AuthController(Controller):
 
     @post("/otp/verify", status_code=HTTP_200_OK)
     async def verify_otp(self, request: Request, data: CodeLogin, valkey: Any, identity: IdentitySettings, secret: str,
-                         now: dt.datetime, program: str | None = None) -> LoggedIn:
+                         now: dt.datetime, program: ProgramCode = None) -> LoggedIn:
         """Exchange the code for tokens; the first login registers the shopper in the program."""
         return await log_in_with_code(valkey, await resolve_program(program), data, client_ip(request), secret,
                                       identity.otp, now)

@@ -14,7 +14,7 @@ from loyalty_core.services import members_cards as cards
 from loyalty_core.services.members import Member
 from loyalty_core.services.tokens import AccessClaims
 
-CardNumber = Annotated[str, Parameter(max_length=32)]
+CardNumber = Annotated[str, Parameter(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
 
 
 class CardController(Controller):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import Parameter
 
 from backend.api.settings import IdentitySettings, get_identity_settings
 from loyalty_core.errors import Unauthorized
@@ -40,7 +41,10 @@ def provide_shopper(request: Request) -> AccessClaims:
     return request.scope["state"]["shopper"]  # type: ignore[no-any-return]
 
 
-async def provide_member(shopper: AccessClaims, program: str | None = None) -> Member:
+ProgramCode = Annotated[str | None, Parameter(max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+async def provide_member(shopper: AccessClaims, program: ProgramCode = None) -> Member:
     """The shopper's membership in `?program=CODE` (default: the first program)."""
     return await member_of(shopper.customer_id, program)
 

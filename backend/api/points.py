@@ -37,7 +37,7 @@ class PointsController(Controller):
         return await points.purchases(member, cursor, limit)
 
     @get("/purchases/{sale_id:int}")
-    async def purchase(self, member: Member, sale_id: Annotated[int, Parameter(ge=1, le=2**63 - 1)]) -> points.Purchase:
+    async def purchase(self, member: Member, sale_id: Annotated[int, Parameter(ge=1, le=2**31 - 1)]) -> points.Purchase:
         return await points.purchase(member, sale_id)
 
     @get("/tier")

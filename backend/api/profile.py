@@ -10,15 +10,14 @@ from litestar import Controller, delete, get, patch, post, put
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from backend.api.guards import SHOPPER_DEPENDENCIES, shopper_guard
+from backend.api.guards import ProgramCode, SHOPPER_DEPENDENCIES, shopper_guard
 from loyalty_core.services import members
-from loyalty_core.services.identity import Registered, join_program, resolve_program
+from loyalty_core.services.identity import Code, Registered, join_program, resolve_program
 from loyalty_core.services.tokens import AccessClaims
 
 
 class JoinIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    referral_code: Annotated[str, msgspec.Meta(max_length=16)] | None = None
-    channel: str = "app"
+    referral_code: Code | None = None
 
 
 class ProfileController(Controller):
@@ -41,7 +40,7 @@ class ProfileController(Controller):
         await members.delete_account(shopper.customer_id, now)
 
     @post("/memberships", status_code=HTTP_200_OK)
-    async def join(self, shopper: AccessClaims, data: JoinIn, now: dt.datetime, program: str | None = None) -> Registered:
+    async def join(self, shopper: AccessClaims, data: JoinIn, now: dt.datetime, program: ProgramCode = None) -> Registered:
         """Join another program of the chain (or get the existing membership)."""
         return await join_program(shopper.customer_id, await resolve_program(program), "app", now, data.referral_code)
 

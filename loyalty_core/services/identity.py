@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -25,6 +25,14 @@ from loyalty_core.tables import Card, Consent, Customer, Membership, Notificatio
 Channel = Literal["app", "web", "till", "call_center", "import", "oidc"]
 ConsentChannel = Literal["sms", "email", "push"]
 _REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the till
+
+# wire string types: bounded, and without control characters (PostgreSQL text refuses NUL outright)
+_PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+Name = Annotated[str, msgspec.Meta(max_length=200, pattern=_PRINTABLE)]
+Reason = Annotated[str, msgspec.Meta(max_length=500, pattern=_PRINTABLE)]
+Contact = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=_PRINTABLE)]
+CardNumber = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class ProgramRef(msgspec.Struct, frozen=True):
@@ -40,12 +48,12 @@ class ConsentIn(msgspec.Struct, frozen=True):
 
 
 class Registration(msgspec.Struct, frozen=True, kw_only=True):
-    phone: str | None = None
-    email: str | None = None
-    name: str = ""
+    phone: Contact | None = None
+    email: Contact | None = None
+    name: Name = ""
     birth_date: dt.date | None = None
-    card_number: str | None = None  # an emitted card handed over (till) or a plastic card to bind
-    referral_code: str | None = None
+    card_number: CardNumber | None = None  # an emitted card handed over (till) or a plastic card to bind
+    referral_code: Code | None = None
     consents: list[ConsentIn] = []
 
 
@@ -324,13 +332,13 @@ async def award_event(program: ProgramRef, membership_id: int, referrer: int | N
 class CodeLogin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What the app or the web sends with the code; a first login registers the shopper."""
 
-    to: str
-    code: str
+    to: Contact
+    code: Annotated[str, msgspec.Meta(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")]
     channel: Literal["app", "web"] = "app"
-    name: str = ""
+    name: Name = ""
     birth_date: dt.date | None = None
-    card_number: str | None = None
-    referral_code: str | None = None
+    card_number: CardNumber | None = None
+    referral_code: Code | None = None
     consents: list[ConsentIn] = []
 
 

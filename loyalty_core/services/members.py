@@ -14,7 +14,7 @@ import msgspec
 
 from loyalty_core.errors import NotFound, ValidationFailed
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services.identity import ConsentIn, record_consents, resolve_program
+from loyalty_core.services.identity import ConsentIn, Name, record_consents, resolve_program
 from loyalty_core.tables import Card, Consent, Customer, Membership, PushDevice, RefreshToken
 
 
@@ -99,7 +99,7 @@ class Profile(msgspec.Struct, kw_only=True):
 class ProfileUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """Phone and e-mail are not editable here: a new contact has to be proven with a code first."""
 
-    name: Annotated[str, msgspec.Meta(max_length=200)] | msgspec.UnsetType = msgspec.UNSET
+    name: Name | msgspec.UnsetType = msgspec.UNSET
     birth_date: dt.date | None | msgspec.UnsetType = msgspec.UNSET
     locale: Literal["ru", "en"] | msgspec.UnsetType = msgspec.UNSET
 
@@ -176,7 +176,7 @@ async def change_consents(customer_id: int, change: ConsentUpdate, now: dt.datet
 
 class DeviceIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     platform: Literal["apns", "fcm"]
-    token: str
+    token: Annotated[str, msgspec.Meta(min_length=8, max_length=400, pattern=r"^[\x21-\x7e]+$")]
 
 
 class Device(msgspec.Struct, kw_only=True):

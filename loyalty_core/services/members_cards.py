@@ -14,7 +14,7 @@ import msgspec
 
 from loyalty_core.errors import CardBlocked, CardNotFound
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services.identity import attach_card, issue_virtual_card
+from loyalty_core.services.identity import CardNumber, Reason, attach_card, issue_virtual_card
 from loyalty_core.services.members import Member
 from loyalty_core.tables import Card
 
@@ -31,15 +31,15 @@ class CardOut(msgspec.Struct, kw_only=True):
 
 
 class CardBind(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    number: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    number: CardNumber
 
 
 class CardBlock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    reason: Annotated[Reason, msgspec.Meta(min_length=1)]
 
 
 class CardReplace(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(max_length=500)] = "replaced by the member"
+    reason: Reason = "replaced by the member"
 
 
 class QrToken(msgspec.Struct, kw_only=True):

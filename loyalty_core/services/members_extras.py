@@ -10,7 +10,7 @@ import msgspec
 
 from loyalty_core.errors import Conflict, ValidationFailed
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services.identity import ProgramRef, program_document
+from loyalty_core.services.identity import Code, ProgramRef, program_document
 from loyalty_core.services.members import Member
 from loyalty_core.tables import Category, Coupon, FavouriteCategory, Membership
 
@@ -31,7 +31,7 @@ class Favourites(msgspec.Struct, kw_only=True):
 
 
 class FavouritesIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    categories: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=50)]
+    categories: Annotated[list[Code], msgspec.Meta(max_length=50)]
 
 
 def _month_start(now: dt.datetime, timezone: str) -> dt.date:

@@ -11,6 +11,9 @@ from loyalty_core.errors import CardNotFound, ValidationFailed
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.services.identity import (
+    CardNumber,
+    Contact,
+    Name,
     ConsentIn,
     ProgramRef,
     Registered,
@@ -27,9 +30,9 @@ MAX_IMPORT = 1000
 class TillRegistration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A cashier registers the shopper's phone against the emitted card just handed over."""
 
-    phone: Annotated[str, msgspec.Meta(min_length=3, max_length=32)]
-    card_number: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
-    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    phone: Contact
+    card_number: CardNumber
+    name: Name = ""
     consents: list[ConsentIn] = []
 
 
@@ -47,11 +50,11 @@ async def register_at_till(reg: TillRegistration, now: dt.datetime) -> Registere
 
 
 class OperatorRegistration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    phone: Annotated[str, msgspec.Meta(max_length=32)] | None = None
-    email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
-    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    phone: Contact | None = None
+    email: Contact | None = None
+    name: Name = ""
     birth_date: dt.date | None = None
-    card_number: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    card_number: CardNumber | None = None
     consents: list[ConsentIn] = []
 
 
@@ -61,7 +64,7 @@ async def register_by_call_centre(program: ProgramRef, reg: OperatorRegistration
 
 class ImportedMember(OperatorRegistration, frozen=True, kw_only=True, forbid_unknown_fields=True):
     balance: Annotated[int, msgspec.Meta(ge=0, le=10**9)] = 0  # legacy points, active from the import
-    legacy_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    legacy_id: Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
 
 
 class ImportedRow(msgspec.Struct, kw_only=True):

@@ -27,7 +27,7 @@ log = logging.getLogger("kopilka.otp")
 INBOX_KEY = "kopilka:dev:inbox"
 INBOX_KEEP = 1000
 DEFAULT_REGION = "RU"
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]+$")
 
 
 class CodeInvalid(DomainError):
