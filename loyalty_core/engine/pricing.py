@@ -1,0 +1,188 @@
+"""price(): a basket, who/where/when, a compiled program -> per-line discounts, points, trace.
+
+Stages run in this order: discounts -> redemption limits (and the redemption itself) ->
+accrual. Points accrue on what is paid with money (to_pay), never on what was paid with points.
+"""
+
+from __future__ import annotations
+
+from loyalty_core.engine.accrual import allocate, compute_points, denominator, percent_nums
+from loyalty_core.engine.basket import Basket, PricingContext
+from loyalty_core.engine.compiled import CompiledProgram, CompiledRule, LineInfo
+from loyalty_core.engine.errors import RedeemLimitExceeded
+from loyalty_core.engine.explain import points_sentence, tier_sentence
+from loyalty_core.engine.facts import basket_facts, line_infos
+from loyalty_core.engine.money import BP, split_capped, split_largest_remainder
+from loyalty_core.engine.result import (
+    AppliedRule,
+    CouponResult,
+    LineEffect,
+    PricedBasket,
+    PricedLine,
+    Totals,
+)
+from loyalty_core.engine.run import Run
+from loyalty_core.engine.stages import Limits, discount_stage, limits_stage
+
+
+def max_redeem_points(ctx: PricingContext, program: CompiledProgram, remaining: list[int], limits: Limits) -> int:
+    member = ctx.member
+    if member is None or (not member.registered and not program.settings.anonymous_can_redeem):
+        return 0
+    max_amount = sum(amount * share for amount, share in zip(remaining, limits.share_bp)) // BP
+    return max(0, min(max_amount // program.settings.point_value_minor, ctx.balance_active))
+
+
+def redeem(points: int, point_value: int, remaining: list[int], limits: Limits) -> tuple[list[int], list[int]]:
+    """(money, points) per line: the money spread in proportion to each line's payable share."""
+    weights = [amount * share for amount, share in zip(remaining, limits.share_bp)]
+    money = split_capped(points * point_value, weights, remaining)
+    return money, split_largest_remainder(points, money)
+
+
+class _Accrued:
+    """One source of points (the tier or a rule) with exact per-line numerators."""
+
+    def __init__(self, group: str, code: str, name: str, kind: str, nums: dict[int, int], rule: CompiledRule | None) -> None:
+        self.group, self.code, self.name, self.kind, self.nums, self.rule = group, code, name, kind, nums, rule
+
+
+def _accrual_rules(run: Run, program: CompiledProgram, to_pay: list[int], base: dict[int, int], accrues: list[bool]) -> list[_Accrued]:
+    d = denominator(program.settings.point_value_minor)
+    found: list[_Accrued] = []
+    for group in program.stages["accrual"]:
+        firing = run.firing_rules(group, "accrual")
+        chosen: list[_Accrued] = []
+        for rule in firing:
+            lines = [line for line in run.lines_for(rule.lines, rule.match) if accrues[line.index]]
+            nums = compute_points(rule, lines, to_pay, base, d)
+            total = sum(nums.values())
+            if not total:
+                run.note("accrual", group.code, rule.code, False, "no points on these lines")
+                continue
+            candidate = _Accrued(group.code, rule.code, rule.name, rule.kind, nums, rule)
+            if group.mode == "stack" or not chosen:
+                chosen.append(candidate)
+            elif group.mode == "best" and total > sum(chosen[0].nums.values()):
+                run.note("accrual", group.code, chosen[0].code, False, f"displaced: {rule.code} gives more")
+                chosen = [candidate]
+            else:
+                run.note("accrual", group.code, rule.code, False, f"displaced by {chosen[0].code} ({group.mode})")
+        found.extend(chosen)
+    return found
+
+
+def _explain_points(run: Run, program: CompiledProgram, source: _Accrued, got: dict[int, int], to_pay: list[int], tier_bp: int) -> AppliedRule:
+    currency = run.currency
+
+    def sentence(indexes: list[int], points: int) -> str:
+        paid = sum(to_pay[i] for i in indexes)
+        if source.rule is None:
+            return tier_sentence(source.name, tier_bp, paid, points, currency, run.lang)
+        units = sum(run.lines[i].units for i in indexes)
+        return points_sentence(source.name, source.rule.effect, paid, units, points, currency, run.lang)
+
+    indexes = sorted(source.nums)
+    details = [
+        LineEffect(line_no=run.lines[i].line_no, points=got.get(i, 0), explanation=sentence([i], got.get(i, 0)))
+        for i in indexes
+    ]
+    total = sum(got.values())
+    run.note("accrual", source.group, source.code, True, f"{total} points")
+    return AppliedRule(
+        rule=source.code,
+        name=source.name,
+        effect=source.kind,
+        lines=[run.lines[i].line_no for i in indexes],
+        explanation=sentence(indexes, total),
+        points=total,
+        details=details,
+    )
+
+
+def accrual_stage(run: Run, ctx: PricingContext, program: CompiledProgram, to_pay: list[int], limits: Limits) -> list[int]:
+    accrued = [0] * len(run.lines)
+    if ctx.member is None:
+        run.note("accrual", "", "", False, "no loyalty card: no points")
+        return accrued
+    tier = program.tiers.get(ctx.member.tier_code or "") or program.default_tier
+    lines = [line for line in run.lines if limits.accrues[line.index]]
+    base = percent_nums(tier.accrual_bp, lines, to_pay) if tier else {}
+    sources = [_Accrued("tier", "tier", tier.name, "tier", base, None)] if base else []
+    sources += _accrual_rules(run, program, to_pay, base, limits.accrues)
+    d = denominator(program.settings.point_value_minor)
+    total = sum(sum(s.nums.values()) for s in sources) // d
+    if limits.per_receipt is not None and total > limits.per_receipt:
+        run.note("accrual", "", "limit", True, f"capped at {limits.per_receipt} points per receipt")
+        total = limits.per_receipt
+    if limits.per_day is not None:
+        room = max(0, limits.per_day - ctx.accrued_today)
+        if total > room:
+            run.note("accrual", "", "limit", True, f"capped at {room} points left for today")
+            total = room
+    shares = allocate(total, [s.nums for s in sources])
+    for source, got in zip(sources, shares):
+        for i, points in got.items():
+            accrued[i] += points
+        if got:
+            if source.rule is not None:
+                run.use_coupons(source.rule)
+            run.applied.append(_explain_points(run, program, source, got, to_pay, tier.accrual_bp if tier else 0))
+    return accrued
+
+
+def _coupon_results(basket: Basket, run: Run) -> list[CouponResult]:
+    results = []
+    for coupon in basket.coupons:
+        if not coupon.valid:
+            results.append(CouponResult(code=coupon.code, status="rejected", reason=coupon.reason or "invalid"))
+        elif coupon.code in run.used_coupons:
+            results.append(CouponResult(code=coupon.code, status="applied"))
+        else:
+            results.append(CouponResult(code=coupon.code, status="rejected", reason="no promotion applies to this basket"))
+    return results
+
+
+def price(basket: Basket, ctx: PricingContext, program: CompiledProgram, *, lang: str = "en") -> PricedBasket:
+    """Price one basket. Raises RedeemLimitExceeded if more points are asked than allowed."""
+    lines: list[LineInfo] = line_infos(basket, program)
+    facts = basket_facts(basket, ctx, program, lines)
+    run = Run(lines, facts, program.settings.currency, lang, [c for c in basket.coupons if c.valid])
+    remaining = discount_stage(run, program)
+    limits = limits_stage(run, program)
+    most = max_redeem_points(ctx, program, remaining, limits)
+    if basket.redeem_points > most:
+        raise RedeemLimitExceeded(most)
+    redeemed_money, redeemed_points = redeem(basket.redeem_points, program.settings.point_value_minor, remaining, limits)
+    to_pay = [r - m for r, m in zip(remaining, redeemed_money)]
+    accrued = accrual_stage(run, ctx, program, to_pay, limits)
+    priced = [
+        PricedLine(
+            line_no=line.line_no,
+            amount=line.amount,
+            discount=line.amount - remaining[line.index],
+            redeemed_points=redeemed_points[line.index],
+            redeemed_amount=redeemed_money[line.index],
+            to_pay=to_pay[line.index],
+            accrued_points=accrued[line.index],
+        )
+        for line in lines
+    ]
+    totals = Totals(
+        amount=sum(p.amount for p in priced),
+        discount=sum(p.discount for p in priced),
+        redeemed_points=sum(p.redeemed_points for p in priced),
+        redeemed_amount=sum(p.redeemed_amount for p in priced),
+        to_pay=sum(p.to_pay for p in priced),
+        accrued_points=sum(p.accrued_points for p in priced),
+    )
+    return PricedBasket(
+        lines=priced,
+        totals=totals,
+        max_redeem_points=most,
+        applied=run.applied,
+        coupons=_coupon_results(basket, run),
+        issued_coupons=run.issued,
+        trace=run.trace,
+        rules_version=program.version,
+    )

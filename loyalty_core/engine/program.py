@@ -1,0 +1,83 @@
+"""The rules document of one program version: settings, tiers, rule groups and rules.
+
+One msgspec document, JSON round-trippable, stored per version; a sale records the version
+it was priced with so a later change never alters a confirmed sale.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from loyalty_core.engine.conditions import Condition
+from loyalty_core.engine.effects import Effect
+from loyalty_core.engine.targeting import LineFilter, Schedule, Targeting
+
+Stage = Literal["discount", "limits", "accrual", "event"]
+STAGE_ORDER: dict[str, int] = {"discount": 0, "limits": 1, "accrual": 2, "event": 3}
+
+Mode = Literal["stack", "first", "best"]
+
+
+class TierDef(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    name: str
+    rank: int  # higher is better
+    threshold_spend_minor: int  # spend (minor units) over the qualifying period to reach it
+    accrual_bp: int  # base points on every purchase, built in: no rule needed
+
+
+class CounterDef(msgspec.Struct, frozen=True, kw_only=True):
+    """A purchase counter the caller computes and passes as member.purchases_in_period[name]."""
+
+    name: str
+    period: Literal["day", "week", "month", "year", "days"] = "month"  # calendar periods
+    days: int | None = None  # for period "days": rolling window
+
+
+class ProgramSettings(msgspec.Struct, frozen=True, kw_only=True):
+    currency: str = "RUB"
+    point_value_minor: int = 100  # kopecks one point pays for
+    max_redeem_share_bp: int = 3000  # share of a receipt payable with points
+    anonymous_can_redeem: bool = False  # an emitted card nobody registered yet
+    tiers: list[TierDef] = []
+    default_tier: str | None = None  # for a member whose tier_code is unknown; else the lowest rank
+    excluded_skus: list[str] = []  # no discount, no points, no payment with points
+    excluded_categories: list[str] = []
+    max_accrual_per_receipt: int | None = None
+    max_accrual_per_day: int | None = None
+    counters: list[CounterDef] = []
+    pending_days: int = 14  # ledger: points activate after the return window
+    expiry_days: int = 365  # ledger: a lot burns this long after it activates
+
+
+class Rule(msgspec.Struct, frozen=True, kw_only=True):
+    code: str  # stable id, shown in the trace and stored with the sale
+    name: str  # shown to cashier and shopper
+    effect: Effect
+    priority: int = 0  # higher first
+    active: bool = True
+    schedule: Schedule | None = None
+    target: Targeting | None = None
+    condition: Condition | None = None
+    lines: LineFilter | None = None  # None = every line that takes part in loyalty
+
+
+class RuleGroup(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    name: str
+    stage: Stage
+    mode: Mode = "stack"  # stack all / first by priority / best for the customer
+    cascade: bool = False  # discounts only: each next one on what the previous left
+    priority: int = 0  # groups of a stage run higher first
+    active: bool = True
+    target: Targeting | None = None  # base condition of the group
+    condition: Condition | None = None
+    rules: list[Rule] = []
+
+
+class ProgramRules(msgspec.Struct, frozen=True, kw_only=True):
+    version: int = 1
+    settings: ProgramSettings = ProgramSettings()
+    groups: list[RuleGroup] = []

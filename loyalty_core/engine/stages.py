@@ -1,0 +1,150 @@
+"""The discount and limits stages of pricing a basket.
+
+Discount groups run in priority order, each on what the previous groups left. Inside a group:
+stack applies every firing rule (cascade: each on what the previous left; otherwise all on
+the group's starting amounts, clipped so a line never goes below zero); first applies the
+highest-priority rule that gives anything; best applies the one that takes most off.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from loyalty_core.engine.compiled import CompiledGroup, CompiledProgram, CompiledRule
+from loyalty_core.engine.discounts import LineAmounts, compute_discount
+from loyalty_core.engine.effects import AccrualCap, NoAccrual, NoRedeem, RedeemShare
+from loyalty_core.engine.explain import discount_sentence
+from loyalty_core.engine.result import AppliedRule, LineEffect
+from loyalty_core.engine.run import Run
+
+STAGE = "discount"
+
+
+def _record_discount(run: Run, group: CompiledGroup, rule: CompiledRule, got: LineAmounts, base: list[int]) -> None:
+    run.use_coupons(rule)
+    total = sum(got.values())
+    considered = sum(base[i] for i in got)
+    details = [
+        LineEffect(
+            line_no=run.lines[i].line_no,
+            discount=d,
+            explanation=discount_sentence(rule.name, rule.effect, base[i], d, run.currency, run.lang),
+        )
+        for i, d in sorted(got.items())
+    ]
+    run.applied.append(
+        AppliedRule(
+            rule=rule.code,
+            name=rule.name,
+            effect=rule.kind,
+            lines=[d.line_no for d in details],
+            explanation=discount_sentence(rule.name, rule.effect, considered, total, run.currency, run.lang),
+            discount=total,
+            details=details,
+        )
+    )
+    run.note(STAGE, group.code, rule.code, True, f"took {total} off {len(got)} line(s)")
+
+
+def _compute(run: Run, rule: CompiledRule, base: list[int]) -> LineAmounts:
+    lines = run.lines_for(rule.lines, rule.match)
+    return compute_discount(rule, lines, base, run.facts, run.matcher(rule))
+
+
+def _apply(got: LineAmounts, remaining: list[int]) -> LineAmounts:
+    clipped = {i: min(d, remaining[i]) for i, d in got.items()}
+    for i, d in clipped.items():
+        remaining[i] -= d
+    return {i: d for i, d in clipped.items() if d}
+
+
+def _run_group(run: Run, group: CompiledGroup, remaining: list[int]) -> None:
+    firing = run.firing_rules(group, STAGE)
+    if group.mode == "stack":
+        start = list(remaining)
+        for rule in firing:
+            before = list(remaining)
+            got = _apply(_compute(run, rule, remaining if group.cascade else start), remaining)
+            if got:
+                _record_discount(run, group, rule, got, before)
+            else:
+                run.note(STAGE, group.code, rule.code, False, "nothing to discount")
+        return
+    # first / best: candidates computed on the same amounts, one of them applied.
+    chosen: tuple[CompiledRule, LineAmounts] | None = None
+    for rule in firing:
+        got = _compute(run, rule, remaining)
+        total = sum(got.values())
+        if not total:
+            run.note(STAGE, group.code, rule.code, False, "nothing to discount")
+        elif chosen is None or (group.mode == "best" and total > sum(chosen[1].values())):
+            if chosen is not None:
+                run.note(STAGE, group.code, chosen[0].code, False, f"displaced: {rule.code} gives more")
+            chosen = (rule, got)
+        else:
+            run.note(STAGE, group.code, rule.code, False, f"displaced by {chosen[0].code} ({group.mode})")
+    if chosen is not None:
+        before = list(remaining)
+        _record_discount(run, group, chosen[0], _apply(chosen[1], remaining), before)
+
+
+def discount_stage(run: Run, program: CompiledProgram) -> list[int]:
+    """What each line costs after all discounts."""
+    remaining = [line.amount for line in run.lines]
+    for group in program.stages["discount"]:
+        _run_group(run, group, remaining)
+    run.facts["basket.to_pay"] = sum(remaining[line.index] for line in run.lines if not line.excluded)
+    return remaining
+
+
+class Limits(msgspec.Struct, kw_only=True):
+    share_bp: list[int]  # per line: share payable with points
+    accrues: list[bool]  # per line: earns points
+    per_receipt: int | None
+    per_day: int | None
+
+
+def _min_cap(a: int | None, b: int | None, loosest: bool) -> int | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return max(a, b) if loosest else min(a, b)
+
+
+def limits_stage(run: Run, program: CompiledProgram) -> Limits:
+    """Redemption share and accrual limits. The highest-priority rule that sets a line's share
+    wins (best: the largest share); no_redeem always wins; caps: the tightest (best: loosest)."""
+    settings = program.settings
+    limits = Limits(
+        share_bp=[0 if line.excluded else settings.max_redeem_share_bp for line in run.lines],
+        accrues=[not line.excluded for line in run.lines],
+        per_receipt=settings.max_accrual_per_receipt,
+        per_day=settings.max_accrual_per_day,
+    )
+    locked: set[int] = set()
+    for group in program.stages["limits"]:
+        firing = run.firing_rules(group, "limits")
+        best = group.mode == "best"
+        for rule in firing[:1] if group.mode == "first" else firing:
+            effect = rule.effect
+            touched = run.lines_for(rule.lines, rule.match)
+            for line in touched:
+                i = line.index
+                if isinstance(effect, NoRedeem):
+                    limits.share_bp[i] = 0
+                    locked.add(i)
+                elif isinstance(effect, NoAccrual):
+                    limits.accrues[i] = False
+                elif isinstance(effect, RedeemShare) and i not in locked:
+                    if best:
+                        limits.share_bp[i] = max(limits.share_bp[i], effect.max_share_bp)
+                    else:
+                        limits.share_bp[i] = effect.max_share_bp
+                        locked.add(i)
+            if isinstance(effect, AccrualCap):
+                limits.per_receipt = _min_cap(limits.per_receipt, effect.per_receipt, best)
+                limits.per_day = _min_cap(limits.per_day, effect.per_day, best)
+            run.use_coupons(rule)
+            run.note("limits", group.code, rule.code, True, f"{rule.kind} on {len(touched)} line(s)")
+        for rule in firing[1:] if group.mode == "first" else []:
+            run.note("limits", group.code, rule.code, False, f"displaced by {firing[0].code} (first)")
+    return limits
