@@ -240,7 +240,7 @@ async def register_member(
             membership_id, number = await _new_membership(customer_id, program, channel, status, card, referrer, now)
             new_membership = True
             if welcome:  # an imported member is not new to the chain: no welcome bonus, no welcome message
-                await award_event(program, membership_id, referrer, "registered", now)
+                await award_event(program, membership_id, referrer, "registered", channel, now)
                 await Notification.insert(
                     Notification(customer=customer_id, kind="welcome", payload={"program": program.code}, next_attempt_at=now)
                 )
@@ -278,30 +278,11 @@ async def join_program(customer_id: int, program: ProgramRef, channel: Channel, 
 
 # --- welcome and referral bonuses ---------------------------------------------------------
 
-
-def event_awards(document: dict, event: str) -> tuple[int, int]:
-    """(points for the member, points for the referrer) the document's event rules give for `event`.
-
-    Reads the `event` stage groups of the rules document (EventBonus effects); within a group in
-    `first`/`best` mode only the highest-priority rule counts. The rule engine may later take
-    this over with targeting and schedules; until then those are not applied to events.
-    """
-    member = referrer = 0
-    for group in document.get("groups", []):
-        if group.get("stage") != "event" or not group.get("active", True):
-            continue
-        rules = [r for r in group.get("rules", []) if r.get("active", True)
-                 and r.get("effect", {}).get("kind") == "event_bonus" and r["effect"].get("event") == event]
-        rules.sort(key=lambda r: -r.get("priority", 0))
-        if group.get("mode", "stack") != "stack":
-            rules = rules[:1]
-        for rule in rules:
-            member += int(rule["effect"].get("points", 0))
-            referrer += int(rule["effect"].get("referrer_points", 0))
-    return member, referrer
+_ENGINE_CHANNELS = {"app": "app", "web": "online", "oidc": "online", "till": "store", "call_center": "call_center"}
 
 
 async def program_document(program: ProgramRef) -> dict:
+    """The live rules document as plain data (for settings the engine's structs do not carry)."""
     row = await (
         RulesVersion.select(RulesVersion.document)
         .where((RulesVersion.program == program.id) & (RulesVersion.version == program.rules_version))
@@ -313,17 +294,33 @@ async def program_document(program: ProgramRef) -> dict:
     return msgspec.json.decode(document) if isinstance(document, str | bytes) else document
 
 
-async def award_event(program: ProgramRef, membership_id: int, referrer: int | None, event: str, now: dt.datetime) -> None:
-    document = await program_document(program)
-    points, referrer_points = event_awards(document, event)
-    expiry_days = int(document.get("settings", {}).get("expiry_days", 365))
+async def award_event(program: ProgramRef, membership_id: int, referrer: int | None, event: str, channel: str,
+                      now: dt.datetime) -> None:
+    """Ask the rule engine what the event earns (welcome bonus, ...) and write it to the ledger, in the caller's transaction."""
+    from loyalty_core.engine import MemberEvent, evaluate_event
+    from loyalty_core.engine.basket import MemberInfo, PricingContext, StoreInfo
+    from loyalty_core.services.programs import compiled_program
+
+    compiled = await compiled_program(program.id, program.rules_version)
+    tier = await Membership.select(Membership.tier.code.as_alias("code")).where(Membership.id == membership_id).first()
+    member = MemberInfo(membership_id=str(membership_id), tier_code=tier["code"] if tier else None, joined_at=now,
+                        referred_by=str(referrer) if referrer else None)
+    ctx = PricingContext(now=now, store=StoreInfo(code="", timezone=program.timezone),
+                         channel=_ENGINE_CHANNELS.get(channel, "app"), member=member)
+    awards = evaluate_event(MemberEvent(kind=event, at=now), ctx, compiled)  # type: ignore[arg-type]
+    for award in awards:
+        if award.issue_coupon:
+            from loyalty_core.services.coupons import issue_personal_coupon
+
+            await issue_personal_coupon(award.issue_coupon, int(award.membership_id))
+    expiry_days = compiled.settings.expiry_days  # type: ignore[attr-defined]
     expires = now + dt.timedelta(days=expiry_days) if expiry_days else None
-    for target, amount, reason in ((membership_id, points, f"{event} bonus"), (referrer, referrer_points, "referral bonus")):
-        if target is None or amount <= 0:
+    for award in awards:
+        if award.points <= 0:
             continue
-        state = await ops.lock_account(await ops.ensure_account(target), now)
-        await ops.accrue(state, amount, now, kind="accrue", source="welcome", activates_at=now, expires_at=expires,
-                         reason=reason)
+        state = await ops.lock_account(await ops.ensure_account(int(award.membership_id)), now)
+        await ops.accrue(state, award.points, now, kind="accrue", source="welcome", activates_at=now, expires_at=expires,
+                         reason=award.explanation)
 
 
 # --- login by code ------------------------------------------------------------------------
