@@ -48,6 +48,7 @@ def _decode(doc: Any) -> ProgramRules:
 def _locate(message: str, raw: Any) -> str:
     """Turn msgspec's `... - at $.groups[0].rules[1].effect.bp` into "rule 'x': effect.bp: ..."."""
     text, _, path = message.rpartition(" - at ")
+    path = path.strip("`")
     found = _PATH.match(path) if text else None
     if not found:
         return message
