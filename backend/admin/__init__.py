@@ -1,7 +1,8 @@
 """The operator API: /admin/v1 (operator keys with roles, see backend.admin.auth)."""
 
+from backend.admin.coupons import ROUTES as COUPON_ROUTES
 from backend.admin.members import ROUTES as MEMBER_ROUTES
 from backend.admin.rules import ROUTES as RULES_ROUTES
 from backend.admin.simulate import ROUTES as SIMULATE_ROUTES
 
-ROUTES: list = [*MEMBER_ROUTES, *RULES_ROUTES, *SIMULATE_ROUTES]
+ROUTES: list = [*MEMBER_ROUTES, *RULES_ROUTES, *SIMULATE_ROUTES, *COUPON_ROUTES]
