@@ -6,12 +6,13 @@ from litestar import Router
 
 from backend.api.auth import AuthController, dev_inbox
 from backend.api.cards import CardController
+from backend.api.oidc import OidcController
 from backend.api.points import PointsController
 from backend.api.profile import ProfileController
 
 api_router = Router(
     path="/api/v1",
-    route_handlers=[AuthController, ProfileController, CardController, PointsController, dev_inbox],
+    route_handlers=[AuthController, OidcController, ProfileController, CardController, PointsController, dev_inbox],
 )
 
 ROUTES: list = [api_router]

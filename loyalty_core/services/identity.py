@@ -372,3 +372,16 @@ async def log_in_with_code(
         pair = await start_session(registered.customer_id, secret, now)
     return LoggedIn(**msgspec.structs.asdict(pair), card_number=registered.card_number,
                     new_customer=registered.new_customer, new_membership=registered.new_membership)
+
+
+async def log_in_with_verified_contact(program: ProgramRef, *, email: str | None, phone: str | None, name: str,
+                                       channel: Channel, secret: str, now: dt.datetime) -> LoggedIn:
+    """An identity provider vouched for this e-mail/phone (OIDC): register or find the member, open a session."""
+    from loyalty_core.services.tokens import start_session
+
+    registered = await register_member(program, Registration(phone=phone, email=email, name=name), channel, now)
+    async with DB.transaction():
+        await confirm_memberships(registered.customer_id)
+        pair = await start_session(registered.customer_id, secret, now)
+    return LoggedIn(**msgspec.structs.asdict(pair), card_number=registered.card_number,
+                    new_customer=registered.new_customer, new_membership=registered.new_membership)

@@ -1,0 +1,126 @@
+"""Optional OpenID Connect login (authorization code + PKCE) with one configured provider.
+
+Only contacts the provider marks verified are trusted: linking an unverified e-mail to an existing
+customer would hand their points to whoever typed the address at the provider.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import time
+from typing import Annotated, Any
+
+import httpx
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from litestar import Controller, Request, get
+from litestar.params import Parameter
+from litestar.response import Redirect
+
+from backend.api.guards import PUBLIC_DEPENDENCIES, ProgramCode
+from backend.api.settings import IdentitySettings, OidcSettings
+from loyalty_core.errors import DomainError, NotFound
+from loyalty_core.services.identity import LoggedIn, log_in_with_verified_contact, resolve_program
+from loyalty_core.services.otp import normalise_email, normalise_phone
+
+STATE_TTL = 600
+_discovery: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+class OidcFailed(DomainError):
+    slug, status, title = "oidc-failed", 401, "Login with the identity provider failed"
+
+
+def _settings(identity: IdentitySettings) -> OidcSettings:
+    if identity.oidc is None:
+        raise NotFound("OpenID Connect login is not configured")
+    return identity.oidc
+
+
+async def _metadata(oidc: OidcSettings) -> dict[str, Any]:
+    """Discovery document, cached for an hour."""
+    cached = _discovery.get(oidc.issuer)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(oidc.issuer + "/.well-known/openid-configuration")
+        response.raise_for_status()
+        metadata = response.json()
+    if metadata.get("issuer", "").rstrip("/") != oidc.issuer:
+        raise OidcFailed("the provider's discovery document names another issuer")
+    _discovery[oidc.issuer] = (time.monotonic() + 3600, metadata)
+    return metadata
+
+
+def _client(oidc: OidcSettings) -> AsyncOAuth2Client:
+    return AsyncOAuth2Client(client_id=oidc.client_id, client_secret=oidc.client_secret, scope=oidc.scope,
+                             redirect_uri=oidc.redirect_uri, code_challenge_method="S256", timeout=10)
+
+
+async def _verified_claims(oidc: OidcSettings, metadata: dict[str, Any], id_token: str, nonce: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        jwks = (await client.get(metadata["jwks_uri"])).json()
+    try:
+        token = jwt.decode(id_token, KeySet.import_key_set(jwks), algorithms=["RS256", "ES256"])
+        jwt.JWTClaimsRegistry(
+            iss={"essential": True, "value": oidc.issuer},
+            aud={"essential": True, "value": oidc.client_id},
+            nonce={"essential": True, "value": nonce},
+            sub={"essential": True},
+        ).validate(token.claims)
+    except (JoseError, ValueError) as exc:
+        raise OidcFailed(f"the identity token is not valid: {exc}") from None
+    return token.claims
+
+
+class OidcController(Controller):
+    path = "/auth/oidc"
+    tags = ["shopper auth"]
+    dependencies = PUBLIC_DEPENDENCIES
+
+    @get("/login", status_code=302)
+    async def login(self, valkey: Any, identity: IdentitySettings, program: ProgramCode = None) -> Redirect:
+        """Redirect to the provider; it comes back to /callback."""
+        oidc = _settings(identity)
+        metadata = await _metadata(oidc)
+        state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
+        async with _client(oidc) as client:
+            url, _ = client.create_authorization_url(metadata["authorization_endpoint"], state=state, nonce=nonce,
+                                                     code_verifier=verifier)
+        await valkey.set(f"kopilka:oidc:{state}", json.dumps({"nonce": nonce, "verifier": verifier, "program": program}),
+                         ex=STATE_TTL)
+        return Redirect(url)
+
+    @get("/callback")
+    async def callback(
+        self, request: Request, valkey: Any, identity: IdentitySettings, secret: str, now: dt.datetime,
+        code: Annotated[str, Parameter(min_length=1, max_length=2000)],
+        login_state: Annotated[str, Parameter(query="state", min_length=1, max_length=200)],
+    ) -> LoggedIn:
+        """Exchange the code, check the id_token (signature, issuer, audience, nonce, expiry), log the shopper in."""
+        oidc = _settings(identity)
+        saved = await valkey.getdel(f"kopilka:oidc:{login_state}")  # single use: a replayed callback finds nothing
+        if saved is None:
+            raise OidcFailed("unknown or expired login state: start again")
+        flow = json.loads(saved)
+        metadata = await _metadata(oidc)
+        async with _client(oidc) as client:
+            try:
+                token = await client.fetch_token(metadata["token_endpoint"], code=code, code_verifier=flow["verifier"])
+            except Exception as exc:  # authlib raises several types for a refused code
+                raise OidcFailed(f"the provider refused the code: {exc}") from None
+        if "id_token" not in token:
+            raise OidcFailed("the provider returned no id_token")
+        claims = await _verified_claims(oidc, metadata, token["id_token"], flow["nonce"])
+        email = normalise_email(claims["email"]) if claims.get("email") and claims.get("email_verified") is True else None
+        phone = (normalise_phone(claims["phone_number"])
+                 if claims.get("phone_number") and claims.get("phone_number_verified") is True else None)
+        if email is None and phone is None:
+            raise OidcFailed("the provider vouched for no e-mail or phone: log in with a code instead")
+        return await log_in_with_verified_contact(
+            await resolve_program(flow["program"]), email=email, phone=phone, name=str(claims.get("name", ""))[:200],
+            channel="oidc", secret=secret, now=now)
