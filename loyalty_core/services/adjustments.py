@@ -1,0 +1,202 @@
+"""Manual and mass point adjustments by an operator: an accrual or a write-off, always with a reason.
+
+An accrual is a new lot, active at once unless `activates_at` says later, burning after the program's
+expiry period unless `expires_at` says otherwise. A write-off takes from the earliest-expiring active
+lots and never drives the balance below zero. Each is an `adjust` ledger entry carrying the reason,
+and queues the wallet pass update in the same transaction.
+
+Exactly once: an operation id (the `Idempotency-Key` header or `operation_id`) is recorded in the
+adjustment's own transaction; a replay returns the first answer and changes nothing. A mass
+adjustment runs each member in its own transaction under "<operation id>:<member>", so re-sending
+it after fixing a bad row applies only what was not applied yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from loyalty_core.errors import CardNotFound, DomainError, IdempotencyConflict, NotFound, ValidationFailed
+from loyalty_core.ledger import ops
+from loyalty_core.piccolo_conf import DB
+from loyalty_core.services import outbox, programs
+from loyalty_core.services.sale_types import AwareDateTime
+from loyalty_core.tables import IdempotencyRecord, Membership
+
+SCOPE = "operator:adjust"
+SignedPoints = Annotated[int, Meta(ge=-(10**9), le=10**9)]
+Reason = Annotated[str, Meta(min_length=1, max_length=500)]
+OperationId = Annotated[str, Meta(min_length=1, max_length=150)]
+
+
+class AdjustmentIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    points: SignedPoints  # +N accrual, -N write-off
+    reason: Reason
+    activates_at: AwareDateTime | None = None  # accruals only; default: at once
+    expires_at: AwareDateTime | None = None  # accruals only; default: the program's expiry period
+    operation_id: OperationId | None = None
+
+
+class BalanceOut(msgspec.Struct, kw_only=True):
+    active: int
+    pending: int
+
+
+class AdjustmentOut(msgspec.Struct, kw_only=True):
+    membership_id: int
+    points: int
+    reason: str
+    state: Literal["active", "pending", "written_off"]
+    activates_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    balance: BalanceOut
+    operator: str = ""
+    operation_id: str | None = None
+
+
+class MassAdjustmentIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    points: SignedPoints
+    reason: Reason
+    membership_ids: Annotated[list[Annotated[int, Meta(ge=1)]], Meta(min_length=1, max_length=10_000)] | None = None
+    card_numbers: Annotated[list[Annotated[str, Meta(min_length=1, max_length=32)]], Meta(min_length=1, max_length=10_000)] | None = None
+    activates_at: AwareDateTime | None = None
+    expires_at: AwareDateTime | None = None
+    operation_id: OperationId | None = None
+
+
+class MassItemOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    member: str  # the membership id or card number as sent
+    status: Literal["done", "failed"]
+    membership_id: int | None = None
+    balance: BalanceOut | None = None
+    problem: dict[str, Any] | None = None
+
+
+class MassAdjustmentOut(msgspec.Struct, kw_only=True):
+    operation_id: str | None
+    done: int
+    failed: int
+    results: list[MassItemOut]
+
+
+def _digest(membership_id: int, adjustment: AdjustmentIn) -> str:
+    body = msgspec.json.encode([membership_id, msgspec.structs.replace(adjustment, operation_id=None)])
+    return hashlib.sha256(body).hexdigest()
+
+
+def _checked(adjustment: AdjustmentIn, now: dt.datetime) -> None:
+    if adjustment.points == 0:
+        raise ValidationFailed("points: must not be zero (+N accrues, -N writes off)")
+    if not adjustment.reason.strip():
+        raise ValidationFailed("reason: say why the points are adjusted")
+    if adjustment.points < 0 and (adjustment.activates_at or adjustment.expires_at):
+        raise ValidationFailed("activates_at and expires_at are for accruals; a write-off takes from existing lots")
+    starts = adjustment.activates_at or now
+    if adjustment.expires_at is not None and adjustment.expires_at <= max(starts, now):
+        raise ValidationFailed("expires_at: must be after the points activate and in the future")
+
+
+async def _member(membership_id: int) -> dict[str, Any]:
+    rows = await Membership.raw(
+        "SELECT m.id, m.customer, p.id AS program_id, p.rules_version, "
+        "(SELECT c.id FROM card c WHERE c.membership = m.id AND c.status = 'active' ORDER BY c.id DESC LIMIT 1) AS card_id "
+        "FROM membership m JOIN program p ON p.id = m.program WHERE m.id = {}",
+        membership_id,
+    )
+    if not rows:
+        raise NotFound(f"membership {membership_id} does not exist")
+    return rows[0]
+
+
+async def _claim(key: str, digest: str) -> AdjustmentOut | None:
+    """Record the operation id in this transaction; if it is already there, the first answer."""
+    rows = await IdempotencyRecord.raw(
+        "INSERT INTO idempotency_record (scope, key, request_hash, response, status_code, created_at) "
+        "VALUES ({}, {}, {}, {}, 200, now()) ON CONFLICT (scope, key) DO NOTHING RETURNING id",
+        SCOPE, key, digest, "{}",
+    )
+    if rows:
+        return None
+    found = await IdempotencyRecord.raw(
+        "SELECT request_hash, response FROM idempotency_record WHERE scope = {} AND key = {}", SCOPE, key
+    )
+    if found[0]["request_hash"] != digest:
+        raise IdempotencyConflict(f"operation {key!r} was already used for another adjustment")
+    return msgspec.json.decode(found[0]["response"], type=AdjustmentOut)
+
+
+async def adjust_points(
+    membership_id: int, adjustment: AdjustmentIn, now: dt.datetime, *, operator: str = "", key: str | None = None
+) -> AdjustmentOut:
+    """One member's adjustment in one transaction, exactly once per operation id."""
+    _checked(adjustment, now)
+    key = key or adjustment.operation_id
+    async with DB.transaction():
+        if key is not None and (first := await _claim(key, _digest(membership_id, adjustment))) is not None:
+            return first
+        member = await _member(membership_id)
+        state = await ops.lock_account(await ops.ensure_account(membership_id), now)
+        reason = adjustment.reason.strip()
+        out = AdjustmentOut(membership_id=membership_id, points=adjustment.points, reason=reason,
+                            state="written_off", balance=BalanceOut(active=0, pending=0), operator=operator,
+                            operation_id=key)
+        if adjustment.points > 0:
+            settings = (await programs.rules_document(member["program_id"], member["rules_version"])).settings  # type: ignore[attr-defined]
+            out.activates_at = adjustment.activates_at or now
+            out.expires_at = adjustment.expires_at or (
+                out.activates_at + dt.timedelta(days=settings.expiry_days) if settings.expiry_days else None
+            )
+            out.state = "active" if out.activates_at <= now else "pending"
+            await ops.accrue(state, adjustment.points, now, kind="adjust", source="adjust",
+                             activates_at=out.activates_at, expires_at=out.expires_at, reason=reason)
+        else:
+            await ops.spend(state, -adjustment.points, now, kind="adjust", reason=reason)
+        out.balance = BalanceOut(active=state.active, pending=state.pending)
+        await outbox.after_balance_change(
+            member["card_id"], member["customer"], "points_adjusted",
+            {"points": adjustment.points, "reason": reason, "active": state.active, "pending": state.pending},
+        )
+        if key is not None:
+            await IdempotencyRecord.raw(
+                "UPDATE idempotency_record SET response = {} WHERE scope = {} AND key = {}",
+                msgspec.json.encode(out).decode(), SCOPE, key,
+            )
+        return out
+
+
+async def _memberships_of_cards(numbers: list[str]) -> dict[str, int]:
+    rows = await Membership.raw(
+        "SELECT number, membership FROM card WHERE number = ANY({}::varchar[]) AND membership IS NOT NULL", numbers
+    )
+    return {r["number"]: r["membership"] for r in rows}
+
+
+async def adjust_many(mass: MassAdjustmentIn, now: dt.datetime, *, operator: str = "", key: str | None = None) -> MassAdjustmentOut:
+    """Each member in its own transaction; one bad member fails alone and is reported with its problem."""
+    if (mass.membership_ids is None) == (mass.card_numbers is None):
+        raise ValidationFailed("send either membership_ids or card_numbers")
+    adjustment = AdjustmentIn(points=mass.points, reason=mass.reason, activates_at=mass.activates_at,
+                              expires_at=mass.expires_at)
+    _checked(adjustment, now)
+    key = key or mass.operation_id
+    if mass.card_numbers is not None:
+        by_card = await _memberships_of_cards(list(mass.card_numbers))
+        targets: list[tuple[str, int | None]] = [(n, by_card.get(n)) for n in mass.card_numbers]
+    else:
+        targets = [(str(m), m) for m in mass.membership_ids or []]
+    results: list[MassItemOut] = []
+    for ref, membership_id in targets:
+        try:
+            if membership_id is None:
+                raise CardNotFound(f"card {ref} does not exist or belongs to no member")
+            done = await adjust_points(membership_id, adjustment, now, operator=operator,
+                                       key=f"{key}:{ref}" if key else None)
+            results.append(MassItemOut(member=ref, status="done", membership_id=membership_id, balance=done.balance))
+        except DomainError as exc:
+            results.append(MassItemOut(member=ref, status="failed", membership_id=membership_id, problem=exc.as_problem()))
+    done_count = sum(r.status == "done" for r in results)
+    return MassAdjustmentOut(operation_id=key, done=done_count, failed=len(results) - done_count, results=results)
