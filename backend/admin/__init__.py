@@ -1,9 +1,10 @@
 """The operator API: /admin/v1 (operator keys with roles, see backend.admin.auth)."""
 
+from backend.admin.catalog import ROUTES as CATALOG_ROUTES
 from backend.admin.coupons import ROUTES as COUPON_ROUTES
 from backend.admin.members import ROUTES as MEMBER_ROUTES
 from backend.admin.points import ROUTES as POINTS_ROUTES
 from backend.admin.rules import ROUTES as RULES_ROUTES
 from backend.admin.simulate import ROUTES as SIMULATE_ROUTES
 
-ROUTES: list = [*MEMBER_ROUTES, *RULES_ROUTES, *SIMULATE_ROUTES, *COUPON_ROUTES, *POINTS_ROUTES]
+ROUTES: list = [*MEMBER_ROUTES, *RULES_ROUTES, *SIMULATE_ROUTES, *COUPON_ROUTES, *POINTS_ROUTES, *CATALOG_ROUTES]
