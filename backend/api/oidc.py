@@ -13,7 +13,6 @@ import time
 from typing import Annotated, Any
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -56,7 +55,10 @@ async def _metadata(oidc: OidcSettings) -> dict[str, Any]:
     return metadata
 
 
-def _client(oidc: OidcSettings) -> AsyncOAuth2Client:
+def _client(oidc: OidcSettings) -> Any:
+    # imported on use: deployments without OIDC never load authlib's HTTP client
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
     return AsyncOAuth2Client(client_id=oidc.client_id, client_secret=oidc.client_secret, scope=oidc.scope,
                              redirect_uri=oidc.redirect_uri, code_challenge_method="S256", timeout=10)
 

@@ -168,3 +168,29 @@ async def test_referral_code_links_the_new_member(http, shop, shopper_factory) -
     await bad.request_code()
     response = await bad.verify(await bad.last_code(), referral_code="NOPE1234")
     assert response.status_code == 422
+
+
+async def test_the_same_person_registering_at_once_on_five_channels_is_one_customer(shop) -> None:
+    import asyncio
+
+    program = await resolve_program(shop.program_code)
+    phone = new_phone()
+    results = await asyncio.gather(
+        *(register_by_call_centre(program, OperatorRegistration(phone=phone), NOW) for _ in range(5))
+    )
+    assert len({r.customer_id for r in results}) == 1 and len({r.membership_id for r in results}) == 1
+    assert sum(r.new_membership for r in results) == 1
+    assert await count_rows("card", "membership = {}", results[0].membership_id) == 1
+
+
+async def test_a_tier_change_keeps_the_card_number(shop, shopper_factory) -> None:
+    from loyalty_core.services.tiers import recompute_tier
+    from loyalty_core.tables import Membership
+
+    shopper = await shopper_factory()
+    membership = (await Membership.select(Membership.id).where(Membership.customer == shopper.customer_id).first())["id"]
+    await Membership.raw("UPDATE membership SET tier = (SELECT id FROM tier WHERE program = {} AND code = 'gold') "
+                         "WHERE id = {}", shop.program_id, membership)
+    await recompute_tier(membership, shop.program_id, NOW)  # no spend: back to basic
+    assert (await shopper.get("/tier")).json()["current"]["code"] == "basic"
+    assert [c["number"] for c in (await shopper.get("/cards")).json()] == [shopper.card]
