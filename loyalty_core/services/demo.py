@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from loyalty_core.cards import ean13_check_digit
+from loyalty_core.engine.demo import demo_program_rules
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.services.setup import (
     BrandSpec,
@@ -171,35 +172,6 @@ class DemoInfo:
         return lines
 
 
-def demo_rules() -> object:
-    """The rule engine's demo program when it is available; else the base settings of issue 2."""
-    try:
-        from loyalty_core.engine.demo import demo_program_rules
-    except ImportError:
-        return _base_rules()
-    return demo_program_rules()
-
-
-def _base_rules() -> object:
-    from loyalty_core.engine.program import ProgramRules, ProgramSettings, TierDef
-
-    return ProgramRules(
-        settings=ProgramSettings(
-            currency="RUB",
-            point_value_minor=100,
-            max_redeem_share_bp=3000,
-            pending_days=14,
-            expiry_days=365,
-            excluded_categories=["alcohol"],
-            tiers=[
-                TierDef(code="basic", name="Basic", rank=0, threshold_spend_minor=0, accrual_bp=300),
-                TierDef(code="silver", name="Silver", rank=1, threshold_spend_minor=3_000_000, accrual_bp=500),
-                TierDef(code="gold", name="Gold", rank=2, threshold_spend_minor=10_000_000, accrual_bp=700),
-            ],
-        )
-    )
-
-
 async def seed_demo(now: datetime, force: bool = False) -> DemoInfo:
     """Seed the demo unless a program exists (or `force`); returns what was made, the till key included."""
     async with DB.transaction():
@@ -209,7 +181,7 @@ async def seed_demo(now: datetime, force: bool = False) -> DemoInfo:
             return DemoInfo(created=False)
         suffix = "" if not programs else f"-{programs + 1}"
         program_code = DEMO_PROGRAM + suffix
-        rules = demo_rules()
+        rules = demo_program_rules()
         program_id = await create_program(program_code, "Копилка (демо)" + suffix, rules, timezone="Europe/Moscow")
         stores = []
         for code, name, city, tz, address, lat, lon, fmt in STORES:
@@ -222,7 +194,7 @@ async def seed_demo(now: datetime, force: bool = False) -> DemoInfo:
                 till_key = till_key or issued
         await import_catalog(CATEGORIES, BRANDS, _products())
         await emit_cards(program_id, DEMO_SERIES + suffix, DEMO_CARDS)
-        expiry_days = rules.settings.expiry_days  # type: ignore[attr-defined]
+        expiry_days = rules.settings.expiry_days
         for phone, name, birth in SHOPPERS:
             await _register_shopper(program_code, phone, name, birth or now.astimezone(ZoneInfo("Europe/Moscow")).date().replace(year=1988), now, expiry_days)
     info = await load_demo(program_code)
