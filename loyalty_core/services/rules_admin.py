@@ -47,7 +47,7 @@ class RulesChange(msgspec.Struct, kw_only=True):
 class LiveRules(msgspec.Struct, kw_only=True):
     program: str
     version: int
-    document: ProgramRules
+    document: dict[str, Any]  # the engine's ProgramRules as JSON (Litestar cannot describe its struct defaults)
 
 
 class VersionSummary(msgspec.Struct, kw_only=True):
@@ -59,7 +59,7 @@ class VersionSummary(msgspec.Struct, kw_only=True):
 
 
 class VersionDocument(VersionSummary, kw_only=True):
-    document: ProgramRules
+    document: dict[str, Any]  # the engine's ProgramRules as JSON
 
 
 def checked(document: Document) -> ProgramRules:
@@ -121,11 +121,12 @@ async def _edit(program_code: str, edit: Edit, change: Callable[[Document], Docu
 async def live_rules(program_code: str) -> LiveRules:
     program = await _program(program_code)
     document = await programs.rules_document(program["id"], program["rules_version"])
-    return LiveRules(program=program_code, version=program["rules_version"], document=document)  # type: ignore[arg-type]
+    return LiveRules(program=program_code, version=program["rules_version"], document=msgspec.to_builtins(document))
 
 
 async def groups(program_code: str) -> list[RuleGroup]:
-    return (await live_rules(program_code)).document.groups
+    program = await _program(program_code)
+    return (await programs.rules_document(program["id"], program["rules_version"])).groups  # type: ignore[attr-defined, no-any-return]
 
 
 def _find(items: list[Any], code: str, what: str) -> Any:
@@ -158,7 +159,7 @@ async def version(program_code: str, number: int) -> VersionDocument:
     if not rows:
         raise NotFound(f"program {program_code!r} has no rules version {number}")
     document = await programs.rules_document(program["id"], number)
-    return VersionDocument(live=number == program["rules_version"], document=document, **rows[0])  # type: ignore[arg-type]
+    return VersionDocument(live=number == program["rules_version"], document=msgspec.to_builtins(document), **rows[0])
 
 
 # --- changing -----------------------------------------------------------------------------------
