@@ -34,6 +34,20 @@ class OidcFailed(DomainError):
     slug, status, title = "oidc-failed", 401, "Login with the identity provider failed"
 
 
+class OidcUnavailable(DomainError):
+    slug, status, title = "oidc-unavailable", 502, "The identity provider cannot be reached"
+
+
+async def _fetch_json(url: str) -> dict[str, Any]:
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(url)
+            response.raise_for_status()
+            return response.json()  # type: ignore[no-any-return]
+    except (httpx.HTTPError, ValueError) as exc:
+        raise OidcUnavailable(f"{url}: {exc.__class__.__name__}") from None
+
+
 def _settings(identity: IdentitySettings) -> OidcSettings:
     if identity.oidc is None:
         raise NotFound("OpenID Connect login is not configured")
@@ -45,10 +59,7 @@ async def _metadata(oidc: OidcSettings) -> dict[str, Any]:
     cached = _discovery.get(oidc.issuer)
     if cached and cached[0] > time.monotonic():
         return cached[1]
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.get(oidc.issuer + "/.well-known/openid-configuration")
-        response.raise_for_status()
-        metadata = response.json()
+    metadata = await _fetch_json(oidc.issuer + "/.well-known/openid-configuration")
     if metadata.get("issuer", "").rstrip("/") != oidc.issuer:
         raise OidcFailed("the provider's discovery document names another issuer")
     _discovery[oidc.issuer] = (time.monotonic() + 3600, metadata)
@@ -64,8 +75,7 @@ def _client(oidc: OidcSettings) -> Any:
 
 
 async def _verified_claims(oidc: OidcSettings, metadata: dict[str, Any], id_token: str, nonce: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        jwks = (await client.get(metadata["jwks_uri"])).json()
+    jwks = await _fetch_json(metadata["jwks_uri"])
     try:
         token = jwt.decode(id_token, KeySet.import_key_set(jwks), algorithms=["RS256", "ES256"])
         jwt.JWTClaimsRegistry(
@@ -113,6 +123,8 @@ class OidcController(Controller):
         async with _client(oidc) as client:
             try:
                 token = await client.fetch_token(metadata["token_endpoint"], code=code, code_verifier=flow["verifier"])
+            except httpx.TransportError as exc:
+                raise OidcUnavailable(f"token endpoint: {exc.__class__.__name__}") from None
             except Exception as exc:  # authlib raises several types for a refused code
                 raise OidcFailed(f"the provider refused the code: {exc}") from None
         if "id_token" not in token:

@@ -1,12 +1,13 @@
-"""Shoppers that log in over real HTTP against the `server` fixture, in a program of their own."""
+"""Shoppers that log in over real HTTP against the `server` fixture; the test OIDC provider."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tests.identity.oidc_provider import Provider, running_provider
 from tests.identity.shopper import Shopper, new_phone
 
 
@@ -19,3 +20,9 @@ def shopper_factory(http: Any, shop: Any) -> Callable[..., Awaitable[Shopper]]:
         return shopper
 
     return factory
+
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[Provider]:
+    yield running_provider()

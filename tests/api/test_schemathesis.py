@@ -30,7 +30,7 @@ def _log_in(base: str, program: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}", "X-Forwarded-For": ip}
 
 
-def test_no_api_v1_operation_fails_with_a_server_error(server: str, shop) -> None:
+def test_no_api_v1_operation_fails_with_a_server_error(server: str, shop, oidc_provider) -> None:
     headers = _log_in(server, shop.program_code)
     schema = schemathesis.openapi.from_url(server + "/schema/openapi.json").include(path_regex="^/api/v1/")
     failures: list[str] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
 import threading
 import time
@@ -105,3 +106,28 @@ class Provider:
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+
+
+# One provider per test process. The app server (a session fixture shared by every test directory) reads
+# its OIDC settings from the environment when it starts, so the address is fixed at collection time,
+# before any server exists, by whichever conftest imports this first.
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_PROVIDER = Provider(_free_port())
+_started = False
+os.environ.update(KOPILKA_OIDC_ISSUER=_PROVIDER.issuer, KOPILKA_OIDC_CLIENT_ID=CLIENT_ID,
+                  KOPILKA_OIDC_CLIENT_SECRET=CLIENT_SECRET)
+
+
+def running_provider() -> Provider:
+    global _started
+    if not _started:
+        _PROVIDER.start()
+        _started = True
+    return _PROVIDER
