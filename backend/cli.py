@@ -121,15 +121,25 @@ def cmd_till_key_create(args: argparse.Namespace) -> int:
 
 
 def cmd_cards_emit(args: argparse.Namespace) -> int:
+    """Large series go in parts (a tenth, at least 10 000), each its own transaction, printed as stored."""
     from loyalty_core.services.setup import emit_cards
 
-    async def work() -> list[str]:
-        program_id = await _program_id(args.program)
-        return await emit_cards(program_id, args.series, args.count, kind=args.kind)
+    chunk = max(10_000, -(-args.count // 10))
+    progress = Progress("emit", args.count)
 
-    numbers = run_db(work)
-    note(f"emitted {len(numbers)} {args.kind} cards in series {args.series!r}")
-    say(*numbers)
+    async def work() -> int:
+        program_id = await _program_id(args.program)
+        done = 0
+        while done < args.count:
+            numbers = await emit_cards(program_id, args.series, min(chunk, args.count - done), kind=args.kind)
+            say(*numbers)
+            done += len(numbers)
+            if args.count > chunk:
+                progress.update(done)
+        return done
+
+    emitted = run_db(work)
+    note(f"emitted {emitted} {args.kind} cards in series {args.series!r}")
     return 0
 
 

@@ -108,6 +108,16 @@ async def test_cards_emit_prints_distinct_numbers_with_check_digits(shop: Any) -
     assert {(r["status"], r["series"], r["membership"]) for r in rows} == {("emitted", "cli-plastic", None)}
 
 
+async def test_a_large_series_is_emitted_in_parts_with_progress(shop: Any) -> None:
+    result = run_kopilka("cards", "emit", "--series", "cli-big", "--count", "12000", "--program", shop.program_code)
+
+    assert result.returncode == 0, result.stderr
+    numbers = result.stdout.split()
+    assert len(set(numbers)) == 12000
+    assert await Card.count().where(Card.series == "cli-big") == 12000
+    assert "emit: 12000/12000 (100%)" in result.stderr
+
+
 async def test_bad_arguments_are_explained_and_write_nothing(shop: Any) -> None:
     tills, cards = await Till.count(), await Card.count()
 
