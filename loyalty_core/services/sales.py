@@ -114,7 +114,7 @@ async def _price(
         ) from exc
 
 
-def _calculation(priced: PricedBasket, balance_after: BalanceAfter | None, card: CardContext | None) -> CalculationOut:
+def calculation_out(priced: PricedBasket, balance_after: BalanceAfter | None, card: CardContext | None) -> CalculationOut:
     messages = []
     if priced.totals.accrued_points:
         messages.append(f"{priced.totals.accrued_points} points will be accrued")
@@ -154,7 +154,7 @@ async def calculate_sale(sale: SaleIn, till: Till, now: dt.datetime) -> Calculat
     if card is not None:
         t = priced.totals
         after = BalanceAfter(active=active - t.redeemed_points, pending=pending + t.accrued_points)
-    return _calculation(priced, after, card)
+    return calculation_out(priced, after, card)
 
 
 # --- confirm ------------------------------------------------------------------------------
@@ -239,7 +239,7 @@ async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, di
         await _count_purchase(card.membership_id, sale, priced)  # type: ignore[arg-type]
         tier_change = await tiers.recompute_tier(card.membership_id, card.program_id, sale.occurred_at)  # type: ignore[arg-type]
         await outbox.after_sale(card, priced, state, tier_change, sale_id)
-    response = _calculation(
+    response = calculation_out(
         priced, BalanceAfter(active=state.active, pending=state.pending) if state else None, card
     )
     response.sale_id, response.status = sale_id, "confirmed"

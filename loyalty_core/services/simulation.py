@@ -42,7 +42,7 @@ from loyalty_core.services.sale_types import (
     SaleIn,
     SaleLineIn,
 )
-from loyalty_core.services.sales import _calculation
+from loyalty_core.services.sales import calculation_out
 from loyalty_core.tables import Card, Program, Store
 
 Code = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -195,6 +195,6 @@ async def simulate(sim: SimulationIn, now: dt.datetime) -> SimulationOut:
     if member is not None:
         after = BalanceAfter(active=active - priced.totals.redeemed_points, pending=pending + priced.totals.accrued_points)
     return SimulationOut(
-        result=_calculation(priced, after, card), applied=priced.applied, trace=priced.trace,
+        result=calculation_out(priced, after, card), applied=priced.applied, trace=priced.trace,
         issued_coupons=priced.issued_coupons, member=member, rules_version=None if draft else version, draft=draft,
     )
