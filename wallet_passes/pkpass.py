@@ -12,7 +12,7 @@ import io
 from typing import Any
 
 import msgspec
-from py_pkpass.models import Barcode, BarcodeFormat, Pass, StoreCard
+from py_pkpass.models import BarcodeFormat, Pass, StoreCard
 
 from wallet_passes.assets import load_assets
 from wallet_passes.certs import PassCertPaths
@@ -131,10 +131,6 @@ class KopilkaPass(Pass):
         super().__init__(StoreCard(), passTypeIdentifier=content.pass_type_id,
                          organizationName=content.organization_name, teamIdentifier=content.team_id)
         self.content = content
-        self.serialNumber = content.serial
-        self.description = f"{content.program_name} loyalty card"
-        self.logoText = content.program_name
-        self.barcode = Barcode(content.card_number, BarcodeFormat.QR, altText=content.card_number)
 
     def json_dict(self) -> dict[str, Any]:
         return pass_json(self.content)

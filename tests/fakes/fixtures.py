@@ -14,7 +14,7 @@ tests never see each other's pushes or scripted errors.
   .unregister(token), await .wait_for(n)). Trusts `pass_chain` client certs.
 - `google_fake` (also as `fcm_fake` and `google_wallet_fake`): FakeGoogle
   (.base_url, .token_url, .service_account, .project_id, .grants, .fcm_sends,
-  .fcm_delivered(), .fcm_respond_with(status, error_code), .unregister_fcm(token),
+  .fcm_delivered(), await .wait_for_fcm(n), .fcm_respond_with(status, error_code), .unregister_fcm(token),
   .wallet_objects, .wallet_patches, .wallet_respond_with(status), .save_from_jwt(jwt),
   .revoke_tokens()).
 """

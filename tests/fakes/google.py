@@ -10,6 +10,7 @@ token of the right scope. "Save to Google Wallet" is simulated by
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -81,6 +82,7 @@ class FakeGoogle:
         self._live_tokens: dict[str, tuple[float, list[str]]] = {}
         self._fcm_script = Script()
         self._wallet_script = Script()
+        self._arrived = asyncio.Event()
 
     async def start(self) -> None:
         await self._http.start()
@@ -139,6 +141,15 @@ class FakeGoogle:
     def fcm_delivered(self) -> list[FcmSend]:
         return [s for s in self.fcm_sends if s.status == 200]
 
+    async def wait_for_fcm(self, count: int, timeout: float = 5.0) -> list[FcmSend]:
+        """Wait until at least `count` FCM messages were delivered (end-to-end tests with a worker)."""
+        async def _wait() -> None:
+            while len(self.fcm_delivered()) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        await asyncio.wait_for(_wait(), timeout)
+        return self.fcm_delivered()
+
     def save_from_jwt(self, token: str) -> list[str]:
         """What Google does when the shopper taps the save link: verify the JWT, store its objects."""
         claims = jwt.decode(token, self._key.public_key(), algorithms=["RS256"], audience="google",
@@ -191,6 +202,7 @@ class FakeGoogle:
         def record(response: HttpResponse, message: dict[str, Any], code: str = "") -> HttpResponse:
             self.fcm_sends.append(FcmSend(project_id=project_id, message=message, status=response.status,
                                           error_code=code))
+            self._arrived.set()
             return response
 
         scopes = self._bearer_scopes(request)

@@ -168,3 +168,13 @@ def test_the_provider_token_is_es256_with_kid(apns_fake: FakeApns) -> None:
     token = provider_token(TEAM_ID, "ABC123DEFG", apns_fake.provider_key_pem, 1_700_000_000)
     assert jwt.get_unverified_header(token) == {"alg": "ES256", "kid": "ABC123DEFG", "typ": "JWT"}
     assert jwt.decode(token, options={"verify_signature": False}) == {"iss": TEAM_ID, "iat": 1_700_000_000}
+
+
+async def test_a_test_can_wait_for_pushes_sent_in_the_background(apns_fake: FakeApns) -> None:
+    async with app_transport(apns_fake) as apns:
+        sending = asyncio.create_task(apns.send(PHONE, ACCRUED))
+        [push] = await apns_fake.wait_for(1, timeout=5)
+        await sending
+    assert push.device_token == PHONE
+    with pytest.raises(TimeoutError):
+        await apns_fake.wait_for(2, timeout=0.2)

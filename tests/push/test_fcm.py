@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -128,3 +129,11 @@ def test_the_error_code_comes_from_fcm_details_else_the_rpc_status() -> None:
 ])
 def test_fcm_answers_map_to_outbox_decisions(status: int, code: str, expected: object) -> None:
     assert classify_fcm(status, code) == expected
+
+
+async def test_a_test_can_wait_for_messages_sent_in_the_background(fcm_fake: FakeGoogle) -> None:
+    async with transport(fcm_fake) as fcm:
+        sending = asyncio.create_task(fcm.send(PHONE, EXPIRING))
+        [sent] = await fcm_fake.wait_for_fcm(1, timeout=5)
+        await sending
+    assert sent.message["token"] == PHONE
