@@ -38,6 +38,16 @@ class LineInfo(msgspec.Struct, kw_only=True):
 LineMatch = Callable[[LineInfo, Facts], bool]
 
 
+class CompiledFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """A line filter ready to run. Equal filters in a program share one (same key), so a basket
+    evaluates each distinct filter once; categories / skus narrow the lines through an index."""
+
+    key: int
+    match: LineMatch
+    categories: frozenset[str]
+    skus: frozenset[str]
+
+
 class CompiledRule(msgspec.Struct, frozen=True, kw_only=True):
     code: str
     name: str
@@ -45,11 +55,10 @@ class CompiledRule(msgspec.Struct, frozen=True, kw_only=True):
     effect: Effect
     kind: str
     gate: Gate
-    lines: LineFilter | None
-    match: LineMatch | None  # None = every line that takes part in loyalty
+    lines: CompiledFilter | None  # None = every line that takes part in loyalty
     coupon_series: frozenset[str]
     coupon_codes: frozenset[str]
-    sub_matches: dict[int, LineMatch]  # id(filter) -> match, for BOGO and set components
+    sub_filters: dict[int, CompiledFilter]  # id(filter) -> compiled, for BOGO and set components
 
 
 class CompiledGroup(msgspec.Struct, frozen=True, kw_only=True):
@@ -230,9 +239,31 @@ def _sub_filters(effect: Effect) -> list[LineFilter]:
     return []
 
 
-def _compile_rule(rule: Rule) -> CompiledRule:
+class _Filters:
+    """Interns line filters while compiling: one CompiledFilter per distinct filter."""
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, CompiledFilter] = {}
+
+    def get(self, lines: LineFilter | None) -> CompiledFilter | None:
+        if lines is None:
+            return None
+        key = msgspec.json.encode(lines)
+        found = self._known.get(key)
+        if found is None:
+            found = CompiledFilter(
+                key=len(self._known),
+                match=compile_line_filter(lines),
+                categories=frozenset(lines.categories),
+                skus=frozenset(lines.skus),
+            )
+            self._known[key] = found
+        return found
+
+
+def _compile_rule(rule: Rule, filters: _Filters) -> CompiledRule:
     target = rule.target
-    sub_matches = {id(f): compile_line_filter(f) for f in _sub_filters(rule.effect)}
+    sub_filters = {id(f): filters.get(f) for f in _sub_filters(rule.effect)}
     return CompiledRule(
         code=rule.code,
         name=rule.name,
@@ -240,15 +271,14 @@ def _compile_rule(rule: Rule) -> CompiledRule:
         effect=rule.effect,
         kind=effect_kind(rule.effect),
         gate=_gate(rule.schedule, target, rule.condition),
-        lines=rule.lines,
-        match=compile_line_filter(rule.lines),
+        lines=filters.get(rule.lines),
         coupon_series=frozenset(target.coupon_series) if target else frozenset(),
         coupon_codes=frozenset(target.coupon_codes) if target else frozenset(),
-        sub_matches=sub_matches,
+        sub_filters=sub_filters,
     )
 
 
-def _compile_group(group: RuleGroup) -> CompiledGroup:
+def _compile_group(group: RuleGroup, filters: _Filters) -> CompiledGroup:
     # Higher priority first; document order breaks ties (sorted() is stable).
     rules = sorted((r for r in group.rules if r.active), key=lambda r: -r.priority)
     return CompiledGroup(
@@ -258,7 +288,7 @@ def _compile_group(group: RuleGroup) -> CompiledGroup:
         mode=group.mode,
         cascade=group.cascade,
         gate=_gate(None, group.target, group.condition),
-        rules=[_compile_rule(r) for r in rules],
+        rules=[_compile_rule(r, filters) for r in rules],
     )
 
 
@@ -268,8 +298,9 @@ def compile_program(rules: ProgramRules) -> CompiledProgram:
     tiers = {t.code: t for t in settings.tiers}
     default = tiers.get(settings.default_tier or "") or min(settings.tiers, key=lambda t: t.rank, default=None)
     stages: dict[str, list[CompiledGroup]] = {stage: [] for stage in STAGE_ORDER}
+    filters = _Filters()
     for group in sorted((g for g in rules.groups if g.active), key=lambda g: -g.priority):
-        stages[group.stage].append(_compile_group(group))
+        stages[group.stage].append(_compile_group(group, filters))
     return CompiledProgram(
         version=rules.version,
         settings=settings,

@@ -6,6 +6,8 @@ share), so both read alike. English only for now; `lang` is accepted for the day
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from loyalty_core.engine.effects import (
     AmountDiscount,
     Bogo,
@@ -23,7 +25,12 @@ from loyalty_core.engine.effects import (
     SetPrice,
     ThresholdDiscount,
 )
-from loyalty_core.engine.money import format_bp, format_factor, format_money
+from loyalty_core.engine import money
+
+# A receipt formats the same line amounts and rates for many rules: memoise the formatting.
+format_money = lru_cache(maxsize=4096)(money.format_money)
+format_bp = lru_cache(maxsize=1024)(money.format_bp)
+format_factor = lru_cache(maxsize=256)(money.format_factor)
 
 
 def _ordinal(n: int) -> str:

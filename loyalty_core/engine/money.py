@@ -22,17 +22,16 @@ def split_largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
     weight_sum = sum(weights)
     if total <= 0 or weight_sum <= 0:
         return [0] * len(weights)
-    parts = []
-    remainders = []
-    for index, weight in enumerate(weights):
-        quotient, remainder = divmod(total * weight, weight_sum)
-        parts.append(quotient)
-        if weight > 0:
-            remainders.append((-remainder, index))
+    if len(weights) == 1:
+        return [total]
+    pairs = [divmod(total * weight, weight_sum) for weight in weights]
+    parts = [quotient for quotient, _ in pairs]
     left = total - sum(parts)
     if left:
-        remainders.sort()
-        for _, index in remainders[:left]:
+        # The remainders sum to left * weight_sum and each is below weight_sum, so more than
+        # `left` of them are positive: a zero weight never receives a leftover unit.
+        order = sorted(range(len(pairs)), key=lambda i: (-pairs[i][1], i))
+        for index in order[:left]:
             parts[index] += 1
     return parts
 

@@ -54,7 +54,7 @@ def _accrual_rules(run: Run, program: CompiledProgram, to_pay: list[int], base: 
         firing = run.firing_rules(group, "accrual")
         chosen: list[_Accrued] = []
         for rule in firing:
-            lines = [line for line in run.lines_for(rule.lines, rule.match) if accrues[line.index]]
+            lines = [line for line in run.lines_for(rule.lines) if accrues[line.index]]
             nums = compute_points(rule, lines, to_pay, base, d)
             total = sum(nums.values())
             if not total:
@@ -72,19 +72,24 @@ def _accrual_rules(run: Run, program: CompiledProgram, to_pay: list[int], base: 
     return found
 
 
-def _explain_points(run: Run, program: CompiledProgram, source: _Accrued, got: dict[int, int], to_pay: list[int], tier_bp: int) -> AppliedRule:
-    currency = run.currency
+def _explain_points(run: Run, source: _Accrued, got: dict[int, int], to_pay: list[int], tier_bp: int) -> AppliedRule:
+    currency, lang, lines = run.currency, run.lang, run.lines
+    if source.rule is None:
+        def sentence(paid: int, units: int, points: int) -> str:
+            return tier_sentence(source.name, tier_bp, paid, points, currency, lang)
+    else:
+        effect = source.rule.effect
 
-    def sentence(indexes: list[int], points: int) -> str:
-        paid = sum(to_pay[i] for i in indexes)
-        if source.rule is None:
-            return tier_sentence(source.name, tier_bp, paid, points, currency, run.lang)
-        units = sum(run.lines[i].units for i in indexes)
-        return points_sentence(source.name, source.rule.effect, paid, units, points, currency, run.lang)
+        def sentence(paid: int, units: int, points: int) -> str:
+            return points_sentence(source.name, effect, paid, units, points, currency, lang)
 
     indexes = sorted(source.nums)
     details = [
-        LineEffect(line_no=run.lines[i].line_no, points=got.get(i, 0), explanation=sentence([i], got.get(i, 0)))
+        LineEffect(
+            line_no=lines[i].line_no,
+            points=got.get(i, 0),
+            explanation=sentence(to_pay[i], lines[i].units, got.get(i, 0)) if run.line_explanations else "",
+        )
         for i in indexes
     ]
     total = sum(got.values())
@@ -93,8 +98,8 @@ def _explain_points(run: Run, program: CompiledProgram, source: _Accrued, got: d
         rule=source.code,
         name=source.name,
         effect=source.kind,
-        lines=[run.lines[i].line_no for i in indexes],
-        explanation=sentence(indexes, total),
+        lines=[d.line_no for d in details],
+        explanation=sentence(sum(to_pay[i] for i in indexes), sum(lines[i].units for i in indexes), total),
         points=total,
         details=details,
     )
@@ -127,7 +132,7 @@ def accrual_stage(run: Run, ctx: PricingContext, program: CompiledProgram, to_pa
         if got:
             if source.rule is not None:
                 run.use_coupons(source.rule)
-            run.applied.append(_explain_points(run, program, source, got, to_pay, tier.accrual_bp if tier else 0))
+            run.applied.append(_explain_points(run, source, got, to_pay, tier.accrual_bp if tier else 0))
     return accrued
 
 
@@ -143,11 +148,27 @@ def _coupon_results(basket: Basket, run: Run) -> list[CouponResult]:
     return results
 
 
-def price(basket: Basket, ctx: PricingContext, program: CompiledProgram, *, lang: str = "en") -> PricedBasket:
-    """Price one basket. Raises RedeemLimitExceeded if more points are asked than allowed."""
+def price(
+    basket: Basket,
+    ctx: PricingContext,
+    program: CompiledProgram,
+    *,
+    lang: str = "en",
+    line_explanations: bool = True,
+) -> PricedBasket:
+    """Price one basket. Raises RedeemLimitExceeded if more points are asked than allowed.
+
+    line_explanations=False leaves the per-line sentences empty (the numbers stay): a till's
+    calculate may skip them for speed; simulate and confirm keep them for the stored trace.
+    """
     lines: list[LineInfo] = line_infos(basket, program)
     facts = basket_facts(basket, ctx, program, lines)
-    run = Run(lines, facts, program.settings.currency, lang, [c for c in basket.coupons if c.valid])
+    valid_coupons = [c for c in basket.coupons if c.valid]
+    run = Run(lines, facts, program.settings.currency, lang, valid_coupons, line_explanations)
+    excluded = [str(line.line_no) for line in lines if line.excluded]
+    if excluded:
+        reason = f"line(s) {', '.join(excluded)}: excluded goods, no discount, no points, no payment with points"
+        run.note("discount", "", "excluded-goods", False, reason)
     remaining = discount_stage(run, program)
     limits = limits_stage(run, program)
     most = max_redeem_points(ctx, program, remaining, limits)

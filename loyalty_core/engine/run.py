@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from loyalty_core.engine.compiled import CompiledGroup, CompiledRule, LineInfo
+from loyalty_core.engine.compiled import CompiledFilter, CompiledGroup, CompiledRule, LineInfo
 from loyalty_core.engine.conditions import Facts
 from loyalty_core.engine.effects import IssueCoupon
 from loyalty_core.engine.result import AppliedRule, TraceEntry
-from loyalty_core.engine.targeting import LineFilter
 
 
 class Run:
     """Mutable scratchpad of one price() call; never escapes it (the result is immutable)."""
 
-    def __init__(self, lines: list[LineInfo], facts: Facts, currency: str, lang: str, valid_coupons: list) -> None:
+    def __init__(
+        self,
+        lines: list[LineInfo],
+        facts: Facts,
+        currency: str,
+        lang: str,
+        valid_coupons: list,
+        line_explanations: bool = True,
+    ) -> None:
         self.lines = lines
+        self.line_explanations = line_explanations
         self.facts = facts
         self.currency = currency
         self.lang = lang
@@ -24,25 +32,52 @@ class Run:
         self._valid_coupons = valid_coupons
         self._taking_part = [line for line in lines if not line.excluded]
         self._filter_cache: dict[int, list[LineInfo]] = {}
+        self._by_category: dict[str, list[LineInfo]] | None = None
+        self._by_sku: dict[str, list[LineInfo]] | None = None
 
     def note(self, stage: str, group: str, rule: str, fired: bool, reason: str) -> None:
         self.trace.append(TraceEntry(stage=stage, group=group, rule=rule, fired=fired, reason=reason))
 
-    def lines_for(self, lines: LineFilter | None, match) -> list[LineInfo]:
+    def lines_for(self, lines: CompiledFilter | None) -> list[LineInfo]:
         """Lines a filter picks among those taking part in loyalty (excluded goods never)."""
-        if lines is None or match is None:
+        if lines is None:
             return self._taking_part
-        key = id(lines)
-        found = self._filter_cache.get(key)
+        found = self._filter_cache.get(lines.key)
         if found is None:
-            facts = self.facts
-            found = [line for line in self._taking_part if match(line, facts)]
-            self._filter_cache[key] = found
+            facts, match = self.facts, lines.match
+            found = [line for line in self._candidates(lines) if match(line, facts)]
+            self._filter_cache[lines.key] = found
         return found
+
+    def _candidates(self, lines: CompiledFilter) -> list[LineInfo]:
+        """Narrow by category or sku through a per-basket index before running the filter."""
+        if lines.categories:
+            index, wanted = self._category_index(), lines.categories
+        elif lines.skus:
+            index, wanted = self._sku_index(), lines.skus
+        else:
+            return self._taking_part
+        picked = {line.index: line for key in wanted for line in index.get(key, ())}
+        return [picked[i] for i in sorted(picked)]
+
+    def _category_index(self) -> dict[str, list[LineInfo]]:
+        if self._by_category is None:
+            self._by_category = {}
+            for line in self._taking_part:
+                for category in line.categories:
+                    self._by_category.setdefault(category, []).append(line)
+        return self._by_category
+
+    def _sku_index(self) -> dict[str, list[LineInfo]]:
+        if self._by_sku is None:
+            self._by_sku = {}
+            for line in self._taking_part:
+                self._by_sku.setdefault(line.sku, []).append(line)
+        return self._by_sku
 
     def matcher(self, rule: CompiledRule):
         """Lines picked by a filter inside an effect (BOGO's buy/get, a set's components)."""
-        return lambda lines: self.lines_for(lines, rule.sub_matches[id(lines)])
+        return lambda lines: self.lines_for(rule.sub_filters[id(lines)])
 
     def use_coupons(self, rule: CompiledRule) -> None:
         for coupon in self._valid_coupons:

@@ -28,7 +28,9 @@ def _record_discount(run: Run, group: CompiledGroup, rule: CompiledRule, got: Li
         LineEffect(
             line_no=run.lines[i].line_no,
             discount=d,
-            explanation=discount_sentence(rule.name, rule.effect, base[i], d, run.currency, run.lang),
+            explanation=discount_sentence(rule.name, rule.effect, base[i], d, run.currency, run.lang)
+            if run.line_explanations
+            else "",
         )
         for i, d in sorted(got.items())
     ]
@@ -47,7 +49,7 @@ def _record_discount(run: Run, group: CompiledGroup, rule: CompiledRule, got: Li
 
 
 def _compute(run: Run, rule: CompiledRule, base: list[int]) -> LineAmounts:
-    lines = run.lines_for(rule.lines, rule.match)
+    lines = run.lines_for(rule.lines)
     return compute_discount(rule, lines, base, run.facts, run.matcher(rule))
 
 
@@ -126,7 +128,7 @@ def limits_stage(run: Run, program: CompiledProgram) -> Limits:
         best = group.mode == "best"
         for rule in firing[:1] if group.mode == "first" else firing:
             effect = rule.effect
-            touched = run.lines_for(rule.lines, rule.match)
+            touched = run.lines_for(rule.lines)
             for line in touched:
                 i = line.index
                 if isinstance(effect, NoRedeem):
