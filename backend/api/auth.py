@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from backend.api.guards import ProgramCode, PUBLIC_DEPENDENCIES, client_ip, provide_shopper, shopper_guard
-from backend.api.settings import IdentitySettings
+from backend.api.guards import (
+    PUBLIC_DEPENDENCIES,
+    Identity,
+    Now,
+    ProgramCode,
+    Secret,
+    Valkey,
+    client_ip,
+    provide_shopper,
+    shopper_guard,
+)
 from loyalty_core.errors import NotFound
 from loyalty_core.services import tokens
-from loyalty_core.services.identity import CodeLogin, Contact, LoggedIn, log_in_with_code, resolve_program
-from loyalty_core.services.otp import DevGateway, Gateway, InboxMessage, parse_identifier, read_inbox, request_code
+from loyalty_core.services.identity import (
+    CodeLogin,
+    Contact,
+    LoggedIn,
+    log_in_with_code,
+    resolve_program,
+)
+from loyalty_core.services.otp import (
+    DevGateway,
+    Gateway,
+    InboxMessage,
+    parse_identifier,
+    read_inbox,
+    request_code,
+)
 
 
 class CodeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -33,7 +54,7 @@ class RefreshIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-def gateway_for(identity: IdentitySettings, valkey: Any) -> Gateway:
+def gateway_for(identity: Identity, valkey: Valkey) -> Gateway:
     """The configured delivery: `dev`, or `package.module:factory` building a real SMS/e-mail gateway."""
     if identity.otp_gateway == "dev":
         return DevGateway(valkey)
@@ -47,39 +68,39 @@ class AuthController(Controller):
     dependencies = PUBLIC_DEPENDENCIES
 
     @post("/otp/request", status_code=HTTP_202_ACCEPTED)
-    async def request_otp(self, request: Request, data: CodeRequest, valkey: Any, identity: IdentitySettings,
-                          secret: str) -> CodeSent:
+    async def request_otp(self, request: Request, data: CodeRequest, valkey: Valkey, identity: Identity,
+                          secret: Secret) -> CodeSent:
         """Send a 6-digit code by SMS (phone) or e-mail; it lives 5 minutes."""
         who = parse_identifier(data.to)
         await request_code(valkey, gateway_for(identity, valkey), who, client_ip(request), secret, identity.otp)
         return CodeSent(to=who.value, channel="sms" if who.kind == "phone" else "email", expires_in=identity.otp.code_ttl)
 
     @post("/otp/verify", status_code=HTTP_200_OK)
-    async def verify_otp(self, request: Request, data: CodeLogin, valkey: Any, identity: IdentitySettings, secret: str,
-                         now: dt.datetime, program: ProgramCode = None) -> LoggedIn:
+    async def verify_otp(self, request: Request, data: CodeLogin, valkey: Valkey, identity: Identity, secret: Secret,
+                         now: Now, program: ProgramCode = None) -> LoggedIn:
         """Exchange the code for tokens; the first login registers the shopper in the program."""
         return await log_in_with_code(valkey, await resolve_program(program), data, client_ip(request), secret,
                                       identity.otp, now)
 
     @post("/refresh", status_code=HTTP_200_OK)
-    async def refresh(self, data: RefreshIn, secret: str, now: dt.datetime) -> tokens.TokenPair:
+    async def refresh(self, data: RefreshIn, secret: Secret, now: Now) -> tokens.TokenPair:
         """Rotate: the presented refresh token is spent; presenting it again closes the whole login."""
         return await tokens.rotate_refresh(data.refresh_token, secret, now)
 
     @post("/logout", guards=[shopper_guard], status_code=HTTP_204_NO_CONTENT)
-    async def logout(self, request: Request, now: dt.datetime) -> None:
+    async def logout(self, request: Request, now: Now) -> None:
         claims = provide_shopper(request)
         await tokens.log_out(claims.customer_id, claims.family, now)
 
     @post("/logout-all", guards=[shopper_guard], status_code=HTTP_204_NO_CONTENT)
-    async def logout_all(self, request: Request, now: dt.datetime) -> None:
+    async def logout_all(self, request: Request, now: Now) -> None:
         """Close every login of this shopper on every device."""
         await tokens.log_out_everywhere(provide_shopper(request).customer_id, now)
 
 
 @get("/dev/inbox", tags=["development"], dependencies=PUBLIC_DEPENDENCIES)
-async def dev_inbox(valkey: Any, identity: IdentitySettings,
-                    to: Annotated[str | None, Parameter(max_length=254)] = None) -> list[InboxMessage]:
+async def dev_inbox(valkey: Valkey, identity: Identity,
+                    to: Annotated[str | None, QueryParameter(name="to", max_length=254)] = None) -> list[InboxMessage]:
     """Messages the development gateway 'sent', newest first. Only when KOPILKA_DEV_MODE is on."""
     if not identity.dev_mode:
         raise NotFound("the development inbox is off")

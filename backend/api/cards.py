@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
+from litestar.params import PathParameter
 from litestar.status_codes import HTTP_200_OK
 
-from backend.api.guards import SHOPPER_DEPENDENCIES, shopper_guard
+from backend.api.guards import (
+    SHOPPER_DEPENDENCIES,
+    CurrentMember,
+    Now,
+    Secret,
+    Shopper,
+    shopper_guard,
+)
 from loyalty_core.services import members_cards as cards
-from loyalty_core.services.members import Member
-from loyalty_core.services.tokens import AccessClaims
 
-CardNumber = Annotated[str, Parameter(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
+CardNumber = Annotated[str, PathParameter(name="number", min_length=1, max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
 
 
 class CardController(Controller):
@@ -24,26 +28,26 @@ class CardController(Controller):
     dependencies = SHOPPER_DEPENDENCIES
 
     @get("/")
-    async def list_cards(self, member: Member) -> list[cards.CardOut]:
+    async def list_cards(self, member: CurrentMember) -> list[cards.CardOut]:
         """Every card of the membership, replaced and blocked ones included (history stays)."""
         return await cards.cards(member)
 
     @post("/", status_code=HTTP_200_OK)
-    async def bind(self, member: Member, data: cards.CardBind, now: dt.datetime) -> cards.CardOut:
+    async def bind(self, member: CurrentMember, data: cards.CardBind, now: Now) -> cards.CardOut:
         """Bind a plastic card handed over in a shop; its anonymous points move to the member."""
         return await cards.bind_card(member, data, now)
 
     @post("/{number:str}/block", status_code=HTTP_200_OK)
-    async def block(self, member: Member, number: CardNumber, data: cards.CardBlock) -> cards.CardOut:
+    async def block(self, member: CurrentMember, number: CardNumber, data: cards.CardBlock) -> cards.CardOut:
         return await cards.block_card(member, number, data)
 
     @post("/{number:str}/replace", status_code=HTTP_200_OK)
-    async def replace(self, member: Member, number: CardNumber, data: cards.CardReplace, now: dt.datetime) -> cards.CardOut:
+    async def replace(self, member: CurrentMember, number: CardNumber, data: cards.CardReplace, now: Now) -> cards.CardOut:
         """A new virtual card on the same membership; the old one becomes `replaced`."""
         return await cards.replace_card(member, number, data, now)
 
     @get("/{number:str}/qr.svg", media_type="image/svg+xml")
-    async def qr_svg(self, shopper: AccessClaims, number: CardNumber) -> Response[str]:
+    async def qr_svg(self, shopper: Shopper, number: CardNumber) -> Response[str]:
         """Static QR of the card number (what wallet passes and plastic cards carry)."""
         from wallet_passes.qr import card_qr_svg
 
@@ -51,13 +55,13 @@ class CardController(Controller):
         return Response(card_qr_svg(payload), media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
 
     @get("/{number:str}/qr.png", media_type="image/png")
-    async def qr_png(self, shopper: AccessClaims, number: CardNumber) -> Response[bytes]:
+    async def qr_png(self, shopper: Shopper, number: CardNumber) -> Response[bytes]:
         from wallet_passes.qr import card_qr_png
 
         payload = await cards.active_card_of_customer(shopper.customer_id, number)
         return Response(card_qr_png(payload), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     @get("/{number:str}/qr-token")
-    async def qr_token(self, shopper: AccessClaims, number: CardNumber, secret: str, now: dt.datetime) -> cards.QrToken:
+    async def qr_token(self, shopper: Shopper, number: CardNumber, secret: Secret, now: Now) -> cards.QrToken:
         """A signed token for the app screen; it turns every 30 s, so a screenshot stops working."""
         return cards.qr_token(await cards.active_card_of_customer(shopper.customer_id, number), secret, now)

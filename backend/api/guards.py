@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from backend.api.settings import IdentitySettings, get_identity_settings
 from loyalty_core.errors import Unauthorized
@@ -41,10 +41,18 @@ def provide_shopper(request: Request) -> AccessClaims:
     return request.scope["state"]["shopper"]  # type: ignore[no-any-return]
 
 
-ProgramCode = Annotated[str | None, Parameter(max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+ProgramCode = Annotated[str | None, QueryParameter(name="program", max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+# what handlers ask for by name (explicit: Litestar 3 stops inferring dependencies)
+Shopper = NamedDependency[AccessClaims]
+CurrentMember = NamedDependency[Member]
+Now = NamedDependency[dt.datetime]
+Secret = NamedDependency[str]
+Valkey = NamedDependency[Any]
+Identity = NamedDependency[IdentitySettings]
 
 
-async def provide_member(shopper: AccessClaims, program: ProgramCode = None) -> Member:
+async def provide_member(shopper: Shopper, program: ProgramCode = None) -> Member:
     """The shopper's membership in `?program=CODE` (default: the first program)."""
     return await member_of(shopper.customer_id, program)
 

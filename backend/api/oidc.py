@@ -6,7 +6,6 @@ customer would hand their points to whoever typed the address at the provider.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import secrets
 import time
@@ -17,13 +16,24 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect
 
-from backend.api.guards import PUBLIC_DEPENDENCIES, ProgramCode
-from backend.api.settings import IdentitySettings, OidcSettings
+from backend.api.guards import (
+    PUBLIC_DEPENDENCIES,
+    Identity,
+    Now,
+    ProgramCode,
+    Secret,
+    Valkey,
+)
+from backend.api.settings import OidcSettings
 from loyalty_core.errors import DomainError, NotFound
-from loyalty_core.services.identity import LoggedIn, log_in_with_verified_contact, resolve_program
+from loyalty_core.services.identity import (
+    LoggedIn,
+    log_in_with_verified_contact,
+    resolve_program,
+)
 from loyalty_core.services.otp import normalise_email, normalise_phone
 
 STATE_TTL = 600
@@ -48,7 +58,7 @@ async def _fetch_json(url: str) -> dict[str, Any]:
         raise OidcUnavailable(f"{url}: {exc.__class__.__name__}") from None
 
 
-def _settings(identity: IdentitySettings) -> OidcSettings:
+def _settings(identity: Identity) -> OidcSettings:
     if identity.oidc is None:
         raise NotFound("OpenID Connect login is not configured")
     return identity.oidc
@@ -95,7 +105,7 @@ class OidcController(Controller):
     dependencies = PUBLIC_DEPENDENCIES
 
     @get("/login", status_code=302)
-    async def login(self, valkey: Any, identity: IdentitySettings, program: ProgramCode = None) -> Redirect:
+    async def login(self, valkey: Valkey, identity: Identity, program: ProgramCode = None) -> Redirect:
         """Redirect to the provider; it comes back to /callback."""
         oidc = _settings(identity)
         metadata = await _metadata(oidc)
@@ -109,9 +119,9 @@ class OidcController(Controller):
 
     @get("/callback")
     async def callback(
-        self, request: Request, valkey: Any, identity: IdentitySettings, secret: str, now: dt.datetime,
-        code: Annotated[str, Parameter(min_length=1, max_length=2000)],
-        login_state: Annotated[str, Parameter(query="state", min_length=1, max_length=200)],
+        self, request: Request, valkey: Valkey, identity: Identity, secret: Secret, now: Now,
+        code: Annotated[str, QueryParameter(name="code", min_length=1, max_length=2000)],
+        login_state: Annotated[str, QueryParameter(name="state", min_length=1, max_length=200)],
     ) -> LoggedIn:
         """Exchange the code, check the id_token (signature, issuer, audience, nonce, expiry), log the shopper in."""
         oidc = _settings(identity)

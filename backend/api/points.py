@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from litestar import Controller, get, put
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 
-from backend.api.guards import SHOPPER_DEPENDENCIES, shopper_guard
+from backend.api.guards import SHOPPER_DEPENDENCIES, CurrentMember, Now, shopper_guard
 from loyalty_core.services import members_extras as extras
 from loyalty_core.services import members_points as points
-from loyalty_core.services.members import Member
 
-Limit = Annotated[int, Parameter(ge=1, le=100)]
-Cursor = Annotated[str | None, Parameter(max_length=64)]
+Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=100)]
+Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=64)]
 
 
 class PointsController(Controller):
@@ -24,39 +22,39 @@ class PointsController(Controller):
     dependencies = SHOPPER_DEPENDENCIES
 
     @get("/balance")
-    async def balance(self, member: Member, now: dt.datetime) -> points.BalanceOut:
+    async def balance(self, member: CurrentMember, now: Now) -> points.BalanceOut:
         """Active and pending points, when pending ones activate and when active ones burn."""
         return await points.balance(member, now)
 
     @get("/history")
-    async def history(self, member: Member, limit: Limit = 20, cursor: Cursor = None) -> points.HistoryPage:
+    async def history(self, member: CurrentMember, limit: Limit = 20, cursor: Cursor = None) -> points.HistoryPage:
         return await points.history(member, cursor, limit)
 
     @get("/purchases")
-    async def purchases(self, member: Member, limit: Limit = 20, cursor: Cursor = None) -> points.PurchasePage:
+    async def purchases(self, member: CurrentMember, limit: Limit = 20, cursor: Cursor = None) -> points.PurchasePage:
         return await points.purchases(member, cursor, limit)
 
     @get("/purchases/{sale_id:int}")
-    async def purchase(self, member: Member, sale_id: Annotated[int, Parameter(ge=1, le=2**31 - 1)]) -> points.Purchase:
+    async def purchase(self, member: CurrentMember, sale_id: Annotated[int, PathParameter(name="sale_id", ge=1, le=2**31 - 1)]) -> points.Purchase:
         return await points.purchase(member, sale_id)
 
     @get("/tier")
-    async def tier(self, member: Member) -> points.TierProgress:
+    async def tier(self, member: CurrentMember) -> points.TierProgress:
         return await points.tier_progress(member)
 
     @get("/favourite-categories")
-    async def favourites(self, member: Member, now: dt.datetime) -> extras.Favourites:
+    async def favourites(self, member: CurrentMember, now: Now) -> extras.Favourites:
         return await extras.favourites(member, now)
 
     @put("/favourite-categories")
-    async def choose_favourites(self, member: Member, data: extras.FavouritesIn, now: dt.datetime) -> extras.Favourites:
+    async def choose_favourites(self, member: CurrentMember, data: extras.FavouritesIn, now: Now) -> extras.Favourites:
         """Choose this month's categories (once per calendar month)."""
         return await extras.choose_favourites(member, data, now)
 
     @get("/coupons")
-    async def coupons(self, member: Member) -> list[extras.CouponOut]:
+    async def coupons(self, member: CurrentMember) -> list[extras.CouponOut]:
         return await extras.coupons(member)
 
     @get("/referral")
-    async def referral(self, member: Member) -> extras.Referral:
+    async def referral(self, member: CurrentMember) -> extras.Referral:
         return await extras.referral(member)

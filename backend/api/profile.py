@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get, patch, post, put
-from litestar.params import Parameter
+from litestar.params import PathParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from backend.api.guards import ProgramCode, SHOPPER_DEPENDENCIES, shopper_guard
+from backend.api.guards import (
+    SHOPPER_DEPENDENCIES,
+    Now,
+    ProgramCode,
+    Shopper,
+    shopper_guard,
+)
 from loyalty_core.services import members
-from loyalty_core.services.identity import Code, Registered, join_program, resolve_program
-from loyalty_core.services.tokens import AccessClaims
+from loyalty_core.services.identity import (
+    Code,
+    Registered,
+    join_program,
+    resolve_program,
+)
 
 
 class JoinIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -27,42 +36,42 @@ class ProfileController(Controller):
     dependencies = SHOPPER_DEPENDENCIES
 
     @get("/")
-    async def show(self, shopper: AccessClaims) -> members.Profile:
+    async def show(self, shopper: Shopper) -> members.Profile:
         return await members.profile(shopper.customer_id)
 
     @patch("/")
-    async def update(self, shopper: AccessClaims, data: members.ProfileUpdate) -> members.Profile:
+    async def update(self, shopper: Shopper, data: members.ProfileUpdate) -> members.Profile:
         return await members.update_profile(shopper.customer_id, data)
 
     @delete("/", status_code=HTTP_204_NO_CONTENT)
-    async def delete_account(self, shopper: AccessClaims, now: dt.datetime) -> None:
+    async def delete_account(self, shopper: Shopper, now: Now) -> None:
         """Anonymise the personal data, keep the ledger, close every session."""
         await members.delete_account(shopper.customer_id, now)
 
     @post("/memberships", status_code=HTTP_200_OK)
-    async def join(self, shopper: AccessClaims, data: JoinIn, now: dt.datetime, program: ProgramCode = None) -> Registered:
+    async def join(self, shopper: Shopper, data: JoinIn, now: Now, program: ProgramCode = None) -> Registered:
         """Join another program of the chain (or get the existing membership)."""
         return await join_program(shopper.customer_id, await resolve_program(program), "app", now, data.referral_code)
 
     @get("/consents")
-    async def consents(self, shopper: AccessClaims) -> members.Consents:
+    async def consents(self, shopper: Shopper) -> members.Consents:
         return await members.consents(shopper.customer_id)
 
     @put("/consents")
-    async def change_consents(self, shopper: AccessClaims, data: members.ConsentUpdate, now: dt.datetime) -> members.Consents:
+    async def change_consents(self, shopper: Shopper, data: members.ConsentUpdate, now: Now) -> members.Consents:
         return await members.change_consents(shopper.customer_id, data, now)
 
     @get("/devices")
-    async def devices(self, shopper: AccessClaims) -> list[members.Device]:
+    async def devices(self, shopper: Shopper) -> list[members.Device]:
         return await members.devices(shopper.customer_id)
 
     @post("/devices")
-    async def register_device(self, shopper: AccessClaims, data: members.DeviceIn, now: dt.datetime) -> members.Device:
+    async def register_device(self, shopper: Shopper, data: members.DeviceIn, now: Now) -> members.Device:
         """Register an APNs or FCM push token for this shopper (idempotent)."""
         return await members.register_device(shopper.customer_id, data, now)
 
     @delete("/devices/{device_id:int}", status_code=HTTP_204_NO_CONTENT)
     async def unregister_device(
-        self, shopper: AccessClaims, device_id: Annotated[int, Parameter(ge=1, le=2**31 - 1)]
+        self, shopper: Shopper, device_id: Annotated[int, PathParameter(name="device_id", ge=1, le=2**31 - 1)]
     ) -> None:
         await members.unregister_device(shopper.customer_id, device_id)

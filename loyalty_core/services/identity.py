@@ -15,12 +15,26 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from loyalty_core.errors import CardBlocked, CardNotFound, Conflict, NotFound, ValidationFailed
+from loyalty_core.errors import (
+    CardBlocked,
+    CardNotFound,
+    Conflict,
+    NotFound,
+    ValidationFailed,
+)
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.services.otp import normalise_email, normalise_phone
 from loyalty_core.services.tiers import assign_initial_tier
-from loyalty_core.tables import Card, Consent, Customer, Membership, Notification, Program, RulesVersion
+from loyalty_core.tables import (
+    Card,
+    Consent,
+    Customer,
+    Membership,
+    Notification,
+    Program,
+    RulesVersion,
+)
 
 Channel = Literal["app", "web", "till", "call_center", "import", "oidc"]
 ConsentChannel = Literal["sms", "email", "push"]

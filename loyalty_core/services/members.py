@@ -14,8 +14,20 @@ import msgspec
 
 from loyalty_core.errors import NotFound, ValidationFailed
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services.identity import ConsentIn, Name, record_consents, resolve_program
-from loyalty_core.tables import Card, Consent, Customer, Membership, PushDevice, RefreshToken
+from loyalty_core.services.identity import (
+    ConsentIn,
+    Name,
+    record_consents,
+    resolve_program,
+)
+from loyalty_core.tables import (
+    Card,
+    Consent,
+    Customer,
+    Membership,
+    PushDevice,
+    RefreshToken,
+)
 
 
 class Member(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,7 +14,12 @@ import msgspec
 
 from loyalty_core.errors import CardBlocked, CardNotFound
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services.identity import CardNumber, Reason, attach_card, issue_virtual_card
+from loyalty_core.services.identity import (
+    CardNumber,
+    Reason,
+    attach_card,
+    issue_virtual_card,
+)
 from loyalty_core.services.members import Member
 from loyalty_core.tables import Card
 

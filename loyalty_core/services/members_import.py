@@ -12,9 +12,9 @@ from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.services.identity import (
     CardNumber,
+    ConsentIn,
     Contact,
     Name,
-    ConsentIn,
     ProgramRef,
     Registered,
     Registration,

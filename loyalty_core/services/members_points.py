@@ -8,7 +8,12 @@ import msgspec
 
 from loyalty_core.errors import SaleNotFound
 from loyalty_core.ledger import ops
-from loyalty_core.services.members import Member, decode_cursor, encode_cursor, page_limit
+from loyalty_core.services.members import (
+    Member,
+    decode_cursor,
+    encode_cursor,
+    page_limit,
+)
 from loyalty_core.tables import LedgerEntry, Sale, Tier
 
 

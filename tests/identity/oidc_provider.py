@@ -11,8 +11,8 @@ import os
 import secrets
 import threading
 import time
-from urllib.parse import urlencode
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import uvicorn
 from joserfc import jwt
