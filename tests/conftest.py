@@ -23,7 +23,7 @@ from loyalty_core import db
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.factories"]
+pytest_plugins = ["tests.factories", "tests.fakes.fixtures"]
 
 
 @pytest.fixture(scope="session")
