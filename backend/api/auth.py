@@ -23,13 +23,7 @@ from backend.api.guards import (
 )
 from loyalty_core.errors import NotFound
 from loyalty_core.services import tokens
-from loyalty_core.services.identity import (
-    CodeLogin,
-    Contact,
-    LoggedIn,
-    log_in_with_code,
-    resolve_program,
-)
+from loyalty_core.services.identity import Contact, resolve_program
 from loyalty_core.services.otp import (
     DevGateway,
     Gateway,
@@ -76,10 +70,10 @@ class AuthController(Controller):
         return CodeSent(to=who.value, channel="sms" if who.kind == "phone" else "email", expires_in=identity.otp.code_ttl)
 
     @post("/otp/verify", status_code=HTTP_200_OK)
-    async def verify_otp(self, request: Request, data: CodeLogin, valkey: Valkey, identity: Identity, secret: Secret,
-                         now: Now, program: ProgramCode = None) -> LoggedIn:
+    async def verify_otp(self, request: Request, data: tokens.CodeLogin, valkey: Valkey, identity: Identity, secret: Secret,
+                         now: Now, program: ProgramCode = None) -> tokens.LoggedIn:
         """Exchange the code for tokens; the first login registers the shopper in the program."""
-        return await log_in_with_code(valkey, await resolve_program(program), data, client_ip(request), secret,
+        return await tokens.log_in_with_code(valkey, await resolve_program(program), data, client_ip(request), secret,
                                       identity.otp, now)
 
     @post("/refresh", status_code=HTTP_200_OK)

@@ -29,11 +29,8 @@ from backend.api.guards import (
 )
 from backend.api.settings import OidcSettings
 from loyalty_core.errors import DomainError, NotFound
-from loyalty_core.services.identity import (
-    LoggedIn,
-    log_in_with_verified_contact,
-    resolve_program,
-)
+from loyalty_core.services import tokens
+from loyalty_core.services.identity import resolve_program
 from loyalty_core.services.otp import normalise_email, normalise_phone
 
 STATE_TTL = 600
@@ -122,7 +119,7 @@ class OidcController(Controller):
         self, request: Request, valkey: Valkey, identity: Identity, secret: Secret, now: Now,
         code: Annotated[str, QueryParameter(name="code", min_length=1, max_length=2000)],
         login_state: Annotated[str, QueryParameter(name="state", min_length=1, max_length=200)],
-    ) -> LoggedIn:
+    ) -> tokens.LoggedIn:
         """Exchange the code, check the id_token (signature, issuer, audience, nonce, expiry), log the shopper in."""
         oidc = _settings(identity)
         saved = await valkey.getdel(f"kopilka:oidc:{login_state}")  # single use: a replayed callback finds nothing
@@ -145,6 +142,6 @@ class OidcController(Controller):
                  if claims.get("phone_number") and claims.get("phone_number_verified") is True else None)
         if email is None and phone is None:
             raise OidcFailed("the provider vouched for no e-mail or phone: log in with a code instead")
-        return await log_in_with_verified_contact(
+        return await tokens.log_in_with_verified_contact(
             await resolve_program(flow["program"]), email=email, phone=phone, name=str(claims.get("name", ""))[:200],
             channel="oidc", secret=secret, now=now)

@@ -159,7 +159,7 @@ async def _membership_of(customer_id: int, program_id: int) -> dict | None:
     )
 
 
-async def _card_for_registration(number: str, program_id: int) -> dict:
+async def card_for_registration(number: str, program_id: int) -> dict:
     card = await (
         Card.select(Card.id, Card.status, Card.membership, Card.membership.customer.as_alias("customer"))
         .where((Card.number == number) & (Card.program == program_id))
@@ -242,7 +242,7 @@ async def register_member(
     async with DB.transaction():
         customer_id, new_customer = await find_or_create_customer(phone, email, now, reg.name, reg.birth_date)
         existing = await _membership_of(customer_id, program.id)
-        card = await _card_for_registration(reg.card_number, program.id) if reg.card_number else None
+        card = await card_for_registration(reg.card_number, program.id) if reg.card_number else None
         if existing is not None:
             membership_id, new_membership = existing["id"], False
             if card is not None:
@@ -335,67 +335,3 @@ async def award_event(program: ProgramRef, membership_id: int, referrer: int | N
         state = await ops.lock_account(await ops.ensure_account(int(award.membership_id)), now)
         await ops.accrue(state, award.points, now, kind="accrue", source="welcome", activates_at=now, expires_at=expires,
                          reason=award.explanation)
-
-
-# --- login by code ------------------------------------------------------------------------
-
-
-class CodeLogin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """What the app or the web sends with the code; a first login registers the shopper."""
-
-    to: Contact
-    code: Annotated[str, msgspec.Meta(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")]
-    channel: Literal["app", "web"] = "app"
-    name: Name = ""
-    birth_date: dt.date | None = None
-    card_number: CardNumber | None = None
-    referral_code: Code | None = None
-    consents: list[ConsentIn] = []
-
-
-class LoggedIn(msgspec.Struct, kw_only=True):
-    access_token: str
-    refresh_token: str
-    token_type: str
-    expires_in: int
-    customer_id: int
-    card_number: str
-    new_customer: bool
-    new_membership: bool
-
-
-async def log_in_with_code(
-    valkey: object, program: ProgramRef, login: CodeLogin, ip: str, secret: str, policy: object, now: dt.datetime
-) -> LoggedIn:
-    """Consume the code, register (or find) the member, confirm memberships started at the till, open a session."""
-    from loyalty_core.services.otp import check_code, parse_identifier
-    from loyalty_core.services.tokens import start_session
-
-    who = parse_identifier(login.to)
-    if len(login.code) != 6 or not login.code.isdigit():
-        raise ValidationFailed("the code is 6 digits")
-    await check_code(valkey, who, login.code, ip, secret, policy)  # type: ignore[arg-type]
-    reg = Registration(
-        phone=who.value if who.kind == "phone" else None, email=who.value if who.kind == "email" else None,
-        name=login.name, birth_date=login.birth_date, card_number=login.card_number,
-        referral_code=login.referral_code, consents=login.consents,
-    )
-    registered = await register_member(program, reg, login.channel, now)
-    async with DB.transaction():
-        await confirm_memberships(registered.customer_id)
-        pair = await start_session(registered.customer_id, secret, now)
-    return LoggedIn(**msgspec.structs.asdict(pair), card_number=registered.card_number,
-                    new_customer=registered.new_customer, new_membership=registered.new_membership)
-
-
-async def log_in_with_verified_contact(program: ProgramRef, *, email: str | None, phone: str | None, name: str,
-                                       channel: Channel, secret: str, now: dt.datetime) -> LoggedIn:
-    """An identity provider vouched for this e-mail/phone (OIDC): register or find the member, open a session."""
-    from loyalty_core.services.tokens import start_session
-
-    registered = await register_member(program, Registration(phone=phone, email=email, name=name), channel, now)
-    async with DB.transaction():
-        await confirm_memberships(registered.customer_id)
-        pair = await start_session(registered.customer_id, secret, now)
-    return LoggedIn(**msgspec.structs.asdict(pair), card_number=registered.card_number,
-                    new_customer=registered.new_customer, new_membership=registered.new_membership)

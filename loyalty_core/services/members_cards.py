@@ -18,6 +18,7 @@ from loyalty_core.services.identity import (
     CardNumber,
     Reason,
     attach_card,
+    card_for_registration,
     issue_virtual_card,
 )
 from loyalty_core.services.members import Member
@@ -80,11 +81,9 @@ async def card_view(member: Member, number: str) -> CardOut:
 
 async def bind_card(member: Member, bind: CardBind, now: dt.datetime) -> CardOut:
     """Register a plastic card someone handed over: it becomes this member's, its anonymous points too."""
-    from loyalty_core.services.identity import _card_for_registration
-
     number = bind.number.strip()
     async with DB.transaction():
-        card = await _card_for_registration(number, member.program_id)
+        card = await card_for_registration(number, member.program_id)
         await attach_card(card, member.membership_id, member.customer_id, now, f"card {number} bound by the member")
     return await card_view(member, number)
 

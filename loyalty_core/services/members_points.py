@@ -131,9 +131,11 @@ def _applied(response: object) -> list[AppliedRule]:
     return [msgspec.convert(a, AppliedRule, strict=False) for a in applied if isinstance(a, dict) and "rule" in a]
 
 
+_OPERATORS = {"before": "<", "exactly": "="}
+
+
 async def _purchases(member: Member, where_id: int | None, op: str, limit: int) -> list[Purchase]:
-    assert op in ("<", "=")  # a fixed operator, never input
-    rows = await Sale.raw(_SALES.replace("OP", op), member.membership_id, where_id, where_id, limit)
+    rows = await Sale.raw(_SALES.replace("OP", _OPERATORS[op]), member.membership_id, where_id, where_id, limit)
     if not rows:
         return []
     lines = await Sale.raw(
@@ -153,14 +155,14 @@ async def _purchases(member: Member, where_id: int | None, op: str, limit: int) 
 
 async def purchases(member: Member, cursor: str | None, limit: int) -> PurchasePage:
     before, limit = decode_cursor(cursor), page_limit(limit)
-    items = await _purchases(member, before, "<", limit + 1)
+    items = await _purchases(member, before, "before", limit + 1)
     more = len(items) > limit
     items = items[:limit]
     return PurchasePage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
 async def purchase(member: Member, sale_id: int) -> Purchase:
-    items = await _purchases(member, sale_id, "=", 1)
+    items = await _purchases(member, sale_id, "exactly", 1)
     if not items:
         raise SaleNotFound(f"Sale {sale_id} is not one of your purchases")
     return items[0]

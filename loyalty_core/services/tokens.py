@@ -13,12 +13,26 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from typing import Annotated, Literal
 
 import jwt
 import msgspec
 
-from loyalty_core.errors import DomainError, Unauthorized
+from loyalty_core.errors import DomainError, Unauthorized, ValidationFailed
 from loyalty_core.piccolo_conf import DB
+from loyalty_core.services.identity import (
+    CardNumber,
+    Channel,
+    Code,
+    ConsentIn,
+    Contact,
+    Name,
+    ProgramRef,
+    Registration,
+    confirm_memberships,
+    register_member,
+)
+from loyalty_core.services.otp import check_code, parse_identifier
 from loyalty_core.tables import Customer, RefreshToken
 
 ACCESS_TTL = dt.timedelta(minutes=15)
@@ -148,3 +162,62 @@ async def session_alive(customer_id: int, family: uuid.UUID, now: dt.datetime) -
         family, customer_id,
     )
     return bool(rows)
+
+
+# --- login by code ------------------------------------------------------------------------
+
+
+class CodeLogin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the app or the web sends with the code; a first login registers the shopper."""
+
+    to: Contact
+    code: Annotated[str, msgspec.Meta(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")]
+    channel: Literal["app", "web"] = "app"
+    name: Name = ""
+    birth_date: dt.date | None = None
+    card_number: CardNumber | None = None
+    referral_code: Code | None = None
+    consents: list[ConsentIn] = []
+
+
+class LoggedIn(msgspec.Struct, kw_only=True):
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+    customer_id: int
+    card_number: str
+    new_customer: bool
+    new_membership: bool
+
+
+async def log_in_with_code(
+    valkey: object, program: ProgramRef, login: CodeLogin, ip: str, secret: str, policy: object, now: dt.datetime
+) -> LoggedIn:
+    """Consume the code, register (or find) the member, confirm memberships started at the till, open a session."""
+    who = parse_identifier(login.to)
+    if len(login.code) != 6 or not login.code.isdigit():
+        raise ValidationFailed("the code is 6 digits")
+    await check_code(valkey, who, login.code, ip, secret, policy)  # type: ignore[arg-type]
+    reg = Registration(
+        phone=who.value if who.kind == "phone" else None, email=who.value if who.kind == "email" else None,
+        name=login.name, birth_date=login.birth_date, card_number=login.card_number,
+        referral_code=login.referral_code, consents=login.consents,
+    )
+    registered = await register_member(program, reg, login.channel, now)
+    async with DB.transaction():
+        await confirm_memberships(registered.customer_id)
+        pair = await start_session(registered.customer_id, secret, now)
+    return LoggedIn(**msgspec.structs.asdict(pair), card_number=registered.card_number,
+                    new_customer=registered.new_customer, new_membership=registered.new_membership)
+
+
+async def log_in_with_verified_contact(program: ProgramRef, *, email: str | None, phone: str | None, name: str,
+                                       channel: Channel, secret: str, now: dt.datetime) -> LoggedIn:
+    """An identity provider vouched for this e-mail/phone (OIDC): register or find the member, open a session."""
+    registered = await register_member(program, Registration(phone=phone, email=email, name=name), channel, now)
+    async with DB.transaction():
+        await confirm_memberships(registered.customer_id)
+        pair = await start_session(registered.customer_id, secret, now)
+    return LoggedIn(**msgspec.structs.asdict(pair), card_number=registered.card_number,
+                    new_customer=registered.new_customer, new_membership=registered.new_membership)
