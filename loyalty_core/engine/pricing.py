@@ -161,6 +161,8 @@ def price(
     line_explanations=False leaves the per-line sentences empty (the numbers stay): a till's
     calculate may skip them for speed; simulate and confirm keep them for the stored trace.
     """
+    if basket.redeem_points < 0:
+        raise ValueError("redeem_points must not be negative")
     lines: list[LineInfo] = line_infos(basket, program)
     facts = basket_facts(basket, ctx, program, lines)
     valid_coupons = [c for c in basket.coupons if c.valid]

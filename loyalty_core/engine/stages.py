@@ -95,7 +95,8 @@ def discount_stage(run: Run, program: CompiledProgram) -> list[int]:
     remaining = [line.amount for line in run.lines]
     for group in program.stages["discount"]:
         _run_group(run, group, remaining)
-    run.facts["basket.to_pay"] = sum(remaining[line.index] for line in run.lines if not line.excluded)
+        # a later group's condition on basket.to_pay sees what the earlier groups left
+        run.facts["basket.to_pay"] = sum(remaining[line.index] for line in run.lines if not line.excluded)
     return remaining
 
 

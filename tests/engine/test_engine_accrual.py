@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from engine_helpers import UTC, applied, basket, context, group, line, member, per_line, program, rule, run, weighed
+from tests.engine.engine_helpers import UTC, applied, basket, context, group, line, member, per_line, program, rule, run, weighed
 
 from loyalty_core.engine import (
     Arith,

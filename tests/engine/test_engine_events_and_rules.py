@@ -6,7 +6,7 @@ import datetime as dt
 
 import msgspec
 import pytest
-from engine_helpers import MONDAY_NOON, context, group, member, program, rule
+from tests.engine.engine_helpers import MONDAY_NOON, context, group, member, program, rule
 
 from loyalty_core.engine import (
     EventBonus,
@@ -124,7 +124,7 @@ def test_validation_knows_declared_counters_and_duplicate_codes():
 
 
 def test_a_compiled_program_prices_with_its_version():
-    from engine_helpers import basket, line, run
+    from tests.engine.engine_helpers import basket, line, run
 
     result = run(program(group("accrual", rule("five", PercentPoints(bp=500)))), basket(line(1, 1_000)))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from engine_helpers import applied, basket, context, group, line, member, per_line, program, rule, run
+from tests.engine.engine_helpers import applied, basket, context, group, line, member, per_line, program, rule, run
 
 from loyalty_core.engine import (
     AccrualCap,

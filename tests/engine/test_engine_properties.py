@@ -6,7 +6,7 @@ import datetime as dt
 
 import msgspec
 import pytest
-from engine_helpers import TIERS, UTC, context, group, member, program, rule
+from tests.engine.engine_helpers import TIERS, UTC, context, group, member, program, rule
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -203,3 +203,18 @@ def test_validation_errors_name_the_rule_and_the_field(code, hour):
     with pytest.raises(RuleValidationError) as error:
         validate_program(doc)
     assert error.value.messages == [f"rule '{code}': schedule.hours: end {hour} is outside 0..24"]
+
+
+@FAST
+@given(st.lists(ACCRUALS, min_size=1, max_size=4), basket_lines())
+def test_accrual_stacking_modes_behave_as_named(effects, lines):
+    rules = [rule(f"r{i}", e, priority=len(effects) - i) for i, e in enumerate(effects)]
+    ctx = context(member("plain"))
+
+    def total(mode, chosen=rules):
+        return price(Basket(lines=lines), ctx, program(group("accrual", *chosen, mode=mode))).totals.accrued_points
+
+    stacked, first, best = total("stack"), total("first"), total("best")
+    singles = [total("stack", [r]) for r in rules]
+    assert stacked >= best >= first
+    assert best == max(singles)
