@@ -51,6 +51,11 @@ class PointsController(Controller):
         """Choose this month's categories (once per calendar month)."""
         return await extras.choose_favourites(member, data, now)
 
+    @get("/offers")
+    async def offers(self, member: CurrentMember, now: Now) -> list[extras.Offer]:
+        """Promotions of the program this member can get now (tier, segments and dates match)."""
+        return await extras.offers(member, now)
+
     @get("/coupons")
     async def coupons(self, member: CurrentMember) -> list[extras.CouponOut]:
         return await extras.coupons(member)

@@ -131,3 +131,61 @@ async def referral(member: Member) -> Referral:
         member.membership_id,
     )
     return Referral(**rows[0])
+
+
+# --- offers ---------------------------------------------------------------------------------
+
+
+class Offer(msgspec.Struct, kw_only=True):
+    rule: str
+    name: str
+    group: str
+    stage: str  # discount | accrual
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+    weekdays: list[int]  # 1 = Monday; empty = every day
+    needs_coupon: bool
+
+
+async def offers(member: Member, now: dt.datetime) -> list[Offer]:
+    """The live rules that can apply to this member (tier and segments match, not expired), for the app's offers screen.
+
+    Conditions on the basket are left to the till; store and channel targeting are not filtered here.
+    """
+    from loyalty_core.services.programs import rules_document
+
+    document = await rules_document(member.program_id, member.rules_version)
+    rows = await Membership.raw(
+        "SELECT t.code AS tier, COALESCE(m.segments, ARRAY[]::varchar[]) AS segments FROM membership m "
+        "LEFT JOIN tier t ON t.id = m.tier WHERE m.id = {}",
+        member.membership_id,
+    )
+    tier, segments = rows[0]["tier"], set(rows[0]["segments"])
+    today = now.astimezone(ZoneInfo(member.timezone)).date()
+
+    def reaches(target: object) -> bool:
+        if target is None:
+            return True
+        return ((not target.tiers or tier in target.tiers)  # type: ignore[attr-defined]
+                and (not target.segments or bool(segments & set(target.segments)))  # type: ignore[attr-defined]
+                and not segments & set(target.exclude_segments))  # type: ignore[attr-defined]
+
+    found: list[Offer] = []
+    for group in document.groups:  # type: ignore[attr-defined]
+        if not group.active or group.stage not in ("discount", "accrual") or not reaches(group.target):
+            continue
+        for rule in group.rules:
+            schedule = rule.schedule
+            if not rule.active or not reaches(rule.target):
+                continue
+            if schedule is not None and ((schedule.valid_to and schedule.valid_to < today)
+                                         or (schedule.valid_from and schedule.valid_from > today)):
+                continue
+            target = rule.target or group.target
+            found.append(Offer(
+                rule=rule.code, name=rule.name, group=group.code, stage=group.stage,
+                valid_from=schedule.valid_from if schedule else None, valid_to=schedule.valid_to if schedule else None,
+                weekdays=list(schedule.weekdays) if schedule else [],
+                needs_coupon=bool(target and (target.coupon_series or target.coupon_codes)),
+            ))
+    return found

@@ -29,3 +29,26 @@ async def test_welcome_points_and_coupon_from_the_rules(http, db_pool) -> None:
     # logging in again is not registering again
     await Shopper(http=http, to=shopper.to, program=shop.program_code).log_in()
     assert (await shopper.get("/balance")).json()["active"] == 150
+
+
+async def test_offers_list_the_rules_the_member_can_get(http, db_pool) -> None:
+    import datetime as dt
+
+    from loyalty_core.engine.effects import PercentDiscount
+    from loyalty_core.engine.targeting import Schedule, Targeting
+
+    today = dt.date.today()
+    promo = RuleGroup(code="promo", name="Promotions", stage="discount", rules=[
+        Rule(code="all", name="-5% on everything", effect=PercentDiscount(bp=500)),
+        Rule(code="gold", name="Gold: -10%", effect=PercentDiscount(bp=1000), target=Targeting(tiers=["gold"])),
+        Rule(code="over", name="Last week's sale", effect=PercentDiscount(bp=500),
+             schedule=Schedule(valid_to=today - dt.timedelta(days=7))),
+        Rule(code="weekend", name="Weekend -7%", effect=PercentDiscount(bp=700),
+             schedule=Schedule(weekdays=[6, 7], valid_to=today + dt.timedelta(days=30))),
+    ])
+    shop = await make_shop(msgspec.structs.replace(basic_rules(), groups=[promo]))
+    shopper = Shopper(http=http, to=new_phone(), program=shop.program_code)
+    await shopper.log_in()
+    offers = (await shopper.get("/offers")).json()
+    assert [(o["rule"], o["weekdays"]) for o in offers] == [("all", []), ("weekend", [6, 7])]
+    assert offers[1]["valid_to"] == (today + dt.timedelta(days=30)).isoformat()
