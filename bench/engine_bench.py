@@ -50,16 +50,35 @@ def _rules() -> list[RuleGroup]:
         if i % 10 == 0:
             effect = MForN(m=3, n=2)
         elif i % 10 == 1:
-            effect = Bogo(buy=LineFilter(categories=[cat]), get=LineFilter(categories=[CATEGORIES[(i + 1) % 40]]))
+            effect = Bogo(
+                buy=LineFilter(categories=[cat]), get=LineFilter(categories=[CATEGORIES[(i + 1) % 40]])
+            )
         elif i % 10 == 2:
-            components = [SetComponent(lines=LineFilter(categories=[cat])), SetComponent(lines=LineFilter(categories=[CATEGORIES[(i + 3) % 40]]))]
+            components = [
+                SetComponent(lines=LineFilter(categories=[cat])),
+                SetComponent(lines=LineFilter(categories=[CATEGORIES[(i + 3) % 40]])),
+            ]
             effect = SetPrice(components=components, price=15_000)
         else:
             effect = PercentDiscount(bp=500 + i * 10)
         target = Targeting(coupon_series=[f"S{i}"]) if i % 7 == 0 else None
-        discounts.append(Rule(code=f"d{i}", name=f"Promo {i}", effect=effect, lines=LineFilter(categories=[cat]), target=target, priority=i % 5))
+        discounts.append(
+            Rule(
+                code=f"d{i}",
+                name=f"Promo {i}",
+                effect=effect,
+                lines=LineFilter(categories=[cat]),
+                target=target,
+                priority=i % 5,
+            )
+        )
     limits = [
-        Rule(code=f"l{i}", name=f"Share {i}", effect=RedeemShare(max_share_bp=5000), lines=LineFilter(categories=[CATEGORIES[i]]))
+        Rule(
+            code=f"l{i}",
+            name=f"Share {i}",
+            effect=RedeemShare(max_share_bp=5000),
+            lines=LineFilter(categories=[CATEGORIES[i]]),
+        )
         for i in range(20)
     ]
     accruals = []
@@ -67,18 +86,52 @@ def _rules() -> list[RuleGroup]:
         cat = CATEGORIES[i % 40]
         kind = i % 6
         if kind == 0:
-            rule = Rule(code=f"a{i}", name=f"Tier {i}", effect=PercentPoints(bp=100), target=Targeting(tiers=["gold"]), lines=LineFilter(categories=[cat]))
+            rule = Rule(
+                code=f"a{i}",
+                name=f"Tier {i}",
+                effect=PercentPoints(bp=100),
+                target=Targeting(tiers=["gold"]),
+                lines=LineFilter(categories=[cat]),
+            )
         elif kind == 1:
-            rule = Rule(code=f"a{i}", name=f"Seg {i}", effect=PercentPoints(bp=200), target=Targeting(segments=[f"seg-{i % 4}"]), lines=LineFilter(categories=[cat]))
+            rule = Rule(
+                code=f"a{i}",
+                name=f"Seg {i}",
+                effect=PercentPoints(bp=200),
+                target=Targeting(segments=[f"seg-{i % 4}"]),
+                lines=LineFilter(categories=[cat]),
+            )
         elif kind == 2:
-            rule = Rule(code=f"a{i}", name=f"Store {i}", effect=PointsPerItem(points=5), target=Targeting(stores=["S1", "S2"]), lines=LineFilter(categories=[cat]))
+            rule = Rule(
+                code=f"a{i}",
+                name=f"Store {i}",
+                effect=PointsPerItem(points=5),
+                target=Targeting(stores=["S1", "S2"]),
+                lines=LineFilter(categories=[cat]),
+            )
         elif kind == 3:
             schedule = Schedule(weekdays=[1, 2, 3], hours=[HourRange(start=9, end=14)])
-            rule = Rule(code=f"a{i}", name=f"Happy {i}", effect=Multiplier(factor_bp=20_000), schedule=schedule, lines=LineFilter(categories=[cat]))
+            rule = Rule(
+                code=f"a{i}",
+                name=f"Happy {i}",
+                effect=Multiplier(factor_bp=20_000),
+                schedule=schedule,
+                lines=LineFilter(categories=[cat]),
+            )
         elif kind == 4:
-            rule = Rule(code=f"a{i}", name=f"Brand {i}", effect=PercentPoints(bp=300), lines=LineFilter(own_brand=True, categories=[cat]))
+            rule = Rule(
+                code=f"a{i}",
+                name=f"Brand {i}",
+                effect=PercentPoints(bp=300),
+                lines=LineFilter(own_brand=True, categories=[cat]),
+            )
         else:
-            rule = Rule(code=f"a{i}", name=f"Region {i}", effect=PercentPoints(bp=150), target=Targeting(regions=["spb"]))
+            rule = Rule(
+                code=f"a{i}",
+                name=f"Region {i}",
+                effect=PercentPoints(bp=150),
+                target=Targeting(regions=["spb"]),
+            )
         accruals.append(rule)
     return [
         RuleGroup(code="promo", name="Promotions", stage="discount", mode="stack", rules=discounts),
@@ -107,13 +160,15 @@ def _basket() -> Basket:
 # "typical": a silver member elsewhere in the afternoon - the targeted rules stay quiet.
 SCENARIOS = {
     "stress": PricingContext(
-        now=dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.timezone.utc),
+        now=dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC),
         store=StoreInfo(code="S1", region="spb", timezone="Europe/Moscow"),
-        member=MemberInfo(membership_id="m", tier_code="gold", segments=["seg-1"], favourite_categories=["cat-3"]),
+        member=MemberInfo(
+            membership_id="m", tier_code="gold", segments=["seg-1"], favourite_categories=["cat-3"]
+        ),
         balance_active=10_000,
     ),
     "typical": PricingContext(
-        now=dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.timezone.utc),
+        now=dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC),
         store=StoreInfo(code="S9", region="msk", timezone="Europe/Moscow"),
         member=MemberInfo(membership_id="m", tier_code="silver", segments=["seg-9"]),
         balance_active=10_000,
@@ -139,7 +194,9 @@ def main() -> None:
     rules = ProgramRules(version=1, settings=demo.settings, groups=groups)
     t0 = time.perf_counter()
     program = compile_program(validate_program(rules))
-    print(f"rules active: {sum(len(g.rules) for g in groups)}, compile once: {(time.perf_counter() - t0) * 1000:.2f} ms")
+    print(
+        f"rules active: {sum(len(g.rules) for g in groups)}, compile once: {(time.perf_counter() - t0) * 1000:.2f} ms"
+    )
     basket = _basket()
     for name, ctx in SCENARIOS.items():
         for line_explanations in (True, False):

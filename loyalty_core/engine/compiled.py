@@ -136,23 +136,31 @@ def _targeting_gates(target: Targeting) -> list[Gate]:
         gates.append(lambda facts: None if wanted & facts["member.segments"] else "segment not targeted")
     if target.exclude_segments:
         banned = frozenset(target.exclude_segments)
-        gates.append(lambda facts: "segment excluded" if banned & facts.get("member.segments", frozenset()) else None)
+        gates.append(
+            lambda facts: "segment excluded" if banned & facts.get("member.segments", frozenset()) else None
+        )
     if target.store_attributes:
         wanted_attrs = dict(target.store_attributes)
         gates.append(
-            lambda facts: None
-            if all(facts.get(f"store.attr.{k}") == v for k, v in wanted_attrs.items())
-            else "store attributes do not match"
+            lambda facts: (
+                None
+                if all(facts.get(f"store.attr.{k}") == v for k, v in wanted_attrs.items())
+                else "store attributes do not match"
+            )
         )
     if target.payment_types:
         paid_with = frozenset(target.payment_types)
-        gates.append(lambda facts: None if paid_with & facts["basket.payment_types"] else "payment method not targeted")
+        gates.append(
+            lambda facts: None if paid_with & facts["basket.payment_types"] else "payment method not targeted"
+        )
     if target.coupon_series or target.coupon_codes:
         series, codes = frozenset(target.coupon_series), frozenset(target.coupon_codes)
         gates.append(
-            lambda facts: None
-            if series & facts["basket.coupon_series"] or codes & facts["basket.coupon_codes"]
-            else "no valid coupon for it"
+            lambda facts: (
+                None
+                if series & facts["basket.coupon_series"] or codes & facts["basket.coupon_codes"]
+                else "no valid coupon for it"
+            )
         )
     if target.birthday_window_days is not None:
         window = target.birthday_window_days
@@ -296,7 +304,9 @@ def compile_program(rules: ProgramRules) -> CompiledProgram:
     """Once per program version; the result is immutable and safe to share between requests."""
     settings = rules.settings
     tiers = {t.code: t for t in settings.tiers}
-    default = tiers.get(settings.default_tier or "") or min(settings.tiers, key=lambda t: t.rank, default=None)
+    default = tiers.get(settings.default_tier or "") or min(
+        settings.tiers, key=lambda t: t.rank, default=None
+    )
     stages: dict[str, list[CompiledGroup]] = {stage: [] for stage in STAGE_ORDER}
     filters = _Filters()
     for group in sorted((g for g in rules.groups if g.active), key=lambda g: -g.priority):

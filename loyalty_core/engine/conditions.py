@@ -37,7 +37,7 @@ class Compare(msgspec.Struct, tag="compare", tag_field="op", frozen=True, kw_onl
 
 class InList(msgspec.Struct, tag="in", tag_field="op", frozen=True, kw_only=True):
     value: Operand
-    values: list[Union[int, str]]
+    values: list[int | str]
 
 
 class All(msgspec.Struct, tag="all", tag_field="op", frozen=True, kw_only=True):

@@ -55,7 +55,9 @@ def demo_program_rules() -> ProgramRules:
                 name="Every 5th purchase this month",
                 effect=FixedPoints(points=100),
                 condition=Compare(
-                    left=Arith(fn="%", left=Arith(fn="+", left=Var(name="member.counter.month"), right=1), right=5),
+                    left=Arith(
+                        fn="%", left=Arith(fn="+", left=Var(name="member.counter.month"), right=1), right=5
+                    ),
                     cmp="==",
                     right=0,
                 ),

@@ -46,7 +46,9 @@ def percent_off(bp: int, lines: list[LineInfo], base: list[int], cap: int | None
     return _spread(total, lines, weights, base)
 
 
-def _unit_bps(per_unit_bp: dict[int, list[int]], lines_by_index: dict[int, LineInfo], base: list[int]) -> LineAmounts:
+def _unit_bps(
+    per_unit_bp: dict[int, list[int]], lines_by_index: dict[int, LineInfo], base: list[int]
+) -> LineAmounts:
     """Discount where some pieces of a line get some bp off the piece's current value.
 
     A piece of line i is worth base[i] / units[i]; weights are scaled by the lcm of the
@@ -147,7 +149,9 @@ def set_price(effect: SetPrice, eligible: list[LineInfo], base: list[int], match
     return _spread(total, lines, weights, base) if total > 0 else {}
 
 
-def compute_discount(rule: CompiledRule, lines: list[LineInfo], base: list[int], facts: Facts, match: Matcher) -> LineAmounts:
+def compute_discount(
+    rule: CompiledRule, lines: list[LineInfo], base: list[int], facts: Facts, match: Matcher
+) -> LineAmounts:
     effect = rule.effect
     if isinstance(effect, PercentDiscount):
         return percent_off(effect.bp, lines, base, effect.max_discount)

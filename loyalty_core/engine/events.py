@@ -32,13 +32,27 @@ def evaluate_event(event: MemberEvent, ctx: PricingContext, program: CompiledPro
     member = ctx.member
     if member is None:
         return []
-    run = Run([], basket_facts(Basket(lines=[]), ctx, program, line_infos(Basket(lines=[]), program)), program.settings.currency, "en", [])
+    run = Run(
+        [],
+        basket_facts(Basket(lines=[]), ctx, program, line_infos(Basket(lines=[]), program)),
+        program.settings.currency,
+        "en",
+        [],
+    )
     run.facts["event.days_inactive"] = event.days_inactive
     awards: list[EventAward] = []
     for group in program.stages["event"]:
-        firing = [r for r in run.firing_rules(group, "event") if isinstance(r.effect, EventBonus) and r.effect.event == event.kind]
+        firing = [
+            r
+            for r in run.firing_rules(group, "event")
+            if isinstance(r.effect, EventBonus) and r.effect.event == event.kind
+        ]
         if group.mode != "stack":
-            firing = sorted(firing, key=lambda r: -(r.effect.points + r.effect.referrer_points))[:1] if group.mode == "best" else firing[:1]
+            firing = (
+                sorted(firing, key=lambda r: -(r.effect.points + r.effect.referrer_points))[:1]
+                if group.mode == "best"
+                else firing[:1]
+            )
         for rule in firing:
             effect = rule.effect
             if effect.points or effect.issue_coupon:

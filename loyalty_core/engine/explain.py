@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from loyalty_core.engine import money
 from loyalty_core.engine.effects import (
     AmountDiscount,
     Bogo,
@@ -25,7 +26,6 @@ from loyalty_core.engine.effects import (
     SetPrice,
     ThresholdDiscount,
 )
-from loyalty_core.engine import money
 
 # A receipt formats the same line amounts and rates for many rules: memoise the formatting.
 format_money = lru_cache(maxsize=4096)(money.format_money)
@@ -42,7 +42,9 @@ def _points(n: int) -> str:
     return f"{n} point" if n == 1 else f"{n} points"
 
 
-def discount_sentence(name: str, effect: Effect, base: int, discount: int, currency: str, lang: str = "en") -> str:
+def discount_sentence(
+    name: str, effect: Effect, base: int, discount: int, currency: str, lang: str = "en"
+) -> str:
     """base: what the lines cost before this discount; discount: what it took off."""
     off = f"-{format_money(discount, currency)}"
     on = format_money(base, currency)
@@ -71,7 +73,9 @@ def tier_sentence(tier_name: str, bp: int, paid: int, points: int, currency: str
     return f"{tier_name} tier: {format_bp(bp)} on {format_money(paid, currency)} = {_points(points)}"
 
 
-def points_sentence(name: str, effect: Effect, paid: int, units: int, points: int, currency: str, lang: str = "en") -> str:
+def points_sentence(
+    name: str, effect: Effect, paid: int, units: int, points: int, currency: str, lang: str = "en"
+) -> str:
     """paid: what the lines are paid with money; units: pieces on them."""
     got = _points(points)
     if isinstance(effect, PercentPoints):

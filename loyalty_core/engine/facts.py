@@ -86,7 +86,9 @@ def _member_facts(facts: Facts, member: MemberInfo, ctx: PricingContext, today: 
         facts[f"member.attr.{name}"] = value
 
 
-def basket_facts(basket: Basket, ctx: PricingContext, program: CompiledProgram, lines: list[LineInfo]) -> Facts:
+def basket_facts(
+    basket: Basket, ctx: PricingContext, program: CompiledProgram, lines: list[LineInfo]
+) -> Facts:
     if ctx.now.tzinfo is None:
         raise ValueError("PricingContext.now must be timezone-aware")
     local = ctx.now.astimezone(_zone(ctx.store.timezone))

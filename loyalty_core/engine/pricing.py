@@ -25,7 +25,9 @@ from loyalty_core.engine.run import Run
 from loyalty_core.engine.stages import Limits, discount_stage, limits_stage
 
 
-def max_redeem_points(ctx: PricingContext, program: CompiledProgram, remaining: list[int], limits: Limits) -> int:
+def max_redeem_points(
+    ctx: PricingContext, program: CompiledProgram, remaining: list[int], limits: Limits
+) -> int:
     member = ctx.member
     if member is None or (not member.registered and not program.settings.anonymous_can_redeem):
         return 0
@@ -33,7 +35,9 @@ def max_redeem_points(ctx: PricingContext, program: CompiledProgram, remaining: 
     return max(0, min(max_amount // program.settings.point_value_minor, ctx.balance_active))
 
 
-def redeem(points: int, point_value: int, remaining: list[int], limits: Limits) -> tuple[list[int], list[int]]:
+def redeem(
+    points: int, point_value: int, remaining: list[int], limits: Limits
+) -> tuple[list[int], list[int]]:
     """(money, points) per line: the money spread in proportion to each line's payable share."""
     weights = [amount * share for amount, share in zip(remaining, limits.share_bp)]
     money = split_capped(points * point_value, weights, remaining)
@@ -43,11 +47,22 @@ def redeem(points: int, point_value: int, remaining: list[int], limits: Limits) 
 class _Accrued:
     """One source of points (the tier or a rule) with exact per-line numerators."""
 
-    def __init__(self, group: str, code: str, name: str, kind: str, nums: dict[int, int], rule: CompiledRule | None) -> None:
-        self.group, self.code, self.name, self.kind, self.nums, self.rule = group, code, name, kind, nums, rule
+    def __init__(
+        self, group: str, code: str, name: str, kind: str, nums: dict[int, int], rule: CompiledRule | None
+    ) -> None:
+        self.group, self.code, self.name, self.kind, self.nums, self.rule = (
+            group,
+            code,
+            name,
+            kind,
+            nums,
+            rule,
+        )
 
 
-def _accrual_rules(run: Run, program: CompiledProgram, to_pay: list[int], base: dict[int, int], accrues: list[bool]) -> list[_Accrued]:
+def _accrual_rules(
+    run: Run, program: CompiledProgram, to_pay: list[int], base: dict[int, int], accrues: list[bool]
+) -> list[_Accrued]:
     d = denominator(program.settings.point_value_minor)
     found: list[_Accrued] = []
     for group in program.stages["accrual"]:
@@ -67,14 +82,19 @@ def _accrual_rules(run: Run, program: CompiledProgram, to_pay: list[int], base: 
                 run.note("accrual", group.code, chosen[0].code, False, f"displaced: {rule.code} gives more")
                 chosen = [candidate]
             else:
-                run.note("accrual", group.code, rule.code, False, f"displaced by {chosen[0].code} ({group.mode})")
+                run.note(
+                    "accrual", group.code, rule.code, False, f"displaced by {chosen[0].code} ({group.mode})"
+                )
         found.extend(chosen)
     return found
 
 
-def _explain_points(run: Run, source: _Accrued, got: dict[int, int], to_pay: list[int], tier_bp: int) -> AppliedRule:
+def _explain_points(
+    run: Run, source: _Accrued, got: dict[int, int], to_pay: list[int], tier_bp: int
+) -> AppliedRule:
     currency, lang, lines = run.currency, run.lang, run.lines
     if source.rule is None:
+
         def sentence(paid: int, units: int, points: int) -> str:
             return tier_sentence(source.name, tier_bp, paid, points, currency, lang)
     else:
@@ -105,7 +125,9 @@ def _explain_points(run: Run, source: _Accrued, got: dict[int, int], to_pay: lis
     )
 
 
-def accrual_stage(run: Run, ctx: PricingContext, program: CompiledProgram, to_pay: list[int], limits: Limits) -> list[int]:
+def accrual_stage(
+    run: Run, ctx: PricingContext, program: CompiledProgram, to_pay: list[int], limits: Limits
+) -> list[int]:
     accrued = [0] * len(run.lines)
     if ctx.member is None:
         run.note("accrual", "", "", False, "no loyalty card: no points")
@@ -140,11 +162,17 @@ def _coupon_results(basket: Basket, run: Run) -> list[CouponResult]:
     results = []
     for coupon in basket.coupons:
         if not coupon.valid:
-            results.append(CouponResult(code=coupon.code, status="rejected", reason=coupon.reason or "invalid"))
+            results.append(
+                CouponResult(code=coupon.code, status="rejected", reason=coupon.reason or "invalid")
+            )
         elif coupon.code in run.used_coupons:
             results.append(CouponResult(code=coupon.code, status="applied"))
         else:
-            results.append(CouponResult(code=coupon.code, status="rejected", reason="no promotion applies to this basket"))
+            results.append(
+                CouponResult(
+                    code=coupon.code, status="rejected", reason="no promotion applies to this basket"
+                )
+            )
     return results
 
 
@@ -169,14 +197,18 @@ def price(
     run = Run(lines, facts, program.settings.currency, lang, valid_coupons, line_explanations)
     excluded = [str(line.line_no) for line in lines if line.excluded]
     if excluded:
-        reason = f"line(s) {', '.join(excluded)}: excluded goods, no discount, no points, no payment with points"
+        reason = (
+            f"line(s) {', '.join(excluded)}: excluded goods, no discount, no points, no payment with points"
+        )
         run.note("discount", "", "excluded-goods", False, reason)
     remaining = discount_stage(run, program)
     limits = limits_stage(run, program)
     most = max_redeem_points(ctx, program, remaining, limits)
     if basket.redeem_points > most:
         raise RedeemLimitExceeded(most)
-    redeemed_money, redeemed_points = redeem(basket.redeem_points, program.settings.point_value_minor, remaining, limits)
+    redeemed_money, redeemed_points = redeem(
+        basket.redeem_points, program.settings.point_value_minor, remaining, limits
+    )
     to_pay = [r - m for r, m in zip(remaining, redeemed_money)]
     accrued = accrual_stage(run, ctx, program, to_pay, limits)
     priced = [

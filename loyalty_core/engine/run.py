@@ -99,7 +99,9 @@ class Run:
             elif isinstance(rule.effect, IssueCoupon):
                 self.issued.append(rule.effect.series)
                 self.use_coupons(rule)
-                self.note(stage, group.code, rule.code, True, f"issues a coupon of series {rule.effect.series}")
+                self.note(
+                    stage, group.code, rule.code, True, f"issues a coupon of series {rule.effect.series}"
+                )
                 self.applied.append(
                     AppliedRule(
                         rule=rule.code,

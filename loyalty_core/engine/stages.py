@@ -20,7 +20,9 @@ from loyalty_core.engine.run import Run
 STAGE = "discount"
 
 
-def _record_discount(run: Run, group: CompiledGroup, rule: CompiledRule, got: LineAmounts, base: list[int]) -> None:
+def _record_discount(
+    run: Run, group: CompiledGroup, rule: CompiledRule, got: LineAmounts, base: list[int]
+) -> None:
     run.use_coupons(rule)
     total = sum(got.values())
     considered = sum(base[i] for i in got)

@@ -170,7 +170,9 @@ def _rule(rule: Rule, group: RuleGroup, tiers: set[str], counters: frozenset[str
     where = f"rule '{rule.code}'"
     allowed = STAGE_EFFECTS[group.stage] + ((IssueCoupon,) if group.stage != "event" else ())
     if not isinstance(rule.effect, allowed):
-        errors.append(f"{where}: effect.kind: '{effect_kind(rule.effect)}' does not belong in a {group.stage} group")
+        errors.append(
+            f"{where}: effect.kind: '{effect_kind(rule.effect)}' does not belong in a {group.stage} group"
+        )
     if rule.schedule is not None:
         _schedule(rule.schedule, where, errors)
     if rule.target is not None:

@@ -24,7 +24,7 @@ from loyalty_core.engine import (
 )
 from loyalty_core.engine.program import ProgramRules
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 # Monday 23 November 2026, 12:00 in Moscow (the default store's zone).
 MONDAY_NOON = dt.datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -36,7 +36,9 @@ TIERS = [
 ]
 
 
-def line(no: int, amount: int, *, qty: int = 1, sku: str | None = None, cats: tuple[str, ...] = (), **kw) -> BasketLine:
+def line(
+    no: int, amount: int, *, qty: int = 1, sku: str | None = None, cats: tuple[str, ...] = (), **kw
+) -> BasketLine:
     """A piece-goods line: qty pieces, `amount` in kopecks for the whole line."""
     return BasketLine(
         line_no=no,
@@ -61,7 +63,12 @@ def weighed(no: int, grams: int, price_per_kg: int, *, cats: tuple[str, ...] = (
     )
 
 
-def basket(*lines: BasketLine, redeem: int = 0, coupons: list[CouponInput] | None = None, paid_with: str | None = None) -> Basket:
+def basket(
+    *lines: BasketLine,
+    redeem: int = 0,
+    coupons: list[CouponInput] | None = None,
+    paid_with: str | None = None,
+) -> Basket:
     payments = [Payment(type=paid_with, amount=sum(li.amount for li in lines))] if paid_with else []
     return Basket(lines=list(lines), redeem_points=redeem, coupons=coupons or [], payments=payments)
 
@@ -89,8 +96,18 @@ def context(
     )
 
 
-def group(stage: str, *rules: Rule, mode: str = "stack", cascade: bool = False, code: str | None = None, **kw) -> RuleGroup:
-    return RuleGroup(code=code or f"{stage}-{mode}", name=stage, stage=stage, mode=mode, cascade=cascade, rules=list(rules), **kw)
+def group(
+    stage: str, *rules: Rule, mode: str = "stack", cascade: bool = False, code: str | None = None, **kw
+) -> RuleGroup:
+    return RuleGroup(
+        code=code or f"{stage}-{mode}",
+        name=stage,
+        stage=stage,
+        mode=mode,
+        cascade=cascade,
+        rules=list(rules),
+        **kw,
+    )
 
 
 def rule(code: str, effect, **kw) -> Rule:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.engine.engine_helpers import UTC, applied, basket, context, group, line, member, per_line, program, rule, run, weighed
-
 from loyalty_core.engine import (
     Arith,
     CheapestItemBonus,
@@ -22,6 +20,20 @@ from loyalty_core.engine import (
     StoreInfo,
     Targeting,
     Var,
+)
+from tests.engine.engine_helpers import (
+    UTC,
+    applied,
+    basket,
+    context,
+    group,
+    line,
+    member,
+    per_line,
+    program,
+    rule,
+    run,
+    weighed,
 )
 
 
@@ -64,11 +76,17 @@ def test_percent_points_on_all_goods():
 
 
 def test_fixed_points_per_item_count_pieces_and_one_per_weighed_line():
-    prog = program(group("accrual", rule("dairy-10", PointsPerItem(points=10), lines=LineFilter(categories=["dairy"]))))
+    prog = program(
+        group("accrual", rule("dairy-10", PointsPerItem(points=10), lines=LineFilter(categories=["dairy"])))
+    )
 
     result = run(
         prog,
-        basket(line(1, 23_700, qty=3, cats=("yogurt", "dairy")), weighed(2, 1_234, 89_000, cats=("cheese", "dairy")), line(3, 5_000)),
+        basket(
+            line(1, 23_700, qty=3, cats=("yogurt", "dairy")),
+            weighed(2, 1_234, 89_000, cats=("cheese", "dairy")),
+            line(3, 5_000),
+        ),
     )
 
     assert per_line(result, "accrued_points") == [30, 10, 0]
@@ -85,11 +103,22 @@ def test_points_for_each_full_thousand_roubles():
 
 
 def test_birthday_multiplies_the_tier_points_by_ten():
-    prog = program(group("accrual", rule("birthday-x10", Multiplier(factor_bp=100_000), target=Targeting(birthday_window_days=0))))
+    prog = program(
+        group(
+            "accrual",
+            rule("birthday-x10", Multiplier(factor_bp=100_000), target=Targeting(birthday_window_days=0)),
+        )
+    )
     birthday = dt.date(1990, 11, 23)
 
-    party = run(prog, basket(line(1, 100_000), line(2, 50_000)), context(member("basic", birth_date=birthday)))
-    next_day = run(prog, basket(line(1, 100_000), line(2, 50_000)), context(member("basic", birth_date=dt.date(1990, 11, 24))))
+    party = run(
+        prog, basket(line(1, 100_000), line(2, 50_000)), context(member("basic", birth_date=birthday))
+    )
+    next_day = run(
+        prog,
+        basket(line(1, 100_000), line(2, 50_000)),
+        context(member("basic", birth_date=dt.date(1990, 11, 24))),
+    )
 
     assert per_line(party, "accrued_points") == [300, 150]  # 3 % = 45, x10 = 450
     assert applied(party, "birthday-x10").explanation == "Birthday x10: tier points x10 = +405 points"
@@ -119,23 +148,41 @@ def test_days_of_month_multiplier():
     payday = rule("payday-x3", Multiplier(factor_bp=30_000), schedule=Schedule(month_days=[1, 15]))
     prog = program(group("accrual", payday))
 
-    on_15th = run(prog, basket(line(1, 100_000)), context(member("basic"), now=dt.datetime(2026, 12, 15, 10, tzinfo=UTC)))
-    on_16th = run(prog, basket(line(1, 100_000)), context(member("basic"), now=dt.datetime(2026, 12, 16, 10, tzinfo=UTC)))
+    on_15th = run(
+        prog,
+        basket(line(1, 100_000)),
+        context(member("basic"), now=dt.datetime(2026, 12, 15, 10, tzinfo=UTC)),
+    )
+    on_16th = run(
+        prog,
+        basket(line(1, 100_000)),
+        context(member("basic"), now=dt.datetime(2026, 12, 16, 10, tzinfo=UTC)),
+    )
 
     assert per_line(on_15th, "accrued_points") == [90]
     assert per_line(on_16th, "accrued_points") == [30]
 
 
 def test_favourite_categories_earn_extra():
-    prog = program(group("accrual", rule("favourites", PercentPoints(bp=500), lines=LineFilter(favourite_categories=True))))
+    prog = program(
+        group(
+            "accrual", rule("favourites", PercentPoints(bp=500), lines=LineFilter(favourite_categories=True))
+        )
+    )
 
-    result = run(prog, basket(line(1, 20_000, cats=("milk", "dairy")), line(2, 10_000, cats=("bread",))), context(member("basic", favourite_categories=["dairy"])))
+    result = run(
+        prog,
+        basket(line(1, 20_000, cats=("milk", "dairy")), line(2, 10_000, cats=("bread",))),
+        context(member("basic", favourite_categories=["dairy"])),
+    )
 
     assert per_line(result, "accrued_points") == [16, 3]  # 3 % + 5 % on dairy
 
 
 def test_own_brand_earns_extra():
-    prog = program(group("accrual", rule("own-brand", PercentPoints(bp=200), lines=LineFilter(own_brand=True))))
+    prog = program(
+        group("accrual", rule("own-brand", PercentPoints(bp=200), lines=LineFilter(own_brand=True)))
+    )
 
     result = run(prog, basket(line(1, 50_000, own_brand=True), line(2, 50_000)), context(member("basic")))
 
@@ -151,7 +198,11 @@ def test_bonus_on_the_cheapest_item():
 
 
 def test_first_purchase_bonus():
-    first = rule("first-purchase", FixedPoints(points=200), condition=Compare(left=Var(name="member.purchases_count"), cmp="==", right=0))
+    first = rule(
+        "first-purchase",
+        FixedPoints(points=200),
+        condition=Compare(left=Var(name="member.purchases_count"), cmp="==", right=0),
+    )
     prog = program(group("accrual", first))
 
     newcomer = run(prog, basket(line(1, 60_000), line(2, 40_000)), context(member(purchases_count=0)))
@@ -163,8 +214,15 @@ def test_first_purchase_bonus():
 
 
 def test_every_fifth_purchase_in_the_month():
-    fifth = Compare(left=Arith(fn="%", left=Arith(fn="+", left=Var(name="member.counter.month"), right=1), right=5), cmp="==", right=0)
-    prog = program(group("accrual", rule("every-5th", FixedPoints(points=100), condition=fifth)), counters=[{"name": "month"}])
+    fifth = Compare(
+        left=Arith(fn="%", left=Arith(fn="+", left=Var(name="member.counter.month"), right=1), right=5),
+        cmp="==",
+        right=0,
+    )
+    prog = program(
+        group("accrual", rule("every-5th", FixedPoints(points=100), condition=fifth)),
+        counters=[{"name": "month"}],
+    )
 
     fifth_visit = run(prog, basket(line(1, 10_000)), context(member(purchases_in_period={"month": 4})))
     fourth_visit = run(prog, basket(line(1, 10_000)), context(member(purchases_in_period={"month": 3})))
@@ -174,12 +232,20 @@ def test_every_fifth_purchase_in_the_month():
 
 
 def test_reactivation_after_ninety_days_away():
-    back = rule("welcome-back", FixedPoints(points=300), condition=Compare(left=Var(name="member.days_since_last_purchase"), cmp=">=", right=90))
+    back = rule(
+        "welcome-back",
+        FixedPoints(points=300),
+        condition=Compare(left=Var(name="member.days_since_last_purchase"), cmp=">=", right=90),
+    )
     prog = program(group("accrual", back))
     now = dt.datetime(2026, 11, 23, 9, tzinfo=UTC)
 
-    away = run(prog, basket(line(1, 10_000)), context(member(last_purchase_at=now - dt.timedelta(days=100)), now=now))
-    regular = run(prog, basket(line(1, 10_000)), context(member(last_purchase_at=now - dt.timedelta(days=30)), now=now))
+    away = run(
+        prog, basket(line(1, 10_000)), context(member(last_purchase_at=now - dt.timedelta(days=100)), now=now)
+    )
+    regular = run(
+        prog, basket(line(1, 10_000)), context(member(last_purchase_at=now - dt.timedelta(days=30)), now=now)
+    )
     never = run(prog, basket(line(1, 10_000)), context(member(), now=now))
 
     assert away.totals.accrued_points == 300
@@ -188,7 +254,9 @@ def test_reactivation_after_ninety_days_away():
 
 
 def test_extra_points_for_gold_only():
-    prog = program(group("accrual", rule("gold-extra", PercentPoints(bp=100), target=Targeting(tiers=["gold"]))))
+    prog = program(
+        group("accrual", rule("gold-extra", PercentPoints(bp=100), target=Targeting(tiers=["gold"])))
+    )
 
     gold = run(prog, basket(line(1, 100_000)), context(member("gold")))
     silver = run(prog, basket(line(1, 100_000)), context(member("silver")))
@@ -215,7 +283,9 @@ def test_store_and_region_bonus():
 
 
 def test_channel_bonus_in_the_app():
-    prog = program(group("accrual", rule("app-orders", PercentPoints(bp=200), target=Targeting(channels=["app"]))))
+    prog = program(
+        group("accrual", rule("app-orders", PercentPoints(bp=200), target=Targeting(channels=["app"])))
+    )
 
     app = run(prog, basket(line(1, 100_000)), context(member("basic"), channel="app"))
     shop = run(prog, basket(line(1, 100_000)), context(member("basic"), channel="store"))
@@ -224,7 +294,14 @@ def test_channel_bonus_in_the_app():
 
 
 def test_partner_bank_card_bonus():
-    prog = program(group("accrual", rule("partner-bank", PercentPoints(bp=200), target=Targeting(payment_types=["partner_bank_card"]))))
+    prog = program(
+        group(
+            "accrual",
+            rule(
+                "partner-bank", PercentPoints(bp=200), target=Targeting(payment_types=["partner_bank_card"])
+            ),
+        )
+    )
 
     partner = run(prog, basket(line(1, 100_000), paid_with="partner_bank_card"), context(member("basic")))
     cash = run(prog, basket(line(1, 100_000), paid_with="cash"), context(member("basic")))
@@ -233,7 +310,11 @@ def test_partner_bank_card_bonus():
 
 
 def test_segment_bonus():
-    prog = program(group("accrual", rule("young-families", PercentPoints(bp=400), target=Targeting(segments=["families"]))))
+    prog = program(
+        group(
+            "accrual", rule("young-families", PercentPoints(bp=400), target=Targeting(segments=["families"]))
+        )
+    )
 
     result = run(prog, basket(line(1, 100_000)), context(member("basic", segments=["families"])))
 
@@ -243,16 +324,26 @@ def test_segment_bonus():
 def test_coupon_gives_extra_points():
     from loyalty_core.engine import CouponInput
 
-    prog = program(group("accrual", rule("double-coupon", PercentPoints(bp=300), target=Targeting(coupon_series=["X2"]))))
+    prog = program(
+        group("accrual", rule("double-coupon", PercentPoints(bp=300), target=Targeting(coupon_series=["X2"])))
+    )
 
-    result = run(prog, basket(line(1, 100_000), coupons=[CouponInput(code="X2-777", series="X2", personal=True)]), context(member("basic")))
+    result = run(
+        prog,
+        basket(line(1, 100_000), coupons=[CouponInput(code="X2-777", series="X2", personal=True)]),
+        context(member("basic")),
+    )
 
     assert result.totals.accrued_points == 60
     assert result.coupons[0].status == "applied"
 
 
 def test_a_big_receipt_issues_a_personal_coupon():
-    big = rule("next-visit", IssueCoupon(series="NEXT10"), condition=Compare(left=Var(name="basket.amount"), cmp=">=", right=300_000))
+    big = rule(
+        "next-visit",
+        IssueCoupon(series="NEXT10"),
+        condition=Compare(left=Var(name="basket.amount"), cmp=">=", right=300_000),
+    )
     prog = program(group("accrual", big))
 
     big_receipt = run(prog, basket(line(1, 300_000)))
@@ -263,13 +354,18 @@ def test_a_big_receipt_issues_a_personal_coupon():
 
 
 def test_excluded_goods_earn_nothing():
-    result = run(program(), basket(line(1, 100_000), line(2, 100_000, cats=("tobacco",))), context(member("basic")))
+    result = run(
+        program(), basket(line(1, 100_000), line(2, 100_000, cats=("tobacco",))), context(member("basic"))
+    )
 
     assert per_line(result, "accrued_points") == [30, 0]
 
 
 def test_best_for_customer_among_accrual_rules_and_first_by_priority():
-    rules = (rule("three", PercentPoints(bp=300), priority=5), rule("five", PercentPoints(bp=500), priority=1))
+    rules = (
+        rule("three", PercentPoints(bp=300), priority=5),
+        rule("five", PercentPoints(bp=500), priority=1),
+    )
 
     best = run(program(group("accrual", *rules, mode="best")), basket(line(1, 100_000)))
     first = run(program(group("accrual", *rules, mode="first")), basket(line(1, 100_000)))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tests.engine.engine_helpers import applied, basket, context, group, line, member, per_line, program, rule, run
-
 from loyalty_core.engine import (
     AmountDiscount,
     Bogo,
@@ -19,6 +17,18 @@ from loyalty_core.engine import (
     ThresholdDiscount,
     ThresholdStep,
 )
+from tests.engine.engine_helpers import (
+    applied,
+    basket,
+    context,
+    group,
+    line,
+    member,
+    per_line,
+    program,
+    rule,
+    run,
+)
 
 
 def test_threshold_discount_takes_the_highest_step_the_receipt_reaches():
@@ -29,7 +39,10 @@ def test_threshold_discount_takes_the_highest_step_the_receipt_reaches():
 
     assert per_line(result, "discount") == [35_000, 20_000]
     assert per_line(result, "to_pay") == [315_000, 180_000]
-    assert applied(result, "big-receipt").explanation == "Big receipt: receipt discount on 5 500.00 RUB = -550.00 RUB"
+    assert (
+        applied(result, "big-receipt").explanation
+        == "Big receipt: receipt discount on 5 500.00 RUB = -550.00 RUB"
+    )
 
 
 def test_threshold_not_reached_gives_nothing_and_says_why():
@@ -53,7 +66,10 @@ def test_percent_discount_spreads_the_floored_receipt_total_by_largest_remainder
 
 
 def test_cascade_discounts_each_next_on_what_the_previous_left():
-    rules = (rule("first-10", PercentDiscount(bp=1000), priority=2), rule("then-10", PercentDiscount(bp=1000), priority=1))
+    rules = (
+        rule("first-10", PercentDiscount(bp=1000), priority=2),
+        rule("then-10", PercentDiscount(bp=1000), priority=1),
+    )
 
     cascade = run(program(group("discount", *rules, cascade=True)), basket(line(1, 100_000)))
     flat = run(program(group("discount", *rules, cascade=False)), basket(line(1, 100_000)))
@@ -79,7 +95,9 @@ def test_every_third_item_free_gives_away_the_cheapest():
     result = run(prog, basket(line(1, 10_000), line(2, 5_000), line(3, 8_000)))
 
     assert per_line(result, "discount") == [0, 5_000, 0]
-    assert applied(result, "third-free").details[0].explanation == "Third free: every 3rd item free, -50.00 RUB"
+    assert (
+        applied(result, "third-free").details[0].explanation == "Third free: every 3rd item free, -50.00 RUB"
+    )
 
 
 def test_three_for_two_on_one_line_of_six():
@@ -111,7 +129,10 @@ def test_bogo_same_goods_makes_the_cheaper_half_free():
     effect = Bogo(buy=LineFilter(categories=["socks"]), get=LineFilter(categories=["socks"]))
     prog = program(group("discount", rule("bogo", effect)))
 
-    result = run(prog, basket(*(line(no, amount, cats=("socks",)) for no, amount in [(1, 100), (2, 90), (3, 50), (4, 40)])))
+    result = run(
+        prog,
+        basket(*(line(no, amount, cats=("socks",)) for no, amount in [(1, 100), (2, 90), (3, 50), (4, 40)])),
+    )
 
     assert per_line(result, "discount") == [0, 0, 50, 40]
 
@@ -125,7 +146,13 @@ def test_fixed_price_for_a_set_spreads_the_saving_over_the_set():
     prog = program(group("discount", rule("combo", SetPrice(components=components, price=39_900))))
 
     result = run(
-        prog, basket(line(1, 25_000, sku="burger"), line(2, 12_000, sku="fries"), line(3, 10_000, sku="drink"), line(4, 5_000))
+        prog,
+        basket(
+            line(1, 25_000, sku="burger"),
+            line(2, 12_000, sku="fries"),
+            line(3, 10_000, sku="drink"),
+            line(4, 5_000),
+        ),
     )
 
     # 470.00 -> 399.00: 71.00 off, 3776.6 / 1812.8 / 1510.6 -> largest remainder
@@ -134,7 +161,10 @@ def test_fixed_price_for_a_set_spreads_the_saving_over_the_set():
 
 
 def test_incomplete_set_gets_no_price():
-    components = [SetComponent(lines=LineFilter(skus=["burger"])), SetComponent(lines=LineFilter(skus=["fries"]))]
+    components = [
+        SetComponent(lines=LineFilter(skus=["burger"])),
+        SetComponent(lines=LineFilter(skus=["fries"])),
+    ]
     prog = program(group("discount", rule("combo", SetPrice(components=components, price=30_000))))
 
     result = run(prog, basket(line(1, 25_000, sku="burger", qty=1)))
@@ -154,7 +184,9 @@ def test_amount_discount_never_takes_a_line_below_zero():
 def test_excluded_goods_get_no_discount():
     prog = program(group("discount", rule("ten-off", PercentDiscount(bp=1000))))
 
-    result = run(prog, basket(line(1, 10_000), line(2, 30_000, cats=("tobacco",)), line(3, 5_000, excluded=True)))
+    result = run(
+        prog, basket(line(1, 10_000), line(2, 30_000, cats=("tobacco",)), line(3, 5_000, excluded=True))
+    )
 
     assert per_line(result, "discount") == [1_000, 0, 0]
 
@@ -187,9 +219,16 @@ def test_shared_promo_code_and_personal_coupon_each_unlock_their_rule():
 
 
 def test_coupon_rule_does_not_fire_without_its_coupon():
-    prog = program(group("discount", rule("promo-code", PercentDiscount(bp=1000), target=Targeting(coupon_codes=["WELCOME10"]))))
+    prog = program(
+        group(
+            "discount",
+            rule("promo-code", PercentDiscount(bp=1000), target=Targeting(coupon_codes=["WELCOME10"])),
+        )
+    )
 
-    result = run(prog, basket(line(1, 60_000), coupons=[CouponInput(code="WELCOME10", valid=False, reason="used up")]))
+    result = run(
+        prog, basket(line(1, 60_000), coupons=[CouponInput(code="WELCOME10", valid=False, reason="used up")])
+    )
 
     assert result.totals.discount == 0
     assert [t.reason for t in result.trace if t.rule == "promo-code"] == ["no valid coupon for it"]
@@ -229,7 +268,9 @@ def test_best_for_customer_applies_the_biggest_discount():
 
 
 def test_segment_discount_for_students_only():
-    prog = program(group("discount", rule("students", PercentDiscount(bp=1000), target=Targeting(segments=["students"]))))
+    prog = program(
+        group("discount", rule("students", PercentDiscount(bp=1000), target=Targeting(segments=["students"])))
+    )
 
     student = run(prog, basket(line(1, 10_000)), context(member(segments=["students"])))
     other = run(prog, basket(line(1, 10_000)), context(member(segments=["pensioners"])))

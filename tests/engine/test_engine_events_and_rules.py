@@ -6,7 +6,6 @@ import datetime as dt
 
 import msgspec
 import pytest
-from tests.engine.engine_helpers import MONDAY_NOON, context, group, member, program, rule
 
 from loyalty_core.engine import (
     EventBonus,
@@ -19,6 +18,7 @@ from loyalty_core.engine import (
     validate_program,
 )
 from loyalty_core.engine.demo import demo_program_rules
+from tests.engine.engine_helpers import MONDAY_NOON, context, group, member, program, rule
 
 
 def test_welcome_bonus_on_registration():
@@ -46,7 +46,16 @@ def test_birthday_and_reactivation_events():
         group(
             "event",
             rule("birthday-gift", EventBonus(event="birthday", points=100, issue_coupon="BDAY-10")),
-            rule("come-back", EventBonus(event="inactive", points=150), condition={"op": "compare", "left": {"op": "var", "name": "event.days_inactive"}, "cmp": ">=", "right": 90}),
+            rule(
+                "come-back",
+                EventBonus(event="inactive", points=150),
+                condition={
+                    "op": "compare",
+                    "left": {"op": "var", "name": "event.days_inactive"},
+                    "cmp": ">=",
+                    "right": 90,
+                },
+            ),
         )
     )
     shopper = context(member(birth_date=dt.date(1990, 11, 23)))
@@ -68,7 +77,11 @@ def test_the_demo_program_round_trips_through_json():
     assert again == rules
     assert msgspec.json.decode(msgspec.json.encode(rules), type=ProgramRules) == rules
     assert [t.accrual_bp for t in rules.settings.tiers] == [300, 500, 700]
-    assert (rules.settings.pending_days, rules.settings.expiry_days, rules.settings.max_redeem_share_bp) == (14, 365, 3000)
+    assert (rules.settings.pending_days, rules.settings.expiry_days, rules.settings.max_redeem_share_bp) == (
+        14,
+        365,
+        3000,
+    )
 
 
 def _doc(**rule_fields) -> dict:
@@ -99,7 +112,12 @@ def test_validation_collects_every_problem():
     doc = _doc(
         effect={"kind": "percent_discount", "bp": 20_000},
         target={"tiers": ["platinum"]},
-        condition={"op": "compare", "left": {"op": "var", "name": "member.shoe_size"}, "cmp": ">", "right": 40},
+        condition={
+            "op": "compare",
+            "left": {"op": "var", "name": "member.shoe_size"},
+            "cmp": ">",
+            "right": 40,
+        },
         schedule={"weekdays": [0]},
     )
 
@@ -113,7 +131,14 @@ def test_validation_collects_every_problem():
 
 
 def test_validation_knows_declared_counters_and_duplicate_codes():
-    doc = _doc(condition={"op": "compare", "left": {"op": "var", "name": "member.counter.week"}, "cmp": ">", "right": 1})
+    doc = _doc(
+        condition={
+            "op": "compare",
+            "left": {"op": "var", "name": "member.counter.week"},
+            "cmp": ">",
+            "right": 1,
+        }
+    )
     doc["groups"][0]["rules"].append(doc["groups"][0]["rules"][0])
 
     assert _errors(doc) == [

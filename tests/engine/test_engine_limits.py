@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.engine.engine_helpers import applied, basket, context, group, line, member, per_line, program, rule, run
 
 from loyalty_core.engine import (
     AccrualCap,
@@ -15,12 +14,26 @@ from loyalty_core.engine import (
     RedeemLimitExceeded,
     RedeemShare,
 )
+from tests.engine.engine_helpers import (
+    applied,
+    basket,
+    context,
+    group,
+    line,
+    member,
+    per_line,
+    program,
+    rule,
+    run,
+)
 
 
 def test_up_to_thirty_percent_of_the_receipt_payable_with_points():
     prog = program()
 
-    result = run(prog, basket(line(1, 70_000), line(2, 30_000), redeem=300), context(member("basic"), balance=1_000))
+    result = run(
+        prog, basket(line(1, 70_000), line(2, 30_000), redeem=300), context(member("basic"), balance=1_000)
+    )
 
     assert result.max_redeem_points == 300
     assert per_line(result, "redeemed_points") == [210, 90]
@@ -62,9 +75,18 @@ def test_redemption_is_taken_after_discounts():
 
 
 def test_a_promo_lets_pay_99_percent_of_household_goods_with_points():
-    prog = program(group("limits", rule("household-99", RedeemShare(max_share_bp=9900), lines=LineFilter(categories=["household"]))))
+    prog = program(
+        group(
+            "limits",
+            rule("household-99", RedeemShare(max_share_bp=9900), lines=LineFilter(categories=["household"])),
+        )
+    )
 
-    result = run(prog, basket(line(1, 10_000, cats=("household",)), line(2, 10_000), redeem=129), context(member(), balance=1_000))
+    result = run(
+        prog,
+        basket(line(1, 10_000, cats=("household",)), line(2, 10_000), redeem=129),
+        context(member(), balance=1_000),
+    )
 
     assert result.max_redeem_points == 129  # 99.00 + 30.00
     assert per_line(result, "redeemed_amount") == [9_900, 3_000]
@@ -73,7 +95,9 @@ def test_a_promo_lets_pay_99_percent_of_household_goods_with_points():
 def test_odd_kopecks_are_spread_without_exceeding_any_line():
     prog = program(max_redeem_share_bp=10_000, point_value_minor=100)
 
-    result = run(prog, basket(line(1, 101), line(2, 102), line(3, 197), redeem=4), context(member(), balance=10))
+    result = run(
+        prog, basket(line(1, 101), line(2, 102), line(3, 197), redeem=4), context(member(), balance=10)
+    )
 
     assert per_line(result, "redeemed_amount") == [101, 102, 197]
     assert per_line(result, "redeemed_points") == [1, 1, 2]
@@ -81,7 +105,11 @@ def test_odd_kopecks_are_spread_without_exceeding_any_line():
 
 
 def test_excluded_goods_cannot_be_paid_with_points():
-    result = run(program(), basket(line(1, 100_000), line(2, 100_000, cats=("tobacco",))), context(member(), balance=10_000))
+    result = run(
+        program(),
+        basket(line(1, 100_000), line(2, 100_000, cats=("tobacco",))),
+        context(member(), balance=10_000),
+    )
 
     assert result.max_redeem_points == 300
 
@@ -95,14 +123,19 @@ def test_no_redeem_and_no_accrual_on_promo_priced_goods():
         )
     )
 
-    result = run(prog, basket(line(1, 10_000, sku="promo"), line(2, 10_000)), context(member("basic"), balance=1_000))
+    result = run(
+        prog, basket(line(1, 10_000, sku="promo"), line(2, 10_000)), context(member("basic"), balance=1_000)
+    )
 
     assert result.max_redeem_points == 30
     assert per_line(result, "accrued_points") == [0, 3]
 
 
 def test_accrual_capped_per_receipt():
-    prog = program(group("limits", rule("cap", AccrualCap(per_receipt=50))), group("accrual", rule("ten", PercentPoints(bp=1000))))
+    prog = program(
+        group("limits", rule("cap", AccrualCap(per_receipt=50))),
+        group("accrual", rule("ten", PercentPoints(bp=1000))),
+    )
 
     result = run(prog, basket(line(1, 60_000), line(2, 40_000)), context(member("basic")))
 

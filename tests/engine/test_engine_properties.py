@@ -6,7 +6,6 @@ import datetime as dt
 
 import msgspec
 import pytest
-from tests.engine.engine_helpers import TIERS, UTC, context, group, member, program, rule
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +38,7 @@ from loyalty_core.engine import (
     validate_program,
 )
 from loyalty_core.engine.money import BP
+from tests.engine.engine_helpers import TIERS, UTC, context, group, member, program, rule
 
 FAST = settings(max_examples=120, deadline=None)
 CATS = ["dairy", "bread", "tobacco", "household", "fruit"]
@@ -69,12 +69,30 @@ def basket_lines(draw) -> list[BasketLine]:
 DISCOUNTS = st.one_of(
     st.builds(PercentDiscount, bp=st.integers(0, BP)),
     st.builds(AmountDiscount, amount=st.integers(0, 200_000)),
-    st.builds(ThresholdDiscount, steps=st.lists(st.builds(ThresholdStep, min_amount=st.integers(0, 500_000), bp=st.integers(0, BP)), min_size=1, max_size=3)),
+    st.builds(
+        ThresholdDiscount,
+        steps=st.lists(
+            st.builds(ThresholdStep, min_amount=st.integers(0, 500_000), bp=st.integers(0, BP)),
+            min_size=1,
+            max_size=3,
+        ),
+    ),
     st.builds(LadderDiscount, steps_bp=st.lists(st.integers(0, BP), min_size=1, max_size=4)),
     st.builds(NthItemFree, n=st.integers(2, 4)),
     st.integers(2, 4).flatmap(lambda m: st.builds(MForN, m=st.just(m), n=st.integers(1, m - 1))),
-    st.builds(Bogo, buy=st.just(LineFilter(skus=["tea"])), get=st.just(LineFilter(skus=["tea", "cake"])), get_bp=st.integers(1, BP)),
-    st.builds(SetPrice, components=st.just([SetComponent(lines=LineFilter(skus=["milk"])), SetComponent(lines=LineFilter(skus=["cake"]))]), price=st.integers(0, 300_000)),
+    st.builds(
+        Bogo,
+        buy=st.just(LineFilter(skus=["tea"])),
+        get=st.just(LineFilter(skus=["tea", "cake"])),
+        get_bp=st.integers(1, BP),
+    ),
+    st.builds(
+        SetPrice,
+        components=st.just(
+            [SetComponent(lines=LineFilter(skus=["milk"])), SetComponent(lines=LineFilter(skus=["cake"]))]
+        ),
+        price=st.integers(0, 300_000),
+    ),
 )
 ACCRUALS = st.one_of(
     st.builds(PercentPoints, bp=st.integers(0, BP)),
@@ -84,27 +102,55 @@ ACCRUALS = st.one_of(
     st.builds(CheapestItemBonus, bp=st.integers(0, BP)),
     st.builds(FixedPoints, points=st.integers(0, 500)),
 )
-FILTERS = st.one_of(st.none(), st.builds(LineFilter, categories=st.lists(st.sampled_from(CATS), max_size=2)), st.just(LineFilter(own_brand=True)))
+FILTERS = st.one_of(
+    st.none(),
+    st.builds(LineFilter, categories=st.lists(st.sampled_from(CATS), max_size=2)),
+    st.just(LineFilter(own_brand=True)),
+)
 
 
 @st.composite
 def rule_list(draw, effects) -> list:
-    return [rule(f"r{i}", e, lines=draw(FILTERS), priority=draw(st.integers(0, 3))) for i, e in enumerate(draw(st.lists(effects, max_size=4)))]
+    return [
+        rule(f"r{i}", e, lines=draw(FILTERS), priority=draw(st.integers(0, 3)))
+        for i, e in enumerate(draw(st.lists(effects, max_size=4)))
+    ]
 
 
 @st.composite
 def cases(draw):
     discount_rules = draw(rule_list(DISCOUNTS))
-    accrual_rules = [rule(f"a{r.code}", r.effect, lines=r.lines, priority=r.priority) for r in draw(rule_list(ACCRUALS))]
-    share_rules = [rule("share", RedeemShare(max_share_bp=draw(st.integers(0, BP))), lines=LineFilter(categories=["household"]))]
+    accrual_rules = [
+        rule(f"a{r.code}", r.effect, lines=r.lines, priority=r.priority) for r in draw(rule_list(ACCRUALS))
+    ]
+    share_rules = [
+        rule(
+            "share",
+            RedeemShare(max_share_bp=draw(st.integers(0, BP))),
+            lines=LineFilter(categories=["household"]),
+        )
+    ]
     groups = [
-        group("discount", *discount_rules, mode=draw(st.sampled_from(["stack", "first", "best"])), cascade=draw(st.booleans())),
+        group(
+            "discount",
+            *discount_rules,
+            mode=draw(st.sampled_from(["stack", "first", "best"])),
+            cascade=draw(st.booleans()),
+        ),
         group("limits", *share_rules),
         group("accrual", *accrual_rules, mode=draw(st.sampled_from(["stack", "first", "best"]))),
     ]
-    settings_ = dict(max_redeem_share_bp=draw(st.integers(0, BP)), point_value_minor=draw(st.sampled_from([1, 10, 100])))
-    shopper = draw(st.one_of(st.none(), st.builds(lambda t: member(t), st.sampled_from([t.code for t in TIERS]))))
-    ctx = context(shopper, balance=draw(st.integers(0, 100_000)), now=dt.datetime(2026, 11, 23, draw(st.integers(0, 23)), tzinfo=UTC))
+    settings_ = dict(
+        max_redeem_share_bp=draw(st.integers(0, BP)), point_value_minor=draw(st.sampled_from([1, 10, 100]))
+    )
+    shopper = draw(
+        st.one_of(st.none(), st.builds(lambda t: member(t), st.sampled_from([t.code for t in TIERS])))
+    )
+    ctx = context(
+        shopper,
+        balance=draw(st.integers(0, 100_000)),
+        now=dt.datetime(2026, 11, 23, draw(st.integers(0, 23)), tzinfo=UTC),
+    )
     return groups, settings_, draw(basket_lines()), ctx, draw(st.floats(0, 1))
 
 
@@ -147,7 +193,11 @@ def test_redemption_never_exceeds_the_share_or_the_balance(case):
     for basket_line, li in zip(lines, result.lines):
         if basket_line.excluded or "tobacco" in basket_line.category_codes:
             continue
-        share = groups[1].rules[0].effect.max_share_bp if "household" in basket_line.category_codes else settings_["max_redeem_share_bp"]
+        share = (
+            groups[1].rules[0].effect.max_share_bp
+            if "household" in basket_line.category_codes
+            else settings_["max_redeem_share_bp"]
+        )
         share_cap += (li.amount - li.discount) * share
     assert result.totals.redeemed_amount <= share_cap // BP
     assert result.totals.redeemed_points <= ctx.balance_active
@@ -172,7 +222,9 @@ def test_stacking_modes_behave_as_named(effects, lines, cascade):
     ctx = context(member())
 
     def total(mode, chosen=rules):
-        return price(Basket(lines=lines), ctx, program(group("discount", *chosen, mode=mode, cascade=cascade))).totals.discount
+        return price(
+            Basket(lines=lines), ctx, program(group("discount", *chosen, mode=mode, cascade=cascade))
+        ).totals.discount
 
     stacked, first, best = total("stack"), total("first"), total("best")
     singles = [total("stack", [r]) for r in rules]
@@ -212,7 +264,9 @@ def test_accrual_stacking_modes_behave_as_named(effects, lines):
     ctx = context(member("plain"))
 
     def total(mode, chosen=rules):
-        return price(Basket(lines=lines), ctx, program(group("accrual", *chosen, mode=mode))).totals.accrued_points
+        return price(
+            Basket(lines=lines), ctx, program(group("accrual", *chosen, mode=mode))
+        ).totals.accrued_points
 
     stacked, first, best = total("stack"), total("first"), total("best")
     singles = [total("stack", [r]) for r in rules]
