@@ -128,9 +128,11 @@ async def find_or_create_customer(
     customer_id = found["id"]
     await Customer.raw("SELECT id FROM customer WHERE id = {} FOR UPDATE", customer_id)
     fill: dict = {}
-    if phone and by_phone is None:
-        fill[Customer.phone] = phone  # known by e-mail, now also by phone
-    if email and by_email is None:
+    # a contact is added when the customer has none of that kind; a different one on file is kept
+    # (changing a proven contact needs the shopper's own code, not a form filled in by someone else)
+    if phone and by_phone is None and by_email is not None and by_email["phone"] is None:
+        fill[Customer.phone] = phone
+    if email and by_email is None and by_phone is not None and by_phone["email"] is None:
         fill[Customer.email] = email
     if name:
         current = await Customer.select(Customer.name).where(Customer.id == customer_id).first()

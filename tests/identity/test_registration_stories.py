@@ -194,3 +194,13 @@ async def test_a_tier_change_keeps_the_card_number(shop, shopper_factory) -> Non
     await recompute_tier(membership, shop.program_id, NOW)  # no spend: back to basic
     assert (await shopper.get("/tier")).json()["current"]["code"] == "basic"
     assert [c["number"] for c in (await shopper.get("/cards")).json()] == [shopper.card]
+
+
+async def test_registering_again_adds_a_missing_contact_but_never_overwrites_one(shop) -> None:
+    program = await resolve_program(shop.program_code)
+    phone, suffix = new_phone(), new_phone()[-7:]
+    first = await register_by_call_centre(program, OperatorRegistration(phone=phone), NOW)
+    added = await register_by_call_centre(program, OperatorRegistration(phone=phone, email=f"a{suffix}@example.org"), NOW)
+    kept = await register_by_call_centre(program, OperatorRegistration(phone=phone, email=f"b{suffix}@example.org"), NOW)
+    assert first.customer_id == added.customer_id == kept.customer_id
+    assert await count_rows("customer", "id = {} AND email = {}", first.customer_id, f"a{suffix}@example.org") == 1
