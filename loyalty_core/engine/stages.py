@@ -21,7 +21,7 @@ STAGE = "discount"
 
 
 def _record_discount(
-    run: Run, group: CompiledGroup, rule: CompiledRule, got: LineAmounts, base: list[int]
+    run: Run, group: CompiledGroup, rule: CompiledRule, got: LineAmounts, base: dict[int, int]
 ) -> None:
     run.use_coupons(rule)
     total = sum(got.values())
@@ -67,8 +67,9 @@ def _run_group(run: Run, group: CompiledGroup, remaining: list[int]) -> None:
     if group.mode == "stack":
         start = list(remaining)
         for rule in firing:
-            before = list(remaining)
-            got = _apply(_compute(run, rule, remaining if group.cascade else start), remaining)
+            computed = _compute(run, rule, remaining if group.cascade else start)
+            before = {i: remaining[i] for i in computed}  # what the touched lines cost before it
+            got = _apply(computed, remaining)
             if got:
                 _record_discount(run, group, rule, got, before)
             else:
@@ -88,7 +89,7 @@ def _run_group(run: Run, group: CompiledGroup, remaining: list[int]) -> None:
         else:
             run.note(STAGE, group.code, rule.code, False, f"displaced by {chosen[0].code} ({group.mode})")
     if chosen is not None:
-        before = list(remaining)
+        before = {i: remaining[i] for i in chosen[1]}
         _record_discount(run, group, chosen[0], _apply(chosen[1], remaining), before)
 
 
