@@ -358,9 +358,23 @@ class Notification(Table):
     card = ForeignKey(Card, null=True, default=None)
     kind = Varchar(length=32)  # welcome points_accrued points_activated points_expiring tier_changed coupon_issued pass_update
     payload = JSONB(default={})
-    status = Varchar(length=16, default="pending")  # pending | sent | failed | skipped
+    status = Varchar(length=16, default="pending")  # pending | sending (claimed, lease in next_attempt_at) | sent | failed | skipped
     attempts = Integer(default=0)
     next_attempt_at = Timestamptz(default=TimestamptzNow())
     last_error = Text(default="")
     created_at = Timestamptz(default=TimestamptzNow())
     sent_at = Timestamptz(null=True, default=None)
+    # messages that must go out once per cause (points expiring: account + day) carry a unique key
+    dedupe_key = Varchar(length=100, null=True, default=None)
+
+
+class NotificationDelivery(Table):
+    """One row per device a notification reached or gave up on: a message retried after a crash skips these."""
+
+    id = BigSerial(primary_key=True)
+    notification = ForeignKey(Notification, null=False)
+    target = Varchar(length=450)  # "pass:<registration id>" | "device:<push device id>" | "google:<object id>"
+    outcome = Varchar(length=16)  # delivered | dead | failed | skipped
+    provider_id = Varchar(length=200, default="")  # apns-id / FCM message name, for support questions
+    detail = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
