@@ -23,7 +23,13 @@ async def enqueue(kind: str, payload: dict[str, Any], *, customer_id: int | None
 
 async def pass_changed(card_id: int, now: dt.datetime) -> None:
     """What a wallet pass shows changed: mark it updated and queue the pass push in this transaction."""
-    await Notification.raw("UPDATE card SET pass_updated_at = {} WHERE id = {}", now, card_id)
+    # Whole seconds, strictly increasing per card: HTTP Last-Modified/If-Modified-Since have one-second
+    # resolution, so two changes within one second must still get different stamps (wallet_passes/web.py).
+    await Notification.raw(
+        "UPDATE card SET pass_updated_at = GREATEST(date_trunc('second', {}::timestamptz), "
+        "date_trunc('second', pass_updated_at) + interval '1 second') WHERE id = {}",
+        now, card_id,
+    )
     await enqueue("pass_update", {"card_id": card_id}, card_id=card_id)
 
 
