@@ -44,6 +44,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--client", choices=("raw", "httpx"), default="raw", help="HTTP client of the load generator")
     p.add_argument("--pgbench-duration", type=float, help="TPC-B seconds (default: the same as --duration)")
     p.add_argument("--no-pgbench", action="store_true", help="skip TPC-B")
+    p.add_argument("--app", default="backend.app:create_app", help="app factory for uvicorn (experiments only)")
     p.add_argument("--quick", action="store_true", help="smoke run: 10 000 members, 10 s")
     p.add_argument("--fresh", action="store_true", help="reload the dataset even if it is cached")
     args = p.parse_args()
@@ -215,7 +216,7 @@ class Server:
         self.log_path = BUILD / "server.log"
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "backend.app:create_app", "--host", "127.0.0.1",
+            [sys.executable, "-m", "uvicorn", "--factory", args.app, "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -466,7 +467,7 @@ def main() -> None:
         result["config"] = {
             "cpus": os.cpu_count(), "tills": args.tills, "workers": args.workers, "pool_max": args.pool_max,
             "members": args.members, "warmup_s": args.warmup, "duration_s": args.duration, "client": args.client,
-            "load_procs": args.load_procs, "dataset": prep["counts"], "dataset_load_s": prep["load_seconds"],
+            "load_procs": args.load_procs, "app": args.app, "dataset": prep["counts"], "dataset_load_s": prep["load_seconds"],
             "postgres": {r[0]: (r[1] + (r[2] or "")) for r in settings},
         }
         (BUILD / "results.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
