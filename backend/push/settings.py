@@ -49,3 +49,36 @@ def load_push_settings(env: Mapping[str, str]) -> PushSettings:
             verify=env.get("KOPILKA_FCM_CA_BUNDLE") or True,
         )
     return PushSettings(apns=apns, fcm=fcm)
+
+
+class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How the outbox worker paces itself (KOPILKA_PUSH_* variables, see docs/push.md)."""
+
+    batch_size: int = 100  # messages claimed per transaction
+    concurrency: int = 32  # messages in flight at once
+    lease_seconds: float = 120.0  # a claimed message another worker may take over after this (its worker died)
+    poll_seconds: float = 0.2  # idle wait between claims
+    max_attempts: int = 8
+    backoff_base_seconds: float = 30.0  # 30 s, 1 min, 2 min, ... with jitter
+    backoff_cap_seconds: float = 6 * 3600.0
+    quiet_start_hour: int = 22  # app pushes wait from here (program's local time) ...
+    quiet_end_hour: int = 9  # ... until here; pass updates are silent and never wait
+    pass_pushes: bool = False  # send wallet pass pushes (on when KOPILKA_PASS_CERT is set, or forced)
+
+
+def load_worker_settings(env: Mapping[str, str]) -> WorkerSettings:
+    quiet = env.get("KOPILKA_PUSH_QUIET_HOURS", "22-9")
+    start, _, end = quiet.partition("-")
+    forced = env.get("KOPILKA_PASS_PUSH", "").strip().lower()
+    return WorkerSettings(
+        batch_size=int(env.get("KOPILKA_PUSH_BATCH", "100")),
+        concurrency=int(env.get("KOPILKA_PUSH_CONCURRENCY", "32")),
+        lease_seconds=float(env.get("KOPILKA_PUSH_LEASE_SECONDS", "120")),
+        poll_seconds=float(env.get("KOPILKA_PUSH_POLL_SECONDS", "0.2")),
+        max_attempts=int(env.get("KOPILKA_PUSH_MAX_ATTEMPTS", "8")),
+        backoff_base_seconds=float(env.get("KOPILKA_PUSH_BACKOFF_SECONDS", "30")),
+        quiet_start_hour=int(start or 22),
+        quiet_end_hour=int(end or 9),
+        # the generated test chain is not trusted by Apple: pass pushes need a real certificate or an explicit yes
+        pass_pushes=forced in {"1", "true", "yes", "on"} or (bool(env.get("KOPILKA_PASS_CERT")) and forced != "0"),
+    )

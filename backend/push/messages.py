@@ -1,0 +1,77 @@
+"""What the shopper's phone says for each outbox message kind, in Russian and English (pure).
+
+`render(kind, payload, locale)` returns a PushMessage, or None for kinds that
+are not app pushes (pass_update) or that we do not announce.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.push.transports import PushMessage
+
+APP_KINDS = frozenset({"welcome", "points_accrued", "points_activated", "points_expiring", "points_returned",
+                       "points_adjusted", "tier_changed", "coupon_issued"})
+
+_TEXTS: dict[str, dict[str, tuple[str, str]]] = {
+    "ru": {
+        "welcome": ("Добро пожаловать!", "Вы в программе лояльности. Копите баллы с каждой покупкой."),
+        "points_accrued": ("Начислены баллы", "+{points} {points_word}. Они станут доступны после периода ожидания."),
+        "points_activated": ("Баллы доступны", "{points} {points_word} можно тратить. Баланс: {active}."),
+        "points_expiring": ("Баллы скоро сгорят", "{points} {points_word} сгорят {expires_on}. Успейте потратить!"),
+        "points_returned": ("Возврат покупки", "Баллы пересчитаны после возврата. Баланс: {active}."),
+        "points_adjusted": ("Баланс изменён", "{signed_points} {points_word}. Баланс: {active}."),
+        "tier_up": ("Новый уровень!", "Теперь ваш уровень — {name}."),
+        "tier_down": ("Уровень изменился", "Ваш уровень теперь — {name}."),
+        "coupon_issued": ("Вам купон", "Купон {code} уже в приложении."),
+    },
+    "en": {
+        "welcome": ("Welcome!", "You are in the loyalty program. Earn points with every purchase."),
+        "points_accrued": ("Points earned", "+{points} {points_word}. They become available after the waiting period."),
+        "points_activated": ("Points available", "{points} {points_word} ready to spend. Balance: {active}."),
+        "points_expiring": ("Points expiring soon", "{points} {points_word} expire on {expires_on}. Use them in time!"),
+        "points_returned": ("Purchase returned", "Points recalculated after the return. Balance: {active}."),
+        "points_adjusted": ("Balance changed", "{signed_points} {points_word}. Balance: {active}."),
+        "tier_up": ("New tier!", "Your tier is now {name}."),
+        "tier_down": ("Tier changed", "Your tier is now {name}."),
+        "coupon_issued": ("A coupon for you", "Coupon {code} is in the app."),
+    },
+}
+
+
+def points_word(points: int, locale: str) -> str:
+    n = abs(points)
+    if locale != "ru":
+        return "point" if n == 1 else "points"
+    if n % 10 == 1 and n % 100 != 11:
+        return "балл"
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return "балла"
+    return "баллов"
+
+
+def render(kind: str, payload: dict[str, Any], locale: str, *, notification_id: int) -> PushMessage | None:
+    if kind not in APP_KINDS:
+        return None
+    texts = _TEXTS.get(locale, _TEXTS["ru"])
+    key = kind
+    if kind == "tier_changed":
+        key = "tier_up" if payload.get("up", True) else "tier_down"
+    points = int(payload.get("points", 0) or 0)
+    values = {
+        "points": points,
+        "signed_points": f"{points:+d}",
+        "points_word": points_word(points, locale),
+        "active": payload.get("active", ""),
+        "expires_on": payload.get("expires_on", ""),
+        "name": payload.get("name") or payload.get("tier", ""),
+        "code": payload.get("code", ""),
+    }
+    title, body = texts[key]
+    return PushMessage(
+        title=title,
+        body=body.format(**values),
+        data={"kind": kind, "notification": str(notification_id)},
+        # A resend after a crash carries the same key, so the phone replaces instead of showing it twice.
+        collapse_key=f"kopilka-{notification_id}",
+    )
