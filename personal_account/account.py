@@ -1,0 +1,137 @@
+"""What the shopper changes: favourite categories, profile and consents, push devices, cards, account deletion.
+
+Every form posts, the service runs, and the answer is a 303 back to the page with a one-line message
+(post/redirect/get), so all of it works without JavaScript; htmx only makes it smoother.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.params import PathParameter
+from litestar.response import Redirect, Template
+
+from loyalty_core.errors import DomainError
+from loyalty_core.services import members, members_cards, members_extras
+from loyalty_core.services.identity import ConsentIn
+from personal_account import i18n
+from personal_account.session import LANG_COOKIE, SESSION_COOKIE, add_flash, cookie, end, expired_cookie, signed_in_guard
+from personal_account.web import DEPENDENCIES, CurrentMember, Now, Web, back_to, formats, page
+
+CardNumber = Annotated[str, PathParameter(name="number", min_length=1, max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
+DeviceId = Annotated[int, PathParameter(name="device_id", ge=1, le=2**31 - 1)]
+CONSENT_CHANNELS = ("sms", "email", "push")
+DELETE_WORDS = {"DELETE", "УДАЛИТЬ"}
+
+
+async def _outcome(request: Request, back: str, call: Any, ok: str | Callable[[Any], str]) -> Redirect:
+    """Run one service call; its domain error (or the success message) is shown on the page we go back to."""
+    try:
+        result = await call
+    except (DomainError, msgspec.ValidationError) as exc:
+        await add_flash(request, "! " + (exc.detail if isinstance(exc, DomainError) else str(exc)))
+        return back_to(back)
+    await add_flash(request, ok(result) if callable(ok) else ok)
+    return back_to(back)
+
+
+class AccountController(Controller):
+    path = "/"
+    guards = [signed_in_guard]
+    dependencies = DEPENDENCIES
+    include_in_schema = False
+
+    # --- favourite categories ------------------------------------------------------------------
+
+    @get("/favourites")
+    async def favourites(self, request: Request, member: CurrentMember, now: Now) -> Template:
+        found = await members_extras.favourites(member, now)
+        chosen = {c.code for c in found.chosen}
+        return await page(request, "favourites.html", member=member, fav=found, chosen=chosen,
+                          can_change=found.next_change_on <= _today(now, member.timezone))
+
+    @post("/favourites")
+    async def choose_favourites(self, request: Request, member: CurrentMember, now: Now) -> Redirect:
+        form = await request.form()
+        codes = [c for c in form.getall("category", []) if isinstance(c, str)][:50]
+        choice = msgspec.convert({"categories": codes}, members_extras.FavouritesIn)
+        return await _outcome(request, "/favourites", members_extras.choose_favourites(member, choice, now), "Saved.")
+
+    # --- profile, consents, devices ---------------------------------------------------------------
+
+    @get("/profile")
+    async def profile(self, request: Request, web: Web) -> Template:
+        return await page(request, "profile.html", profile=await members.profile(web.customer_id),
+                          consents={c.channel: c.granted for c in (await members.consents(web.customer_id)).current},
+                          devices=await members.devices(web.customer_id), channels=CONSENT_CHANNELS)
+
+    @post("/profile")
+    async def update_profile(self, request: Request, web: Web) -> Redirect:
+        form = await request.form()
+        raw = {"name": str(form.get("name", "")).strip()[:200], "locale": i18n.pick_language(str(form.get("locale", "")))}
+        birth = str(form.get("birth_date", "")).strip()
+        raw["birth_date"] = birth or None
+        try:
+            change = msgspec.convert(raw, members.ProfileUpdate)
+        except msgspec.ValidationError:
+            await add_flash(request, "! " + formats(request).t("Birth date") + ": ?")
+            return back_to("/profile")
+        redirect = await _outcome(request, "/profile", members.update_profile(web.customer_id, change), "Saved.")
+        redirect.cookies.append(cookie(request, LANG_COOKIE, raw["locale"], max_age=365 * 86400))
+        return redirect
+
+    @post("/profile/consents")
+    async def change_consents(self, request: Request, web: Web, now: Now) -> Redirect:
+        form = await request.form()
+        change = members.ConsentUpdate(
+            consents=[ConsentIn(c, form.get(c) == "on") for c in CONSENT_CHANNELS], source="web")
+        return await _outcome(request, "/profile", members.change_consents(web.customer_id, change, now), "Saved.")
+
+    @post("/profile/devices/{device_id:int}/remove")
+    async def remove_device(self, request: Request, web: Web, device_id: DeviceId) -> Redirect:
+        return await _outcome(request, "/profile", members.unregister_device(web.customer_id, device_id), "Removed.")
+
+    # --- cards ------------------------------------------------------------------------------------
+
+    @get("/cards")
+    async def cards(self, request: Request, member: CurrentMember) -> Template:
+        return await page(request, "cards.html", member=member, cards=await members_cards.cards(member))
+
+    @post("/cards/{number:str}/block")
+    async def block(self, request: Request, member: CurrentMember, number: CardNumber) -> Redirect:
+        form = await request.form()
+        reason = str(form.get("reason", "")).strip()[:500] or "lost"
+        return await _outcome(request, "/cards", members_cards.block_card(member, number, members_cards.CardBlock(reason=reason)),
+                              "Card blocked.")
+
+    @post("/cards/{number:str}/replace")
+    async def replace(self, request: Request, member: CurrentMember, number: CardNumber, now: Now) -> Redirect:
+        t = formats(request).t
+        return await _outcome(request, "/cards", members_cards.replace_card(member, number, members_cards.CardReplace(), now),
+                              lambda card: f"{t('New card issued:')} {card.number}")
+
+    # --- deletion ---------------------------------------------------------------------------------
+
+    @get("/account/delete")
+    async def delete_form(self, request: Request) -> Template:
+        return await page(request, "delete.html", error="")
+
+    @post("/account/delete")
+    async def delete_account(self, request: Request, web: Web, now: Now) -> Template | Redirect:
+        form = await request.form()
+        if str(form.get("confirm", "")).strip().upper() not in DELETE_WORDS:
+            return await page(request, "delete.html", status=422, error="Type DELETE to confirm")
+        await members.delete_account(web.customer_id, now)
+        await end(request, request.state.sid)
+        return Redirect("/login?deleted=1", status_code=303, cookies=[expired_cookie(request, SESSION_COOKIE)])
+
+
+def _today(now: dt.datetime, timezone: str) -> dt.date:
+    from zoneinfo import ZoneInfo
+
+    return now.astimezone(ZoneInfo(timezone)).date()
+

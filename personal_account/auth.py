@@ -1,0 +1,146 @@
+"""Sign in (and register) with a one-time code by phone or e-mail, sign out, switch the language.
+
+The same use-cases as the shopper API (`otp.request_code`, `tokens.log_in_with_code`); the web keeps
+the login's token family in a server-side session instead of handing tokens to the browser.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import PathParameter, QueryParameter
+from litestar.response import Redirect, Template
+
+from backend.api.auth import gateway_for
+from backend.api.guards import client_ip
+from backend.api.settings import get_identity_settings
+from loyalty_core.errors import DomainError, RateLimited
+from loyalty_core.services import tokens
+from loyalty_core.services.identity import resolve_program
+from loyalty_core.services.otp import Identifier, parse_identifier, request_code
+from personal_account import i18n
+from personal_account.session import (
+    LANG_COOKIE,
+    SESSION_COOKIE,
+    WebSession,
+    cookie,
+    current,
+    end,
+    expired_cookie,
+    start,
+)
+from personal_account.web import page, safe_next
+
+Next = Annotated[str | None, QueryParameter(name="next", max_length=500)]
+Program = Annotated[str | None, QueryParameter(name="program", max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+To = Annotated[str | None, QueryParameter(name="to", max_length=254)]
+Ref = Annotated[str | None, QueryParameter(name="ref", max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+CONSENT_CHANNELS = ("sms", "email", "push")
+
+
+def _error_text(exc: DomainError) -> str:
+    if isinstance(exc, RateLimited):
+        return "Too many attempts; try again later."
+    if exc.slug in ("code-invalid", "validation-error"):
+        return "Wrong or expired code."
+    return exc.detail
+
+
+def _field(form: Any, name: str, limit: int = 254) -> str:
+    value = form.get(name, "")
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _code_page_url(who: Identifier, program: str | None, next_path: str, ref: str) -> str:
+    query = {"to": who.value, "next": next_path, **({"program": program} if program else {}), **({"ref": ref} if ref else {})}
+    return "/login/code?" + urlencode(query)
+
+
+class SignInController(Controller):
+    path = "/"
+    include_in_schema = False
+
+    @get("/login")
+    async def login_form(self, request: Request, next_path: Next = None, program: Program = None, ref: Ref = None,
+                         bye: Annotated[bool, QueryParameter(name="bye")] = False) -> Template | Redirect:
+        if await current(request) is not None:
+            return Redirect(safe_next(next_path), status_code=303)
+        return await page(request, "login.html", next=safe_next(next_path), program=program or "", to="", ref=ref or "",
+                          error="", notice="You are signed out." if bye else "",
+                          oidc=get_identity_settings().oidc is not None)
+
+    @post("/login")
+    async def send_code(self, request: Request) -> Template | Redirect:
+        form = await request.form()
+        raw, program, next_path = _field(form, "to"), _field(form, "program", 64) or None, safe_next(_field(form, "next", 500))
+        ref = _field(form, "ref", 64)
+        identity = get_identity_settings()
+        try:
+            who = parse_identifier(raw)
+        except DomainError:
+            return await page(request, "login.html", status=422, next=next_path, program=program or "", to=raw, ref=ref,
+                              error="That is not a phone number or an e-mail address.", notice="",
+                              oidc=identity.oidc is not None)
+        valkey = request.app.state.valkey
+        try:
+            await request_code(valkey, gateway_for(identity, valkey), who, client_ip(request),
+                               request.app.state.settings.security.secret_key, identity.otp)
+        except DomainError as exc:
+            return await page(request, "login.html", status=exc.status, next=next_path, program=program or "", to=raw, ref=ref,
+                              error=_error_text(exc), notice="", oidc=identity.oidc is not None)
+        return Redirect(_code_page_url(who, program, next_path, ref), status_code=303)
+
+    @get("/login/code")
+    async def code_form(self, request: Request, to: To = None, next_path: Next = None, program: Program = None,
+                        ref: Ref = None) -> Template:
+        return await page(request, "login_code.html", to=to or "", next=safe_next(next_path), program=program or "", ref=ref or "",
+                          error="", name="", consent_channels=CONSENT_CHANNELS)
+
+    @post("/login/code")
+    async def verify_code(self, request: Request) -> Template | Redirect:
+        form = await request.form()
+        to, program, next_path = _field(form, "to"), _field(form, "program", 64) or None, safe_next(_field(form, "next", 500))
+        name, ref = _field(form, "name", 200), _field(form, "ref", 64)
+        consents = [{"channel": c, "granted": form.get("consent_" + c) == "on"} for c in CONSENT_CHANNELS]
+        identity, secret, now = get_identity_settings(), request.app.state.settings.security.secret_key, dt.datetime.now(dt.UTC)
+        try:
+            login = msgspec.convert({"to": to, "code": _field(form, "code", 12).replace(" ", ""), "channel": "web",
+                                     "name": name, "consents": consents, "referral_code": ref or None}, tokens.CodeLogin)
+            logged = await tokens.log_in_with_code(request.app.state.valkey, await resolve_program(program), login,
+                                                   client_ip(request), secret, identity.otp, now)
+        except (msgspec.ValidationError, DomainError) as exc:
+            text = _error_text(exc) if isinstance(exc, DomainError) else "Wrong or expired code."
+            return await page(request, "login_code.html", status=422, to=to, next=next_path, program=program or "", ref=ref,
+                              error=text, name=name, consent_channels=CONSENT_CHANNELS)
+        return await signed_in_redirect(request, logged, program, next_path, now)
+
+    @post("/logout")
+    async def logout(self, request: Request) -> Redirect:
+        found = await current(request)
+        if found is not None:
+            sid, web = found
+            import uuid
+
+            await tokens.log_out(web.customer_id, uuid.UUID(web.family), dt.datetime.now(dt.UTC))
+            await end(request, sid)
+        return Redirect("/login?bye=1", status_code=303, cookies=[expired_cookie(request, SESSION_COOKIE)])
+
+    @get("/lang/{code:str}")
+    async def switch_language(self, request: Request,
+                              code: Annotated[str, PathParameter(name="code", pattern="^(ru|en)$")],
+                              next_path: Next = None) -> Response:
+        return Redirect(safe_next(next_path), status_code=303,
+                        cookies=[cookie(request, LANG_COOKIE, i18n.pick_language(code), max_age=365 * 86400)])
+
+
+async def signed_in_redirect(request: Request, logged: tokens.LoggedIn, program: str | None, next_path: str,
+                             now: dt.datetime) -> Redirect:
+    """Open the web session for a fresh login (a new id: never one a visitor had before)."""
+    claims = tokens.decode_access(logged.access_token, request.app.state.settings.security.secret_key, now)
+    sid = await start(request, WebSession(customer_id=logged.customer_id, family=str(claims.family), program=program,
+                                          flash="Welcome!"))
+    return Redirect(next_path, status_code=303, cookies=[cookie(request, SESSION_COOKIE, sid)])

@@ -1,0 +1,156 @@
+"""The member's card, balance and tier; purchases and receipts; points history; offers and coupons; wallet passes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get
+from litestar.params import PathParameter, QueryParameter
+from litestar.response import Redirect, Template
+
+from loyalty_core.errors import CardNotFound, NotFound, SaleNotFound
+from loyalty_core.services import members, members_cards, members_extras, members_points
+from loyalty_core.services.members import Member
+from personal_account.session import signed_in_guard
+from personal_account.web import DEPENDENCIES, CurrentMember, Now, Web, not_found, page
+
+PAGE_SIZE = 20
+Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+SaleId = Annotated[int, PathParameter(name="sale_id", ge=1, le=2**31 - 1)]
+_SVG_SIZE = re.compile(r'\swidth="[^"]*"\sheight="[^"]*"')
+
+
+@functools.lru_cache(maxsize=4096)
+def card_qr(number: str) -> str:
+    """The card number's QR as inline SVG (static payload: cached per process; CSS sizes it)."""
+    from wallet_passes.qr import card_qr_svg
+
+    svg = _SVG_SIZE.sub("", card_qr_svg(number, border=2), count=1)
+    return svg.replace("<svg ", '<svg class="qr" role="img" aria-hidden="true" focusable="false" ', 1)
+
+
+def active_card(cards: list[members_cards.CardOut]) -> members_cards.CardOut | None:
+    return next((c for c in reversed(cards) if c.status == "active"), None)
+
+
+def tier_percent(tier: members_points.TierProgress) -> int:
+    if tier.next is None:
+        return 100
+    floor = tier.current.threshold_spend if tier.current else 0
+    span = max(tier.next.threshold_spend - floor, 1)
+    return max(0, min(100, (tier.spend - floor) * 100 // span))
+
+
+async def balance_context(member: Member, now: dt.datetime) -> dict[str, Any]:
+    return {"balance": await members_points.balance(member, now)}
+
+
+def wallet_options(request: Request) -> dict[str, bool]:
+    """Which wallet buttons to show: Apple always (signed with the test chain in development), Google when set up."""
+    try:
+        from wallet_passes.web import provide_wallet
+
+        wallet = provide_wallet(request)
+    except Exception:  # wallet settings missing or broken: the card still works at the till
+        return {"apple": False, "google": False}
+    return {"apple": True, "google": wallet.google is not None}
+
+
+class CardPagesController(Controller):
+    path = "/"
+    guards = [signed_in_guard]
+    dependencies = DEPENDENCIES
+    include_in_schema = False
+
+    @get("/")
+    async def dashboard(self, request: Request, member: CurrentMember, web: Web, now: Now) -> Template:
+        profile = await members.profile(web.customer_id)
+        cards = await members_cards.cards(member)
+        card = active_card(cards)
+        tier = await members_points.tier_progress(member)
+        recent = await members_points.purchases(member, None, 3)
+        referral = await members_extras.referral(member)
+        return await page(
+            request, "dashboard.html", member=member, name=profile.name, card=card, cards=cards,
+            qr=card_qr(card.number) if card else "", tier=tier, tier_percent=tier_percent(tier), recent=recent.items,
+            referral=referral, referral_url=f"{request.app.state.settings.server.public_url}/login?ref={referral.code}",
+            wallet=wallet_options(request), **await balance_context(member, now),
+        )
+
+    @get("/fragments/balance")
+    async def balance_fragment(self, request: Request, member: CurrentMember, now: Now) -> Template:
+        """The balance block alone (htmx refresh, and what the live stream sends)."""
+        return await page(request, "_balance.html", member=member, **await balance_context(member, now))
+
+    @get("/purchases")
+    async def purchases(self, request: Request, member: CurrentMember, cursor: Cursor = None) -> Template:
+        found = await members_points.purchases(member, cursor, PAGE_SIZE)
+        return await page(request, "purchases.html", member=member, items=found.items, next_cursor=found.next_cursor,
+                          first_page=cursor is None)
+
+    @get("/purchases/{sale_id:int}")
+    async def receipt(self, request: Request, member: CurrentMember, sale_id: SaleId) -> Template:
+        try:
+            sale = await members_points.purchase(member, sale_id)
+        except SaleNotFound:
+            raise not_found() from None
+        return await page(request, "receipt.html", member=member, sale=sale)
+
+    @get("/history")
+    async def history(self, request: Request, member: CurrentMember, cursor: Cursor = None) -> Template:
+        found = await members_points.history(member, cursor, PAGE_SIZE)
+        return await page(request, "history.html", member=member, items=found.items, next_cursor=found.next_cursor,
+                          first_page=cursor is None)
+
+    @get("/offers")
+    async def offers(self, request: Request, member: CurrentMember, now: Now) -> Template:
+        return await page(request, "offers.html", member=member, offers=await members_extras.offers(member, now),
+                          coupons=await members_extras.coupons(member))
+
+
+class WalletController(Controller):
+    """The active card as an Apple Wallet pass or a Google Wallet link, for the signed-in shopper.
+
+    Built by wallet_passes.issuer (the same pass the PassKit web service keeps up to date).
+    """
+
+    path = "/wallet"
+    guards = [signed_in_guard]
+    dependencies = DEPENDENCIES
+    include_in_schema = False
+
+    async def _card(self, member: Member) -> str:
+        card = active_card(await members_cards.cards(member))
+        if card is None:
+            raise CardNotFound("You have no active card: get a new one on the Cards page")
+        return card.number
+
+    @get("/apple.pkpass", media_type="application/vnd.apple.pkpass")
+    async def apple(self, request: Request, member: CurrentMember, now: Now) -> Response[bytes]:
+        from wallet_passes.issuer import card_pass, pkpass_bytes
+        from wallet_passes.web import provide_wallet
+
+        number, wallet = await self._card(member), provide_wallet(request)
+        issued = await card_pass(number, wallet.apple, now, issue=True)
+        if issued is None:
+            raise NotFound(f"Card {number} has no pass")
+        return Response(await pkpass_bytes(issued.content, wallet.apple), media_type="application/vnd.apple.pkpass",
+                        headers={"Content-Disposition": f'attachment; filename="{number}.pkpass"',
+                                 "Cache-Control": "no-store"})
+
+    @get("/google")
+    async def google(self, request: Request, member: CurrentMember, now: Now) -> Redirect:
+        from wallet_passes.issuer import card_pass, google_save_link
+        from wallet_passes.web import provide_wallet
+
+        number, wallet = await self._card(member), provide_wallet(request)
+        if wallet.google is None:
+            raise NotFound("Google Wallet is not set up for this program.")
+        issued = await card_pass(number, wallet.apple, now, issue=True)
+        if issued is None:
+            raise NotFound(f"Card {number} has no pass")
+        origin = request.app.state.settings.server.public_url.rstrip("/")
+        return Redirect(google_save_link(issued.content, wallet.google, now, origins=[origin]), status_code=303)
