@@ -6,7 +6,17 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import asyncpg
+
 from loyalty_core.piccolo_conf import DB
+
+
+class _PooledConnection(asyncpg.Connection):
+    """Released connections skip asyncpg's session reset (a round trip each time): nothing here sets
+    session state, listens or takes advisory locks, and an open transaction is still rolled back."""
+
+    def get_reset_query(self) -> str:
+        return ""
 
 
 _pool_size = {"min_size": 2, "max_size": 10}
@@ -18,7 +28,7 @@ def configure(database_url: str, pool_min: int = 2, pool_max: int = 10) -> None:
 
 
 async def start_pool() -> None:
-    await DB.start_connection_pool(**_pool_size)
+    await DB.start_connection_pool(**_pool_size, connection_class=_PooledConnection)
 
 
 async def close_pool() -> None:

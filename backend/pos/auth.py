@@ -8,7 +8,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from loyalty_core.errors import Unauthorized
 from loyalty_core.services.setup import hash_secret
-from loyalty_core.tables import Store, Till, TillKey
+from loyalty_core.tables import TillKey
 
 
 class TillPrincipal(msgspec.Struct, frozen=True):
@@ -17,6 +17,9 @@ class TillPrincipal(msgspec.Struct, frozen=True):
     store_id: int
     store_code: str
     store_timezone: str
+    store_region: str = ""
+    store_format: str = ""
+    store_attributes: dict[str, str] = {}
 
 
 def _bearer(connection: ASGIConnection) -> str:
@@ -29,19 +32,23 @@ def _bearer(connection: ASGIConnection) -> str:
 
 async def authenticate_till(connection: ASGIConnection) -> TillPrincipal:
     key = _bearer(connection)
-    row = await (
-        TillKey.select(
-            TillKey.till.id.as_alias("till_id"),
-            TillKey.till.code.as_alias("till_code"),
-            TillKey.till.store.id.as_alias("store_id"),
-            TillKey.till.store.code.as_alias("store_code"),
-            TillKey.till.store.timezone.as_alias("store_timezone"),
-        )
-        .where((TillKey.key_hash == hash_secret(key)) & TillKey.revoked_at.is_null())
-        .first()
+    # one round trip on every till request: the store's facts come along for pricing
+    rows = await TillKey.raw(
+        "SELECT t.id AS till_id, t.code AS till_code, s.id AS store_id, s.code AS store_code, "
+        "s.timezone AS store_timezone, s.region AS store_region, s.format AS store_format, "
+        "s.attributes AS store_attributes FROM till_key k JOIN till t ON t.id = k.till JOIN store s ON s.id = t.store "
+        "WHERE k.key_hash = {} AND k.revoked_at IS NULL",
+        hash_secret(key),
     )
-    if row is None:
+    if not rows:
         raise Unauthorized("Unknown or revoked till key")
+    row = rows[0]
+    attributes = row["store_attributes"]
+    if isinstance(attributes, str):
+        attributes = msgspec.json.decode(attributes or "{}")
+    row["store_attributes"] = {k: str(v) for k, v in (attributes or {}).items()}
+    row["store_region"] = row["store_region"] or ""
+    row["store_format"] = row["store_format"] or ""
     return TillPrincipal(**row)
 
 
@@ -54,4 +61,4 @@ def current_till(connection: ASGIConnection) -> TillPrincipal:
     return connection.scope["state"]["till"]  # type: ignore[no-any-return]
 
 
-__all__ = ["TillPrincipal", "till_guard", "current_till", "Store", "Till"]
+__all__ = ["TillPrincipal", "till_guard", "current_till"]

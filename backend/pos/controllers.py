@@ -11,6 +11,7 @@ from litestar.params import HeaderParameter
 
 from backend.pos.auth import TillPrincipal, current_till
 from backend.pos.idempotency import idempotent
+from loyalty_core.engine import StoreInfo
 from loyalty_core.services import otp, returns, sales
 from loyalty_core.services.sale_types import (
     BatchIn,
@@ -33,7 +34,12 @@ def _now() -> dt.datetime:
 
 
 def _till(principal: TillPrincipal) -> sales.Till:
-    return sales.Till(till_id=principal.till_id, store_id=principal.store_id, store_timezone=principal.store_timezone)
+    store = StoreInfo(
+        code=principal.store_code, region=principal.store_region or None, format=principal.store_format or None,
+        timezone=principal.store_timezone, attributes=principal.store_attributes,
+    )
+    return sales.Till(till_id=principal.till_id, store_id=principal.store_id, store_timezone=principal.store_timezone,
+                      store=store)
 
 
 class TillController(Controller):

@@ -170,7 +170,7 @@ async def accrued_today(membership_id: int | None, now: dt.datetime, timezone: s
 
 
 async def build_pricing_input(
-    sale: SaleIn, card: CardContext | None, store_id: int, program: object, balance_active: int, now: dt.datetime
+    sale: SaleIn, card: CardContext | None, store: StoreInfo | int, program: object, balance_active: int, now: dt.datetime
 ) -> tuple[Basket, PricingContext]:
     member = await member_info(card, program, sale.occurred_at) if card else None
     settings = getattr(program, "settings", None)
@@ -183,7 +183,7 @@ async def build_pricing_input(
     )
     context = PricingContext(
         now=sale.occurred_at,
-        store=await store_info(store_id),
+        store=store if isinstance(store, StoreInfo) else await store_info(store),
         channel=sale.channel,
         member=member,
         balance_active=balance_active,

@@ -8,7 +8,7 @@ import hashlib
 import asyncpg
 import msgspec
 
-from loyalty_core.engine import PricedBasket, RedeemLimitExceeded, price
+from loyalty_core.engine import PricedBasket, RedeemLimitExceeded, StoreInfo, price
 from loyalty_core.errors import DomainError, IdempotencyConflict, InsufficientPoints, RedeemLimit
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
@@ -40,6 +40,7 @@ class Till(msgspec.Struct, frozen=True):
     till_id: int
     store_id: int
     store_timezone: str = "Europe/Moscow"
+    store: StoreInfo | None = None  # the store's facts when the caller has them; else read by store_id
 
 
 def request_hash(body: msgspec.Struct) -> str:
@@ -100,7 +101,7 @@ async def _price(
         program_id, version, _ = await _default_program()
     document = await programs.rules_document(program_id, version)
     compiled = await programs.compiled_program(program_id, version)
-    basket, context = await build_pricing_input(sale, card, till.store_id, document, balance_active, now)
+    basket, context = await build_pricing_input(sale, card, till.store or till.store_id, document, balance_active, now)
     if sale.redeem_points > balance_active and card is not None and card.registered:
         raise InsufficientPoints(
             f"The card has {balance_active} active points, {sale.redeem_points} were asked", available=balance_active
@@ -196,9 +197,6 @@ async def _anonymous_membership(card: CardContext, now: dt.datetime) -> CardCont
 async def confirm_sale(sale: SaleIn, till: Till, now: dt.datetime) -> CalculationOut:
     """Recompute the sale and write it in one transaction. A replay returns the first response."""
     digest = request_hash(sale)
-    existing = await _existing_sale(till, sale)
-    if existing is not None:
-        return _replay(existing, digest)
     try:
         async with DB.transaction():
             return await _confirm_in_transaction(sale, till, now, digest)
@@ -217,10 +215,11 @@ async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, di
         if card.membership_id is None or card.account_id is None:
             card = await _anonymous_membership(card, now)
         state = await ops.lock_account(card.account_id, now)  # type: ignore[arg-type]
-        # under the account lock a concurrent replay has committed or not started: check again
-        existing = await _existing_sale(till, sale)
-        if existing is not None:
-            return _replay(existing, digest)
+    # under the account lock a replay of this receipt has committed or not started; without a card
+    # the receipt's unique index settles a race (UniqueViolation, answered by the caller)
+    existing = await _existing_sale(till, sale)
+    if existing is not None:
+        return _replay(existing, digest)
     priced, version, earning = await _price(sale, card, till, state.active if state else 0, now)
     sale_id = await _insert_sale(sale, till, card, priced, version, digest, earning)
     document = None
