@@ -92,7 +92,8 @@ async def notification(notification_id: int) -> dict:
 
 async def notifications_of(customer_id: int, kind: str) -> list[dict]:
     return await Notification.select().where(
-        (Notification.customer == customer_id) & (Notification.kind == kind)).order_by(Notification.id)
+        (Notification.customer == customer_id) & (Notification.kind == kind)
+    ).order_by(Notification.id).output(load_json=True)
 
 
 def utc(*args: int) -> dt.datetime:

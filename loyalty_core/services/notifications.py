@@ -1,0 +1,63 @@
+"""Messages the settle job queues: points activated, points expiring soon, and the pass updates they imply.
+
+`after_settle` is settle_due's `on_settled` callback: it runs inside the
+settle transaction, so the messages commit with the ledger change.
+`queue_expiring_soon` finds points expiring within N days and queues one
+message per account and expiry day; notification.dedupe_key makes a second
+run a no-op, so each lot is announced once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from loyalty_core.ledger.ops import AccountState
+from loyalty_core.services import outbox
+from loyalty_core.tables import Notification
+
+EXPIRING_NOTICE_DAYS = 7
+
+
+async def _holder(account_id: int) -> tuple[int | None, int | None]:
+    """(customer, the membership's active card) of an account."""
+    rows = await Notification.raw(
+        "SELECT m.customer, (SELECT c.id FROM card c WHERE c.membership = m.id AND c.status = 'active' "
+        "ORDER BY c.id DESC LIMIT 1) AS card_id FROM account a JOIN membership m ON m.id = a.membership "
+        "WHERE a.id = {}",
+        account_id,
+    )
+    return (rows[0]["customer"], rows[0]["card_id"]) if rows else (None, None)
+
+
+async def after_settle(state: AccountState, activated: int, expired: int, now: dt.datetime) -> None:
+    if not activated and not expired:
+        return
+    customer_id, card_id = await _holder(state.id)
+    if card_id is not None:
+        await outbox.pass_changed(card_id, now)
+    if activated and customer_id is not None:
+        await outbox.enqueue("points_activated", {"points": activated, "active": state.active},
+                             customer_id=customer_id, card_id=card_id)
+
+
+async def queue_expiring_soon(now: dt.datetime, days: int = EXPIRING_NOTICE_DAYS) -> int:
+    """Queue points_expiring for active points expiring within `days`; returns how many messages were new."""
+    rows = await Notification.raw(
+        "WITH due AS ("
+        " SELECT l.account, (l.expires_at AT TIME ZONE p.timezone)::date AS expires_on, SUM(l.remaining) AS points, "
+        "  m.customer, (SELECT c.id FROM card c WHERE c.membership = m.id AND c.status = 'active' "
+        "   ORDER BY c.id DESC LIMIT 1) AS card_id "
+        " FROM point_lot l JOIN account a ON a.id = l.account JOIN membership m ON m.id = a.membership "
+        " JOIN program p ON p.id = m.program "
+        " WHERE l.state = 'active' AND l.remaining > 0 AND l.expires_at > {} AND l.expires_at <= {} "
+        "  AND m.customer IS NOT NULL "
+        " GROUP BY l.account, expires_on, m.customer, m.id) "
+        "INSERT INTO notification (customer, card, kind, payload, status, attempts, next_attempt_at, last_error, "
+        " created_at, dedupe_key) "
+        "SELECT customer, card_id, 'points_expiring', "
+        " jsonb_build_object('points', points, 'expires_on', expires_on::text, 'account', account), "
+        " 'pending', 0, now(), '', now(), 'points_expiring:' || account || ':' || expires_on::text FROM due "
+        "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id",
+        now, now + dt.timedelta(days=days),
+    )
+    return len(rows)
