@@ -1,0 +1,100 @@
+"""The website's guard rails over real HTTP: CSRF, the session cookie, other people's receipts, error pages."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from personal_account.session import _policy
+from tests.factories import Shop, sale_body
+from tests.web.browser import NoJsBrowser
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_a_form_without_its_csrf_token_is_refused(browser: NoJsBrowser) -> None:
+    await browser.sign_in()
+    for path, data in [("/favourites", {"category": "x"}), ("/logout", {}), ("/cards/123/block", {"reason": "lost"})]:
+        refused = await browser.http.post(path, data=data)
+        assert refused.status_code == 403, (path, refused.text)
+        assert refused.headers["content-type"].startswith("text/html")
+        wrong = await browser.http.post(path, data={**data, "_csrf": "0" * 64})
+        assert wrong.status_code == 403
+    # the token of another browser does not work with this browser's cookies
+    async with NoJsBrowser(browser.http.base_url.__str__(), program=browser.program) as other:
+        await other.sign_in()
+        await other.open("/profile")
+        stolen = await browser.http.post("/profile/consents", data={"_csrf": other.last_html.split('name="_csrf" value="')[1][:64]})
+        assert stolen.status_code == 403
+    # still signed in: nothing above logged us out
+    assert (await browser.open("/")).status_code == 200
+
+
+async def test_login_form_also_needs_the_token(server: str) -> None:
+    async with httpx.AsyncClient(base_url=server) as client:
+        r = await client.post("/login", data={"to": "+79991234567"})
+        assert r.status_code == 403
+
+
+async def test_session_cookie_flags(browser: NoJsBrowser) -> None:
+    done = await browser.sign_in()
+    set_cookie = done.headers["set-cookie"]
+    assert set_cookie.startswith("kp_session=")
+    flags = {part.strip().lower() for part in set_cookie.split(";")[1:]}
+    assert "httponly" in flags and "samesite=lax" in flags and "path=/" in flags
+    assert "secure" not in flags  # the test server is plain http; behind TLS the cookie is Secure:
+    assert _policy("https://loyalty.example").secure and not _policy("http://127.0.0.1:8000").secure
+    # the CSRF cookie is HttpOnly too (the token travels in the page, not read by scripts)
+    first = await httpx.AsyncClient(base_url=str(browser.http.base_url)).get("/login")
+    assert "httponly" in first.headers["set-cookie"].lower() and "samesite=lax" in first.headers["set-cookie"].lower()
+
+
+async def test_signing_out_ends_the_session_server_side(browser: NoJsBrowser) -> None:
+    await browser.sign_in()
+    cookie = browser.http.cookies.get("kp_session")
+    await browser.open("/")
+    out = await browser.submit("/logout", {})
+    assert out.status_code == 303 and out.headers["location"] == "/login?bye=1"
+    # replaying the old cookie gets nowhere
+    async with httpx.AsyncClient(base_url=str(browser.http.base_url), cookies={"kp_session": cookie}) as replay:
+        r = await replay.get("/")
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+
+
+async def test_someone_elses_receipt_is_a_404_page(server: str, shop: Shop, browser: NoJsBrowser) -> None:
+    await browser.sign_in()
+    async with NoJsBrowser(server, program=shop.program_code) as other:
+        await other.sign_in()
+        card = (await other.open("/")).text.split('data-testid="card-number">')[1].split("<")[0]
+        async with httpx.AsyncClient(base_url=server) as till:
+            sale = await till.post("/pos/v1/sales/confirm", json=sale_body(shop, [("milk", 1, 10_000)], card=card),
+                                   headers=shop.headers)
+            assert sale.status_code == 200, sale.text
+        purchases = (await other.open("/purchases")).text
+        sale_id = int(purchases.split('href="/purchases/')[1].split('"')[0])
+        assert (await other.open(f"/purchases/{sale_id}")).status_code == 200
+    foreign = await browser.open(f"/purchases/{sale_id}")
+    assert foreign.status_code == 404
+    assert foreign.headers["content-type"].startswith("text/html")
+    assert "Страница не найдена" in foreign.text
+
+
+async def test_pages_need_a_session_and_the_apis_keep_problem_json(server: str) -> None:
+    async with httpx.AsyncClient(base_url=server) as client:
+        for path in ["/", "/purchases", "/profile", "/wallet/apple.pkpass"]:
+            r = await client.get(path)
+            assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), path
+        htmx = await client.get("/fragments/balance", headers={"HX-Request": "true"})
+        assert htmx.status_code == 204 and htmx.headers["hx-redirect"].startswith("/login")
+        api = await client.get("/api/v1/me")
+        assert api.status_code == 401 and api.headers["content-type"].startswith("application/problem+json")
+        assert (await client.get("/schema/openapi.json")).status_code == 200
+        paths = (await client.get("/schema/openapi.json")).json()["paths"]
+        assert not any(p.startswith(("/login", "/purchases", "/live")) for p in paths)
+        css = await client.get("/static/kopilka.css")
+        assert css.status_code == 200 and "max-age=31536000" in css.headers["cache-control"]
+
+
+async def test_next_never_leaves_the_site(browser: NoJsBrowser) -> None:
+    await browser.open("/login", params={"program": browser.program, "next": "//evil.example/x"})
+    assert 'name="next" value="/"' in browser.last_html
