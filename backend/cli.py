@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import inspect
 import os
 import signal
 import sys
@@ -212,16 +211,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("backend.push.worker") is None:
         note("kopilka: worker not available yet (backend.push.worker is not part of this build)")
         return 1
+    import logging
+
     from backend.push.worker import run_worker
 
-    _stop_on_sigterm()
-    try:
-        if inspect.iscoroutinefunction(run_worker):
-            run_db(run_worker, pool_max=8)
-        else:
-            _services()
-            run_worker()
-    except KeyboardInterrupt:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kopilka").setLevel(logging.INFO)
+
+    async def work() -> int:
+        if args.once:
+            return await run_worker(once=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)  # finish the batch in hand, then stop
+        note("worker running; Ctrl-C or SIGTERM stops it after the current batch")
+        return await run_worker(stop)
+
+    handled = run_db(work, pool_max=8)
+    if args.once:
+        say(f"delivered a batch of {handled} notification(s)")
+    else:
         note("worker stopped")
     return 0
 
@@ -404,7 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_ledger_verify
     )
 
-    commands.add_parser("worker", help="run the push notification worker").set_defaults(handler=cmd_worker)
+    worker = commands.add_parser("worker", help="deliver the notification outbox (push, wallet pass updates)")
+    worker.add_argument("--once", action="store_true", help="deliver one batch and exit")
+    worker.set_defaults(handler=cmd_worker)
     return parser
 
 

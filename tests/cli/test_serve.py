@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from loyalty_core.cards import is_valid_card_number
 from tests.cli.conftest import ROOT, kopilka_argv
@@ -23,9 +27,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_starts_everything_itself_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """Outside pytest's temp root: another pytest starting meanwhile resets that root to 0700,
+    and the embedded PostgreSQL (its own system user when run as root) could no longer reach it."""
+    path = Path(tempfile.mkdtemp(prefix="kopilka-serve-"))
+    yield path / "kopilka"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_serve_starts_everything_itself_and_stops_cleanly_on_sigterm(tmp_path: Path, data_dir: Path) -> None:
     port = _free_port()
-    data_dir = tmp_path / "kopilka"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOPILKA_")}
     env.update(KOPILKA_DATA_DIR=str(data_dir), KOPILKA_SECRET_KEY="serve-test")
     log = tmp_path / "serve.log"
