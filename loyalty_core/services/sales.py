@@ -235,8 +235,9 @@ async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, di
                 activates_at=activates_at, expires_at=activates_at + dt.timedelta(days=settings.expiry_days),
                 reason=f"receipt {sale.receipt_id}", sale_id=sale_id,
             )
-        await _count_purchase(card.membership_id, sale, priced)  # type: ignore[arg-type]
-        tier_change = await tiers.recompute_tier(card.membership_id, card.program_id, sale.occurred_at)  # type: ignore[arg-type]
+        tier_change = await tiers.recompute_tier(
+            card.membership_id, card.program_id, sale.occurred_at, purchase_at=sale.occurred_at  # type: ignore[arg-type]
+        )
         await outbox.after_sale(card, priced, state, tier_change, sale_id)
     response = calculation_out(
         priced, BalanceAfter(active=state.active, pending=state.pending) if state else None, card
@@ -284,15 +285,6 @@ async def _insert_sale(
     )
     await outbox.use_coupons(priced, card, sale_id)
     return sale_id
-
-
-async def _count_purchase(membership_id: int, sale: SaleIn, priced: PricedBasket) -> None:
-    await Membership.raw(
-        "UPDATE membership SET purchases_count = purchases_count + 1, "
-        "first_purchase_at = COALESCE(first_purchase_at, {}), "
-        "last_purchase_at = GREATEST(COALESCE(last_purchase_at, {}), {}) WHERE id = {}",
-        sale.occurred_at, sale.occurred_at, sale.occurred_at, membership_id,
-    )
 
 
 # --- batch ---------------------------------------------------------------------------------

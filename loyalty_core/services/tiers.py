@@ -27,23 +27,31 @@ async def assign_initial_tier(membership_id: int, program_id: int) -> None:
     )
 
 
-async def recompute_tier(membership_id: int, program_id: int, as_of: dt.datetime) -> TierChange | None:
-    """Spend over the window ending `as_of` decides the tier; returns the change, if any. Runs in the caller's transaction."""
+async def recompute_tier(
+    membership_id: int, program_id: int, as_of: dt.datetime, purchase_at: dt.datetime | None = None
+) -> TierChange | None:
+    """Spend over the window ending `as_of` decides the tier; returns the change, if any.
+
+    With `purchase_at`, the same statement counts the purchase on the membership (one round trip
+    on the till's hot path). Runs in the caller's transaction.
+    """
     rows = await Membership.raw(
         "WITH spend AS (SELECT COALESCE(SUM(earning_spend - returned_earning_spend), 0) AS s FROM sale "
         "WHERE membership = {} AND status = 'confirmed' AND occurred_at > {}), "
         "best AS (SELECT t.id, t.code, t.name, t.rank FROM tier t, spend WHERE t.program = {} AND t.threshold_spend <= spend.s "
-        "ORDER BY t.threshold_spend DESC, t.rank DESC LIMIT 1) "
-        "SELECT spend.s AS spend, best.id AS tier_id, best.code, best.name, best.rank, "
-        "old.code AS old_code, old.rank AS old_rank FROM spend LEFT JOIN best ON true "
-        "LEFT JOIN membership m ON m.id = {} LEFT JOIN tier old ON old.id = m.tier",
+        "ORDER BY t.threshold_spend DESC, t.rank DESC LIMIT 1), "
+        "old AS (SELECT t.code, t.rank FROM membership m JOIN tier t ON t.id = m.tier WHERE m.id = {}) "
+        "UPDATE membership m SET tier_spend = spend.s, tier = COALESCE(best.id, m.tier), "
+        "purchases_count = m.purchases_count + CASE WHEN {}::timestamptz IS NULL THEN 0 ELSE 1 END, "
+        "first_purchase_at = COALESCE(m.first_purchase_at, {}::timestamptz), "
+        "last_purchase_at = GREATEST(m.last_purchase_at, {}::timestamptz) "
+        "FROM spend LEFT JOIN best ON true WHERE m.id = {} "
+        "RETURNING best.id AS tier_id, best.code, best.name, best.rank, "
+        "(SELECT code FROM old) AS old_code, (SELECT rank FROM old) AS old_rank",
         membership_id, as_of - TIER_WINDOW, program_id, membership_id,
+        purchase_at, purchase_at, purchase_at, membership_id,
     )
     row = rows[0]
-    await Membership.raw(
-        "UPDATE membership SET tier_spend = {}, tier = COALESCE({}, tier) WHERE id = {}",
-        row["spend"], row["tier_id"], membership_id,
-    )
     if row["tier_id"] is None or row["code"] == row["old_code"]:
         return None
     return TierChange(

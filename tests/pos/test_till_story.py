@@ -131,12 +131,23 @@ async def test_confirm_spends_accrues_and_replays(http: httpx.AsyncClient, shop:
     assert sale["balance_after"] == {"active": 700, "pending": 27}
     assert await account_balance(member.account_id) == (700, 27)
 
+    # the wallet pass and the shopper's app hear about it through the outbox, written with the sale
+    kinds = sorted(r["kind"] for r in await _notifications(member.card_id))
+    assert kinds == ["pass_update", "points_accrued"]
+
     again = await http.post("/pos/v1/sales/confirm", json=body, headers=shop.headers)
     assert again.status_code == 200 and again.json() == sale
     assert await account_balance(member.account_id) == (700, 27)
+    assert len(await _notifications(member.card_id)) == 2
 
     changed = dict(body, redeem_points=100)
     problem(await http.post("/pos/v1/sales/confirm", json=changed, headers=shop.headers), 409, "idempotency-conflict")
+
+
+async def _notifications(card_id: int) -> list[dict]:
+    from loyalty_core.tables import Notification
+
+    return await Notification.select(Notification.kind, Notification.customer).where(Notification.card == card_id)
 
 
 async def test_idempotency_key_header(http: httpx.AsyncClient, shop: Shop) -> None:
