@@ -152,19 +152,19 @@ async def accrue(
     if points <= 0:
         raise ValidationFailed("points to accrue must be positive")
     bucket = "active" if activates_at <= now else "pending"
+    active_delta, pending_delta = (points, 0) if bucket == "active" else (0, points)
     rows = await PointLot.raw(
         "WITH lot AS (INSERT INTO point_lot (account, amount, remaining, state, activates_at, expires_at, source, sale, created_at) "
-        "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id) "
-        f"INSERT INTO ledger_entry {_ENTRY_COLUMNS} SELECT {{}}, lot.id, {{}}, {{}}, {{}}, {{}}, NULL, {{}}, {{}} FROM lot RETURNING lot",
+        "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id), "
+        f"entry AS (INSERT INTO ledger_entry {_ENTRY_COLUMNS} SELECT {{}}, lot.id, {{}}, {{}}, {{}}, {{}}, NULL, {{}}, {{}} FROM lot), "
+        "balance AS (UPDATE account SET active = active + {}, pending = pending + {}, updated_at = {} WHERE id = {}) "
+        "SELECT id AS lot FROM lot",
         state.id, points, points, bucket, activates_at, expires_at, source, sale_id, now,
         state.id, kind, bucket, points, sale_id, reason, now,
+        active_delta, pending_delta, now, state.id,
     )
-    if bucket == "active":
-        await _move_account(state.id, points, 0, now)
-        state.active += points
-    else:
-        await _move_account(state.id, 0, points, now)
-        state.pending += points
+    state.active += active_delta
+    state.pending += pending_delta
     return rows[0]["lot"]
 
 
@@ -176,15 +176,27 @@ async def _active_lots(account_id: int) -> list[LotView]:
     return [LotView(**r) for r in rows]
 
 
-async def _take(state: AccountState, taken: list[tuple[int, int]], kind: str, now: datetime, **ctx: object) -> None:
-    await PointLot.raw(
-        "UPDATE point_lot p SET remaining = p.remaining - t.take, "
+async def _take(state: AccountState, taken: list[tuple[int, int]], kind: str, now: datetime, *, reason: str = "",
+                sale_id: int | None = None, return_id: int | None = None, debit_account: bool = False) -> bool:
+    """Take points from active lots and write one entry per lot, in one statement.
+
+    With `debit_account`, the account's active balance is reduced by the total in the same statement,
+    guarded in the WHERE (a second line of defence behind the row lock); returns whether it held.
+    """
+    total = sum(take for _, take in taken)
+    rows = await PointLot.raw(
+        "WITH t AS (SELECT * FROM unnest({}::integer[], {}::bigint[]) AS t(id, take)), "
+        "lots AS (UPDATE point_lot p SET remaining = p.remaining - t.take, "
         "state = CASE WHEN p.remaining - t.take = 0 AND p.state = 'active' THEN 'spent' ELSE p.state END "
-        "FROM unnest({}::integer[], {}::bigint[]) AS t(id, take) WHERE p.id = t.id",
-        [lot for lot, _ in taken],
-        [take for _, take in taken],
+        "FROM t WHERE p.id = t.id), "
+        f"entries AS (INSERT INTO ledger_entry {_ENTRY_COLUMNS} "
+        "SELECT {}, t.id, {}, 'active', -t.take, {}, {}, {}, {} FROM t) "
+        "UPDATE account SET active = active - {}, updated_at = {} WHERE id = {} AND active >= {} AND {} RETURNING active",
+        [lot for lot, _ in taken], [take for _, take in taken],
+        state.id, kind, sale_id, return_id, reason, now,
+        total, now, state.id, total, debit_account,
     )
-    await _insert_entries(state.id, [Entry(lot, kind, "active", -take) for lot, take in taken], now, **ctx)  # type: ignore[arg-type]
+    return bool(rows)
 
 
 async def spend(
@@ -196,13 +208,7 @@ async def spend(
     if points > state.active:
         raise InsufficientPoints(f"The card has {state.active} active points, {points} were asked", available=state.active)
     taken = take_from_lots(await _active_lots(state.id), points)
-    await _take(state, taken, kind, now, reason=reason, sale_id=sale_id)
-    # the guard in the WHERE is a second line of defence behind the row lock
-    rows = await Account.raw(
-        "UPDATE account SET active = active - {}, updated_at = {} WHERE id = {} AND active >= {} RETURNING active",
-        points, now, state.id, points,
-    )
-    if not rows:
+    if not await _take(state, taken, kind, now, reason=reason, sale_id=sale_id, debit_account=True):
         raise InsufficientPoints("The card's balance changed; not enough points", available=state.active)
     state.active -= points
     return taken
@@ -247,7 +253,7 @@ async def claw_back(
         )
         await _insert_entries(state.id, [Entry(lot, "return_clawback", "pending", -t) for lot, t in pending_taken], now, **ctx)  # type: ignore[arg-type]
     if active_taken:
-        await _take(state, active_taken, "return_clawback", now, **ctx)
+        await _take(state, active_taken, "return_clawback", now, reason=reason, sale_id=sale_id, return_id=return_id)
     from_pending = sum(t for _, t in pending_taken)
     from_active = sum(t for _, t in active_taken)
     await _move_account(state.id, -from_active, -from_pending, now)
