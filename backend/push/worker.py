@@ -160,7 +160,7 @@ class Worker:
             except Exception:  # a database hiccup must not end the worker; the lease brings messages back
                 log.exception("push: batch failed")
                 handled = 0
-            if handled < self.tuning.batch_size:
+            if handled == 0:  # after a batch, look again at once: under load that is where the latency is
                 try:
                     await asyncio.wait_for(stop_event.wait(), self.tuning.poll_seconds)
                 except TimeoutError:
