@@ -27,8 +27,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend import infra  # noqa: E402
-from loyalty_core import db  # noqa: E402
+from backend import infra
+from loyalty_core import db
 
 
 def _free_port() -> int:
@@ -146,7 +146,7 @@ async def main(args: argparse.Namespace) -> None:
     await apns.stop()
 
     latencies.sort()
-    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
     print(f"{len(latencies)} sales, {args.concurrency} tills, {args.members} members, {elapsed:.1f} s "
           f"({len(latencies) / elapsed:.0f} sales/s), worker poll {args.poll * 1000:.0f} ms")
     print(f"confirm -> pass push at APNs: p50 {p(0.50):.1f} ms, p90 {p(0.90):.1f} ms, p99 {p(0.99):.1f} ms, "

@@ -9,7 +9,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from backend.push.settings import ApnsSettings, FcmSettings, PushSettings, WorkerSettings
+from backend.push.settings import (
+    ApnsSettings,
+    FcmSettings,
+    PushSettings,
+    WorkerSettings,
+)
 from backend.push.worker import WorkerConfig
 from loyalty_core.tables import Consent, Notification, PassRegistration, PushDevice
 from tests.factories import Member, Shop, make_member

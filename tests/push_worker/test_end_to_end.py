@@ -16,7 +16,13 @@ from tests.factories import Shop, make_member, sale_body
 from tests.fakes.apns import FakeApns
 from tests.fakes.fixtures import APP_TOPIC
 from tests.fakes.pkpass_check import verify_pkpass
-from tests.wallet_live.test_passkit import PASS_TYPE, apple, primary_balance, server_root, shopper_headers
+from tests.wallet_live.test_passkit import (
+    PASS_TYPE,
+    apple,
+    primary_balance,
+    server_root,
+    shopper_headers,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

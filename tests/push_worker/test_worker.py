@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import msgspec
 import pytest
 
 from backend.push.settings import PushSettings, WorkerSettings
@@ -162,7 +163,7 @@ async def test_a_worker_killed_mid_message_never_sends_it_twice_to_a_device(
     # the first worker reaches the iPhone, then hangs on FCM and is killed there
     hole, hole_url = await _black_hole()
     assert worker_config.push.fcm is not None
-    stuck_fcm = msgspec_replace(worker_config.push.fcm, base_url=hole_url)
+    stuck_fcm = msgspec.structs.replace(worker_config.push.fcm, base_url=hole_url)
     doomed = Worker(WorkerConfig(push=PushSettings(apns=worker_config.push.apns, fcm=stuck_fcm),
                                  wallet=worker_config.wallet, tuning=worker_config.tuning))
     task = asyncio.create_task(doomed.run_once())
@@ -186,12 +187,6 @@ async def test_a_worker_killed_mid_message_never_sends_it_twice_to_a_device(
     assert row["status"] == "sent" and row["attempts"] == 2
     assert len([r for r in apns_fake.delivered() if r.device_token == phone.apns_token]) == 1
     assert len([s for s in fcm_fake.fcm_delivered() if s.message["token"] == phone.fcm_token]) == 1
-
-
-def msgspec_replace(struct, **changes):
-    import msgspec
-
-    return msgspec.structs.replace(struct, **changes)
 
 
 async def test_without_push_consent_nothing_is_sent(
