@@ -34,6 +34,7 @@ class CardContext(msgspec.Struct, kw_only=True):
     joined_at: dt.datetime | None
     referred_by: int | None
     account_id: int | None
+    favourite_categories: list[str] = []
 
     @property
     def registered(self) -> bool:
@@ -47,7 +48,9 @@ SELECT c.id AS card_id, c.number, c.status AS card_status, c.blocked_reason, c.r
        COALESCE(cu.name, '') AS customer_name, cu.birth_date,
        t.id AS tier_id, t.code AS tier_code, t.name AS tier_name,
        COALESCE(m.segments, ARRAY[]::varchar[]) AS segments, COALESCE(m.purchases_count, 0) AS purchases_count,
-       m.last_purchase_at, m.joined_at, m.referred_by, a.id AS account_id
+       m.last_purchase_at, m.joined_at, m.referred_by, a.id AS account_id,
+       ARRAY(SELECT fc.code FROM favourite_category f JOIN category fc ON fc.id = f.category
+             WHERE f.membership = m.id AND f.active ORDER BY fc.code) AS favourite_categories
 FROM card c
 JOIN program p ON p.id = c.program
 LEFT JOIN membership m ON m.id = c.membership

@@ -18,7 +18,7 @@ from loyalty_core.engine import (
 from loyalty_core.errors import ValidationFailed
 from loyalty_core.services.identify import CardContext
 from loyalty_core.services.sale_types import SaleIn, quantity_milli
-from loyalty_core.tables import Coupon, FavouriteCategory, Product, Store
+from loyalty_core.tables import Coupon, Product, Store
 
 
 async def basket_lines(sale: SaleIn) -> list[BasketLine]:
@@ -110,11 +110,6 @@ async def store_info(store_id: int) -> StoreInfo:
 async def member_info(card: CardContext, program: object, now: dt.datetime) -> MemberInfo | None:
     if card.membership_id is None:
         return MemberInfo(membership_id="anonymous-card-" + card.number, registered=False, purchases_count=0)
-    favourites = await FavouriteCategory.raw(
-        "SELECT c.code FROM favourite_category f JOIN category c ON c.id = f.category "
-        "WHERE f.membership = {} AND f.active",
-        card.membership_id,
-    )
     counters = await period_counters(card.membership_id, program, now, card.program_timezone)
     return MemberInfo(
         membership_id=str(card.membership_id),
@@ -122,7 +117,7 @@ async def member_info(card: CardContext, program: object, now: dt.datetime) -> M
         tier_code=card.tier_code,
         segments=list(card.segments or []),
         birth_date=card.birth_date,
-        favourite_categories=[r["code"] for r in favourites],
+        favourite_categories=list(card.favourite_categories),
         purchases_count=card.purchases_count,
         purchases_in_period=counters,
         last_purchase_at=card.last_purchase_at,

@@ -274,3 +274,35 @@ async def test_phone_lookups_are_rate_limited_per_till(http: httpx.AsyncClient, 
     assert int(r.headers["retry-after"]) >= 1 and limited["retry_after"] >= 1
     # a card scan is not a guess: still served
     assert (await http.post("/pos/v1/identify", json={"scan": member.card}, headers=shop.headers)).status_code == 200
+
+
+async def test_the_demo_rules_reach_the_till_with_the_members_own_facts(http: httpx.AsyncClient, db_pool: None) -> None:
+    """Favourite categories come from the member's choice in the database; the counter of this month's
+    purchases comes from their sales: the 5th purchase of the month earns 100 extra points."""
+    import datetime as dt
+
+    from loyalty_core.engine.demo import demo_program_rules
+    from loyalty_core.tables import Category, FavouriteCategory
+    from tests.factories import make_shop
+
+    shop = await make_shop(demo_program_rules())
+    member = await make_member(shop)
+    dairy = (await Category.select(Category.id, Category.code).where(Category.selectable_as_favourite.eq(True))
+             .order_by(Category.id, ascending=False).first())
+    await FavouriteCategory.insert(
+        FavouriteCategory(membership=member.membership_id, category=dairy["id"], period_start=dt.date.today())
+    )
+    # a Sunday evening: no happy hours
+    when = dt.datetime(2026, 11, 22, 19, 0, tzinfo=dt.timezone(dt.timedelta(hours=3)))
+    points = []
+    for i in range(5):
+        body = sale_body(shop, [("milk", 1, 10_000), ("bread", 1, 10_000)], card=member.card,
+                         when=when + dt.timedelta(minutes=i))
+        r = await http.post("/pos/v1/sales/confirm", json=body, headers=shop.headers)
+        assert r.status_code == 200, r.text
+        points.append(r.json())
+    # milk is dairy (favourite): 3% base on both lines + 5% on milk = 6 + 5 = 11 points
+    assert [p["totals"]["accrued_points"] for p in points[:4]] == [11, 11, 11, 11]
+    assert points[4]["totals"]["accrued_points"] == 111
+    rules = {a["rule"] for a in points[4]["applied"]}
+    assert {"favourite-categories", "every-5th-purchase"} <= rules
