@@ -19,8 +19,24 @@ from loyalty_core.errors import DomainError
 from loyalty_core.services import members, members_cards, members_extras
 from loyalty_core.services.identity import ConsentIn
 from personal_account import i18n
-from personal_account.session import LANG_COOKIE, SESSION_COOKIE, add_flash, cookie, end, expired_cookie, signed_in_guard
-from personal_account.web import DEPENDENCIES, CurrentMember, Now, Web, back_to, formats, page
+from personal_account.session import (
+    LANG_COOKIE,
+    SESSION_COOKIE,
+    add_flash,
+    cookie,
+    end,
+    expired_cookie,
+    signed_in_guard,
+)
+from personal_account.web import (
+    DEPENDENCIES,
+    CurrentMember,
+    Now,
+    Web,
+    back_to,
+    formats,
+    page,
+)
 
 CardNumber = Annotated[str, PathParameter(name="number", min_length=1, max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
 DeviceId = Annotated[int, PathParameter(name="device_id", ge=1, le=2**31 - 1)]

@@ -66,12 +66,12 @@ class SignInController(Controller):
 
     @get("/login")
     async def login_form(self, request: Request, next_path: Next = None, program: Program = None, ref: Ref = None,
-                         bye: Annotated[bool, QueryParameter(name="bye")] = False) -> Template | Redirect:
+                         bye: Annotated[bool, QueryParameter(name="bye")] = False,
+                         deleted: Annotated[bool, QueryParameter(name="deleted")] = False) -> Template | Redirect:
         if await current(request) is not None:
             return Redirect(safe_next(next_path), status_code=303)
         return await page(request, "login.html", next=safe_next(next_path), program=program or "", to="", ref=ref or "",
-                          error="", notice="You are signed out." if bye else "",
-                          oidc=get_identity_settings().oidc is not None)
+                          error="", notice="Your account was deleted." if deleted else "You are signed out." if bye else "")
 
     @post("/login")
     async def send_code(self, request: Request) -> Template | Redirect:
@@ -83,15 +83,14 @@ class SignInController(Controller):
             who = parse_identifier(raw)
         except DomainError:
             return await page(request, "login.html", status=422, next=next_path, program=program or "", to=raw, ref=ref,
-                              error="That is not a phone number or an e-mail address.", notice="",
-                              oidc=identity.oidc is not None)
+                              error="That is not a phone number or an e-mail address.", notice="")
         valkey = request.app.state.valkey
         try:
             await request_code(valkey, gateway_for(identity, valkey), who, client_ip(request),
                                request.app.state.settings.security.secret_key, identity.otp)
         except DomainError as exc:
             return await page(request, "login.html", status=exc.status, next=next_path, program=program or "", to=raw, ref=ref,
-                              error=_error_text(exc), notice="", oidc=identity.oidc is not None)
+                              error=_error_text(exc), notice="")
         return Redirect(_code_page_url(who, program, next_path, ref), status_code=303)
 
     @get("/login/code")

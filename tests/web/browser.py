@@ -30,7 +30,7 @@ class NoJsBrowser:
     async def __aenter__(self) -> NoJsBrowser:
         return self
 
-    async def __aexit__(self, *_: Any) -> None:
+    async def __aexit__(self, *_: object) -> None:
         await self.http.aclose()
 
     async def open(self, path: str, **kw: Any) -> httpx.Response:
