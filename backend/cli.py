@@ -160,6 +160,7 @@ async def _program_id(code: str | None) -> int:
 
 def cmd_ledger_settle(args: argparse.Namespace) -> int:
     from loyalty_core.ledger.settle import SettleReport, settle_due
+    from loyalty_core.services.notifications import after_settle, queue_expiring_soon
     from loyalty_core.tables import Account
 
     now = datetime.now(UTC)
@@ -172,13 +173,17 @@ def cmd_ledger_settle(args: argparse.Namespace) -> int:
         )
         progress = Progress("settle", rows[0]["n"])
         note(f"settle: {progress.total} accounts have points due as of {now:%Y-%m-%d %H:%M:%S} UTC")
-        return await settle_due(
+        report = await settle_due(
             now,
             args.batch,
             progress=lambda r: progress.update(
                 r.accounts, f"activated {r.activated_points}, expired {r.expired_points}"
             ),
+            on_settled=after_settle,
         )
+        queued = await queue_expiring_soon(now)
+        note(f"settle: {queued} 'points expiring soon' messages queued")
+        return report
 
     report = run_db(work)
     say(

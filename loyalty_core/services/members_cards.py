@@ -14,6 +14,7 @@ import msgspec
 
 from loyalty_core.errors import CardBlocked, CardNotFound
 from loyalty_core.piccolo_conf import DB
+from loyalty_core.services import outbox
 from loyalty_core.services.identity import (
     CardNumber,
     Reason,
@@ -94,6 +95,8 @@ async def block_card(member: Member, number: str, block: CardBlock) -> CardOut:
         if card["status"] == "replaced":
             raise CardBlocked(f"Card {number} was already replaced")
         await Card.update({Card.status: "blocked", Card.blocked_reason: block.reason}).where(Card.id == card["id"])
+        # the wallet pass on the phone is voided at its next fetch
+        await outbox.pass_changed(card["id"], dt.datetime.now(dt.UTC))
     return await card_view(member, number)
 
 
@@ -106,9 +109,10 @@ async def replace_card(member: Member, number: str, change: CardReplace, now: dt
         new_number = await issue_virtual_card(member.program_id, member.membership_id, now)
         new = await Card.select(Card.id).where(Card.number == new_number).first()
         await Card.update(
-            {Card.status: "replaced", Card.replaced_by: new["id"], Card.blocked_reason: change.reason,  # type: ignore[index]
-             Card.pass_auth_token: None}
+            {Card.status: "replaced", Card.replaced_by: new["id"], Card.blocked_reason: change.reason}  # type: ignore[index]
         ).where(Card.id == card["id"])
+        # the old pass keeps its token so the phone can fetch it once more, voided
+        await outbox.pass_changed(card["id"], now)
     return await card_view(member, new_number)
 
 

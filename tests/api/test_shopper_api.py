@@ -56,6 +56,8 @@ async def test_card_replacement_keeps_the_whole_history(http, shop, shopper_fact
     assert new != old and replaced.json()["status"] == "active"
     cards = {c["number"]: c for c in (await shopper.get("/cards")).json()}
     assert cards[old]["status"] == "replaced" and cards[old]["replaced_by"] == new
+    # the wallet pass of the old card hears about both changes (voided at its next fetch)
+    assert await count_rows("notification", "card = (SELECT id FROM card WHERE number = {}) AND kind = 'pass_update'", old) >= 3
     # history and balance belong to the membership, not the card
     purchases = (await shopper.get("/purchases")).json()["items"]
     assert [p["id"] for p in purchases] == [sale["sale_id"]]
