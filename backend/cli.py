@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import signal
 import sys
@@ -213,9 +212,6 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    if importlib.util.find_spec("backend.push.worker") is None:
-        note("kopilka: worker not available yet (backend.push.worker is not part of this build)")
-        return 1
     import logging
 
     from backend.push.worker import run_worker

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,7 +29,9 @@ pytest_plugins = ["tests.factories", "tests.fakes.fixtures"]
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    data_dir = Path(os.environ.get("KOPILKA_TEST_DATA_DIR") or tmp_path_factory.mktemp("kopilka"))
+    # not under pytest's own temp root: a second pytest run by root resets that to 0700, and the
+    # embedded PostgreSQL runs as its own system user
+    data_dir = Path(os.environ.get("KOPILKA_TEST_DATA_DIR") or tempfile.mkdtemp(prefix="kopilka-test-"))
     db_url = os.environ.get("KOPILKA_TEST_DATABASE_URL") or infra.start_embedded_postgres(data_dir, "kopilka_test")
     valkey_url = os.environ.get("KOPILKA_TEST_VALKEY_URL") or infra.start_embedded_valkey(data_dir)
     os.environ["KOPILKA_DATABASE_URL"] = db_url

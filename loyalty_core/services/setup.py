@@ -217,11 +217,11 @@ async def emit_cards(program_id: int, series: str, count: int, kind: str = "plas
         raise NotFound(f"program {program_id} does not exist")
     rows = await Card.raw("SELECT nextval('card_number_seq') AS n FROM generate_series(1, {})", count)
     numbers = [card_number(r["n"]) for r in rows]
-    async with DB.transaction():
-        for start in range(0, len(numbers), 1000):
-            await Card.insert(
-                *[Card(number=n, program=program_id, series=series, kind=kind, status="emitted") for n in numbers[start : start + 1000]]
-            )
+    await Card.raw(
+        "INSERT INTO card (number, program, series, kind, status, created_at) "
+        "SELECT n, {}, {}, {}, 'emitted', now() FROM unnest({}::varchar[]) AS n",
+        program_id, series, kind, numbers,
+    )
     return numbers
 
 
