@@ -24,7 +24,7 @@ from loyalty_core import db
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.factories", "tests.fakes.fixtures"]
+pytest_plugins = ["tests.factories", "tests.fakes.fixtures", "tests.identity.fixtures"]
 
 
 @pytest.fixture(scope="session")
