@@ -118,15 +118,6 @@ class RulesVersion(Table):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
-class RuleGroup(Table):
-    program = ForeignKey(Program, null=False)
-    code = Varchar(length=64)
-    definition = JSONB()  # the group as the engine's msgspec struct, rules included
-    active = Boolean(default=True)
-    version = Integer(default=1)
-    updated_at = Timestamptz(default=TimestamptzNow())
-
-
 class CouponSeries(Table):
     program = ForeignKey(Program, null=False)
     code = Varchar(length=64, unique=True)
