@@ -78,12 +78,20 @@ def compute_points(
     return {k: v for k, v in nums.items() if v > 0}
 
 
-def allocate(total: int, rule_nums: list[LineNums]) -> list[dict[int, int]]:
-    """Split `total` whole points over rules (by their exact share), then each over its lines."""
-    rule_parts = split_largest_remainder(total, [sum(nums.values()) for nums in rule_nums])
+def allocate(total: int, rule_nums: list[LineNums], rule_totals: list[int]) -> list[dict[int, int]]:
+    """Split `total` whole points over rules (by their exact share), then each over its lines.
+
+    Each rule's numerators are keyed in receipt order (its lines come from Run.lines_for), so
+    ties between lines go to the earlier line.
+    """
+    rule_parts = split_largest_remainder(total, rule_totals)
     result = []
     for part, nums in zip(rule_parts, rule_nums):
-        keys = sorted(nums)
-        line_parts = split_largest_remainder(part, [nums[k] for k in keys])
-        result.append({k: p for k, p in zip(keys, line_parts) if p})
+        if not part:
+            result.append({})
+        elif len(nums) == 1:
+            result.append(dict.fromkeys(nums, part))
+        else:
+            line_parts = split_largest_remainder(part, list(nums.values()))
+            result.append({k: p for k, p in zip(nums, line_parts) if p})
     return result

@@ -24,14 +24,15 @@ def split_largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
         return [0] * len(weights)
     if len(weights) == 1:
         return [total]
-    pairs = [divmod(total * weight, weight_sum) for weight in weights]
-    parts = [quotient for quotient, _ in pairs]
+    scaled = [total * weight for weight in weights]
+    parts = [share // weight_sum for share in scaled]
     left = total - sum(parts)
     if left:
         # The remainders sum to left * weight_sum and each is below weight_sum, so more than
-        # `left` of them are positive: a zero weight never receives a leftover unit.
-        order = sorted(range(len(pairs)), key=lambda i: (-pairs[i][1], i))
-        for index in order[:left]:
+        # `left` of them are positive: a zero weight never receives a leftover unit. The sort
+        # is stable with reverse=True, so equal remainders keep line order.
+        remainders = [share % weight_sum for share in scaled]
+        for index in sorted(range(len(remainders)), key=remainders.__getitem__, reverse=True)[:left]:
             parts[index] += 1
     return parts
 

@@ -45,19 +45,15 @@ def redeem(
 
 
 class _Accrued:
-    """One source of points (the tier or a rule) with exact per-line numerators."""
+    """One source of points (the tier or a rule) with exact per-line numerators in receipt order."""
+
+    __slots__ = ("group", "code", "name", "kind", "nums", "total", "rule")
 
     def __init__(
         self, group: str, code: str, name: str, kind: str, nums: dict[int, int], rule: CompiledRule | None
     ) -> None:
-        self.group, self.code, self.name, self.kind, self.nums, self.rule = (
-            group,
-            code,
-            name,
-            kind,
-            nums,
-            rule,
-        )
+        self.group, self.code, self.name, self.kind, self.nums, self.rule = group, code, name, kind, nums, rule
+        self.total = sum(nums.values())
 
 
 def _accrual_rules(
@@ -69,16 +65,14 @@ def _accrual_rules(
         firing = run.firing_rules(group, "accrual")
         chosen: list[_Accrued] = []
         for rule in firing:
-            lines = [line for line in run.lines_for(rule.lines) if accrues[line.index]]
-            nums = compute_points(rule, lines, to_pay, base, d)
-            total = sum(nums.values())
-            if not total:
+            nums = compute_points(rule, run.accruing_lines(rule.lines, accrues), to_pay, base, d)
+            if not nums:
                 run.note("accrual", group.code, rule.code, False, "no points on these lines")
                 continue
             candidate = _Accrued(group.code, rule.code, rule.name, rule.kind, nums, rule)
             if group.mode == "stack" or not chosen:
                 chosen.append(candidate)
-            elif group.mode == "best" and total > sum(chosen[0].nums.values()):
+            elif group.mode == "best" and candidate.total > chosen[0].total:
                 run.note("accrual", group.code, chosen[0].code, False, f"displaced: {rule.code} gives more")
                 chosen = [candidate]
             else:
@@ -103,23 +97,24 @@ def _explain_points(
         def sentence(paid: int, units: int, points: int) -> str:
             return points_sentence(source.name, effect, paid, units, points, currency, lang)
 
-    indexes = sorted(source.nums)
-    details = [
-        LineEffect(
-            line_no=lines[i].line_no,
-            points=got.get(i, 0),
-            explanation=sentence(to_pay[i], lines[i].units, got.get(i, 0)) if run.line_explanations else "",
-        )
-        for i in indexes
-    ]
-    total = sum(got.values())
+    indexes = list(source.nums)  # receipt order
+    line_nos = [lines[i].line_no for i in indexes]
+    points = [got.get(i, 0) for i in indexes]
+    if run.line_explanations:
+        details = [
+            LineEffect(line_no=n, points=p, explanation=sentence(to_pay[i], lines[i].units, p))
+            for n, p, i in zip(line_nos, points, indexes)
+        ]
+    else:
+        details = [LineEffect(line_no=n, points=p) for n, p in zip(line_nos, points)]
+    total = sum(points)
     run.note("accrual", source.group, source.code, True, f"{total} points")
     return AppliedRule(
         rule=source.code,
         name=source.name,
         effect=source.kind,
-        lines=[d.line_no for d in details],
-        explanation=sentence(sum(to_pay[i] for i in indexes), sum(lines[i].units for i in indexes), total),
+        lines=line_nos,
+        explanation=sentence(sum([to_pay[i] for i in indexes]), sum([lines[i].units for i in indexes]), total),
         points=total,
         details=details,
     )
@@ -133,12 +128,13 @@ def accrual_stage(
         run.note("accrual", "", "", False, "no loyalty card: no points")
         return accrued
     tier = program.tiers.get(ctx.member.tier_code or "") or program.default_tier
-    lines = [line for line in run.lines if limits.accrues[line.index]]
+    lines = run.accruing_lines(None, limits.accrues)
     base = percent_nums(tier.accrual_bp, lines, to_pay) if tier else {}
     sources = [_Accrued("tier", "tier", tier.name, "tier", base, None)] if base else []
     sources += _accrual_rules(run, program, to_pay, base, limits.accrues)
     d = denominator(program.settings.point_value_minor)
-    total = sum(sum(s.nums.values()) for s in sources) // d
+    totals = [s.total for s in sources]
+    total = sum(totals) // d
     if limits.per_receipt is not None and total > limits.per_receipt:
         run.note("accrual", "", "limit", True, f"capped at {limits.per_receipt} points per receipt")
         total = limits.per_receipt
@@ -147,11 +143,11 @@ def accrual_stage(
         if total > room:
             run.note("accrual", "", "limit", True, f"capped at {room} points left for today")
             total = room
-    shares = allocate(total, [s.nums for s in sources])
+    shares = allocate(total, [s.nums for s in sources], totals)
     for source, got in zip(sources, shares):
-        for i, points in got.items():
-            accrued[i] += points
         if got:
+            for i, points in got.items():
+                accrued[i] += points
             if source.rule is not None:
                 run.use_coupons(source.rule)
             run.applied.append(_explain_points(run, source, got, to_pay, tier.accrual_bp if tier else 0))
