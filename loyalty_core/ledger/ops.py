@@ -199,15 +199,25 @@ async def _take(state: AccountState, taken: list[tuple[int, int]], kind: str, no
     return bool(rows)
 
 
-async def spend(
-    state: AccountState, points: int, now: datetime, *, kind: str = "redeem", reason: str = "", sale_id: int | None = None
-) -> list[tuple[int, int]]:
-    """Take points from active lots, earliest expiry first. Raises InsufficientPoints (nothing written)."""
+async def plan_spend(state: AccountState, points: int) -> list[tuple[int, int]]:
+    """The (lot, points) a redemption takes, earliest expiry first; nothing written. Needs the lock.
+
+    Raises InsufficientPoints when the active balance does not cover it.
+    """
     if points <= 0:
         return []
     if points > state.active:
         raise InsufficientPoints(f"The card has {state.active} active points, {points} were asked", available=state.active)
-    taken = take_from_lots(await _active_lots(state.id), points)
+    return take_from_lots(await _active_lots(state.id), points)
+
+
+async def spend(
+    state: AccountState, points: int, now: datetime, *, kind: str = "redeem", reason: str = "", sale_id: int | None = None
+) -> list[tuple[int, int]]:
+    """Take points from active lots, earliest expiry first. Raises InsufficientPoints (nothing written)."""
+    taken = await plan_spend(state, points)
+    if not taken:
+        return []
     if not await _take(state, taken, kind, now, reason=reason, sale_id=sale_id, debit_account=True):
         raise InsufficientPoints("The card's balance changed; not enough points", available=state.active)
     state.active -= points

@@ -12,7 +12,7 @@ from loyalty_core.engine import PricedBasket, RedeemLimitExceeded, StoreInfo, pr
 from loyalty_core.errors import DomainError, IdempotencyConflict, InsufficientPoints, RedeemLimit
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import outbox, programs, tiers
+from loyalty_core.services import outbox, programs, sale_write, tiers
 from loyalty_core.services.identify import CardContext, resolve_scan
 from loyalty_core.services.pricing import build_pricing_input
 from loyalty_core.services.sale_types import (
@@ -30,7 +30,6 @@ from loyalty_core.services.sale_types import (
     SaleIn,
     TierOut,
     TotalsOut,
-    quantity_milli,
 )
 from loyalty_core.tables import Membership, Program, Sale
 
@@ -221,70 +220,27 @@ async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, di
     if existing is not None:
         return _replay(existing, digest)
     priced, version, earning = await _price(sale, card, till, state.active if state else 0, now)
-    sale_id = await _insert_sale(sale, till, card, priced, version, digest, earning)
-    document = None
-    if state is not None and card is not None:
-        if priced.totals.redeemed_points:
-            await ops.spend(state, priced.totals.redeemed_points, now, sale_id=sale_id, reason=f"receipt {sale.receipt_id}")
-        if priced.totals.accrued_points:
-            document = await programs.rules_document(card.program_id, version)
-            settings = document.settings  # type: ignore[attr-defined]
-            activates_at = sale.occurred_at + dt.timedelta(days=settings.pending_days)
-            await ops.accrue(
-                state, priced.totals.accrued_points, now, kind="accrue", source="sale",
-                activates_at=activates_at, expires_at=activates_at + dt.timedelta(days=settings.expiry_days),
-                reason=f"receipt {sale.receipt_id}", sale_id=sale_id,
-            )
-        tier_change = await tiers.recompute_tier(
-            card.membership_id, card.program_id, sale.occurred_at, purchase_at=sale.occurred_at  # type: ignore[arg-type]
-        )
-        await outbox.after_sale(card, priced, state, tier_change, sale_id)
-    response = calculation_out(
-        priced, BalanceAfter(active=state.active, pending=state.pending) if state else None, card
-    )
-    response.sale_id, response.status = sale_id, "confirmed"
-    await Sale.raw("UPDATE sale SET response = {} WHERE id = {}", msgspec.json.encode(response).decode(), sale_id)
-    return response
-
-
-async def _insert_sale(
-    sale: SaleIn, till: Till, card: CardContext | None, priced: PricedBasket, version: int, digest: str, earning: int
-) -> int:
     t = priced.totals
-    rows = await Sale.raw(
-        "INSERT INTO sale (store, till, receipt_id, business_date, occurred_at, card_number, membership, account, channel, "
-        "status, amount, discount, redeemed_points, redeemed_amount, to_pay, accrued_points, rules_version, request_hash, "
-        "response, trace, created_at, earning_spend, returned_earning_spend) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, "
-        "'confirmed', {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, now(), {}, 0) RETURNING id",
-        till.store_id, till.till_id, sale.receipt_id, sale.business_date, sale.occurred_at,
-        card.number if card else None, card.membership_id if card else None, card.account_id if card else None,
-        sale.channel, t.amount, t.discount, t.redeemed_points, t.redeemed_amount, t.to_pay, t.accrued_points,
-        version, digest, "{}",
-        msgspec.json.encode({"applied": priced.applied, "trace": priced.trace, "issued_coupons": priced.issued_coupons}).decode(),
-        earning,
+    taken: list[tuple[int, int]] = []
+    accrual = None
+    if state is not None and card is not None:
+        taken = await ops.plan_spend(state, t.redeemed_points)
+        if t.accrued_points:
+            settings = (await programs.rules_document(card.program_id, version)).settings  # type: ignore[attr-defined]
+            activates_at = sale.occurred_at + dt.timedelta(days=settings.pending_days)
+            accrual = (activates_at <= now, activates_at, activates_at + dt.timedelta(days=settings.expiry_days))
+    after = None
+    if state is not None:
+        active, pending = sale_write.balance_after(state, t.redeemed_points, t.accrued_points if accrual else 0,
+                                                   bool(accrual and accrual[0]))
+        after = BalanceAfter(active=active, pending=pending)
+    response = calculation_out(priced, after, card)
+    response.status = "confirmed"  # the sale id is set by the statement that writes the row
+    response.sale_id = await sale_write.write_confirmed_sale(
+        sale, till.till_id, till.store_id, card, state, priced, version, digest, earning, taken, accrual, response, now
     )
-    sale_id = rows[0]["id"]
-    by_no = {ln.line_no: ln for ln in sale.lines}
-    await Sale.raw(
-        "INSERT INTO sale_line (sale, line_no, sku, quantity_milli, price, amount, discount, redeemed_points, "
-        "redeemed_amount, to_pay, accrued_points, returned_quantity_milli) "
-        "SELECT {}, l.line_no, l.sku, l.q, l.price, l.amount, l.discount, l.rp, l.ra, l.to_pay, l.ap, 0 FROM unnest("
-        "{}::int[], {}::varchar[], {}::bigint[], {}::bigint[], {}::bigint[], {}::bigint[], {}::bigint[], {}::bigint[], "
-        "{}::bigint[], {}::bigint[]) AS l(line_no, sku, q, price, amount, discount, rp, ra, to_pay, ap)",
-        sale_id,
-        [ln.line_no for ln in priced.lines],
-        [by_no[ln.line_no].sku for ln in priced.lines],
-        [quantity_milli(by_no[ln.line_no].quantity) for ln in priced.lines],
-        [by_no[ln.line_no].price for ln in priced.lines],
-        [ln.amount for ln in priced.lines],
-        [ln.discount for ln in priced.lines],
-        [ln.redeemed_points for ln in priced.lines],
-        [ln.redeemed_amount for ln in priced.lines],
-        [ln.to_pay for ln in priced.lines],
-        [ln.accrued_points for ln in priced.lines],
-    )
-    await outbox.use_coupons(priced, card, sale_id)
-    return sale_id
+    await outbox.use_coupons(priced, card, response.sale_id)
+    return response
 
 
 # --- batch ---------------------------------------------------------------------------------
