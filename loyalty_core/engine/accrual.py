@@ -4,13 +4,19 @@ points = to_pay * bp / (10000 * point_value); a multiplier adds another factor o
 all effects share the denominator D = 10000 * 10000 * point_value and stay integers. The
 receipt total is floored once (DESIGN: accrual floors per receipt, not per line), then split
 over rules and lines by largest remainder so the per-line numbers add up exactly.
+
+A source's numerators are two parallel lists (line indexes in receipt order, numerators): a
+stressed basket has a thousand (rule, line) pairs, and lists are what this loop is fastest on.
 """
 
 from __future__ import annotations
 
-from loyalty_core.engine.compiled import CompiledRule, LineInfo
+from collections.abc import Callable
+
+from loyalty_core.engine.compiled import CompiledFilter, LineInfo
 from loyalty_core.engine.effects import (
     CheapestItemBonus,
+    Effect,
     FixedPoints,
     Multiplier,
     PercentPoints,
@@ -19,15 +25,47 @@ from loyalty_core.engine.effects import (
 )
 from loyalty_core.engine.money import BP, split_largest_remainder
 
-LineNums = dict[int, int]  # line index -> numerator over D
+LineNums = tuple[list[int], list[int]]  # (line indexes in receipt order, numerators over D)
 
 
 def denominator(point_value_minor: int) -> int:
     return BP * BP * point_value_minor
 
 
-def percent_nums(bp: int, lines: list[LineInfo], to_pay: list[int]) -> LineNums:
-    return {line.index: to_pay[line.index] * bp * BP for line in lines if to_pay[line.index] > 0}
+class AccrualLines:
+    """Per basket, once the limits are known: the lines each filter picks that earn points, and
+    the indexes of those paid with money. Cached per filter, since many rules share one."""
+
+    def __init__(
+        self,
+        lines_for: Callable[[CompiledFilter | None], list[LineInfo]],
+        accrues: list[bool],
+        to_pay: list[int],
+    ) -> None:
+        self._lines_for, self._accrues, self.to_pay = lines_for, accrues, to_pay
+        self._lines: dict[int, list[LineInfo]] = {}
+        self._paid: dict[int, list[int]] = {}
+
+    def lines(self, lines: CompiledFilter | None) -> list[LineInfo]:
+        key = -1 if lines is None else lines.key
+        found = self._lines.get(key)
+        if found is None:
+            accrues = self._accrues
+            found = self._lines[key] = [line for line in self._lines_for(lines) if accrues[line.index]]
+        return found
+
+    def paid(self, lines: CompiledFilter | None) -> list[int]:
+        key = -1 if lines is None else lines.key
+        found = self._paid.get(key)
+        if found is None:
+            to_pay = self.to_pay
+            found = self._paid[key] = [line.index for line in self.lines(lines) if to_pay[line.index] > 0]
+        return found
+
+
+def percent_nums(bp: int, paid: list[int], to_pay: list[int]) -> LineNums:
+    factor = bp * BP
+    return paid, [to_pay[i] * factor for i in paid]
 
 
 def _whole_points(points: int, lines: list[LineInfo], to_pay: list[int], d: int) -> LineNums:
@@ -36,62 +74,73 @@ def _whole_points(points: int, lines: list[LineInfo], to_pay: list[int], d: int)
     if not any(weights):
         weights = [line.amount for line in lines]
     parts = split_largest_remainder(points, weights)
-    return {line.index: part * d for line, part in zip(lines, parts) if part}
+    picked = [(line.index, part * d) for line, part in zip(lines, parts) if part]
+    return [i for i, _ in picked], [num for _, num in picked]
 
 
 def cap_nums(nums: LineNums, cap: int) -> LineNums:
     """Scale numerators down to `cap` in total (largest remainder keeps it exact)."""
-    if sum(nums.values()) <= cap:
+    idx, values = nums
+    if sum(values) <= cap:
         return nums
-    keys = list(nums)
-    parts = split_largest_remainder(cap, [nums[k] for k in keys])
-    return {k: p for k, p in zip(keys, parts) if p}
+    parts = split_largest_remainder(cap, values)
+    return [i for i, p in zip(idx, parts) if p], [p for p in parts if p]
 
 
 def compute_points(
-    rule: CompiledRule, lines: list[LineInfo], to_pay: list[int], base: LineNums, d: int
+    effect: Effect, lines: CompiledFilter | None, picked: AccrualLines, base: list[int], d: int
 ) -> LineNums:
-    effect = rule.effect
+    """The rule's numerators on the lines it picks; only lines with something (> 0) are kept.
+
+    base: the tier's numerator per line (0 where none), for multipliers."""
+    to_pay = picked.to_pay
     if isinstance(effect, PercentPoints):
-        nums = percent_nums(effect.bp, lines, to_pay)
-    elif isinstance(effect, PointsPerItem):
-        nums = {line.index: effect.points * line.units * d for line in lines}
-    elif isinstance(effect, PointsPerAmount):
-        paid = sum(to_pay[line.index] for line in lines)
-        nums = _whole_points(paid // effect.per_amount * effect.points, lines, to_pay, d)
+        nums = percent_nums(effect.bp, picked.paid(lines), to_pay)
     elif isinstance(effect, Multiplier):
         extra = effect.factor_bp - BP
-        nums = {line.index: base[line.index] // BP * extra for line in lines if base.get(line.index)}
+        idx = [i for i in picked.paid(lines) if base[i]]
+        nums = idx, [base[i] // BP * extra for i in idx]
+    elif isinstance(effect, PointsPerItem):
+        chosen = picked.lines(lines)
+        per_item = effect.points * d
+        nums = [line.index for line in chosen], [per_item * line.units for line in chosen]
+    elif isinstance(effect, PointsPerAmount):
+        chosen = picked.lines(lines)
+        paid = sum(to_pay[line.index] for line in chosen)
+        nums = _whole_points(paid // effect.per_amount * effect.points, chosen, to_pay, d)
     elif isinstance(effect, CheapestItemBonus):
-        paid = [line for line in lines if to_pay[line.index] > 0]
-        if not paid:
-            return {}
-        cheapest = min(paid, key=lambda line: (line.price, line.index))
-        nums = percent_nums(effect.bp, [cheapest], to_pay)
+        paid_lines = [line for line in picked.lines(lines) if to_pay[line.index] > 0]
+        if not paid_lines:
+            return [], []
+        cheapest = min(paid_lines, key=lambda line: (line.price, line.index))
+        nums = percent_nums(effect.bp, [cheapest.index], to_pay)
     elif isinstance(effect, FixedPoints):
-        nums = _whole_points(effect.points, lines, to_pay, d)
+        nums = _whole_points(effect.points, picked.lines(lines), to_pay, d)
     else:
-        return {}
+        return [], []
     max_points = getattr(effect, "max_points", None)
     if max_points is not None:
         nums = cap_nums(nums, max_points * d)
-    return {k: v for k, v in nums.items() if v > 0}
+    idx, values = nums
+    if values and min(values) <= 0:
+        kept = [(i, v) for i, v in zip(idx, values) if v > 0]
+        return [i for i, _ in kept], [v for _, v in kept]
+    return nums
 
 
-def allocate(total: int, rule_nums: list[LineNums], rule_totals: list[int]) -> list[dict[int, int]]:
+def allocate(total: int, rule_nums: list[list[int]], rule_totals: list[int]) -> list[list[int] | None]:
     """Split `total` whole points over rules (by their exact share), then each over its lines.
 
-    Each rule's numerators are keyed in receipt order (its lines come from Run.lines_for), so
-    ties between lines go to the earlier line.
+    Per rule: the points of each of its lines (aligned with its numerators), or None when the
+    rule gets nothing. Numerators are in receipt order, so ties go to the earlier line.
     """
     rule_parts = split_largest_remainder(total, rule_totals)
-    result = []
+    result: list[list[int] | None] = []
     for part, nums in zip(rule_parts, rule_nums):
         if not part:
-            result.append({})
+            result.append(None)
         elif len(nums) == 1:
-            result.append(dict.fromkeys(nums, part))
+            result.append([part])
         else:
-            line_parts = split_largest_remainder(part, list(nums.values()))
-            result.append({k: p for k, p in zip(nums, line_parts) if p})
+            result.append(split_largest_remainder(part, nums))
     return result

@@ -6,7 +6,7 @@ accrual. Points accrue on what is paid with money (to_pay), never on what was pa
 
 from __future__ import annotations
 
-from loyalty_core.engine.accrual import allocate, compute_points, denominator, percent_nums
+from loyalty_core.engine.accrual import AccrualLines, LineNums, allocate, compute_points, denominator, percent_nums
 from loyalty_core.engine.basket import Basket, PricingContext
 from loyalty_core.engine.compiled import CompiledProgram, CompiledRule, LineInfo
 from loyalty_core.engine.errors import RedeemLimitExceeded
@@ -47,26 +47,25 @@ def redeem(
 class _Accrued:
     """One source of points (the tier or a rule) with exact per-line numerators in receipt order."""
 
-    __slots__ = ("group", "code", "name", "kind", "nums", "total", "rule")
+    __slots__ = ("group", "code", "name", "kind", "idx", "nums", "total", "rule")
 
     def __init__(
-        self, group: str, code: str, name: str, kind: str, nums: dict[int, int], rule: CompiledRule | None
+        self, group: str, code: str, name: str, kind: str, nums: LineNums, rule: CompiledRule | None
     ) -> None:
-        self.group, self.code, self.name, self.kind, self.nums, self.rule = group, code, name, kind, nums, rule
-        self.total = sum(nums.values())
+        self.group, self.code, self.name, self.kind, self.rule = group, code, name, kind, rule
+        self.idx, self.nums = nums
+        self.total = sum(self.nums)
 
 
-def _accrual_rules(
-    run: Run, program: CompiledProgram, to_pay: list[int], base: dict[int, int], accrues: list[bool]
-) -> list[_Accrued]:
+def _accrual_rules(run: Run, program: CompiledProgram, picked: AccrualLines, base: list[int]) -> list[_Accrued]:
     d = denominator(program.settings.point_value_minor)
     found: list[_Accrued] = []
     for group in program.stages["accrual"]:
         firing = run.firing_rules(group, "accrual")
         chosen: list[_Accrued] = []
         for rule in firing:
-            nums = compute_points(rule, run.accruing_lines(rule.lines, accrues), to_pay, base, d)
-            if not nums:
+            nums = compute_points(rule.effect, rule.lines, picked, base, d)
+            if not nums[0]:
                 run.note("accrual", group.code, rule.code, False, "no points on these lines")
                 continue
             candidate = _Accrued(group.code, rule.code, rule.name, rule.kind, nums, rule)
@@ -83,9 +82,7 @@ def _accrual_rules(
     return found
 
 
-def _explain_points(
-    run: Run, source: _Accrued, got: dict[int, int], to_pay: list[int], tier_bp: int
-) -> AppliedRule:
+def _explain_points(run: Run, source: _Accrued, got: list[int], to_pay: list[int], tier_bp: int) -> AppliedRule:
     currency, lang, lines = run.currency, run.lang, run.lines
     if source.rule is None:
 
@@ -97,17 +94,16 @@ def _explain_points(
         def sentence(paid: int, units: int, points: int) -> str:
             return points_sentence(source.name, effect, paid, units, points, currency, lang)
 
-    indexes = list(source.nums)  # receipt order
+    indexes = source.idx
     line_nos = [lines[i].line_no for i in indexes]
-    points = [got.get(i, 0) for i in indexes]
     if run.line_explanations:
         details = [
             LineEffect(line_no=n, points=p, explanation=sentence(to_pay[i], lines[i].units, p))
-            for n, p, i in zip(line_nos, points, indexes)
+            for n, p, i in zip(line_nos, got, indexes)
         ]
     else:
-        details = [LineEffect(line_no=n, points=p) for n, p in zip(line_nos, points)]
-    total = sum(points)
+        details = [LineEffect(line_no=n, points=p) for n, p in zip(line_nos, got)]
+    total = sum(got)
     run.note("accrual", source.group, source.code, True, f"{total} points")
     return AppliedRule(
         rule=source.code,
@@ -128,10 +124,15 @@ def accrual_stage(
         run.note("accrual", "", "", False, "no loyalty card: no points")
         return accrued
     tier = program.tiers.get(ctx.member.tier_code or "") or program.default_tier
-    lines = run.accruing_lines(None, limits.accrues)
-    base = percent_nums(tier.accrual_bp, lines, to_pay) if tier else {}
-    sources = [_Accrued("tier", "tier", tier.name, "tier", base, None)] if base else []
-    sources += _accrual_rules(run, program, to_pay, base, limits.accrues)
+    picked = AccrualLines(run.lines_for, limits.accrues, to_pay)
+    base = [0] * len(run.lines)
+    sources = []
+    if tier is not None and picked.paid(None):
+        tier_nums = percent_nums(tier.accrual_bp, picked.paid(None), to_pay)
+        for i, num in zip(*tier_nums):
+            base[i] = num
+        sources.append(_Accrued("tier", "tier", tier.name, "tier", tier_nums, None))
+    sources += _accrual_rules(run, program, picked, base)
     d = denominator(program.settings.point_value_minor)
     totals = [s.total for s in sources]
     total = sum(totals) // d
@@ -145,8 +146,8 @@ def accrual_stage(
             total = room
     shares = allocate(total, [s.nums for s in sources], totals)
     for source, got in zip(sources, shares):
-        if got:
-            for i, points in got.items():
+        if got is not None:
+            for i, points in zip(source.idx, got):
                 accrued[i] += points
             if source.rule is not None:
                 run.use_coupons(source.rule)

@@ -32,7 +32,6 @@ class Run:
         self._valid_coupons = valid_coupons
         self._taking_part = [line for line in lines if not line.excluded]
         self._filter_cache: dict[int, list[LineInfo]] = {}
-        self._accruing_cache: dict[int, list[LineInfo]] = {}
         self._by_category: dict[str, list[LineInfo]] | None = None
         self._by_sku: dict[str, list[LineInfo]] | None = None
 
@@ -48,15 +47,6 @@ class Run:
             facts, match = self.facts, lines.match
             found = [line for line in self._candidates(lines) if match(line, facts)]
             self._filter_cache[lines.key] = found
-        return found
-
-    def accruing_lines(self, lines: CompiledFilter | None, accrues: list[bool]) -> list[LineInfo]:
-        """Lines a filter picks that earn points (the limits stage has run; `accrues` is final)."""
-        key = -1 if lines is None else lines.key
-        found = self._accruing_cache.get(key)
-        if found is None:
-            found = [line for line in self.lines_for(lines) if accrues[line.index]]
-            self._accruing_cache[key] = found
         return found
 
     def _candidates(self, lines: CompiledFilter) -> list[LineInfo]:
