@@ -71,3 +71,4 @@ class PricingContext(msgspec.Struct, frozen=True, kw_only=True):
     member: MemberInfo | None = None  # None = no card
     balance_active: int = 0  # points the member can spend now
     accrued_today: int = 0  # points already accrued today, for per-day limits
+    lang: str = "en"  # explanations' language: "ru" or "en" (the program's or the store's); price(lang=) overrides

@@ -13,10 +13,11 @@ import msgspec
 
 from loyalty_core.engine.conditions import Facts, compile_condition
 from loyalty_core.engine.effects import Bogo, Effect, SetPrice, effect_kind
+from loyalty_core.engine.language import Reason
 from loyalty_core.engine.program import STAGE_ORDER, ProgramRules, ProgramSettings, Rule, RuleGroup, TierDef
 from loyalty_core.engine.targeting import LineFilter, Schedule, Targeting
 
-Gate = Callable[[Facts], "str | None"]  # None = passes, else the reason it does not
+Gate = Callable[[Facts], "Reason | None"]  # None = passes, else the reason it does not (language.py)
 
 
 class LineInfo(msgspec.Struct, kw_only=True):
@@ -82,35 +83,38 @@ class CompiledProgram(msgspec.Struct, frozen=True, kw_only=True):
     source: ProgramRules
 
 
+WEEKDAY, MONTH_DAY, HOURS = ("weekday",), ("month_day",), ("hours",)
+
+
 def _schedule_gate(schedule: Schedule) -> Gate | None:
     valid_from, valid_to = schedule.valid_from, schedule.valid_to
     weekdays, month_days = frozenset(schedule.weekdays), frozenset(schedule.month_days)
     hours = [(h.start * 60, h.end * 60) for h in schedule.hours]
 
-    def gate(facts: Facts) -> str | None:
+    def gate(facts: Facts) -> Reason | None:
         today = facts["time.date"]
         if valid_from is not None and today < valid_from:
-            return f"starts on {valid_from.isoformat()}"
+            return ("starts_on", valid_from)
         if valid_to is not None and today > valid_to:
-            return f"ended on {valid_to.isoformat()}"
+            return ("ended_on", valid_to)
         if weekdays and facts["time.weekday"] not in weekdays:
-            return "not on this day of the week"
+            return WEEKDAY
         if month_days and facts["time.day"] not in month_days:
-            return "not on this day of the month"
+            return MONTH_DAY
         if hours:
             minute = facts["time.hour"] * 60 + facts["time.minute"]
             if not any(start <= minute < end for start, end in hours):
-                return "outside its hours"
+                return HOURS
         return None
 
     return gate
 
 
-def _set_gate(fact: str, allowed: list[str], what: str) -> Gate | None:
+def _set_gate(fact: str, allowed: list[str], reason: Reason) -> Gate | None:
     if not allowed:
         return None
     values = frozenset(allowed)
-    return lambda facts: None if facts.get(fact) in values else f"{what} not targeted"
+    return lambda facts: None if facts.get(fact) in values else reason
 
 
 def _targeting_gates(target: Targeting) -> list[Gate]:
@@ -118,26 +122,26 @@ def _targeting_gates(target: Targeting) -> list[Gate]:
     if target.members_only or target.registered_only or target.tiers or target.segments:
         registered = target.registered_only
 
-        def member_gate(facts: Facts) -> str | None:
+        def member_gate(facts: Facts) -> Reason | None:
             if "member.registered" not in facts:
-                return "no loyalty card"
+                return ("no_card",)
             if registered and not facts["member.registered"]:
-                return "card not registered"
+                return ("card_not_registered",)
             return None
 
         gates.append(member_gate)
-    gates.append(_set_gate("member.tier", target.tiers, "tier"))
-    gates.append(_set_gate("store.code", target.stores, "store"))
-    gates.append(_set_gate("store.region", target.regions, "region"))
-    gates.append(_set_gate("store.format", target.formats, "store format"))
-    gates.append(_set_gate("channel", target.channels, "channel"))
+    gates.append(_set_gate("member.tier", target.tiers, ("tier",)))
+    gates.append(_set_gate("store.code", target.stores, ("store",)))
+    gates.append(_set_gate("store.region", target.regions, ("region",)))
+    gates.append(_set_gate("store.format", target.formats, ("store_format",)))
+    gates.append(_set_gate("channel", target.channels, ("channel",)))
     if target.segments:
         wanted = frozenset(target.segments)
-        gates.append(lambda facts: None if wanted & facts["member.segments"] else "segment not targeted")
+        gates.append(lambda facts: None if wanted & facts["member.segments"] else ("segment",))
     if target.exclude_segments:
         banned = frozenset(target.exclude_segments)
         gates.append(
-            lambda facts: "segment excluded" if banned & facts.get("member.segments", frozenset()) else None
+            lambda facts: ("segment_excluded",) if banned & facts.get("member.segments", frozenset()) else None
         )
     if target.store_attributes:
         wanted_attrs = dict(target.store_attributes)
@@ -145,13 +149,13 @@ def _targeting_gates(target: Targeting) -> list[Gate]:
             lambda facts: (
                 None
                 if all(facts.get(f"store.attr.{k}") == v for k, v in wanted_attrs.items())
-                else "store attributes do not match"
+                else ("store_attributes",)
             )
         )
     if target.payment_types:
         paid_with = frozenset(target.payment_types)
         gates.append(
-            lambda facts: None if paid_with & facts["basket.payment_types"] else "payment method not targeted"
+            lambda facts: None if paid_with & facts["basket.payment_types"] else ("payment",)
         )
     if target.coupon_series or target.coupon_codes:
         series, codes = frozenset(target.coupon_series), frozenset(target.coupon_codes)
@@ -159,15 +163,15 @@ def _targeting_gates(target: Targeting) -> list[Gate]:
             lambda facts: (
                 None
                 if series & facts["basket.coupon_series"] or codes & facts["basket.coupon_codes"]
-                else "no valid coupon for it"
+                else ("no_coupon",)
             )
         )
     if target.birthday_window_days is not None:
         window = target.birthday_window_days
 
-        def birthday_gate(facts: Facts) -> str | None:
+        def birthday_gate(facts: Facts) -> Reason | None:
             days = facts.get("member.days_to_birthday")
-            return None if days is not None and days <= window else "not the member's birthday"
+            return None if days is not None and days <= window else ("birthday",)
 
         gates.append(birthday_gate)
     return [g for g in gates if g is not None]
@@ -183,13 +187,13 @@ def _gate(schedule: Schedule | None, target: Targeting | None, condition: Any) -
         gates.extend(_targeting_gates(target))
     predicate = compile_condition(condition)
     if predicate is not None:
-        gates.append(lambda facts: None if predicate(facts) else "condition not met")
+        gates.append(lambda facts: None if predicate(facts) else ("condition",))
     if not gates:
         return lambda facts: None
     if len(gates) == 1:
         return gates[0]
 
-    def all_gates(facts: Facts) -> str | None:
+    def all_gates(facts: Facts) -> Reason | None:
         for gate in gates:
             reason = gate(facts)
             if reason is not None:

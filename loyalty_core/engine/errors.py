@@ -18,6 +18,7 @@ class RuleValidationError(EngineError):
 class RedeemLimitExceeded(EngineError):
     """More points asked than this receipt may be paid with (problem type `redeem-limit`)."""
 
-    def __init__(self, max_redeem_points: int) -> None:
-        super().__init__(f"at most {max_redeem_points} points can be spent on this receipt")
+    def __init__(self, max_redeem_points: int, message: str | None = None) -> None:
+        # message: in the run's language (price() passes it); English if not given
+        super().__init__(message or f"at most {max_redeem_points} points can be spent on this receipt")
         self.max_redeem_points = max_redeem_points

@@ -16,7 +16,9 @@ import msgspec
 from loyalty_core.engine.basket import Basket, PricingContext
 from loyalty_core.engine.compiled import CompiledProgram
 from loyalty_core.engine.effects import EventBonus
+from loyalty_core.engine.explain import event_award, referral_award
 from loyalty_core.engine.facts import basket_facts, line_infos
+from loyalty_core.engine.language import words_for
 from loyalty_core.engine.result import EventAward
 from loyalty_core.engine.run import Run
 
@@ -27,18 +29,16 @@ class MemberEvent(msgspec.Struct, frozen=True, kw_only=True):
     days_inactive: int | None = None  # for "inactive": how long since the last purchase
 
 
-def evaluate_event(event: MemberEvent, ctx: PricingContext, program: CompiledProgram) -> list[EventAward]:
-    """Awards for one event. ctx.member is the member the event is about (required)."""
+def evaluate_event(
+    event: MemberEvent, ctx: PricingContext, program: CompiledProgram, *, lang: str | None = None
+) -> list[EventAward]:
+    """Awards for one event. ctx.member is the member the event is about (required).
+    Explanations are in `lang` if given, else in ctx.lang (as in price())."""
     member = ctx.member
     if member is None:
         return []
-    run = Run(
-        [],
-        basket_facts(Basket(lines=[]), ctx, program, line_infos(Basket(lines=[]), program)),
-        program.settings.currency,
-        "en",
-        [],
-    )
+    words = words_for(lang or ctx.lang, program.settings.currency)
+    run = Run([], basket_facts(Basket(lines=[]), ctx, program, line_infos(Basket(lines=[]), program)), words, [])
     run.facts["event.days_inactive"] = event.days_inactive
     awards: list[EventAward] = []
     for group in program.stages["event"]:
@@ -62,7 +62,7 @@ def evaluate_event(event: MemberEvent, ctx: PricingContext, program: CompiledPro
                         points=effect.points,
                         rule=rule.code,
                         name=rule.name,
-                        explanation=f"{rule.name}: {effect.points} points",
+                        explanation=event_award(rule.name, effect.points, words),
                         issue_coupon=effect.issue_coupon,
                     )
                 )
@@ -73,7 +73,7 @@ def evaluate_event(event: MemberEvent, ctx: PricingContext, program: CompiledPro
                         points=effect.referrer_points,
                         rule=rule.code,
                         name=rule.name,
-                        explanation=f"{rule.name}: {effect.referrer_points} points for bringing a friend",
+                        explanation=referral_award(rule.name, effect.referrer_points, words),
                     )
                 )
     return awards

@@ -1,14 +1,16 @@
-"""Sentences a cashier or a shopper understands: "Gold tier: 7% on 1 250.00 RUB = 87 points".
+"""Sentences a cashier or a shopper understands, in the run's language:
+"Gold tier: 7% on 1 250.00 RUB = 87 points", "Золотой уровень: 7% от 1 250,00 ₽ = 87 баллов".
 
-The same function makes the receipt-level sentence (totals) and the per-line one (the line's
-share), so both read alike. English only for now; `lang` is accepted for the day we add more.
+Each rule gets an explainer once per receipt, with the parts that do not depend on a line
+already written; the receipt-level sentence (totals) and the per-line ones (the line's share)
+then come from the same function, so both read alike and a line costs one short f-string.
+Rule and tier names are the operator's own, in whatever language they wrote them.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
 
-from loyalty_core.engine import money
 from loyalty_core.engine.effects import (
     AmountDiscount,
     Bogo,
@@ -26,11 +28,10 @@ from loyalty_core.engine.effects import (
     SetPrice,
     ThresholdDiscount,
 )
+from loyalty_core.engine.language import Words
 
-# A receipt formats the same line amounts and rates for many rules: memoise the formatting.
-format_money = lru_cache(maxsize=4096)(money.format_money)
-format_bp = lru_cache(maxsize=1024)(money.format_bp)
-format_factor = lru_cache(maxsize=256)(money.format_factor)
+DiscountExplainer = Callable[[int, int], str]  # (what the lines cost before, what it took off)
+PointsExplainer = Callable[[int, int, int], str]  # (paid with money, pieces, points)
 
 
 def _ordinal(n: int) -> str:
@@ -38,57 +39,126 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _points(n: int) -> str:
-    return f"{n} point" if n == 1 else f"{n} points"
-
-
-def discount_sentence(
-    name: str, effect: Effect, base: int, discount: int, currency: str, lang: str = "en"
-) -> str:
-    """base: what the lines cost before this discount; discount: what it took off."""
-    off = f"-{format_money(discount, currency)}"
-    on = format_money(base, currency)
+def _discount_head(name: str, effect: Effect, w: Words) -> tuple[str | None, bool]:
+    """The sentence up to the amounts (None: an effect with no words of its own), and whether
+    it goes on with "<base> = -<off>" (else ", -<off>")."""
+    ru = w.lang == "ru"
     if isinstance(effect, PercentDiscount):
-        return f"{name}: {format_bp(effect.bp)} off {on} = {off}"
+        return (
+            f"{name}: скидка {w.percent(effect.bp)} от " if ru else f"{name}: {w.percent(effect.bp)} off "
+        ), True
     if isinstance(effect, ThresholdDiscount):
-        return f"{name}: receipt discount on {on} = {off}"
+        return (f"{name}: скидка от суммы покупки " if ru else f"{name}: receipt discount on "), True
     if isinstance(effect, AmountDiscount):
-        return f"{name}: {format_money(effect.amount, currency)} off the receipt, on {on} = {off}"
+        amount = w.money(effect.amount)
+        return (
+            f"{name}: скидка {amount} на чек, от " if ru else f"{name}: {amount} off the receipt, on "
+        ), True
     if isinstance(effect, LadderDiscount):
-        steps = ", ".join(format_bp(bp) for bp in effect.steps_bp)
-        return f"{name}: discount by item position ({steps}) on {on} = {off}"
+        steps = ("; " if ru else ", ").join(w.percent(bp) for bp in effect.steps_bp)
+        if ru:
+            return f"{name}: скидка по порядку товара ({steps}) от ", True
+        return f"{name}: discount by item position ({steps}) on ", True
     if isinstance(effect, NthItemFree):
-        return f"{name}: every {_ordinal(effect.n)} item free, {off}"
+        return (
+            f"{name}: каждый {effect.n}-й товар бесплатно"
+            if ru
+            else f"{name}: every {_ordinal(effect.n)} item free"
+        ), False
     if isinstance(effect, MForN):
-        return f"{name}: {effect.m} for the price of {effect.n}, {off}"
+        return (
+            f"{name}: {effect.m} по цене {effect.n}"
+            if ru
+            else f"{name}: {effect.m} for the price of {effect.n}"
+        ), False
     if isinstance(effect, Bogo):
-        gift = "free" if effect.get_bp >= 10_000 else f"{format_bp(effect.get_bp)} off"
-        return f"{name}: buy {effect.buy_quantity}, get {effect.get_quantity} {gift}, {off}"
+        if ru:
+            gift = "бесплатно" if effect.get_bp >= 10_000 else f"со скидкой {w.percent(effect.get_bp)}"
+            return f"{name}: купи {effect.buy_quantity}, получи {effect.get_quantity} {gift}", False
+        gift = "free" if effect.get_bp >= 10_000 else f"{w.percent(effect.get_bp)} off"
+        return f"{name}: buy {effect.buy_quantity}, get {effect.get_quantity} {gift}", False
     if isinstance(effect, SetPrice):
-        return f"{name}: set for {format_money(effect.price, currency)}, {off}"
-    return f"{name}: {off}"
+        return (
+            f"{name}: комплект за {w.money(effect.price)}"
+            if ru
+            else f"{name}: set for {w.money(effect.price)}"
+        ), False
+    return None, False
 
 
-def tier_sentence(tier_name: str, bp: int, paid: int, points: int, currency: str, lang: str = "en") -> str:
-    return f"{tier_name} tier: {format_bp(bp)} on {format_money(paid, currency)} = {_points(points)}"
+def discount_explainer(name: str, effect: Effect, w: Words) -> DiscountExplainer:
+    head, with_base = _discount_head(name, effect, w)
+    money = w.money
+    if with_base:
+        return lambda base, discount: f"{head}{money(base)} = -{money(discount)}"
+    if head is None:
+        return lambda base, discount: f"{name}: -{money(discount)}"
+    return lambda base, discount: f"{head}, -{money(discount)}"
 
 
-def points_sentence(
-    name: str, effect: Effect, paid: int, units: int, points: int, currency: str, lang: str = "en"
-) -> str:
+def tier_explainer(tier_name: str, bp: int, w: Words) -> PointsExplainer:
+    money, points = w.money, w.points
+    head = (
+        f"{tier_name} уровень: {w.percent(bp)} от "
+        if w.lang == "ru"
+        else f"{tier_name} tier: {w.percent(bp)} on "
+    )
+    return lambda paid, units, got: f"{head}{money(paid)} = {points(got)}"
+
+
+def points_explainer(name: str, effect: Effect, w: Words) -> PointsExplainer:
     """paid: what the lines are paid with money; units: pieces on them."""
-    got = _points(points)
-    if isinstance(effect, PercentPoints):
-        return f"{name}: {format_bp(effect.bp)} on {format_money(paid, currency)} = {got}"
+    ru, money, points = w.lang == "ru", w.money, w.points
+    if isinstance(effect, PercentPoints | CheapestItemBonus):
+        rate = w.percent(effect.bp)
+        if isinstance(effect, PercentPoints):
+            head = f"{name}: {rate} от " if ru else f"{name}: {rate} on "
+        else:
+            head = f"{name}: самый дешёвый товар +{rate} от " if ru else f"{name}: cheapest item +{rate} on "
+        return lambda paid, units, got: f"{head}{money(paid)} = {points(got)}"
     if isinstance(effect, PointsPerItem):
-        return f"{name}: {_points(effect.points)} x {units} pcs = {got}"
+        head = f"{name}: {points(effect.points)} × " if ru else f"{name}: {points(effect.points)} x "
+        pcs = " шт. = " if ru else " pcs = "
+        return lambda paid, units, got: f"{head}{units}{pcs}{points(got)}"
     if isinstance(effect, PointsPerAmount):
-        each = format_money(effect.per_amount, currency)
-        return f"{name}: {_points(effect.points)} for each {each} of {format_money(paid, currency)} = {got}"
+        each = money(effect.per_amount)
+        head = (
+            f"{name}: {points(effect.points)} за каждые {each} из "
+            if ru
+            else (f"{name}: {points(effect.points)} for each {each} of ")
+        )
+        return lambda paid, units, got: f"{head}{money(paid)} = {points(got)}"
     if isinstance(effect, Multiplier):
-        return f"{name}: tier points {format_factor(effect.factor_bp)} = +{got}"
-    if isinstance(effect, CheapestItemBonus):
-        return f"{name}: cheapest item +{format_bp(effect.bp)} on {format_money(paid, currency)} = {got}"
+        head = (
+            f"{name}: баллы уровня {w.factor(effect.factor_bp)} = +"
+            if ru
+            else (f"{name}: tier points {w.factor(effect.factor_bp)} = +")
+        )
+        return lambda paid, units, got: f"{head}{points(got)}"
     if isinstance(effect, FixedPoints):
-        return f"{name}: bonus {got}"
-    return f"{name}: {got}"
+        head = f"{name}: бонус " if ru else f"{name}: bonus "
+        return lambda paid, units, got: f"{head}{points(got)}"
+    return lambda paid, units, got: f"{name}: {points(got)}"
+
+
+def coupon_issued(name: str, series: str, w: Words) -> str:
+    if w.lang == "ru":
+        return f"{name}: вы получаете купон ({series})"
+    return f"{name}: you get a coupon ({series})"
+
+
+def event_award(name: str, points: int, w: Words) -> str:
+    # English has always printed "1 points" here; stored awards keep their wording.
+    return f"{name}: {w.points(points)}" if w.lang == "ru" else f"{name}: {points} points"
+
+
+def referral_award(name: str, points: int, w: Words) -> str:
+    if w.lang == "ru":
+        return f"{name}: {w.points(points)} за приглашённого друга"
+    return f"{name}: {points} points for bringing a friend"
+
+
+def redeem_limit(max_points: int, w: Words) -> str:
+    if w.lang == "ru":
+        return f"на этот чек можно списать максимум {w.points(max_points)}"
+    return f"at most {max_points} points can be spent on this receipt"

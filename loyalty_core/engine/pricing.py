@@ -6,12 +6,20 @@ accrual. Points accrue on what is paid with money (to_pay), never on what was pa
 
 from __future__ import annotations
 
-from loyalty_core.engine.accrual import AccrualLines, LineNums, allocate, compute_points, denominator, percent_nums
+from loyalty_core.engine.accrual import (
+    AccrualLines,
+    LineNums,
+    allocate,
+    compute_points,
+    denominator,
+    percent_nums,
+)
 from loyalty_core.engine.basket import Basket, PricingContext
 from loyalty_core.engine.compiled import CompiledProgram, CompiledRule, LineInfo
 from loyalty_core.engine.errors import RedeemLimitExceeded
-from loyalty_core.engine.explain import points_sentence, tier_sentence
+from loyalty_core.engine.explain import points_explainer, redeem_limit, tier_explainer
 from loyalty_core.engine.facts import basket_facts, line_infos
+from loyalty_core.engine.language import words_for
 from loyalty_core.engine.money import BP, split_capped, split_largest_remainder
 from loyalty_core.engine.result import (
     AppliedRule,
@@ -44,10 +52,13 @@ def redeem(
     return money, split_largest_remainder(points, money)
 
 
+NO_POINTS = ("no_points",)
+
+
 class _Accrued:
     """One source of points (the tier or a rule) with exact per-line numerators in receipt order."""
 
-    __slots__ = ("group", "code", "name", "kind", "idx", "nums", "total", "rule")
+    __slots__ = ("code", "group", "idx", "kind", "name", "nums", "rule", "total")
 
     def __init__(
         self, group: str, code: str, name: str, kind: str, nums: LineNums, rule: CompiledRule | None
@@ -66,33 +77,26 @@ def _accrual_rules(run: Run, program: CompiledProgram, picked: AccrualLines, bas
         for rule in firing:
             nums = compute_points(rule.effect, rule.lines, picked, base, d)
             if not nums[0]:
-                run.note("accrual", group.code, rule.code, False, "no points on these lines")
+                run.note("accrual", group.code, rule.code, False, NO_POINTS)
                 continue
             candidate = _Accrued(group.code, rule.code, rule.name, rule.kind, nums, rule)
             if group.mode == "stack" or not chosen:
                 chosen.append(candidate)
             elif group.mode == "best" and candidate.total > chosen[0].total:
-                run.note("accrual", group.code, chosen[0].code, False, f"displaced: {rule.code} gives more")
+                run.note("accrual", group.code, chosen[0].code, False, ("displaced_gives_more", rule.code))
                 chosen = [candidate]
             else:
-                run.note(
-                    "accrual", group.code, rule.code, False, f"displaced by {chosen[0].code} ({group.mode})"
-                )
+                run.note("accrual", group.code, rule.code, False, ("displaced_by", chosen[0].code, group.mode))
         found.extend(chosen)
     return found
 
 
 def _explain_points(run: Run, source: _Accrued, got: list[int], to_pay: list[int], tier_bp: int) -> AppliedRule:
-    currency, lang, lines = run.currency, run.lang, run.lines
+    lines = run.lines
     if source.rule is None:
-
-        def sentence(paid: int, units: int, points: int) -> str:
-            return tier_sentence(source.name, tier_bp, paid, points, currency, lang)
+        sentence = tier_explainer(source.name, tier_bp, run.words)
     else:
-        effect = source.rule.effect
-
-        def sentence(paid: int, units: int, points: int) -> str:
-            return points_sentence(source.name, effect, paid, units, points, currency, lang)
+        sentence = points_explainer(source.name, source.rule.effect, run.words)
 
     indexes = source.idx
     line_nos = [lines[i].line_no for i in indexes]
@@ -104,7 +108,7 @@ def _explain_points(run: Run, source: _Accrued, got: list[int], to_pay: list[int
     else:
         details = [LineEffect(line_no=n, points=p) for n, p in zip(line_nos, got)]
     total = sum(got)
-    run.note("accrual", source.group, source.code, True, f"{total} points")
+    run.note("accrual", source.group, source.code, True, ("accrued", total))
     return AppliedRule(
         rule=source.code,
         name=source.name,
@@ -121,7 +125,7 @@ def accrual_stage(
 ) -> list[int]:
     accrued = [0] * len(run.lines)
     if ctx.member is None:
-        run.note("accrual", "", "", False, "no loyalty card: no points")
+        run.note("accrual", "", "", False, ("no_card_no_points",))
         return accrued
     tier = program.tiers.get(ctx.member.tier_code or "") or program.default_tier
     picked = AccrualLines(run.lines_for, limits.accrues, to_pay)
@@ -137,12 +141,12 @@ def accrual_stage(
     totals = [s.total for s in sources]
     total = sum(totals) // d
     if limits.per_receipt is not None and total > limits.per_receipt:
-        run.note("accrual", "", "limit", True, f"capped at {limits.per_receipt} points per receipt")
+        run.note("accrual", "", "limit", True, ("cap_receipt", limits.per_receipt))
         total = limits.per_receipt
     if limits.per_day is not None:
         room = max(0, limits.per_day - ctx.accrued_today)
         if total > room:
-            run.note("accrual", "", "limit", True, f"capped at {room} points left for today")
+            run.note("accrual", "", "limit", True, ("cap_day", room))
             total = room
     shares = allocate(total, [s.nums for s in sources], totals)
     for source, got in zip(sources, shares):
@@ -159,17 +163,13 @@ def _coupon_results(basket: Basket, run: Run) -> list[CouponResult]:
     results = []
     for coupon in basket.coupons:
         if not coupon.valid:
-            results.append(
-                CouponResult(code=coupon.code, status="rejected", reason=coupon.reason or "invalid")
-            )
+            reason = coupon.reason or run.words.reason(("invalid_coupon",))
+            results.append(CouponResult(code=coupon.code, status="rejected", reason=reason))
         elif coupon.code in run.used_coupons:
             results.append(CouponResult(code=coupon.code, status="applied"))
         else:
-            results.append(
-                CouponResult(
-                    code=coupon.code, status="rejected", reason="no promotion applies to this basket"
-                )
-            )
+            reason = run.words.reason(("no_promotion",))
+            results.append(CouponResult(code=coupon.code, status="rejected", reason=reason))
     return results
 
 
@@ -178,10 +178,13 @@ def price(
     ctx: PricingContext,
     program: CompiledProgram,
     *,
-    lang: str = "en",
+    lang: str | None = None,
     line_explanations: bool = True,
 ) -> PricedBasket:
     """Price one basket. Raises RedeemLimitExceeded if more points are asked than allowed.
+
+    Explanations, trace reasons and coupon reasons are written in `lang` if given, else in
+    ctx.lang ("ru" or "en"; "ru-RU" counts as "ru"; a language the engine does not speak as "en").
 
     line_explanations=False leaves the per-line sentences empty (the numbers stay): a till's
     calculate may skip them for speed; simulate and confirm keep them for the stored trace.
@@ -191,18 +194,16 @@ def price(
     lines: list[LineInfo] = line_infos(basket, program)
     facts = basket_facts(basket, ctx, program, lines)
     valid_coupons = [c for c in basket.coupons if c.valid]
-    run = Run(lines, facts, program.settings.currency, lang, valid_coupons, line_explanations)
-    excluded = [str(line.line_no) for line in lines if line.excluded]
+    words = words_for(lang or ctx.lang, program.settings.currency)
+    run = Run(lines, facts, words, valid_coupons, line_explanations)
+    excluded = tuple(line.line_no for line in lines if line.excluded)
     if excluded:
-        reason = (
-            f"line(s) {', '.join(excluded)}: excluded goods, no discount, no points, no payment with points"
-        )
-        run.note("discount", "", "excluded-goods", False, reason)
+        run.note("discount", "", "excluded-goods", False, ("excluded_lines", excluded))
     remaining = discount_stage(run, program)
     limits = limits_stage(run, program)
     most = max_redeem_points(ctx, program, remaining, limits)
     if basket.redeem_points > most:
-        raise RedeemLimitExceeded(most)
+        raise RedeemLimitExceeded(most, redeem_limit(most, words))
     redeemed_money, redeemed_points = redeem(
         basket.redeem_points, program.settings.point_value_minor, remaining, limits
     )

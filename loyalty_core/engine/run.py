@@ -5,6 +5,8 @@ from __future__ import annotations
 from loyalty_core.engine.compiled import CompiledFilter, CompiledGroup, CompiledRule, LineInfo
 from loyalty_core.engine.conditions import Facts
 from loyalty_core.engine.effects import IssueCoupon
+from loyalty_core.engine.explain import coupon_issued
+from loyalty_core.engine.language import Reason, Words
 from loyalty_core.engine.result import AppliedRule, TraceEntry
 
 
@@ -15,16 +17,14 @@ class Run:
         self,
         lines: list[LineInfo],
         facts: Facts,
-        currency: str,
-        lang: str,
+        words: Words,
         valid_coupons: list,
         line_explanations: bool = True,
     ) -> None:
         self.lines = lines
         self.line_explanations = line_explanations
         self.facts = facts
-        self.currency = currency
-        self.lang = lang
+        self.words = words  # the run's language and currency
         self.trace: list[TraceEntry] = []
         self.applied: list[AppliedRule] = []
         self.issued: list[str] = []
@@ -35,8 +35,10 @@ class Run:
         self._by_category: dict[str, list[LineInfo]] | None = None
         self._by_sku: dict[str, list[LineInfo]] | None = None
 
-    def note(self, stage: str, group: str, rule: str, fired: bool, reason: str) -> None:
-        self.trace.append(TraceEntry(stage=stage, group=group, rule=rule, fired=fired, reason=reason))
+    def note(self, stage: str, group: str, rule: str, fired: bool, reason: Reason) -> None:
+        self.trace.append(
+            TraceEntry(stage=stage, group=group, rule=rule, fired=fired, reason=self.words.reason(reason))
+        )
 
     def lines_for(self, lines: CompiledFilter | None) -> list[LineInfo]:
         """Lines a filter picks among those taking part in loyalty (excluded goods never)."""
@@ -91,7 +93,7 @@ class Run:
         reason = group.gate(self.facts)
         if reason is not None:
             for rule in group.rules:
-                self.note(stage, group.code, rule.code, False, f"group: {reason}")
+                self.note(stage, group.code, rule.code, False, ("group", reason))
             return []
         firing = []
         for rule in group.rules:
@@ -101,16 +103,14 @@ class Run:
             elif isinstance(rule.effect, IssueCoupon):
                 self.issued.append(rule.effect.series)
                 self.use_coupons(rule)
-                self.note(
-                    stage, group.code, rule.code, True, f"issues a coupon of series {rule.effect.series}"
-                )
+                self.note(stage, group.code, rule.code, True, ("issues_coupon", rule.effect.series))
                 self.applied.append(
                     AppliedRule(
                         rule=rule.code,
                         name=rule.name,
                         effect=rule.kind,
                         lines=[],
-                        explanation=f"{rule.name}: you get a coupon ({rule.effect.series})",
+                        explanation=coupon_issued(rule.name, rule.effect.series, self.words),
                     )
                 )
             else:

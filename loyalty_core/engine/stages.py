@@ -13,11 +13,12 @@ import msgspec
 from loyalty_core.engine.compiled import CompiledGroup, CompiledProgram, CompiledRule
 from loyalty_core.engine.discounts import LineAmounts, compute_discount
 from loyalty_core.engine.effects import AccrualCap, NoAccrual, NoRedeem, RedeemShare
-from loyalty_core.engine.explain import discount_sentence
+from loyalty_core.engine.explain import discount_explainer
 from loyalty_core.engine.result import AppliedRule, LineEffect
 from loyalty_core.engine.run import Run
 
 STAGE = "discount"
+NOTHING = ("nothing_to_discount",)
 
 
 def _record_discount(
@@ -26,28 +27,27 @@ def _record_discount(
     run.use_coupons(rule)
     total = sum(got.values())
     considered = sum(base[i] for i in got)
-    details = [
-        LineEffect(
-            line_no=run.lines[i].line_no,
-            discount=d,
-            explanation=discount_sentence(rule.name, rule.effect, base[i], d, run.currency, run.lang)
-            if run.line_explanations
-            else "",
-        )
-        for i, d in sorted(got.items())
-    ]
+    explain = discount_explainer(rule.name, rule.effect, run.words)
+    lines = run.lines
+    if run.line_explanations:
+        details = [
+            LineEffect(line_no=lines[i].line_no, discount=d, explanation=explain(base[i], d))
+            for i, d in sorted(got.items())
+        ]
+    else:
+        details = [LineEffect(line_no=lines[i].line_no, discount=d) for i, d in sorted(got.items())]
     run.applied.append(
         AppliedRule(
             rule=rule.code,
             name=rule.name,
             effect=rule.kind,
             lines=[d.line_no for d in details],
-            explanation=discount_sentence(rule.name, rule.effect, considered, total, run.currency, run.lang),
+            explanation=explain(considered, total),
             discount=total,
             details=details,
         )
     )
-    run.note(STAGE, group.code, rule.code, True, f"took {total} off {len(got)} line(s)")
+    run.note(STAGE, group.code, rule.code, True, ("took", total, len(got)))
 
 
 def _compute(run: Run, rule: CompiledRule, base: list[int]) -> LineAmounts:
@@ -73,7 +73,7 @@ def _run_group(run: Run, group: CompiledGroup, remaining: list[int]) -> None:
             if got:
                 _record_discount(run, group, rule, got, before)
             else:
-                run.note(STAGE, group.code, rule.code, False, "nothing to discount")
+                run.note(STAGE, group.code, rule.code, False, NOTHING)
         return
     # first / best: candidates computed on the same amounts, one of them applied.
     chosen: tuple[CompiledRule, LineAmounts] | None = None
@@ -81,13 +81,13 @@ def _run_group(run: Run, group: CompiledGroup, remaining: list[int]) -> None:
         got = _compute(run, rule, remaining)
         total = sum(got.values())
         if not total:
-            run.note(STAGE, group.code, rule.code, False, "nothing to discount")
+            run.note(STAGE, group.code, rule.code, False, NOTHING)
         elif chosen is None or (group.mode == "best" and total > sum(chosen[1].values())):
             if chosen is not None:
-                run.note(STAGE, group.code, chosen[0].code, False, f"displaced: {rule.code} gives more")
+                run.note(STAGE, group.code, chosen[0].code, False, ("displaced_gives_more", rule.code))
             chosen = (rule, got)
         else:
-            run.note(STAGE, group.code, rule.code, False, f"displaced by {chosen[0].code} ({group.mode})")
+            run.note(STAGE, group.code, rule.code, False, ("displaced_by", chosen[0].code, group.mode))
     if chosen is not None:
         before = {i: remaining[i] for i in chosen[1]}
         _record_discount(run, group, chosen[0], _apply(chosen[1], remaining), before)
@@ -150,7 +150,8 @@ def limits_stage(run: Run, program: CompiledProgram) -> Limits:
                 limits.per_receipt = _min_cap(limits.per_receipt, effect.per_receipt, best)
                 limits.per_day = _min_cap(limits.per_day, effect.per_day, best)
             run.use_coupons(rule)
-            run.note("limits", group.code, rule.code, True, f"{rule.kind} on {len(touched)} line(s)")
+            share = effect.max_share_bp if isinstance(effect, RedeemShare) else None
+            run.note("limits", group.code, rule.code, True, ("limit", rule.kind, len(touched), share))
         for rule in firing[1:] if group.mode == "first" else []:
-            run.note("limits", group.code, rule.code, False, f"displaced by {firing[0].code} (first)")
+            run.note("limits", group.code, rule.code, False, ("displaced_by", firing[0].code, "first"))
     return limits

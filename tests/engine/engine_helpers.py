@@ -85,6 +85,7 @@ def context(
     store: StoreInfo | None = None,
     channel: str = "store",
     accrued_today: int = 0,
+    lang: str = "en",
 ) -> PricingContext:
     return PricingContext(
         now=now,
@@ -93,6 +94,7 @@ def context(
         member=shopper,
         balance_active=balance,
         accrued_today=accrued_today,
+        lang=lang,
     )
 
 

@@ -15,9 +15,12 @@ from loyalty_core.engine import (
     BasketLine,
     Bogo,
     CheapestItemBonus,
+    CouponInput,
+    EventBonus,
     FixedPoints,
     LadderDiscount,
     LineFilter,
+    MemberEvent,
     MForN,
     Multiplier,
     NthItemFree,
@@ -30,15 +33,25 @@ from loyalty_core.engine import (
     RuleValidationError,
     SetComponent,
     SetPrice,
+    Targeting,
     ThresholdDiscount,
     ThresholdStep,
     compile_program,
+    evaluate_event,
     price,
     split_largest_remainder,
     validate_program,
 )
 from loyalty_core.engine.money import BP
-from tests.engine.engine_helpers import TIERS, UTC, context, group, member, program, rule
+from tests.engine.engine_helpers import (
+    TIERS,
+    UTC,
+    context,
+    group,
+    member,
+    program,
+    rule,
+)
 
 FAST = settings(max_examples=120, deadline=None)
 CATS = ["dairy", "bread", "tobacco", "household", "fruit"]
@@ -213,6 +226,39 @@ def test_the_engine_is_deterministic_and_survives_a_json_round_trip(case):
     prog, result = _price_with_some_redemption(*case)
     again = compile_program(validate_program(msgspec.json.encode(prog.source)))
     assert price(Basket(lines=lines, redeem_points=result.totals.redeemed_points), ctx, again) == result
+
+
+@FAST
+@given(cases(), st.lists(st.sampled_from(["WELCOME10", "S-1", "bad"]), max_size=2, unique=True))
+def test_every_explanation_says_something_in_russian_and_in_english(case, codes):
+    groups, settings_, lines, ctx, _ = case
+    coupon = rule("coupon", PercentDiscount(bp=500), target=Targeting(coupon_codes=["WELCOME10"]))
+    prog = program(*groups, group("discount", coupon, code="coupons"), **settings_)
+    coupons = [CouponInput(code=c, valid=c != "bad") for c in codes]
+    priced = {lang: price(Basket(lines=lines, coupons=coupons), ctx, prog, lang=lang) for lang in ("ru", "en")}
+
+    for result in priced.values():
+        assert all(a.explanation for a in result.applied)
+        assert all(d.explanation for a in result.applied for d in a.details)
+        assert all(t.reason for t in result.trace)
+        assert all(c.reason for c in result.coupons if c.status == "rejected")
+    # the language changes the words, never the numbers
+    assert priced["ru"].lines == priced["en"].lines
+    assert [(a.rule, a.points, a.discount) for a in priced["ru"].applied] == [
+        (a.rule, a.points, a.discount) for a in priced["en"].applied
+    ]
+
+
+@FAST
+@given(st.integers(0, 10**6), st.integers(0, 10**6), st.sampled_from(["ru", "en"]))
+def test_every_event_award_says_something(points, referrer_points, lang):
+    bonus = EventBonus(event="registered", points=points, referrer_points=referrer_points)
+    prog = program(group("event", rule("welcome", bonus)))
+    ctx = context(member(referred_by="m-2"))
+
+    awards = evaluate_event(MemberEvent(kind="registered", at=ctx.now), ctx, prog, lang=lang)
+
+    assert all(a.explanation.startswith("Welcome: ") and a.explanation != "Welcome: " for a in awards)
 
 
 @FAST
