@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 
 import valkey.asyncio as valkey_asyncio
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.config.compression import CompressionConfig
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from backend.problems import EXCEPTION_HANDLERS
 from backend.settings import Settings, get_settings
-from backend.wiring import route_handlers, template_config
+from backend.wiring import plugins, route_handlers, template_config
 from loyalty_core import db
 from loyalty_core.services import identify
 
@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=route_handlers(),
-        lifespan=[lifespan],
+        lifespan=[lifespan],  # first in, last out: plugins' lifespans run inside it (pool and Valkey ready)
+        plugins=plugins(settings),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="Kopilka",

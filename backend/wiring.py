@@ -1,8 +1,11 @@
-"""Wiring: every area contributes its route handlers here; the factory stays small."""
+"""Wiring: every area contributes its route handlers and plugins here; the factory stays small."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backend.settings import Settings
 
 
 def route_handlers() -> list[Any]:
@@ -14,6 +17,13 @@ def route_handlers() -> list[Any]:
     from wallet_passes.web import ROUTES as wallet_routes
 
     return [*health_routes, *pos_routes, *api_routes, *admin_routes, *wallet_routes, *web_routes]
+
+
+def plugins(settings: Settings) -> list[Any]:
+    """App-level plugins, started and stopped by the app's lifespan in every worker process."""
+    from personal_account import plugins as web_plugins
+
+    return [*web_plugins(settings)]
 
 
 def template_config() -> Any:

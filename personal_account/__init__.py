@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backend.settings import Settings
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -43,3 +46,10 @@ def template_config() -> Any:
     from litestar.template.config import TemplateConfig
 
     return TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine)
+
+
+def plugins(settings: Settings) -> list[Any]:
+    """The live dashboard's channels on the Valkey URL and its poller, started and stopped with the app."""
+    from personal_account.live import plugins as live_plugins
+
+    return live_plugins(settings.valkey.url or "")

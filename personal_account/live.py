@@ -1,4 +1,4 @@
-"""The balance, live: server-sent events fed by Litestar channels on Valkey.
+"""The dashboard, live: server-sent events fed by Litestar channels on Valkey.
 
 How a till sale reaches an open dashboard, without touching the till's code path:
 1. the SSE handler subscribes to channel `balance:<account id>` and marks the account as watched
@@ -7,10 +7,12 @@ How a till sale reaches an open dashboard, without touching the till's code path
    indexed query for all of them — and publishes to the account's channel when `account`
    (active, pending, updated_at) changed. Every confirm, cancel, return and adjustment updates
    that row in the same transaction as the ledger, so only committed changes are seen;
-3. every process relays the channel to its subscribers; each SSE handler re-renders the balance
-   fragment and sends it only if it changed. htmx's SSE extension swaps it into the page.
-A lost event costs at most one heartbeat: the handler re-checks the balance every 20 s anyway.
-The plugin and the poller start on the first live connection of a process and stop with the app.
+3. every process relays the channel to its subscribers; each SSE handler re-renders the balance,
+   tier and latest purchases fragments and sends each one only if it changed. htmx's SSE
+   extension swaps them into the page.
+A lost event costs at most one heartbeat: the handler re-renders every 20 s anyway.
+Both plugins are the app's (`backend.wiring.plugins`): they start and stop with its lifespan, in
+every worker process.
 """
 
 from __future__ import annotations
@@ -21,17 +23,20 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any
 
 from litestar import Litestar, Request, get
 from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.base import ChannelsBackend
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPlugin
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from loyalty_core.services import members_points
 from loyalty_core.services.members import Member
 from loyalty_core.tables import Account
+from personal_account.pages import live_contexts
 from personal_account.session import current, signed_in_guard
 from personal_account.web import DEPENDENCIES, CurrentMember, formats
 
@@ -49,45 +54,83 @@ def channel(account_id: int) -> str:
     return f"balance:{account_id}"
 
 
-class LiveBalance:
-    """Per process: the channels plugin (Valkey pub/sub) and the poller that takes the lease when free."""
+class ValkeyPubSub(ChannelsBackend):
+    """Litestar's Redis pub/sub backend on a Valkey client made at startup and closed at shutdown.
 
-    def __init__(self, app: Litestar) -> None:
-        self.app = app
-        self.me = uuid.uuid4().hex
-        self.plugin: ChannelsPlugin | None = None
+    A client made in the app factory would keep connections of the first event loop it served
+    (one pool per loop), so the backend makes its own when the app starts.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
         self._client: Any = None
-        self._poller: asyncio.Task[None] | None = None
-        self._seen: dict[int, tuple[Any, ...]] = {}
-        self._lock = asyncio.Lock()
+        self._backend: RedisChannelsPubSubBackend | None = None
 
     @property
-    def valkey(self) -> Any:
-        return self.app.state.valkey
+    def backend(self) -> RedisChannelsPubSubBackend:
+        if self._backend is None:
+            raise RuntimeError("the live channels are not started: the app's lifespan starts them")
+        return self._backend
 
-    async def start(self) -> ChannelsPlugin:
-        async with self._lock:
-            if self.plugin is None:
-                import valkey.asyncio as valkey_asyncio
+    async def on_startup(self) -> None:
+        import valkey.asyncio as valkey_asyncio
 
-                self._client = valkey_asyncio.from_url(self.app.state.settings.valkey.url)
-                plugin = ChannelsPlugin(backend=RedisChannelsPubSubBackend(redis=self._client),
-                                        arbitrary_channels_allowed=True)
-                await plugin._on_startup()  # what the app's lifespan would call for an app-level plugin
-                self._poller = asyncio.create_task(self._poll_forever())
-                self.app.on_shutdown.append(self.stop)
-                self.plugin = plugin
-            return self.plugin
+        self._client = valkey_asyncio.from_url(self.url)
+        self._backend = RedisChannelsPubSubBackend(redis=self._client)
+        await self._backend.on_startup()
 
-    async def stop(self, _: Any = None) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-        if self.plugin is not None:
-            await self.plugin._on_shutdown()
-            await self._client.aclose()
-        self.plugin = self._poller = None
+    async def on_shutdown(self) -> None:
+        if self._backend is not None:
+            try:
+                await self._backend.on_shutdown()
+            finally:
+                await self._client.aclose()
+        self._backend = self._client = None
+
+    async def publish(self, data: bytes, channels: Iterable[str]) -> None:
+        await self.backend.publish(data, channels)
+
+    async def subscribe(self, channels: Iterable[str]) -> None:
+        await self.backend.subscribe(channels)
+
+    async def unsubscribe(self, channels: Iterable[str]) -> None:
+        await self.backend.unsubscribe(channels)
+
+    def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
+        return self.backend.stream_events()
+
+    async def get_history(self, channel: str, limit: int | None = None) -> list[bytes]:
+        return await self.backend.get_history(channel, limit)
+
+
+class LiveBalance(InitPlugin):
+    """Per process: the poller that takes the cluster's lease when it is free and publishes changed accounts."""
+
+    def __init__(self, channels: ChannelsPlugin) -> None:
+        self.channels = channels
+        self.me = uuid.uuid4().hex
+        self.valkey: Any = None
+        self._seen: dict[int, tuple[Any, ...]] = {}
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        # registered after the app's own lifespan (pool, Valkey) and the channels plugin: starts after
+        # them and stops before them
+        app_config.lifespan.append(self._polling)
+        return app_config
+
+    @contextlib.asynccontextmanager
+    async def _polling(self, app: Litestar) -> AsyncIterator[None]:
+        self.valkey = app.state.valkey
+        stopping = asyncio.Event()
+        poller = asyncio.create_task(self._poll_until(stopping))
+        try:
+            yield
+        finally:
+            # let a round in flight finish rather than cancel it: a driver may swallow a cancellation mid-query
+            stopping.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(poller, LEASE_SECONDS)
+            self._seen.clear()
 
     async def watch(self, account_id: int) -> None:
         await self.valkey.zadd(WATCHED, {str(account_id): int(time.time())})
@@ -122,52 +165,52 @@ class LiveBalance:
                 changed.append(row["id"])
         keep = set(ids)
         self._seen = {k: v for k, v in self._seen.items() if k in keep}
-        for account_id in changed if self.plugin is not None else []:
-            self.plugin.publish({"account": account_id}, channel(account_id))
+        for account_id in changed:
+            self.channels.publish({"account": account_id}, channel(account_id))
         return changed
 
-    async def _poll_forever(self) -> None:
-        while True:
+    async def _poll_until(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
             try:
                 await self.poll_once()
-            except asyncio.CancelledError:
-                raise
             except Exception:  # Valkey or PostgreSQL blinked: the next round tries again
                 log.warning("live balance poll failed", exc_info=True)
-            await asyncio.sleep(POLL_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), POLL_INTERVAL)
 
 
-def live_balance(app: Litestar) -> LiveBalance:
-    found = getattr(app.state, "web_live_balance", None)
-    if found is None:
-        found = app.state.web_live_balance = LiveBalance(app)
-    return found  # type: ignore[no-any-return]
+def plugins(valkey_url: str) -> list[Any]:
+    """The app-level plugins of the live dashboard: channels on Valkey first, then the poller that publishes to them."""
+    channels = ChannelsPlugin(backend=ValkeyPubSub(valkey_url), arbitrary_channels_allowed=True)
+    return [channels, LiveBalance(channels)]
 
 
-async def render_balance(request: Request, member: Member) -> str:
-    template = request.app.template_engine.get_template("_balance.html")  # type: ignore[union-attr]
+async def render_live(request: Request, member: Member) -> dict[str, str]:
+    """Each live block of the dashboard, rendered: event name -> HTML."""
+    engine = request.app.template_engine
     fmt = formats(request, member.timezone)
-    balance = await members_points.balance(member, dt.datetime.now(dt.UTC))
-    return template.render(f=fmt, t=fmt.t, balance=balance, live=True)  # type: ignore[no-any-return]
+    blocks = await live_contexts(member, dt.datetime.now(dt.UTC))
+    return {event: engine.get_template(template).render(f=fmt, t=fmt.t, **context).strip()  # type: ignore[union-attr]
+            for event, (template, context) in blocks.items()}
 
 
-async def balance_events(request: Request, member: Member) -> AsyncIterator[ServerSentEventMessage]:
-    live = live_balance(request.app)
-    plugin = await live.start()
+async def dashboard_events(request: Request, member: Member) -> AsyncIterator[ServerSentEventMessage]:
+    live = request.app.plugins.get(LiveBalance)
     if member.account_id is None:
         return
     wake: asyncio.Queue[bytes] = asyncio.Queue()
-    last = ""
-    async with plugin.start_subscription(channel(member.account_id)) as subscriber, \
+    last: dict[str, str] = {}
+    async with live.channels.start_subscription(channel(member.account_id)) as subscriber, \
             subscriber.run_in_background(wake.put):
         while True:
             await live.watch(member.account_id)
-            html = (await render_balance(request, member)).strip()
-            if html != last:
-                last = html
-                yield ServerSentEventMessage(data=html, event="balance")
-            else:
+            fresh = await render_live(request, member)
+            changed = [event for event, html in fresh.items() if last.get(event) != html]
+            for event in changed:
+                yield ServerSentEventMessage(data=fresh[event], event=event)
+            if not changed:
                 yield ServerSentEventMessage(comment="keep-alive")
+            last = fresh
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.get(), HEARTBEAT)
             while not wake.empty():  # a burst of changes: render once
@@ -178,6 +221,6 @@ async def balance_events(request: Request, member: Member) -> AsyncIterator[Serv
 
 @get("/live/balance", guards=[signed_in_guard], dependencies=DEPENDENCIES, include_in_schema=False)
 async def balance_stream(request: Request, member: CurrentMember) -> ServerSentEvent:
-    """Server-sent events: `balance` with the fragment's HTML whenever the member's points change."""
-    return ServerSentEvent(balance_events(request, member), headers={"Cache-Control": "no-store",
+    """Server-sent events `balance`, `tier` and `purchases`: each block's HTML when it changes after a sale."""
+    return ServerSentEvent(dashboard_events(request, member), headers={"Cache-Control": "no-store",
                                                                      "X-Accel-Buffering": "no"})

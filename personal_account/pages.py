@@ -48,6 +48,24 @@ async def balance_context(member: Member, now: dt.datetime) -> dict[str, Any]:
     return {"balance": await members_points.balance(member, now)}
 
 
+async def tier_context(member: Member) -> dict[str, Any]:
+    tier = await members_points.tier_progress(member)
+    return {"tier": tier, "tier_percent": tier_percent(tier)}
+
+
+async def recent_context(member: Member) -> dict[str, Any]:
+    return {"recent": (await members_points.purchases(member, None, 3)).items}
+
+
+async def live_contexts(member: Member, now: dt.datetime) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The dashboard's live blocks: SSE event name -> (fragment template, its context)."""
+    return {
+        "balance": ("_balance.html", await balance_context(member, now)),
+        "tier": ("_tier.html", await tier_context(member)),
+        "purchases": ("_recent.html", await recent_context(member)),
+    }
+
+
 def wallet_options(request: Request) -> dict[str, bool]:
     """Which wallet buttons to show: Apple always (signed with the test chain in development), Google when set up."""
     try:
@@ -70,12 +88,10 @@ class CardPagesController(Controller):
         profile = await members.profile(web.customer_id)
         cards = await members_cards.cards(member)
         card = active_card(cards)
-        tier = await members_points.tier_progress(member)
-        recent = await members_points.purchases(member, None, 3)
         referral = await members_extras.referral(member)
         return await page(
             request, "dashboard.html", member=member, name=profile.name, card=card, cards=cards,
-            qr=card_qr(card.number) if card else "", tier=tier, tier_percent=tier_percent(tier), recent=recent.items,
+            qr=card_qr(card.number) if card else "", **await tier_context(member), **await recent_context(member),
             referral=referral, referral_url=f"{request.app.state.settings.server.public_url}/login?ref={referral.code}",
             wallet=wallet_options(request), **await balance_context(member, now),
         )

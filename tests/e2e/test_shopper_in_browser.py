@@ -12,12 +12,17 @@ from typing import Any
 import httpx
 import pytest
 
+from personal_account.i18n import number
 from tests.e2e.conftest import desktop_twin, screenshot
 from tests.factories import basic_rules, make_shop, sale_body
 from tests.fakes.pkpass_check import verify_pkpass
 from tests.identity.shopper import new_phone
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+
+def i18n_number(value: int) -> str:
+    return number(value, "ru")  # grouped with a no-break space: "1 078"
 
 
 async def code_from_inbox(server: str, to: str) -> str:
@@ -56,15 +61,21 @@ async def test_a_shopper_story_in_the_browser(chromium: Any, phone: Any, server:
     qr = await page.locator("svg.qr").bounding_box()
     assert qr and qr["width"] >= 300  # large enough to scan from the phone screen at the till
 
-    # a till sale: the balance changes on the open page, without a reload
-    await page.wait_for_function("document.querySelector('#live-balance').getAttribute('sse-connect')")
+    # a till sale of 35 940 ₽: the balance, the tier and the latest purchases change on the open page, without a reload
+    assert await page.get_by_test_id("tier").inner_text() == "Basic"
+    assert await page.get_by_text("Покупок пока нет.").is_visible()
+    await page.wait_for_function("document.querySelector('#live').getAttribute('sse-connect')")
     await page.evaluate("window.__sameDocument = true")
     await page.wait_for_timeout(300)  # the event stream connects
-    sale = await till_sale(server, shop, card, [("cheese", 2, 59_900), ("milk", 1, 9_990)])
+    sale = await till_sale(server, shop, card, [("cheese", 60, 59_900)])
     earned = sale["totals"]["accrued_points"]
     assert earned > 0
     await page.wait_for_function(
-        f"document.querySelector('[data-testid=balance-active]').innerText === '{earned}'", timeout=10_000)
+        f"document.querySelector('[data-testid=balance-active]').innerText === '{i18n_number(earned)}'", timeout=10_000)
+    await page.wait_for_function("document.querySelector('[data-testid=tier]').innerText === 'Silver'", timeout=10_000)
+    recent = page.get_by_test_id("recent-purchases").locator(f"a[href='/purchases/{sale['sale_id']}']")
+    await recent.wait_for(timeout=10_000)
+    assert "35\u00a0940" in await recent.inner_text()
     assert await page.evaluate("window.__sameDocument") is True
     await screenshot(page, "dashboard-phone")
     desktop = await desktop_twin(chromium, phone, server)
@@ -110,7 +121,7 @@ async def test_a_shopper_story_in_the_browser(chromium: Any, phone: Any, server:
     await page.get_by_role("link", name="Моя карта").click()
     new_card = (await page.get_by_test_id("card-number").inner_text()).strip()
     assert new_card != card
-    assert await page.get_by_test_id("balance-active").inner_text() == str(earned)
+    assert await page.get_by_test_id("balance-active").inner_text() == i18n_number(earned)
 
     # English, then sign out
     await page.get_by_role("link", name="EN").click()
