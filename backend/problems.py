@@ -6,9 +6,14 @@ import logging
 from typing import Any
 
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    ValidationException,
+)
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from backend.wiring import website_not_found
 from loyalty_core.errors import PROBLEM_BASE, DomainError
 
 log = logging.getLogger("kopilka.problems")
@@ -49,8 +54,22 @@ _HTTP_SLUGS = {
 }
 
 
+# everything else is the shopper's website, mounted at /
+_MACHINE_PREFIXES = ("/api", "/pos", "/admin", "/passkit", "/schema")
+
+
+def _wants_website_page(request: Request) -> bool:
+    """A browser on a website URL: not under a JSON API, and text/html is what it prefers (`*/*` alone is not)."""
+    path = request.url.path
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in _MACHINE_PREFIXES):
+        return False
+    return request.accept.best_match([PROBLEM_MEDIA_TYPE, MediaType.HTML]) == MediaType.HTML
+
+
 def http_exception_handler(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
+    if status == 404 and _wants_website_page(request):
+        return website_not_found(request)  # a URL that matches no route at all
     slug = _HTTP_SLUGS.get(status, "http-error")
     extra: dict[str, Any] = {}
     if isinstance(exc, ValidationException):

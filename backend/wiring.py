@@ -26,6 +26,13 @@ def plugins(settings: Settings) -> list[Any]:
     return [*web_plugins(settings)]
 
 
+def website_not_found(request: Any) -> Any:
+    """The website's HTML 404 page, for a browser on a URL that matches no route (see backend.problems)."""
+    from personal_account.web import not_found_page
+
+    return not_found_page(request)
+
+
 def template_config() -> Any:
     from personal_account import template_config as web_templates
 

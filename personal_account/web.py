@@ -179,5 +179,10 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
 }
 
 
+def not_found_page(request: Request) -> Response:
+    """The 404 page, also for URLs that match no route (asked by the app-level handler in backend.problems)."""
+    return _error_page(request, 404, _TRANSLATED[404])
+
+
 def not_found() -> NotFoundException:
     return NotFoundException("This page does not exist or is not yours.")

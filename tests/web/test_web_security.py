@@ -98,3 +98,30 @@ async def test_pages_need_a_session_and_the_apis_keep_problem_json(server: str) 
 async def test_next_never_leaves_the_site(browser: NoJsBrowser) -> None:
     await browser.open("/login", params={"program": browser.program, "next": "//evil.example/x"})
     assert 'name="next" value="/"' in browser.last_html
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+async def test_a_url_that_matches_nothing_is_the_websites_404_page_for_a_browser(server: str) -> None:
+    async with httpx.AsyncClient(base_url=server) as client:
+        for path in ["/no/such/page", "/apiary", "/purchases/1/extra"]:
+            page = await client.get(path, headers={"Accept": BROWSER_ACCEPT})
+            assert page.status_code == 404, path
+            assert page.headers["content-type"].startswith("text/html"), path
+            assert "Страница не найдена" in page.text and "Такой страницы нет" in page.text, path
+        english = await client.get("/no/such/page", headers={"Accept": BROWSER_ACCEPT, "Cookie": "kp_lang=en"})
+        assert "Page not found" in english.text
+
+
+async def test_a_url_that_matches_nothing_stays_problem_json_for_the_apis_and_programs(server: str) -> None:
+    async with httpx.AsyncClient(base_url=server) as client:
+        # (/schema/<unknown> is answered by Litestar's OpenAPI router itself)
+        for path in ["/api/v1/nothing", "/api", "/pos/v1/nothing", "/admin/v1/nothing", "/passkit/v1/nothing"]:
+            r = await client.get(path, headers={"Accept": BROWSER_ACCEPT})  # even from a browser
+            assert r.status_code == 404, path
+            assert r.headers["content-type"].startswith("application/problem+json"), path
+            assert r.json()["type"].endswith("/not-found"), path
+        for accept in ["*/*", "application/json", "application/problem+json"]:
+            r = await client.get("/no/such/page", headers={"Accept": accept})
+            assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json"), accept
