@@ -19,6 +19,7 @@ def _router() -> Any:
     from personal_account.account import AccountController
     from personal_account.auth import SignInController
     from personal_account.live import balance_stream
+    from personal_account.oidc import OidcSignInController
     from personal_account.pages import CardPagesController, WalletController
     from personal_account.session import check_csrf
     from personal_account.web import EXCEPTION_HANDLERS, STATIC_DIR
@@ -31,7 +32,7 @@ def _router() -> Any:
     # bearer tokens and problem+json.
     return Router(
         path="/",
-        route_handlers=[SignInController, CardPagesController, AccountController, WalletController, balance_stream, static],
+        route_handlers=[SignInController, OidcSignInController, CardPagesController, AccountController, WalletController, balance_stream, static],
         before_request=check_csrf,
         exception_handlers=EXCEPTION_HANDLERS,
         include_in_schema=False,

@@ -23,6 +23,7 @@ from loyalty_core.services import tokens
 from loyalty_core.services.identity import resolve_program
 from loyalty_core.services.otp import Identifier, parse_identifier, request_code
 from personal_account import i18n
+from personal_account.oidc import provider_of
 from personal_account.session import (
     LANG_COOKIE,
     SESSION_COOKIE,
@@ -70,7 +71,7 @@ class SignInController(Controller):
                          deleted: Annotated[bool, QueryParameter(name="deleted")] = False) -> Template | Redirect:
         if await current(request) is not None:
             return Redirect(safe_next(next_path), status_code=303)
-        return await page(request, "login.html", next=safe_next(next_path), program=program or "", to="", ref=ref or "",
+        return await login_page(request, next=safe_next(next_path), program=program or "", to="", ref=ref or "",
                           error="", notice="Your account was deleted." if deleted else "You are signed out." if bye else "")
 
     @post("/login")
@@ -82,14 +83,14 @@ class SignInController(Controller):
         try:
             who = parse_identifier(raw)
         except DomainError:
-            return await page(request, "login.html", status=422, next=next_path, program=program or "", to=raw, ref=ref,
+            return await login_page(request, status=422, next=next_path, program=program or "", to=raw, ref=ref,
                               error="That is not a phone number or an e-mail address.", notice="")
         valkey = request.app.state.valkey
         try:
             await request_code(valkey, gateway_for(identity, valkey), who, client_ip(request),
                                request.app.state.settings.security.secret_key, identity.otp)
         except DomainError as exc:
-            return await page(request, "login.html", status=exc.status, next=next_path, program=program or "", to=raw, ref=ref,
+            return await login_page(request, status=exc.status, next=next_path, program=program or "", to=raw, ref=ref,
                               error=_error_text(exc), notice="")
         return Redirect(_code_page_url(who, program, next_path, ref), status_code=303)
 
@@ -134,6 +135,15 @@ class SignInController(Controller):
                               next_path: Next = None) -> Response:
         return Redirect(safe_next(next_path), status_code=303,
                         cookies=[cookie(request, LANG_COOKIE, i18n.pick_language(code), max_age=365 * 86400)])
+
+
+async def login_page(request: Request, *, status: int = 200, **context: Any) -> Template:
+    """The sign-in page; with the provider's button when OpenID Connect is configured."""
+    provider = provider_of(request)
+    context = {"to": "", "ref": "", "error": "", "notice": "", "problem": "", **context}
+    query = {key: context[key] for key in ("next", "program") if context.get(key)}
+    return await page(request, "login.html", status=status, oidc=provider.name if provider else "",
+                      oidc_url="/login/oidc?" + urlencode(query), **context)
 
 
 async def signed_in_redirect(request: Request, logged: tokens.LoggedIn, program: str | None, next_path: str,

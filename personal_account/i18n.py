@@ -159,6 +159,16 @@ RU: dict[str, str] = {
     "Please sign in.": "Пожалуйста, войдите.",
     "Updated live": "Обновляется сам",
     "Wrong or expired code.": "Неверный или устаревший код.",
+    "This sign-in has expired or was started in another browser. Please try again.":
+        "Этот вход устарел или был начат в другом браузере. Попробуйте ещё раз.",
+    "Sign-in was cancelled at the provider. Try again or sign in with a code.":
+        "Вход отменён на стороне провайдера. Попробуйте ещё раз или войдите по коду.",
+    "The provider did not confirm your e-mail or phone. Sign in with a code instead.":
+        "Провайдер не подтвердил ваш e-mail или телефон. Войдите по коду.",
+    "The sign-in service is not answering. Try again in a minute or sign in with a code.":
+        "Сервис входа не отвечает. Попробуйте через минуту или войдите по коду.",
+    "We could not sign you in with the provider. Please try again or sign in with a code.":
+        "Не удалось войти через провайдера. Попробуйте ещё раз или войдите по коду.",
     "Too many attempts; try again later.": "Слишком много попыток, попробуйте позже.",
     "That is not a phone number or an e-mail address.": "Это не похоже на телефон или e-mail.",
     "Welcome!": "Добро пожаловать!",
