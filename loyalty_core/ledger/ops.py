@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.errors import InsufficientPoints, NotFound, ValidationFailed
 from loyalty_core.ledger.maths import LotView, take_from_lots
 from loyalty_core.tables import Account, PointLot
@@ -94,43 +95,40 @@ async def lock_account(account_id: int, now: datetime) -> AccountState:
     return state
 
 
+# One statement: the due lots, their state change, their entries (activate: -pending +active; expire:
+# -active) and the account's net change. Its reads see the snapshot after the lock was taken.
+_APPLY_DUE = f"""
+WITH due AS (
+  SELECT id, state, remaining, (expires_at IS NOT NULL AND expires_at <= $2) AS expires FROM point_lot
+  WHERE account = $1 AND ((state = 'pending' AND activates_at <= $2) OR (state = 'active' AND expires_at <= $2))),
+lots AS (
+  UPDATE point_lot p SET state = CASE WHEN d.expires THEN 'expired' ELSE 'active' END,
+         remaining = CASE WHEN d.expires THEN 0 ELSE p.remaining END
+  FROM due d WHERE p.id = d.id),
+entries AS (
+  INSERT INTO ledger_entry {_ENTRY_COLUMNS}
+  SELECT $1, e.lot, e.kind, e.bucket, e.amount, NULL, NULL, 'due', $2
+  FROM due d CROSS JOIN LATERAL (VALUES (1, d.id, 'activate', 'pending', -d.remaining, d.state = 'pending'),
+                                        (2, d.id, 'activate', 'active', d.remaining, d.state = 'pending'),
+                                        (3, d.id, 'expire', 'active', -d.remaining, d.expires))
+       AS e(n, lot, kind, bucket, amount, applies)
+  WHERE e.applies AND d.remaining <> 0 ORDER BY d.id, e.n),
+sums AS (
+  SELECT COALESCE(SUM(remaining) FILTER (WHERE state = 'pending'), 0)::bigint AS activated,
+         COALESCE(SUM(remaining) FILTER (WHERE expires), 0)::bigint AS expired FROM due),
+balance AS (
+  UPDATE account a SET active = a.active + s.activated - s.expired, pending = a.pending - s.activated, updated_at = $2
+  FROM sums s WHERE a.id = $1 AND (s.activated <> 0 OR s.expired <> 0))
+SELECT activated, expired FROM sums
+"""
+
+
 async def apply_due(state: AccountState, now: datetime) -> tuple[int, int]:
     """Activate pending lots whose time came and expire active lots past their date. Needs the lock.
 
     Returns (points activated, points expired); `state` is updated in place.
     """
-    due = await PointLot.raw(
-        "SELECT id, state, remaining, expires_at FROM point_lot WHERE account = {} AND ("
-        "(state = 'pending' AND activates_at <= {}) OR (state = 'active' AND expires_at <= {})) ORDER BY id",
-        state.id,
-        now,
-        now,
-    )
-    if not due:
-        return 0, 0
-    entries: list[Entry] = []
-    activated = expired = 0
-    to_activate: list[int] = []
-    to_expire: list[int] = []
-    for lot in due:
-        r = lot["remaining"]
-        expires = lot["expires_at"] is not None and lot["expires_at"] <= now
-        if lot["state"] == "pending":
-            to_activate.append(lot["id"])
-            if r:
-                entries += [Entry(lot["id"], "activate", "pending", -r), Entry(lot["id"], "activate", "active", r)]
-                activated += r
-        if expires:
-            to_expire.append(lot["id"])
-            if r:
-                entries.append(Entry(lot["id"], "expire", "active", -r))
-                expired += r
-    await PointLot.raw("UPDATE point_lot SET state = 'active' WHERE id = ANY({}::integer[])", to_activate)
-    await PointLot.raw(
-        "UPDATE point_lot SET state = 'expired', remaining = 0 WHERE id = ANY({}::integer[])", to_expire
-    )
-    await _insert_entries(state.id, entries, now, reason="due")
-    await _move_account(state.id, activated - expired, -activated, now)
+    activated, expired = await db.connection().fetchrow(_APPLY_DUE, state.id, now)
     state.active += activated - expired
     state.pending -= activated
     return activated, expired
@@ -283,7 +281,7 @@ async def refund(
     if points <= 0:
         return 0
     rows = await PointLot.raw(
-        "SELECT e.lot AS id, -SUM(e.amount) AS spent, p.expires_at, p.state FROM ledger_entry e JOIN point_lot p ON p.id = e.lot "
+        "SELECT e.lot AS id, (-SUM(e.amount))::bigint AS spent, p.expires_at, p.state FROM ledger_entry e JOIN point_lot p ON p.id = e.lot "
         "WHERE e.account = {} AND e.sale = {} AND e.kind IN ('redeem', 'return_refund') AND e.bucket = 'active' "
         "GROUP BY e.lot, p.expires_at, p.state HAVING -SUM(e.amount) > 0 "
         "ORDER BY p.expires_at DESC NULLS FIRST, e.lot DESC",

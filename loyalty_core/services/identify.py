@@ -35,6 +35,9 @@ class CardContext(msgspec.Struct, kw_only=True):
     referred_by: int | None
     account_id: int | None
     favourite_categories: list[str] = []
+    # read under the account's row lock when resolve_scan(..., lock_account=True); else None
+    account_active: int | None = None
+    account_pending: int | None = None
 
     @property
     def registered(self) -> bool:
@@ -48,7 +51,7 @@ SELECT c.id AS card_id, c.number, c.status AS card_status, c.blocked_reason, c.r
        COALESCE(cu.name, '') AS customer_name, cu.birth_date,
        t.id AS tier_id, t.code AS tier_code, t.name AS tier_name,
        COALESCE(m.segments, ARRAY[]::varchar[]) AS segments, COALESCE(m.purchases_count, 0) AS purchases_count,
-       m.last_purchase_at, m.joined_at, m.referred_by, a.id AS account_id,
+       m.last_purchase_at, m.joined_at, m.referred_by, a.id AS account_id, {balance}
        ARRAY(SELECT fc.code FROM favourite_category f JOIN category fc ON fc.id = f.category
              WHERE f.membership = m.id AND f.active ORDER BY fc.code) AS favourite_categories
 FROM card c
@@ -56,13 +59,25 @@ JOIN program p ON p.id = c.program
 LEFT JOIN membership m ON m.id = c.membership
 LEFT JOIN customer cu ON cu.id = m.customer
 LEFT JOIN tier t ON t.id = m.tier
-LEFT JOIN account a ON a.membership = m.id AND a.currency = 'points'
+{account}
 WHERE {where}
 """
+_ACCOUNT = "LEFT JOIN account a ON a.membership = m.id AND a.currency = 'points'"
+# The lock is taken inside the statement (a LATERAL subquery: FOR UPDATE cannot reach the nullable side of an
+# outer join); after waiting for it the row's newest version is returned, so the balance read is current.
+_LOCKED_ACCOUNT = (
+    "LEFT JOIN LATERAL (SELECT id, active, pending FROM account WHERE membership = m.id AND currency = 'points' "
+    "FOR UPDATE) a ON true"
+)
 
 
-async def _load(where: str, *args: object) -> dict | None:
-    rows = await Card.raw(_CARD_QUERY.format(where=where), *args)
+async def _load(where: str, *args: object, lock_account: bool = False) -> dict | None:
+    query = _CARD_QUERY.format(
+        where=where,
+        balance="a.active AS account_active, a.pending AS account_pending," if lock_account else "",
+        account=_LOCKED_ACCOUNT if lock_account else _ACCOUNT,
+    )
+    rows = await Card.raw(query, *args)
     return rows[0] if rows else None
 
 
@@ -103,22 +118,27 @@ def _as_phone(scan: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-async def resolve_scan(scan: str, now: dt.datetime) -> CardContext:
-    """Find the card a scan names. Blocked/replaced cards and stale app tokens are refused with their own errors."""
+async def resolve_scan(scan: str, now: dt.datetime, lock_account: bool = False) -> CardContext:
+    """Find the card a scan names. Blocked/replaced cards and stale app tokens are refused with their own errors.
+
+    With `lock_account` (inside a transaction) the member's account row is locked in the same statement
+    and its balance comes back in `account_active` / `account_pending`.
+    """
     scan = scan.strip()
     row: dict | None
     if scan.startswith(APP_TOKEN_PREFIX):
-        row = await _load("c.number = {}", _card_from_app_token(scan, now))
+        row = await _load("c.number = {}", _card_from_app_token(scan, now), lock_account=lock_account)
     elif (phone := _as_phone(scan)) is not None:
         customer = await Customer.select(Customer.id).where(Customer.phone == phone).first()
         row = None
         if customer is not None:
             # the member's current card: active first, newest first
             row = await _load(
-                "m.customer = {} AND c.status = 'active' ORDER BY c.id DESC LIMIT 1", customer["id"]
+                "m.customer = {} AND c.status = 'active' ORDER BY c.id DESC LIMIT 1", customer["id"],
+                lock_account=lock_account,
             )
     else:
-        row = await _load("c.number = {}", scan)
+        row = await _load("c.number = {}", scan, lock_account=lock_account)
     if row is None:
         raise CardNotFound("No card or member matches this scan")
     if row["card_status"] == "blocked":

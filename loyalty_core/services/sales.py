@@ -199,8 +199,11 @@ async def confirm_sale(sale: SaleIn, till: Till, now: dt.datetime) -> Calculatio
     try:
         async with DB.transaction():
             return await _confirm_in_transaction(sale, till, now, digest)
-    except asyncpg.UniqueViolationError:
-        # a concurrent replay of the same receipt won the race; answer as it did
+    except (asyncpg.UniqueViolationError, DomainError):
+        # The receipt's unique index makes the write exactly-once. A replay fails there, or earlier
+        # when the first confirm changed what it would price (points spent, a limit reached): either
+        # way, if the receipt is confirmed, answer as it did. A replay on the same card waited for the
+        # first confirm's lock, so that one has committed and is seen here.
         existing = await _existing_sale(till, sale)
         if existing is None:
             raise
@@ -208,17 +211,15 @@ async def confirm_sale(sale: SaleIn, till: Till, now: dt.datetime) -> Calculatio
 
 
 async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, digest: str) -> CalculationOut:
-    card = await resolve_scan(sale.card, now) if sale.card else None
+    card = await resolve_scan(sale.card, now, lock_account=True) if sale.card else None
     state = None
     if card is not None:
         if card.membership_id is None or card.account_id is None:
             card = await _anonymous_membership(card, now)
-        state = await ops.lock_account(card.account_id, now)  # type: ignore[arg-type]
-    # under the account lock a replay of this receipt has committed or not started; without a card
-    # the receipt's unique index settles a race (UniqueViolation, answered by the caller)
-    existing = await _existing_sale(till, sale)
-    if existing is not None:
-        return _replay(existing, digest)
+            state = await ops.lock_account(card.account_id, now)  # type: ignore[arg-type]
+        else:
+            state = ops.AccountState(id=card.account_id, active=card.account_active, pending=card.account_pending)  # type: ignore[arg-type]
+            await ops.apply_due(state, now)
     priced, version, earning = await _price(sale, card, till, state.active if state else 0, now)
     t = priced.totals
     taken: list[tuple[int, int]] = []
