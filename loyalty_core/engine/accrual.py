@@ -45,6 +45,9 @@ class AccrualLines:
         self._lines_for, self._accrues, self.to_pay = lines_for, accrues, to_pay
         self._lines: dict[int, list[LineInfo]] = {}
         self._paid: dict[int, list[int]] = {}
+        # ids of the cached paid-lines lists: numerators on one of them, as it is, are
+        # proportional to what its lines are paid with money (see shape())
+        self._paid_ids: set[int] = set()
 
     def lines(self, lines: CompiledFilter | None) -> list[LineInfo]:
         key = -1 if lines is None else lines.key
@@ -60,7 +63,15 @@ class AccrualLines:
         if found is None:
             to_pay = self.to_pay
             found = self._paid[key] = [line.index for line in self.lines(lines) if to_pay[line.index] > 0]
+            self._paid_ids.add(id(found))
         return found
+
+    def shape(self, nums: LineNums) -> int | None:
+        """A key shared by sources whose numerators are proportional to to_pay on the same lines
+        (the tier, percent points, multipliers of the tier): largest remainder splits any number
+        of points over them the same way, so the split is done once per key and number."""
+        idx = nums[0]
+        return id(idx) if id(idx) in self._paid_ids else None
 
 
 def percent_nums(bp: int, paid: list[int], to_pay: list[int]) -> LineNums:
@@ -98,7 +109,8 @@ def compute_points(
         nums = percent_nums(effect.bp, picked.paid(lines), to_pay)
     elif isinstance(effect, Multiplier):
         extra = effect.factor_bp - BP
-        idx = [i for i in picked.paid(lines) if base[i]]
+        paid = picked.paid(lines)
+        idx = paid if all([base[i] for i in paid]) else [i for i in paid if base[i]]
         nums = idx, [base[i] // BP * extra for i in idx]
     elif isinstance(effect, PointsPerItem):
         chosen = picked.lines(lines)
@@ -128,19 +140,28 @@ def compute_points(
     return nums
 
 
-def allocate(total: int, rule_nums: list[list[int]], rule_totals: list[int]) -> list[list[int] | None]:
+def allocate(
+    total: int, rule_nums: list[list[int]], rule_totals: list[int], shapes: list[int | None]
+) -> list[list[int] | None]:
     """Split `total` whole points over rules (by their exact share), then each over its lines.
 
     Per rule: the points of each of its lines (aligned with its numerators), or None when the
-    rule gets nothing. Numerators are in receipt order, so ties go to the earlier line.
+    rule gets nothing. Numerators are in receipt order, so ties go to the earlier line. Rules of
+    one shape (AccrualLines.shape) given the same points share one split (a list not to mutate).
     """
     rule_parts = split_largest_remainder(total, rule_totals)
     result: list[list[int] | None] = []
-    for part, nums in zip(rule_parts, rule_nums):
+    done: dict[tuple[int, int], list[int]] = {}
+    for part, nums, shape in zip(rule_parts, rule_nums, shapes):
         if not part:
             result.append(None)
         elif len(nums) == 1:
             result.append([part])
-        else:
+        elif shape is None:
             result.append(split_largest_remainder(part, nums))
+        else:
+            found = done.get((shape, part))
+            if found is None:
+                found = done[(shape, part)] = split_largest_remainder(part, nums)
+            result.append(found)
     return result

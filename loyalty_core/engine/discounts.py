@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from fractions import Fraction
 
 from loyalty_core.engine.compiled import CompiledRule, LineInfo
 from loyalty_core.engine.conditions import Facts
@@ -63,11 +62,21 @@ def _unit_bps(
     return _spread(total, lines, weights, base)
 
 
-def _pieces(lines: list[LineInfo], base: list[int]) -> list[tuple[Fraction, int, int]]:
+def _piece_values(lines: list[LineInfo], base: list[int]) -> dict[int, int]:
+    """A piece's value (line amount / pieces) per line, all scaled by one common multiple of the
+    piece counts: exact integers that order and tie exactly as the fractions would."""
+    if not lines:
+        return {}
+    scale = math.lcm(*(line.units for line in lines))
+    return {line.index: base[line.index] * (scale // line.units) for line in lines}
+
+
+def _pieces(lines: list[LineInfo], base: list[int]) -> list[tuple[int, int, int]]:
     """Every piece as (-value, line order, line index): sorting puts the dearest first."""
     pieces = []
+    values = _piece_values(lines, base)
     for line in lines:
-        value = Fraction(base[line.index], line.units)
+        value = values[line.index]
         pieces.extend((-value, line.index, line.index) for _ in range(line.units))
     pieces.sort()
     return pieces
@@ -118,12 +127,13 @@ def set_price(effect: SetPrice, eligible: list[LineInfo], base: list[int], match
     left = {line.index: line.units for line in eligible}
     taken: dict[int, int] = {}
     candidates = [[line for line in match(c.lines) if line.index in allowed] for c in effect.components]
+    values = _piece_values(eligible, base)
     sets = 0
     while True:
         picked: dict[int, int] = {}
         for component, lines in zip(effect.components, candidates):
             need = component.quantity
-            for line in sorted(lines, key=lambda li: -Fraction(base[li.index], li.units)):
+            for line in sorted(lines, key=lambda li: -values[li.index]):
                 free = left[line.index] - picked.get(line.index, 0)
                 use = min(free, need)
                 if use > 0:

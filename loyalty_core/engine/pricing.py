@@ -68,7 +68,9 @@ class _Accrued:
         self.total = sum(self.nums)
 
 
-def _accrual_rules(run: Run, program: CompiledProgram, picked: AccrualLines, base: list[int]) -> list[_Accrued]:
+def _accrual_rules(
+    run: Run, program: CompiledProgram, picked: AccrualLines, base: list[int]
+) -> list[_Accrued]:
     d = denominator(program.settings.point_value_minor)
     found: list[_Accrued] = []
     for group in program.stages["accrual"]:
@@ -86,12 +88,18 @@ def _accrual_rules(run: Run, program: CompiledProgram, picked: AccrualLines, bas
                 run.note("accrual", group.code, chosen[0].code, False, ("displaced_gives_more", rule.code))
                 chosen = [candidate]
             else:
-                run.note("accrual", group.code, rule.code, False, ("displaced_by", chosen[0].code, group.mode))
+                run.note(
+                    "accrual", group.code, rule.code, False, ("displaced_by", chosen[0].code, group.mode)
+                )
         found.extend(chosen)
     return found
 
 
-def _explain_points(run: Run, source: _Accrued, got: list[int], to_pay: list[int], tier_bp: int) -> AppliedRule:
+def _explain_points(
+    run: Run, source: _Accrued, got: list[int], to_pay: list[int], tier_bp: int, memo: dict
+) -> AppliedRule:
+    """memo: per receipt, what sources on the same lines (same idx list) or with the same split
+    (same got list) can share: line numbers, paid sums, per-line details without sentences."""
     lines = run.lines
     if source.rule is None:
         sentence = tier_explainer(source.name, tier_bp, run.words)
@@ -99,22 +107,33 @@ def _explain_points(run: Run, source: _Accrued, got: list[int], to_pay: list[int
         sentence = points_explainer(source.name, source.rule.effect, run.words)
 
     indexes = source.idx
-    line_nos = [lines[i].line_no for i in indexes]
+    on_lines = memo.get(("lines", id(indexes)))
+    if on_lines is None:
+        on_lines = memo[("lines", id(indexes))] = (
+            [lines[i].line_no for i in indexes],
+            sum([to_pay[i] for i in indexes]),
+        )
+    line_nos, paid = on_lines
     if run.line_explanations:
         details = [
             LineEffect(line_no=n, points=p, explanation=sentence(to_pay[i], lines[i].units, p))
             for n, p, i in zip(line_nos, got, indexes)
         ]
     else:
-        details = [LineEffect(line_no=n, points=p) for n, p in zip(line_nos, got)]
+        shared = memo.get(("split", id(got)))
+        if shared is None:
+            shared = memo[("split", id(got))] = [
+                LineEffect(line_no=n, points=p) for n, p in zip(line_nos, got)
+            ]
+        details = list(shared)  # LineEffects are frozen; each rule still gets its own list
     total = sum(got)
     run.note("accrual", source.group, source.code, True, ("accrued", total))
     return AppliedRule(
         rule=source.code,
         name=source.name,
         effect=source.kind,
-        lines=line_nos,
-        explanation=sentence(sum([to_pay[i] for i in indexes]), sum([lines[i].units for i in indexes]), total),
+        lines=list(line_nos),
+        explanation=sentence(paid, sum([lines[i].units for i in indexes]), total),
         points=total,
         details=details,
     )
@@ -148,14 +167,19 @@ def accrual_stage(
         if total > room:
             run.note("accrual", "", "limit", True, ("cap_day", room))
             total = room
-    shares = allocate(total, [s.nums for s in sources], totals)
+    shares = allocate(
+        total, [s.nums for s in sources], totals, [picked.shape((s.idx, s.nums)) for s in sources]
+    )
+    memo: dict = {}
     for source, got in zip(sources, shares):
         if got is not None:
             for i, points in zip(source.idx, got):
                 accrued[i] += points
             if source.rule is not None:
                 run.use_coupons(source.rule)
-            run.applied.append(_explain_points(run, source, got, to_pay, tier.accrual_bp if tier else 0))
+            run.applied.append(
+                _explain_points(run, source, got, to_pay, tier.accrual_bp if tier else 0, memo)
+            )
     return accrued
 
 
