@@ -199,12 +199,13 @@ def main() -> None:
     )
     basket = _basket()
     for name, ctx in SCENARIOS.items():
-        for line_explanations in (True, False):
-            ms, result = _measure(basket, ctx, program, line_explanations=line_explanations)
+        for lang, line_explanations in (("en", True), ("ru", True), ("en", False)):
+            ms, result = _measure(basket, ctx, program, lang=lang, line_explanations=line_explanations)
             fired = sum(1 for t in result.trace if t.fired)
             print(
                 f"{name:8s} 50 lines, {fired:3d} rules fired, {len(result.applied):3d} applied, "
-                f"line explanations {'on ' if line_explanations else 'off'}: {ms:.3f} ms per basket (median CPU time)"
+                f"{lang}, line explanations {'on ' if line_explanations else 'off'}: "
+                f"{ms:.3f} ms per basket (median CPU time)"
             )
 
 
