@@ -109,7 +109,7 @@ def tier_explainer(tier_name: str, bp: int, w: Words) -> PointsExplainer:
 def points_explainer(name: str, effect: Effect, w: Words) -> PointsExplainer:
     """paid: what the lines are paid with money; units: pieces on them."""
     ru, money, points = w.lang == "ru", w.money, w.points
-    if isinstance(effect, PercentPoints | CheapestItemBonus):
+    if isinstance(effect, (PercentPoints, CheapestItemBonus)):  # noqa: UP038 (a tuple is faster)
         rate = w.percent(effect.bp)
         if isinstance(effect, PercentPoints):
             head = f"{name}: {rate} от " if ru else f"{name}: {rate} on "

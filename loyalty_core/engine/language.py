@@ -158,19 +158,11 @@ class Words:
         self.lang, self.currency = lang, currency
         self._reasons = _RU_REASONS if lang == "ru" else _EN_REASONS
         if lang == "ru":
-            self._money, self._points = ru_money, _ru_points
-            self.percent = _ru_percent
-            self.factor = _ru_factor
+            write_money, self.points, self.percent, self.factor = ru_money, _ru_points, _ru_percent, _ru_factor
         else:
-            self._money, self._points = _en_money, _en_points
-            self.percent = _en_percent
-            self.factor = _en_factor
-
-    def money(self, minor: int) -> str:
-        return self._money(minor, self.currency)
-
-    def points(self, n: int) -> str:
-        return self._points(n)
+            write_money, self.points, self.percent, self.factor = _en_money, _en_points, _en_percent, _en_factor
+        # A receipt writes the same line amounts for many rules: one cached call per amount.
+        self.money: Callable[[int], str] = lru_cache(maxsize=4096)(lambda minor: write_money(minor, currency))
 
     def reason(self, reason: Reason) -> str:
         text = self._reasons[reason[0]]
