@@ -96,6 +96,23 @@ def discount_explainer(name: str, effect: Effect, w: Words) -> DiscountExplainer
     return lambda base, discount: f"{head}, -{money(discount)}"
 
 
+class RateSentence:
+    """ "<head><paid> = <points>": the tier, percent points, points per amount, the cheapest item.
+    The tail after the head depends only on the line's numbers, so rules that give a line the
+    same points can share it (pricing does, per receipt)."""
+
+    __slots__ = ("head", "money", "points")
+
+    def __init__(self, head: str, w: Words) -> None:
+        self.head, self.money, self.points = head, w.money, w.points
+
+    def tail(self, paid: int, got: int) -> str:
+        return f"{self.money(paid)} = {self.points(got)}"
+
+    def __call__(self, paid: int, units: int, got: int) -> str:
+        return f"{self.head}{self.money(paid)} = {self.points(got)}"
+
+
 def tier_explainer(tier_name: str, bp: int, w: Words) -> PointsExplainer:
     money, points = w.money, w.points
     head = (
@@ -103,7 +120,7 @@ def tier_explainer(tier_name: str, bp: int, w: Words) -> PointsExplainer:
         if w.lang == "ru"
         else f"{tier_name} tier: {w.percent(bp)} on "
     )
-    return lambda paid, units, got: f"{head}{money(paid)} = {points(got)}"
+    return RateSentence(head, w)
 
 
 def points_explainer(name: str, effect: Effect, w: Words) -> PointsExplainer:
@@ -115,7 +132,7 @@ def points_explainer(name: str, effect: Effect, w: Words) -> PointsExplainer:
             head = f"{name}: {rate} от " if ru else f"{name}: {rate} on "
         else:
             head = f"{name}: самый дешёвый товар +{rate} от " if ru else f"{name}: cheapest item +{rate} on "
-        return lambda paid, units, got: f"{head}{money(paid)} = {points(got)}"
+        return RateSentence(head, w)
     if isinstance(effect, PointsPerItem):
         head = f"{name}: {points(effect.points)} × " if ru else f"{name}: {points(effect.points)} x "
         pcs = " шт. = " if ru else " pcs = "
@@ -127,7 +144,7 @@ def points_explainer(name: str, effect: Effect, w: Words) -> PointsExplainer:
             if ru
             else (f"{name}: {points(effect.points)} for each {each} of ")
         )
-        return lambda paid, units, got: f"{head}{money(paid)} = {points(got)}"
+        return RateSentence(head, w)
     if isinstance(effect, Multiplier):
         head = (
             f"{name}: баллы уровня {w.factor(effect.factor_bp)} = +"

@@ -158,9 +158,20 @@ class Words:
         self.lang, self.currency = lang, currency
         self._reasons = _RU_REASONS if lang == "ru" else _EN_REASONS
         if lang == "ru":
-            write_money, self.points, self.percent, self.factor = ru_money, _ru_points, _ru_percent, _ru_factor
+            write_money, write_points, self.percent, self.factor = (
+                ru_money,
+                _ru_points,
+                _ru_percent,
+                _ru_factor,
+            )
         else:
-            write_money, self.points, self.percent, self.factor = _en_money, _en_points, _en_percent, _en_factor
+            write_money, write_points, self.percent, self.factor = (
+                _en_money,
+                _en_points,
+                _en_percent,
+                _en_factor,
+            )
+        self.points: Callable[[int], str] = lru_cache(maxsize=4096)(write_points)
         # A receipt writes the same line amounts for many rules: one cached call per amount.
         self.money: Callable[[int], str] = lru_cache(maxsize=4096)(lambda minor: write_money(minor, currency))
 

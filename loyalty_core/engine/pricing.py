@@ -17,7 +17,7 @@ from loyalty_core.engine.accrual import (
 from loyalty_core.engine.basket import Basket, PricingContext
 from loyalty_core.engine.compiled import CompiledProgram, CompiledRule, LineInfo
 from loyalty_core.engine.errors import RedeemLimitExceeded
-from loyalty_core.engine.explain import points_explainer, redeem_limit, tier_explainer
+from loyalty_core.engine.explain import RateSentence, points_explainer, redeem_limit, tier_explainer
 from loyalty_core.engine.facts import basket_facts, line_infos
 from loyalty_core.engine.language import words_for
 from loyalty_core.engine.money import BP, split_capped, split_largest_remainder
@@ -114,7 +114,16 @@ def _explain_points(
             sum([to_pay[i] for i in indexes]),
         )
     line_nos, paid = on_lines
-    if run.line_explanations:
+    if run.line_explanations and isinstance(sentence, RateSentence):
+        tails = memo.get(("tails", id(got)))
+        if tails is None:
+            tail = sentence.tail
+            tails = memo[("tails", id(got))] = [tail(to_pay[i], p) for i, p in zip(indexes, got)]
+        head = sentence.head
+        details = [
+            LineEffect(line_no=n, points=p, explanation=head + t) for n, p, t in zip(line_nos, got, tails)
+        ]
+    elif run.line_explanations:
         details = [
             LineEffect(line_no=n, points=p, explanation=sentence(to_pay[i], lines[i].units, p))
             for n, p, i in zip(line_nos, got, indexes)
