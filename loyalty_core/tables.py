@@ -184,6 +184,15 @@ class Coupon(Table):
     expires_at = Timestamptz(null=True, default=None)
 
 
+class CouponUse(Table):
+    """One use of a coupon by a sale: per-member limits count these; a cancel removes its own."""
+
+    coupon = ForeignKey(Coupon, null=False)
+    membership = ForeignKey(Membership, null=True, default=None)
+    sale = BigInt()
+    used_at = Timestamptz(default=TimestamptzNow())
+
+
 class FavouriteCategory(Table):
     membership = ForeignKey(Membership, null=False)
     category = ForeignKey(Category, null=False)

@@ -63,15 +63,27 @@ async def after_balance_change(card_id: int | None, customer_id: int | None, kin
 
 
 async def use_coupons(priced: Any, card: Any, sale_id: int) -> None:
-    """Applied coupons are used up by this sale; coupons a rule issues are given to the member."""
+    """Applied coupons are used up by this sale; coupons a rule issues are given to the member.
+
+    The use is counted with its limit in the WHERE: a single-use code confirmed at two tills at
+    once goes through at one of them; the other's sale is refused as a whole (CouponInvalid).
+    """
     applied = [c.code for c in priced.coupons if c.status == "applied"]
     if applied:
-        await Notification.raw(
-            "UPDATE coupon c SET uses = c.uses + 1, status = CASE WHEN s.max_uses_per_code > 0 AND c.uses + 1 >= "
-            "s.max_uses_per_code THEN 'used' ELSE c.status END FROM coupon_series s "
-            "WHERE s.id = c.series AND c.code = ANY({}::varchar[])",
-            applied,
+        rows = await Notification.raw(
+            "WITH used AS (UPDATE coupon c SET uses = c.uses + 1, status = CASE WHEN s.max_uses_per_code > 0 AND "
+            "c.uses + 1 >= s.max_uses_per_code THEN 'used' ELSE c.status END FROM coupon_series s "
+            "WHERE s.id = c.series AND c.code = ANY({}::varchar[]) AND c.status = 'active' "
+            "AND (s.max_uses_per_code = 0 OR c.uses < s.max_uses_per_code) RETURNING c.id, c.code) "
+            "INSERT INTO coupon_use (coupon, membership, sale, used_at) SELECT used.id, {}, {}, now() FROM used "
+            "RETURNING coupon",
+            applied, card.membership_id if card is not None else None, sale_id,
         )
+        if len(rows) != len(set(applied)):
+            from loyalty_core.errors import CouponInvalid
+
+            raise CouponInvalid("A coupon was used up by another sale meanwhile: calculate the receipt again",
+                                coupons=applied)
     if priced.issued_coupons and card is not None and card.membership_id is not None:
         from loyalty_core.services.coupons import issue_personal_coupon
 
@@ -80,3 +92,13 @@ async def use_coupons(priced: Any, card: Any, sale_id: int) -> None:
             if code and card.customer_id is not None:
                 await enqueue("coupon_issued", {"code": code, "series": series_code, "sale_id": sale_id},
                               customer_id=card.customer_id, card_id=card.card_id)
+
+
+async def release_coupons(sale_id: int) -> None:
+    """A cancelled sale gives its coupons back."""
+    await Notification.raw(
+        "WITH gone AS (DELETE FROM coupon_use WHERE sale = {} RETURNING coupon) "
+        "UPDATE coupon c SET uses = GREATEST(c.uses - g.n, 0), status = CASE WHEN c.status = 'used' THEN 'active' "
+        "ELSE c.status END FROM (SELECT coupon, count(*) AS n FROM gone GROUP BY coupon) g WHERE c.id = g.coupon",
+        sale_id,
+    )

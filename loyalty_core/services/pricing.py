@@ -59,9 +59,11 @@ async def coupon_inputs(codes: list[str], membership_id: int | None, now: dt.dat
         return []
     rows = await Coupon.raw(
         "SELECT c.code, c.membership, c.uses, c.status, c.expires_at, s.code AS series, s.personal, "
-        "s.max_uses_per_code, s.valid_from, s.valid_to FROM coupon c JOIN coupon_series s ON s.id = c.series "
-        "WHERE c.code = ANY({}::varchar[])",
-        [code.strip().upper() for code in codes],
+        "s.max_uses_per_code, s.max_uses_per_member, s.valid_from, s.valid_to, "
+        "(SELECT count(*) FROM coupon_use u JOIN coupon c2 ON c2.id = u.coupon "
+        " WHERE c2.series = s.id AND u.membership = {}) AS member_uses "
+        "FROM coupon c JOIN coupon_series s ON s.id = c.series WHERE c.code = ANY({}::varchar[])",
+        membership_id, [code.strip().upper() for code in codes],
     )
     found = {r["code"]: r for r in rows}
     result = []
@@ -76,6 +78,8 @@ async def coupon_inputs(codes: list[str], membership_id: int | None, now: dt.dat
             reason = "this coupon belongs to another member"
         elif row["max_uses_per_code"] and row["uses"] >= row["max_uses_per_code"]:
             reason = "coupon already used"
+        elif membership_id is not None and row["max_uses_per_member"] and row["member_uses"] >= row["max_uses_per_member"]:
+            reason = "coupon already used by this member"
         elif row["valid_from"] and now < row["valid_from"]:
             reason = "coupon is not valid yet"
         elif (row["valid_to"] and now > row["valid_to"]) or (row["expires_at"] and now > row["expires_at"]):

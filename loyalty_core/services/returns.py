@@ -212,6 +212,7 @@ async def cancel_sale(sale_id: int, till: Till, now: dt.datetime, any_day: bool 
         )
         result = await _reverse(sale, {r["line_no"]: r["left"] for r in lines}, CANCEL_RETURN_ID, "cancel", now)
         await Sale.raw("UPDATE sale SET status = 'cancelled', cancelled_at = {} WHERE id = {}", now, sale_id)
+        await outbox.release_coupons(sale_id)
         await _after_reversal(sale, result, now)
         response = CancelOut(sale_id=sale_id, status="cancelled", **msgspec.structs.asdict(result))
         await SaleReturn.raw("UPDATE sale_return SET response = {} WHERE id = {}",

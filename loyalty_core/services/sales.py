@@ -9,7 +9,7 @@ import asyncpg
 import msgspec
 
 from loyalty_core.engine import PricedBasket, RedeemLimitExceeded, StoreInfo, price
-from loyalty_core.errors import DomainError, IdempotencyConflict, InsufficientPoints, RedeemLimit
+from loyalty_core.errors import CouponInvalid, DomainError, IdempotencyConflict, InsufficientPoints, RedeemLimit
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.services import outbox, programs, sale_write, tiers
@@ -221,6 +221,13 @@ async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, di
             state = ops.AccountState(id=card.account_id, active=card.account_active, pending=card.account_pending)  # type: ignore[arg-type]
             await ops.apply_due(state, now)
     priced, version, earning = await _price(sale, card, till, state.active if state else 0, now)
+    rejected = [c for c in priced.coupons if c.status == "rejected"]
+    if rejected:
+        # the till must not print a receipt with a discount the shopper did not get: calculate again
+        raise CouponInvalid(
+            "; ".join(f"{c.code}: {c.reason}" for c in rejected),
+            coupons=[{"code": c.code, "reason": c.reason} for c in rejected],
+        )
     t = priced.totals
     taken: list[tuple[int, int]] = []
     accrual = None
