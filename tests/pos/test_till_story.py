@@ -306,3 +306,15 @@ async def test_the_demo_rules_reach_the_till_with_the_members_own_facts(http: ht
     assert points[4]["totals"]["accrued_points"] == 111
     rules = {a["rule"] for a in points[4]["applied"]}
     assert {"favourite-categories", "every-5th-purchase"} <= rules
+
+
+async def test_a_sale_without_a_card_is_recorded_without_points(http: httpx.AsyncClient, shop: Shop) -> None:
+    body = sale_body(shop, [("milk", 2, 10_000)])
+    r = await http.post("/pos/v1/sales/confirm", json=body, headers=shop.headers)
+    assert r.status_code == 200, r.text
+    sale = r.json()
+    assert sale["totals"]["accrued_points"] == 0 and sale["balance_after"] is None
+    assert sale["totals"]["to_pay"] == 20_000
+    replay = await http.post("/pos/v1/sales/confirm", json=body, headers=shop.headers)
+    assert replay.json() == sale
+    assert await count_rows("sale", "id = {} AND membership IS NULL", sale["sale_id"]) == 1
