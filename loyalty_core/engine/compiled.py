@@ -47,6 +47,7 @@ class CompiledFilter(msgspec.Struct, frozen=True, kw_only=True):
     match: LineMatch
     categories: frozenset[str]
     skus: frozenset[str]
+    index_decides: bool = False  # only categories or only skus: the per-basket index alone picks the lines
 
 
 class CompiledRule(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,7 +142,9 @@ def _targeting_gates(target: Targeting) -> list[Gate]:
     if target.exclude_segments:
         banned = frozenset(target.exclude_segments)
         gates.append(
-            lambda facts: ("segment_excluded",) if banned & facts.get("member.segments", frozenset()) else None
+            lambda facts: (
+                ("segment_excluded",) if banned & facts.get("member.segments", frozenset()) else None
+            )
         )
     if target.store_attributes:
         wanted_attrs = dict(target.store_attributes)
@@ -154,9 +157,7 @@ def _targeting_gates(target: Targeting) -> list[Gate]:
         )
     if target.payment_types:
         paid_with = frozenset(target.payment_types)
-        gates.append(
-            lambda facts: None if paid_with & facts["basket.payment_types"] else ("payment",)
-        )
+        gates.append(lambda facts: None if paid_with & facts["basket.payment_types"] else ("payment",))
     if target.coupon_series or target.coupon_codes:
         series, codes = frozenset(target.coupon_series), frozenset(target.coupon_codes)
         gates.append(
@@ -243,6 +244,11 @@ def compile_line_filter(lines: LineFilter | None) -> LineMatch | None:
     return match
 
 
+def _index_decides(lines: LineFilter) -> bool:
+    only_index = bool(lines.categories) != bool(lines.skus)
+    return only_index and lines == LineFilter(categories=lines.categories, skus=lines.skus)
+
+
 def _sub_filters(effect: Effect) -> list[LineFilter]:
     if isinstance(effect, Bogo):
         return [effect.buy, effect.get]
@@ -268,6 +274,7 @@ class _Filters:
                 match=compile_line_filter(lines),
                 categories=frozenset(lines.categories),
                 skus=frozenset(lines.skus),
+                index_decides=_index_decides(lines),
             )
             self._known[key] = found
         return found

@@ -160,7 +160,7 @@ def set_price(effect: SetPrice, eligible: list[LineInfo], base: list[int], match
 
 
 def compute_discount(
-    rule: CompiledRule, lines: list[LineInfo], base: list[int], facts: Facts, match: Matcher
+    rule: CompiledRule, lines: list[LineInfo], base: list[int], facts: Facts, match: Matcher | None
 ) -> LineAmounts:
     effect = rule.effect
     if isinstance(effect, PercentDiscount):

@@ -46,8 +46,11 @@ class Run:
             return self._taking_part
         found = self._filter_cache.get(lines.key)
         if found is None:
-            facts, match = self.facts, lines.match
-            found = [line for line in self._candidates(lines) if match(line, facts)]
+            if lines.index_decides:
+                found = self._candidates(lines)
+            else:
+                facts, match = self.facts, lines.match
+                found = [line for line in self._candidates(lines) if match(line, facts)]
             self._filter_cache[lines.key] = found
         return found
 
@@ -59,6 +62,9 @@ class Run:
             index, wanted = self._sku_index(), lines.skus
         else:
             return self._taking_part
+        if len(wanted) == 1:  # the index lists lines in receipt order already
+            (key,) = wanted
+            return list(index.get(key, ()))
         picked = {line.index: line for key in wanted for line in index.get(key, ())}
         return [picked[i] for i in sorted(picked)]
 

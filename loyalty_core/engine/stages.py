@@ -52,7 +52,8 @@ def _record_discount(
 
 def _compute(run: Run, rule: CompiledRule, base: list[int]) -> LineAmounts:
     lines = run.lines_for(rule.lines)
-    return compute_discount(rule, lines, base, run.facts, run.matcher(rule))
+    matcher = run.matcher(rule) if rule.sub_filters else None  # only BOGO and sets look further
+    return compute_discount(rule, lines, base, run.facts, matcher)
 
 
 def _apply(got: LineAmounts, remaining: list[int]) -> LineAmounts:
