@@ -114,7 +114,6 @@ class RateSentence:
 
 
 def tier_explainer(tier_name: str, bp: int, w: Words) -> PointsExplainer:
-    money, points = w.money, w.points
     head = (
         f"{tier_name} уровень: {w.percent(bp)} от "
         if w.lang == "ru"
@@ -126,7 +125,7 @@ def tier_explainer(tier_name: str, bp: int, w: Words) -> PointsExplainer:
 def points_explainer(name: str, effect: Effect, w: Words) -> PointsExplainer:
     """paid: what the lines are paid with money; units: pieces on them."""
     ru, money, points = w.lang == "ru", w.money, w.points
-    if isinstance(effect, (PercentPoints, CheapestItemBonus)):  # noqa: UP038 (a tuple is faster)
+    if isinstance(effect, (PercentPoints, CheapestItemBonus)):
         rate = w.percent(effect.bp)
         if isinstance(effect, PercentPoints):
             head = f"{name}: {rate} от " if ru else f"{name}: {rate} on "
