@@ -160,6 +160,7 @@ async def _program_id(code: str | None) -> int:
 def cmd_ledger_settle(args: argparse.Namespace) -> int:
     from loyalty_core.ledger.settle import SettleReport, settle_due
     from loyalty_core.services.notifications import after_settle, queue_expiring_soon
+    from loyalty_core.services.tiers import recompute_lapsed_tiers
     from loyalty_core.tables import Account
 
     now = datetime.now(UTC)
@@ -182,6 +183,8 @@ def cmd_ledger_settle(args: argparse.Namespace) -> int:
         )
         queued = await queue_expiring_soon(now)
         note(f"settle: {queued} 'points expiring soon' messages queued")
+        lapsed = await recompute_lapsed_tiers(now)
+        note(f"settle: {len(lapsed)} tiers changed as old spend left the 12-month window")
         return report
 
     report = run_db(work)

@@ -67,3 +67,31 @@ async def next_tier(program_id: int, spend: int) -> dict | None:
         .order_by(Tier.threshold_spend)
         .first()
     )
+
+
+async def recompute_lapsed_tiers(now: dt.datetime, lookback: dt.timedelta = dt.timedelta(days=7)) -> list[TierChange]:
+    """Tiers fall when old spend leaves the window, without any sale to notice: the settle job runs this.
+
+    Memberships with a confirmed sale that left the window within `lookback` are recomputed (safe to
+    repeat: a recompute that changes nothing reports nothing). Each change queues a message.
+    """
+    from loyalty_core.piccolo_conf import DB
+    from loyalty_core.services import outbox
+
+    edge = now - TIER_WINDOW
+    rows = await Membership.raw(
+        "SELECT DISTINCT s.membership, m.program, m.customer FROM sale s JOIN membership m ON m.id = s.membership "
+        "WHERE s.status = 'confirmed' AND s.occurred_at <= {} AND s.occurred_at > {}",
+        edge, edge - lookback,
+    )
+    changes = []
+    for row in rows:
+        async with DB.transaction():
+            await Membership.raw("SELECT id FROM membership WHERE id = {} FOR UPDATE", row["membership"])
+            change = await recompute_tier(row["membership"], row["program"], now)
+            if change is not None:
+                changes.append(change)
+                if row["customer"] is not None:
+                    await outbox.enqueue("tier_changed", {"tier": change.new_code, "name": change.new_name, "up": change.up},
+                                         customer_id=row["customer"])
+    return changes

@@ -130,3 +130,19 @@ async def _tier(member) -> str:
         "SELECT t.code FROM membership m JOIN tier t ON t.id = m.tier WHERE m.id = {}", member.membership_id
     )
     return rows[0]["code"]
+
+
+async def test_a_tier_falls_when_old_spend_leaves_the_window_without_a_sale(story_shop) -> None:
+    from loyalty_core.services.tiers import recompute_lapsed_tiers
+
+    member = await make_member(story_shop, now=T0)
+    await confirm(story_shop, member, [("cheese", 35, 100_000)], T0)  # 35 000 RUB: Silver
+    assert await _tier(member) == "silver"
+    def mine(changes):  # other tests' members share the database
+        return [(c.new_code, c.up) for c in changes if c.membership_id == member.membership_id]
+
+    assert mine(await recompute_lapsed_tiers(T0 + dt.timedelta(days=300))) == []
+    assert await _tier(member) == "silver"
+    assert mine(await recompute_lapsed_tiers(T0 + dt.timedelta(days=366))) == [("basic", False)]
+    assert await _tier(member) == "basic"
+    assert mine(await recompute_lapsed_tiers(T0 + dt.timedelta(days=367))) == []  # once
