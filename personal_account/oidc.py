@@ -19,7 +19,6 @@ import secrets
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
-import httpx
 import msgspec
 from litestar import Controller, Request, get
 from litestar.params import QueryParameter
@@ -28,16 +27,18 @@ from litestar.response import Redirect, Template
 from backend.api.oidc import (
     STATE_TTL,
     OidcFailed,
+    OidcNoVerifiedContact,
     OidcUnavailable,
-    _client,
-    _metadata,
-    _verified_claims,
+    exchange_code,
+    oauth_client,
+    provider_metadata,
+    verified_claims,
+    verified_contact,
 )
 from backend.api.settings import OidcSettings, get_identity_settings
 from loyalty_core.errors import DomainError
 from loyalty_core.services import tokens
 from loyalty_core.services.identity import resolve_program
-from loyalty_core.services.otp import normalise_email, normalise_phone
 from personal_account.session import cookie, expired_cookie
 from personal_account.web import not_found, safe_next
 
@@ -104,38 +105,18 @@ async def _take_flow(request: Request, state: str | None) -> Flow:
     return flow
 
 
-async def _exchange(oidc: OidcSettings, metadata: dict[str, Any], code: str, verifier: str) -> dict[str, Any]:
-    async with _client(oidc) as client:
-        try:
-            token = await client.fetch_token(metadata["token_endpoint"], code=code, code_verifier=verifier)
-        except httpx.TransportError as exc:
-            raise OidcUnavailable(f"token endpoint: {exc.__class__.__name__}") from None
-        except Exception as exc:  # noqa: BLE001 -- authlib raises several types for a refused code
-            raise OidcFailed(f"the provider refused the code: {exc}") from None
-    if "id_token" not in token:
-        raise OidcFailed("the provider returned no id_token")
-    return token  # type: ignore[no-any-return]
-
-
-def _verified_contact(claims: dict[str, Any]) -> tuple[str | None, str | None]:
-    """Only what the provider marks verified, as the API's callback does (never hand points to an unverified address)."""
-    email = normalise_email(claims["email"]) if claims.get("email") and claims.get("email_verified") is True else None
-    phone = (normalise_phone(claims["phone_number"])
-             if claims.get("phone_number") and claims.get("phone_number_verified") is True else None)
-    if email is None and phone is None:
-        raise SignInRefused("The provider did not confirm your e-mail or phone. Sign in with a code instead.", 401)
-    return email, phone
-
-
 async def _log_in(request: Request, oidc: OidcSettings, flow: Flow, code: str, now: dt.datetime) -> tokens.LoggedIn:
     try:
-        metadata = await _metadata(oidc)
-        token = await _exchange(oidc, metadata, code, flow.verifier)
-        claims = await _verified_claims(oidc, metadata, token["id_token"], flow.nonce)
-        email, phone = _verified_contact(claims)
+        metadata = await provider_metadata(oidc)
+        token = await exchange_code(oidc, metadata, code, flow.verifier)
+        claims = await verified_claims(oidc, metadata, token["id_token"], flow.nonce)
+        email, phone = verified_contact(claims)
         return await tokens.log_in_with_verified_contact(
             await resolve_program(flow.program), email=email, phone=phone, name=str(claims.get("name", ""))[:200],
             channel="oidc", secret=request.app.state.settings.security.secret_key, now=now)
+    except OidcNoVerifiedContact:
+        raise SignInRefused("The provider did not confirm your e-mail or phone. Sign in with a code instead.",
+                            401) from None
     except OidcUnavailable:
         raise SignInRefused("The sign-in service is not answering. Try again in a minute or sign in with a code.",
                             502) from None
@@ -158,13 +139,13 @@ class OidcSignInController(Controller):
             raise not_found()
         oidc = provider.settings
         try:
-            metadata = await _metadata(oidc)
+            metadata = await provider_metadata(oidc)
         except (OidcUnavailable, OidcFailed):
             return await refused_page(request, program, safe_next(next_path), SignInRefused(
                 "The sign-in service is not answering. Try again in a minute or sign in with a code.", 502))
         flow = Flow(state=secrets.token_urlsafe(24), nonce=secrets.token_urlsafe(24), verifier=secrets.token_urlsafe(48),
                     program=program, next=safe_next(next_path))
-        async with _client(oidc) as client:
+        async with oauth_client(oidc) as client:
             url, _ = client.create_authorization_url(metadata["authorization_endpoint"], state=flow.state,
                                                      nonce=flow.nonce, code_verifier=flow.verifier)
         flow_id = secrets.token_urlsafe(32)

@@ -41,6 +41,10 @@ class OidcFailed(DomainError):
     slug, status, title = "oidc-failed", 401, "Login with the identity provider failed"
 
 
+class OidcNoVerifiedContact(OidcFailed):
+    """The provider vouched for neither an e-mail nor a phone: points never go to an unverified address."""
+
+
 class OidcUnavailable(DomainError):
     slug, status, title = "oidc-unavailable", 502, "The identity provider cannot be reached"
 
@@ -61,7 +65,7 @@ def _settings(identity: Identity) -> OidcSettings:
     return identity.oidc
 
 
-async def _metadata(oidc: OidcSettings) -> dict[str, Any]:
+async def provider_metadata(oidc: OidcSettings) -> dict[str, Any]:
     """Discovery document, cached for an hour."""
     cached = _discovery.get(oidc.issuer)
     if cached and cached[0] > time.monotonic():
@@ -73,7 +77,7 @@ async def _metadata(oidc: OidcSettings) -> dict[str, Any]:
     return metadata
 
 
-def _client(oidc: OidcSettings) -> Any:
+def oauth_client(oidc: OidcSettings) -> Any:
     # imported on use: deployments without OIDC never load authlib's HTTP client
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
@@ -81,7 +85,7 @@ def _client(oidc: OidcSettings) -> Any:
                              redirect_uri=oidc.redirect_uri, code_challenge_method="S256", timeout=10)
 
 
-async def _verified_claims(oidc: OidcSettings, metadata: dict[str, Any], id_token: str, nonce: str) -> dict[str, Any]:
+async def verified_claims(oidc: OidcSettings, metadata: dict[str, Any], id_token: str, nonce: str) -> dict[str, Any]:
     jwks = await _fetch_json(metadata["jwks_uri"])
     try:
         token = jwt.decode(id_token, KeySet.import_key_set(jwks), algorithms=["RS256", "ES256"])
@@ -96,6 +100,30 @@ async def _verified_claims(oidc: OidcSettings, metadata: dict[str, Any], id_toke
     return token.claims
 
 
+async def exchange_code(oidc: OidcSettings, metadata: dict[str, Any], code: str, verifier: str) -> dict[str, Any]:
+    """The authorization code (with its PKCE verifier) for tokens; an id_token must come back."""
+    async with oauth_client(oidc) as client:
+        try:
+            token = await client.fetch_token(metadata["token_endpoint"], code=code, code_verifier=verifier)
+        except httpx.TransportError as exc:
+            raise OidcUnavailable(f"token endpoint: {exc.__class__.__name__}") from None
+        except Exception as exc:  # authlib raises several types for a refused code
+            raise OidcFailed(f"the provider refused the code: {exc}") from None
+    if "id_token" not in token:
+        raise OidcFailed("the provider returned no id_token")
+    return token  # type: ignore[no-any-return]
+
+
+def verified_contact(claims: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(e-mail, phone) the provider marks verified; neither -> OidcNoVerifiedContact."""
+    email = normalise_email(claims["email"]) if claims.get("email") and claims.get("email_verified") is True else None
+    phone = (normalise_phone(claims["phone_number"])
+             if claims.get("phone_number") and claims.get("phone_number_verified") is True else None)
+    if email is None and phone is None:
+        raise OidcNoVerifiedContact("the provider vouched for no e-mail or phone: log in with a code instead")
+    return email, phone
+
+
 class OidcController(Controller):
     path = "/auth/oidc"
     tags = ["shopper auth"]
@@ -105,9 +133,9 @@ class OidcController(Controller):
     async def login(self, valkey: Valkey, identity: Identity, program: ProgramCode = None) -> Redirect:
         """Redirect to the provider; it comes back to /callback."""
         oidc = _settings(identity)
-        metadata = await _metadata(oidc)
+        metadata = await provider_metadata(oidc)
         state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
-        async with _client(oidc) as client:
+        async with oauth_client(oidc) as client:
             url, _ = client.create_authorization_url(metadata["authorization_endpoint"], state=state, nonce=nonce,
                                                      code_verifier=verifier)
         await valkey.set(f"kopilka:oidc:{state}", json.dumps({"nonce": nonce, "verifier": verifier, "program": program}),
@@ -126,22 +154,10 @@ class OidcController(Controller):
         if saved is None:
             raise OidcFailed("unknown or expired login state: start again")
         flow = json.loads(saved)
-        metadata = await _metadata(oidc)
-        async with _client(oidc) as client:
-            try:
-                token = await client.fetch_token(metadata["token_endpoint"], code=code, code_verifier=flow["verifier"])
-            except httpx.TransportError as exc:
-                raise OidcUnavailable(f"token endpoint: {exc.__class__.__name__}") from None
-            except Exception as exc:  # authlib raises several types for a refused code
-                raise OidcFailed(f"the provider refused the code: {exc}") from None
-        if "id_token" not in token:
-            raise OidcFailed("the provider returned no id_token")
-        claims = await _verified_claims(oidc, metadata, token["id_token"], flow["nonce"])
-        email = normalise_email(claims["email"]) if claims.get("email") and claims.get("email_verified") is True else None
-        phone = (normalise_phone(claims["phone_number"])
-                 if claims.get("phone_number") and claims.get("phone_number_verified") is True else None)
-        if email is None and phone is None:
-            raise OidcFailed("the provider vouched for no e-mail or phone: log in with a code instead")
+        metadata = await provider_metadata(oidc)
+        token = await exchange_code(oidc, metadata, code, flow["verifier"])
+        claims = await verified_claims(oidc, metadata, token["id_token"], flow["nonce"])
+        email, phone = verified_contact(claims)
         return await tokens.log_in_with_verified_contact(
             await resolve_program(flow["program"]), email=email, phone=phone, name=str(claims.get("name", ""))[:200],
             channel="oidc", secret=secret, now=now)
