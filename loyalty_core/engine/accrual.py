@@ -43,6 +43,7 @@ class AccrualLines:
         to_pay: list[int],
     ) -> None:
         self._lines_for, self._accrues, self.to_pay = lines_for, accrues, to_pay
+        self._all_accrue = all(accrues)  # the usual case: the filter's own lists serve as they are
         self._lines: dict[int, list[LineInfo]] = {}
         self._paid: dict[int, list[int]] = {}
         # ids of the cached paid-lines lists: numerators on one of them, as it is, are
@@ -54,7 +55,10 @@ class AccrualLines:
         found = self._lines.get(key)
         if found is None:
             accrues = self._accrues
-            found = self._lines[key] = [line for line in self._lines_for(lines) if accrues[line.index]]
+            found = self._lines_for(lines)
+            if not self._all_accrue:
+                found = [line for line in found if accrues[line.index]]
+            self._lines[key] = found
         return found
 
     def paid(self, lines: CompiledFilter | None) -> list[int]:

@@ -157,6 +157,7 @@ class Words:
     def __init__(self, lang: str, currency: str) -> None:
         self.lang, self.currency = lang, currency
         self._reasons = _RU_REASONS if lang == "ru" else _EN_REASONS
+        self._fixed = {code: text for code, text in self._reasons.items() if isinstance(text, str)}
         if lang == "ru":
             write_money, write_points, self.percent, self.factor = (
                 ru_money,
@@ -176,8 +177,8 @@ class Words:
         self.money: Callable[[int], str] = lru_cache(maxsize=4096)(lambda minor: write_money(minor, currency))
 
     def reason(self, reason: Reason) -> str:
-        text = self._reasons[reason[0]]
-        return text if isinstance(text, str) else text(self, *reason[1:])
+        text = self._fixed.get(reason[0])
+        return text if text is not None else self._reasons[reason[0]](self, *reason[1:])
 
 
 _en_money = lru_cache(maxsize=4096)(money.format_money)
