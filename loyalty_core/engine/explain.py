@@ -1,5 +1,5 @@
 """Sentences a cashier or a shopper understands, in the run's language:
-"Gold tier: 7% on 1 250.00 RUB = 87 points", "Золотой уровень: 7% от 1 250,00 ₽ = 87 баллов".
+"Gold tier: 7% on 1 250.00 RUB = 87 points", "Уровень «Золотой»: 7% от 1 250,00 ₽ = 87 баллов".
 
 Each rule gets an explainer once per receipt, with the parts that do not depend on a line
 already written; the receipt-level sentence (totals) and the per-line ones (the line's share)
@@ -115,7 +115,7 @@ class RateSentence:
 
 def tier_explainer(tier_name: str, bp: int, w: Words) -> PointsExplainer:
     head = (
-        f"{tier_name} уровень: {w.percent(bp)} от "
+        f"Уровень «{tier_name}»: {w.percent(bp)} от "
         if w.lang == "ru"
         else f"{tier_name} tier: {w.percent(bp)} on "
     )

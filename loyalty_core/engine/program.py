@@ -51,6 +51,7 @@ class ProgramSettings(msgspec.Struct, frozen=True, kw_only=True):
     pending_days: int = 14  # ledger: points activate after the return window
     expiry_days: int = 365  # ledger: a lot burns this long after it activates
     favourite_categories_count: int = 3  # how many favourite categories a shopper picks per period
+    language: str = "ru"  # of the explanations the till and the shopper read: ru | en
 
 
 class Rule(msgspec.Struct, frozen=True, kw_only=True):

@@ -84,6 +84,8 @@ def _settings(s: ProgramSettings, errors: list[str]) -> None:
         value = getattr(s, field)
         if value is not None and value < 0:
             errors.append(f"{where}: {field}: must not be negative")
+    if s.language not in ("ru", "en"):
+        errors.append(f"{where}: language: '{s.language}' is not spoken (ru, en)")
     if not 1 <= s.favourite_categories_count <= 50:
         errors.append(f"{where}: favourite_categories_count: must be between 1 and 50")
 

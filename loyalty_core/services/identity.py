@@ -322,7 +322,7 @@ async def award_event(program: ProgramRef, membership_id: int, referrer: int | N
     member = MemberInfo(membership_id=str(membership_id), tier_code=tier["code"] if tier else None, joined_at=now,
                         referred_by=str(referrer) if referrer else None)
     ctx = PricingContext(now=now, store=StoreInfo(code="", timezone=program.timezone),
-                         channel=_ENGINE_CHANNELS.get(channel, "app"), member=member)
+                         channel=_ENGINE_CHANNELS.get(channel, "app"), member=member, lang=compiled.settings.language)
     awards = evaluate_event(MemberEvent(kind=event, at=now), ctx, compiled)  # type: ignore[arg-type]
     for award in awards:
         if award.issue_coupon:

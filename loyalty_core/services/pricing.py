@@ -181,6 +181,7 @@ async def build_pricing_input(
         redeem_points=sale.redeem_points,
     )
     context = PricingContext(
+        lang=getattr(settings, "language", "ru"),
         now=sale.occurred_at,
         store=store if isinstance(store, StoreInfo) else await store_info(store),
         channel=sale.channel,

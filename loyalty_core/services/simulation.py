@@ -184,7 +184,7 @@ async def simulate(sim: SimulationIn, now: dt.datetime) -> SimulationOut:
         redeem_points=sim.redeem_points,
     )
     context = PricingContext(now=when, store=await _store(sim.store, timezone), channel=sim.channel, member=member,
-                             balance_active=active, accrued_today=today)
+                             balance_active=active, accrued_today=today, lang=compiled.settings.language)
     try:
         priced = price(basket, context, compiled)
     except RedeemLimitExceeded as exc:

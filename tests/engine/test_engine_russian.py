@@ -79,10 +79,10 @@ def test_gold_tier_in_russian():
 
     result = in_russian(prog, basket(line(1, 100_000), line(2, 25_000)), context(member("gold")))
 
-    assert applied(result, "tier").explanation == rub("Золотой уровень: 7% от 1_250,00_₽ = 87 баллов")
+    assert applied(result, "tier").explanation == rub("Уровень «Золотой»: 7% от 1_250,00_₽ = 87 баллов")
     assert [d.explanation for d in applied(result, "tier").details] == [
-        rub("Золотой уровень: 7% от 1_000,00_₽ = 70 баллов"),
-        rub("Золотой уровень: 7% от 250,00_₽ = 17 баллов"),
+        rub("Уровень «Золотой»: 7% от 1_000,00_₽ = 70 баллов"),
+        rub("Уровень «Золотой»: 7% от 250,00_₽ = 17 баллов"),
     ]
 
 
@@ -96,7 +96,7 @@ def test_the_store_language_comes_with_the_context_and_price_can_override_it():
     by_default = price(b, context(shopper), prog)
     unknown = price(b, context(shopper, lang="kk"), prog)  # never an error at the till: English
 
-    assert applied(in_moscow, "tier").explanation == rub("Золотой уровень: 7% от 300,00_₽ = 21 балл")
+    assert applied(in_moscow, "tier").explanation == rub("Уровень «Золотой»: 7% от 300,00_₽ = 21 балл")
     assert applied(asked_for_english, "tier").explanation == "Золотой tier: 7% on 300.00 RUB = 21 points"
     assert applied(by_default, "tier").explanation == "Золотой tier: 7% on 300.00 RUB = 21 points"
     assert applied(unknown, "tier").explanation == "Золотой tier: 7% on 300.00 RUB = 21 points"
@@ -116,7 +116,7 @@ def test_birthday_multiplier_in_russian():
     result = in_russian(prog, basket(line(1, 100_000), line(2, 50_000)), context(shopper))
 
     assert applied(result, "birthday").explanation == "День рождения ×10: баллы уровня ×10 = +405 баллов"
-    assert applied(result, "tier").explanation == rub("Базовый уровень: 3% от 1_500,00_₽ = 45 баллов")
+    assert applied(result, "tier").explanation == rub("Уровень «Базовый»: 3% от 1_500,00_₽ = 45 баллов")
 
 
 def test_favourite_categories_in_russian():

@@ -318,3 +318,16 @@ async def test_a_sale_without_a_card_is_recorded_without_points(http: httpx.Asyn
     replay = await http.post("/pos/v1/sales/confirm", json=body, headers=shop.headers)
     assert replay.json() == sale
     assert await count_rows("sale", "id = {} AND membership IS NULL", sale["sale_id"]) == 1
+
+
+async def test_explanations_speak_the_programs_language(http: httpx.AsyncClient, db_pool: None) -> None:
+    from tests.factories import basic_rules, make_shop
+
+    for language, expected in (("ru", "Уровень «Basic»: 3% от 200,00\u00a0₽ = 6 баллов"),
+                               ("en", "Basic tier: 3% on 200.00 RUB = 6 points")):
+        shop = await make_shop(basic_rules(language=language))
+        member = await make_member(shop)
+        r = await http.post("/pos/v1/sales/calculate", json=sale_body(shop, [("milk", 2, 10_000)], card=member.card),
+                            headers=shop.headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["applied"][0]["explanation"].replace("\u202f", "\u00a0") == expected
