@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from zoneinfo import ZoneInfo
+from loyalty_core.engine.language import points_word
 
 LANGUAGES = ("ru", "en")
 DEFAULT_LANGUAGE = "ru"
@@ -211,18 +212,6 @@ def group_digits(value: int, language: str) -> str:
 
 def number(value: int, language: str) -> str:
     return group_digits(value, language)
-
-
-def points_word(value: int, language: str) -> str:
-    """'1 балл', '2 балла', '5 баллов' / '1 point', '5 points'."""
-    n = abs(value)
-    if language != "ru":
-        return "point" if n == 1 else "points"
-    if n % 10 == 1 and n % 100 != 11:
-        return "балл"
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return "балла"
-    return "баллов"
 
 
 def money(minor: int, language: str, currency: str = "RUB") -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.push.transports import PushMessage
+from loyalty_core.engine.language import points_word
 
 APP_KINDS = frozenset({"welcome", "points_accrued", "points_activated", "points_expiring", "points_returned",
                        "points_adjusted", "tier_changed", "coupon_issued"})
@@ -37,17 +38,6 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "coupon_issued": ("A coupon for you", "Coupon {code} is in the app."),
     },
 }
-
-
-def points_word(points: int, locale: str) -> str:
-    n = abs(points)
-    if locale != "ru":
-        return "point" if n == 1 else "points"
-    if n % 10 == 1 and n % 100 != 11:
-        return "балл"
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return "балла"
-    return "баллов"
 
 
 def render(kind: str, payload: dict[str, Any], locale: str, *, notification_id: int) -> PushMessage | None:

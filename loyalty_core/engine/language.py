@@ -34,6 +34,13 @@ def ru_plural(n: int, one: str, few: str, many: str) -> str:
 
 
 @lru_cache(maxsize=4096)
+def points_word(n: int, lang: str) -> str:
+    """The word after a number of points: '1 балл', '2 балла', '5 баллов' / '1 point', '5 points'."""
+    if lang != "ru":
+        return "point" if abs(n) == 1 else "points"
+    return ru_plural(abs(n), "балл", "балла", "баллов")
+
+
 def ru_money(minor: int, currency: str = "RUB") -> str:
     """1 250,00 ₽: no-break space between thousands and before the sign, comma before kopecks."""
     sign = "-" if minor < 0 else ""
