@@ -43,6 +43,28 @@ def connection() -> asyncpg.Connection:
     return transaction.connection
 
 
+async def fetch(query: str, *args: object) -> list[asyncpg.Record]:
+    """A read on the caller's transaction if one is open, else on a pooled connection.
+
+    For the till's hot reads, written with `$n` placeholders: no query-string building per call.
+    """
+    transaction = DB.current_transaction.get()
+    if transaction is not None:
+        return await transaction.connection.fetch(query, *args)  # type: ignore[no-any-return]
+    if DB.pool is not None:
+        return await DB.pool.fetch(query, *args)  # type: ignore[no-any-return]
+    connection = await DB.get_new_connection()
+    try:
+        return await connection.fetch(query, *args)  # type: ignore[no-any-return]
+    finally:
+        await connection.close()
+
+
+async def fetchrow(query: str, *args: object) -> asyncpg.Record | None:
+    rows = await fetch(query, *args)
+    return rows[0] if rows else None
+
+
 async def close_pool() -> None:
     await DB.close_connection_pool()
 

@@ -6,9 +6,9 @@ import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from loyalty_core import db
 from loyalty_core.errors import Unauthorized
 from loyalty_core.services.setup import hash_secret
-from loyalty_core.tables import TillKey
 
 
 class TillPrincipal(msgspec.Struct, frozen=True):
@@ -20,6 +20,9 @@ class TillPrincipal(msgspec.Struct, frozen=True):
     store_region: str = ""
     store_format: str = ""
     store_attributes: dict[str, str] = {}
+    # the program an anonymous sale (no card) is priced by, read with the key: its current rules version
+    program_id: int | None = None
+    program_rules_version: int | None = None
 
 
 def _bearer(connection: ASGIConnection) -> str:
@@ -30,26 +33,27 @@ def _bearer(connection: ASGIConnection) -> str:
     return token.strip()
 
 
+# One round trip on every till request: the store's facts and the default program come along for pricing.
+_TILL_BY_KEY = """
+SELECT t.id AS till_id, t.code AS till_code, s.id AS store_id, s.code AS store_code, s.timezone AS store_timezone,
+       COALESCE(s.region, '') AS store_region, COALESCE(s.format, '') AS store_format, s.attributes AS store_attributes,
+       p.id AS program_id, p.rules_version AS program_rules_version
+FROM till_key k JOIN till t ON t.id = k.till JOIN store s ON s.id = t.store
+LEFT JOIN LATERAL (SELECT id, rules_version FROM program ORDER BY id LIMIT 1) p ON true
+WHERE k.key_hash = $1 AND k.revoked_at IS NULL
+"""
+
+
 async def authenticate_till(connection: ASGIConnection) -> TillPrincipal:
-    key = _bearer(connection)
-    # one round trip on every till request: the store's facts come along for pricing
-    rows = await TillKey.raw(
-        "SELECT t.id AS till_id, t.code AS till_code, s.id AS store_id, s.code AS store_code, "
-        "s.timezone AS store_timezone, s.region AS store_region, s.format AS store_format, "
-        "s.attributes AS store_attributes FROM till_key k JOIN till t ON t.id = k.till JOIN store s ON s.id = t.store "
-        "WHERE k.key_hash = {} AND k.revoked_at IS NULL",
-        hash_secret(key),
-    )
-    if not rows:
+    row = await db.fetchrow(_TILL_BY_KEY, hash_secret(_bearer(connection)))
+    if row is None:
         raise Unauthorized("Unknown or revoked till key")
-    row = rows[0]
-    attributes = row["store_attributes"]
+    facts = dict(row)
+    attributes = facts["store_attributes"]
     if isinstance(attributes, str):
         attributes = msgspec.json.decode(attributes or "{}")
-    row["store_attributes"] = {k: str(v) for k, v in (attributes or {}).items()}
-    row["store_region"] = row["store_region"] or ""
-    row["store_format"] = row["store_format"] or ""
-    return TillPrincipal(**row)
+    facts["store_attributes"] = {k: str(v) for k, v in (attributes or {}).items()}
+    return TillPrincipal(**facts)
 
 
 async def till_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:

@@ -38,8 +38,11 @@ def _till(principal: TillPrincipal) -> sales.Till:
         code=principal.store_code, region=principal.store_region or None, format=principal.store_format or None,
         timezone=principal.store_timezone, attributes=principal.store_attributes,
     )
+    program = None
+    if principal.program_id is not None and principal.program_rules_version is not None:
+        program = (principal.program_id, principal.program_rules_version)
     return sales.Till(till_id=principal.till_id, store_id=principal.store_id, store_timezone=principal.store_timezone,
-                      store=store)
+                      store=store, program=program)
 
 
 class TillController(Controller):

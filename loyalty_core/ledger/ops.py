@@ -167,11 +167,11 @@ async def accrue(
 
 
 async def _active_lots(account_id: int) -> list[LotView]:
-    rows = await PointLot.raw(
-        "SELECT id, remaining, expires_at FROM point_lot WHERE account = {} AND state = 'active' AND remaining > 0",
+    rows = await db.fetch(
+        "SELECT id, remaining, expires_at FROM point_lot WHERE account = $1 AND state = 'active' AND remaining > 0",
         account_id,
     )
-    return [LotView(**r) for r in rows]
+    return [LotView(id=r["id"], remaining=r["remaining"], expires_at=r["expires_at"]) for r in rows]
 
 
 async def _take(state: AccountState, taken: list[tuple[int, int]], kind: str, now: datetime, *, reason: str = "",

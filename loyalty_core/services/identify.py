@@ -7,8 +7,9 @@ import datetime as dt
 import msgspec
 import phonenumbers
 
+from loyalty_core import db
 from loyalty_core.errors import CardBlocked, CardNotFound, TokenExpired
-from loyalty_core.tables import Card, Customer
+from loyalty_core.tables import Customer
 
 APP_TOKEN_PREFIX = "KQ1."
 
@@ -71,14 +72,24 @@ _LOCKED_ACCOUNT = (
 )
 
 
-async def _load(where: str, *args: object, lock_account: bool = False) -> dict | None:
-    query = _CARD_QUERY.format(
+def _card_query(where: str, lock_account: bool) -> str:
+    return _CARD_QUERY.format(
         where=where,
         balance="a.active AS account_active, a.pending AS account_pending," if lock_account else "",
         account=_LOCKED_ACCOUNT if lock_account else _ACCOUNT,
     )
-    rows = await Card.raw(query, *args)
-    return rows[0] if rows else None
+
+
+# the two shapes of look-up, built once: by card number, by the member's current card
+_BY_NUMBER = {lock: _card_query("c.number = $1", lock) for lock in (False, True)}
+_BY_CUSTOMER = {
+    lock: _card_query("m.customer = $1 AND c.status = 'active' ORDER BY c.id DESC LIMIT 1", lock) for lock in (False, True)
+}
+
+
+async def _load(query: str, *args: object) -> dict | None:
+    row = await db.fetchrow(query, *args)
+    return dict(row) if row is not None else None
 
 
 _qr_secret: list[str] = []
@@ -127,18 +138,15 @@ async def resolve_scan(scan: str, now: dt.datetime, lock_account: bool = False) 
     scan = scan.strip()
     row: dict | None
     if scan.startswith(APP_TOKEN_PREFIX):
-        row = await _load("c.number = {}", _card_from_app_token(scan, now), lock_account=lock_account)
+        row = await _load(_BY_NUMBER[lock_account], _card_from_app_token(scan, now))
     elif (phone := _as_phone(scan)) is not None:
         customer = await Customer.select(Customer.id).where(Customer.phone == phone).first()
         row = None
         if customer is not None:
-            # the member's current card: active first, newest first
-            row = await _load(
-                "m.customer = {} AND c.status = 'active' ORDER BY c.id DESC LIMIT 1", customer["id"],
-                lock_account=lock_account,
-            )
+            # the member's current active card, newest first
+            row = await _load(_BY_CUSTOMER[lock_account], customer["id"])
     else:
-        row = await _load("c.number = {}", scan, lock_account=lock_account)
+        row = await _load(_BY_NUMBER[lock_account], scan)
     if row is None:
         raise CardNotFound("No card or member matches this scan")
     if row["card_status"] == "blocked":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from loyalty_core import db
 from loyalty_core.engine import (
     Basket,
     BasketLine,
@@ -18,7 +19,14 @@ from loyalty_core.engine import (
 from loyalty_core.errors import ValidationFailed
 from loyalty_core.services.identify import CardContext
 from loyalty_core.services.sale_types import SaleIn, quantity_milli
-from loyalty_core.tables import Coupon, Product, Store
+from loyalty_core.tables import Coupon, Store
+
+
+_CATALOG_FACTS = (
+    "SELECT p.sku, p.excluded, COALESCE(c.path, ARRAY[]::varchar[]) AS path, b.code AS brand, "
+    "COALESCE(b.own_brand, false) AS own_brand FROM product p "
+    "LEFT JOIN category c ON c.id = p.category LEFT JOIN brand b ON b.id = p.brand WHERE p.sku = ANY($1::varchar[])"
+)
 
 
 async def basket_lines(sale: SaleIn) -> list[BasketLine]:
@@ -28,12 +36,7 @@ async def basket_lines(sale: SaleIn) -> list[BasketLine]:
             raise ValidationFailed(f"line_no {line.line_no} appears twice")
         seen.add(line.line_no)
     skus = sorted({line.sku for line in sale.lines})
-    rows = await Product.raw(
-        "SELECT p.sku, p.excluded, COALESCE(c.path, ARRAY[]::varchar[]) AS path, b.code AS brand, "
-        "COALESCE(b.own_brand, false) AS own_brand FROM product p "
-        "LEFT JOIN category c ON c.id = p.category LEFT JOIN brand b ON b.id = p.brand WHERE p.sku = ANY({}::varchar[])",
-        skus,
-    )
+    rows = await db.fetch(_CATALOG_FACTS, skus)
     catalog = {r["sku"]: r for r in rows}
     lines = []
     for line in sale.lines:

@@ -40,6 +40,8 @@ class Till(msgspec.Struct, frozen=True):
     store_id: int
     store_timezone: str = "Europe/Moscow"
     store: StoreInfo | None = None  # the store's facts when the caller has them; else read by store_id
+    # (program id, rules version) a sale without a card is priced by, when the caller read it; else looked up
+    program: tuple[int, int] | None = None
 
 
 def request_hash(body: msgspec.Struct) -> str:
@@ -96,6 +98,8 @@ async def _price(
     """Price the basket; also returns the rules version used and the points-earning spend (no excluded goods)."""
     if card is not None:
         program_id, version = card.program_id, card.rules_version
+    elif till.program is not None:
+        program_id, version = till.program
     else:
         program_id, version, _ = await _default_program()
     document = await programs.rules_document(program_id, version)
