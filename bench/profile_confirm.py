@@ -5,7 +5,8 @@
 Uses the bench dataset (build it with `make bench` first). Each confirm is a real ASGI request to
 `create_app()` against the real PostgreSQL; the process's CPU time per confirm is the server's Python
 cost minus uvicorn's HTTP parsing. With `--cprofile` the run is profiled and the top functions printed
-(cProfile inflates small functions: read it for shares, not for absolute times).
+(cProfile inflates small functions: read it for shares, not for absolute times); the raw profile is
+saved to build/bench/confirm.pstats for `python -m pstats`.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ async def drive(app, keys: list[str], shop: Shop, count: int, concurrency: int, 
 
 async def main(args: argparse.Namespace, prep: dict, db_url: str, valkey_url: str) -> None:
     os.environ.update(KOPILKA_DATABASE_URL=db_url, KOPILKA_VALKEY_URL=valkey_url, KOPILKA_SECRET_KEY="bench-secret",
-                      KOPILKA_DATA_DIR=str(bench_run.BUILD), KOPILKA_DB_POOL_MIN="4",
+                      KOPILKA_DATA_DIR=str(bench_run.BUILD), KOPILKA_DB_POOL_MIN="2",
                       KOPILKA_DB_POOL_MAX=str(args.concurrency + 2))
 
     from backend.app import create_app
@@ -95,7 +96,7 @@ async def main(args: argparse.Namespace, prep: dict, db_url: str, valkey_url: st
         tag = os.urandom(3).hex()
         warm = await drive(app, prep["keys"], shop, 300, args.concurrency, tag + "w")
         print("warm-up", warm)
-        profiler = cProfile.Profile() if args.cprofile else None
+        profiler = cProfile.Profile(time.process_time) if args.cprofile else None  # CPU, not wall time
         if profiler:
             profiler.enable()
         result = await drive(app, prep["keys"], shop, args.count, args.concurrency, tag)
@@ -103,6 +104,7 @@ async def main(args: argparse.Namespace, prep: dict, db_url: str, valkey_url: st
             profiler.disable()
         print(f"{args.count} confirms, concurrency {args.concurrency}: {result}")
         if profiler:
+            profiler.dump_stats(str(bench_run.BUILD / "confirm.pstats"))
             stats = pstats.Stats(profiler)
             stats.sort_stats("tottime").print_stats(45)
             stats.sort_stats("cumulative").print_stats(60)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from loyalty_core import db
 from loyalty_core.engine import (
     Basket,
@@ -25,7 +27,9 @@ from loyalty_core.tables import Coupon, Store
 _CATALOG_FACTS = (
     "SELECT p.sku, p.excluded, COALESCE(c.path, ARRAY[]::varchar[]) AS path, b.code AS brand, "
     "COALESCE(b.own_brand, false) AS own_brand FROM product p "
-    "LEFT JOIN category c ON c.id = p.category LEFT JOIN brand b ON b.id = p.brand WHERE p.sku = ANY($1::varchar[])"
+    "LEFT JOIN category c ON c.id = p.category LEFT JOIN brand b ON b.id = p.brand "
+    # the SKUs as one JSON parameter: asyncpg type-checks each element of an array parameter in Python
+    "WHERE p.sku = ANY(ARRAY(SELECT json_array_elements_text($1::json)))"
 )
 
 
@@ -36,7 +40,7 @@ async def basket_lines(sale: SaleIn) -> list[BasketLine]:
             raise ValidationFailed(f"line_no {line.line_no} appears twice")
         seen.add(line.line_no)
     skus = sorted({line.sku for line in sale.lines})
-    rows = await db.fetch(_CATALOG_FACTS, skus)
+    rows = await db.fetch(_CATALOG_FACTS, msgspec.json.encode(skus).decode())
     catalog = {r["sku"]: r for r in rows}
     lines = []
     for line in sale.lines:
