@@ -106,8 +106,10 @@ class RateSentence:
     def __init__(self, head: str, w: Words) -> None:
         self.head, self.money, self.points = head, w.money, w.points
 
-    def tail(self, paid: int, got: int) -> str:
-        return f"{self.money(paid)} = {self.points(got)}"
+    def tails(self, paid: list[int], got: list[int]) -> list[str]:
+        """What follows the head on each line (paid and got aligned)."""
+        money, points = self.money, self.points
+        return [f"{money(amount)} = {points(p)}" for amount, p in zip(paid, got)]
 
     def __call__(self, paid: int, units: int, got: int) -> str:
         return f"{self.head}{self.money(paid)} = {self.points(got)}"

@@ -25,12 +25,13 @@ def units_of(quantity_milli: int) -> int:
 
 def line_infos(basket: Basket, program: CompiledProgram) -> list[LineInfo]:
     infos = []
+    excluded_skus, excluded_categories = program.excluded_skus, program.excluded_categories
     for index, line in enumerate(basket.lines):
         categories = frozenset(line.category_codes)
         excluded = (
             line.excluded
-            or line.sku in program.excluded_skus
-            or not program.excluded_categories.isdisjoint(categories)
+            or line.sku in excluded_skus
+            or not excluded_categories.isdisjoint(categories)
         )
         infos.append(
             LineInfo(
@@ -93,18 +94,18 @@ def basket_facts(
         raise ValueError("PricingContext.now must be timezone-aware")
     local = ctx.now.astimezone(_zone(ctx.store.timezone))
     today = local.date()
-    taking_part = [line for line in lines if not line.excluded]
+    amount = sum([line.amount for line in lines if not line.excluded])
     valid = [c for c in basket.coupons if c.valid]
     facts: Facts = {
-        "basket.amount": sum(line.amount for line in taking_part),
-        "basket.to_pay": sum(line.amount for line in taking_part),
+        "basket.amount": amount,
+        "basket.to_pay": amount,
         "basket.lines": len(basket.lines),
-        "basket.items": sum(line.units for line in lines),
+        "basket.items": sum([line.units for line in lines]),
         "basket.redeem_points": basket.redeem_points,
         "basket.coupons": len(valid),
-        "basket.payment_types": frozenset(p.type for p in basket.payments if p.amount > 0),
-        "basket.coupon_series": frozenset(c.series for c in valid if c.series),
-        "basket.coupon_codes": frozenset(c.code for c in valid),
+        "basket.payment_types": frozenset([p.type for p in basket.payments if p.amount > 0]),
+        "basket.coupon_series": frozenset([c.series for c in valid if c.series]),
+        "basket.coupon_codes": frozenset([c.code for c in valid]),
         "member.favourites": frozenset(),
         "store.code": ctx.store.code,
         "store.region": ctx.store.region,

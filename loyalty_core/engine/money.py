@@ -24,14 +24,17 @@ def split_largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
         return [0] * len(weights)
     if len(weights) == 1:
         return [total]
-    scaled = [total * weight for weight in weights]
-    parts = [share // weight_sum for share in scaled]
+    parts: list[int] = []
+    remainders: list[int] = []
+    for weight in weights:  # one divmod per part: the products are big integers
+        part, remainder = divmod(total * weight, weight_sum)
+        parts.append(part)
+        remainders.append(remainder)
     left = total - sum(parts)
     if left:
         # The remainders sum to left * weight_sum and each is below weight_sum, so more than
         # `left` of them are positive: a zero weight never receives a leftover unit. The sort
         # is stable with reverse=True, so equal remainders keep line order.
-        remainders = [share % weight_sum for share in scaled]
         for index in sorted(range(len(remainders)), key=remainders.__getitem__, reverse=True)[:left]:
             parts[index] += 1
     return parts

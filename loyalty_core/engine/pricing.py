@@ -39,7 +39,7 @@ def max_redeem_points(
     member = ctx.member
     if member is None or (not member.registered and not program.settings.anonymous_can_redeem):
         return 0
-    max_amount = sum(amount * share for amount, share in zip(remaining, limits.share_bp)) // BP
+    max_amount = sum([amount * share for amount, share in zip(remaining, limits.share_bp)]) // BP
     return max(0, min(max_amount // program.settings.point_value_minor, ctx.balance_active))
 
 
@@ -47,6 +47,8 @@ def redeem(
     points: int, point_value: int, remaining: list[int], limits: Limits
 ) -> tuple[list[int], list[int]]:
     """(money, points) per line: the money spread in proportion to each line's payable share."""
+    if not points:  # most receipts: nothing to split
+        return [0] * len(remaining), [0] * len(remaining)
     weights = [amount * share for amount, share in zip(remaining, limits.share_bp)]
     money = split_capped(points * point_value, weights, remaining)
     return money, split_largest_remainder(points, money)
@@ -109,16 +111,15 @@ def _explain_points(
     indexes = source.idx
     on_lines = memo.get(("lines", id(indexes)))
     if on_lines is None:
-        on_lines = memo[("lines", id(indexes))] = (
-            [lines[i].line_no for i in indexes],
-            sum([to_pay[i] for i in indexes]),
-        )
-    line_nos, paid = on_lines
-    if run.line_explanations and isinstance(sentence, RateSentence):
+        amounts = [to_pay[i] for i in indexes]
+        line_nos = [lines[i].line_no for i in indexes]
+        on_lines = memo[("lines", id(indexes))] = (line_nos, amounts, sum(amounts))
+    line_nos, amounts, paid = on_lines
+    rate = isinstance(sentence, RateSentence)
+    if run.line_explanations and rate:
         tails = memo.get(("tails", id(got)))
         if tails is None:
-            tail = sentence.tail
-            tails = memo[("tails", id(got))] = [tail(to_pay[i], p) for i, p in zip(indexes, got)]
+            tails = memo[("tails", id(got))] = sentence.tails(amounts, got)
         head = sentence.head
         details = [
             LineEffect(line_no=n, points=p, explanation=head + t) for n, p, t in zip(line_nos, got, tails)
@@ -136,13 +137,14 @@ def _explain_points(
             ]
         details = list(shared)  # LineEffects are frozen; each rule still gets its own list
     total = sum(got)
+    units = 0 if rate else sum([lines[i].units for i in indexes])  # a rate sentence reads no pieces
     run.note("accrual", source.group, source.code, True, ("accrued", total))
     return AppliedRule(
         rule=source.code,
         name=source.name,
         effect=source.kind,
         lines=list(line_nos),
-        explanation=sentence(paid, sum([lines[i].units for i in indexes]), total),
+        explanation=sentence(paid, units, total),
         points=total,
         details=details,
     )
@@ -229,7 +231,7 @@ def price(
     valid_coupons = [c for c in basket.coupons if c.valid]
     words = words_for(lang or ctx.lang, program.settings.currency)
     run = Run(lines, facts, words, valid_coupons, line_explanations)
-    excluded = tuple(line.line_no for line in lines if line.excluded)
+    excluded = tuple([line.line_no for line in lines if line.excluded])
     if excluded:
         run.note("discount", "", "excluded-goods", False, ("excluded_lines", excluded))
     remaining = discount_stage(run, program)
@@ -242,25 +244,29 @@ def price(
     )
     to_pay = [r - m for r, m in zip(remaining, redeemed_money)]
     accrued = accrual_stage(run, ctx, program, to_pay, limits)
+    # every per-line list is in receipt order (line.index), so they zip with the lines
     priced = [
         PricedLine(
             line_no=line.line_no,
             amount=line.amount,
-            discount=line.amount - remaining[line.index],
-            redeemed_points=redeemed_points[line.index],
-            redeemed_amount=redeemed_money[line.index],
-            to_pay=to_pay[line.index],
-            accrued_points=accrued[line.index],
+            discount=line.amount - left,
+            redeemed_points=points,
+            redeemed_amount=money,
+            to_pay=paid,
+            accrued_points=got,
         )
-        for line in lines
+        for line, left, points, money, paid, got in zip(
+            lines, remaining, redeemed_points, redeemed_money, to_pay, accrued
+        )
     ]
+    amount = sum([line.amount for line in lines])
     totals = Totals(
-        amount=sum(p.amount for p in priced),
-        discount=sum(p.discount for p in priced),
-        redeemed_points=sum(p.redeemed_points for p in priced),
-        redeemed_amount=sum(p.redeemed_amount for p in priced),
-        to_pay=sum(p.to_pay for p in priced),
-        accrued_points=sum(p.accrued_points for p in priced),
+        amount=amount,
+        discount=amount - sum(remaining),
+        redeemed_points=sum(redeemed_points),
+        redeemed_amount=sum(redeemed_money),
+        to_pay=sum(to_pay),
+        accrued_points=sum(accrued),
     )
     return PricedBasket(
         lines=priced,
