@@ -122,7 +122,7 @@ def compute_points(
         nums = [line.index for line in chosen], [per_item * line.units for line in chosen]
     elif isinstance(effect, PointsPerAmount):
         chosen = picked.lines(lines)
-        paid = sum(to_pay[line.index] for line in chosen)
+        paid = sum([to_pay[line.index] for line in chosen])
         nums = _whole_points(paid // effect.per_amount * effect.points, chosen, to_pay, d)
     elif isinstance(effect, CheapestItemBonus):
         paid_lines = [line for line in picked.lines(lines) if to_pay[line.index] > 0]

@@ -168,7 +168,7 @@ def compute_discount(
     if isinstance(effect, AmountDiscount):
         return _spread(effect.amount, lines, [base[line.index] for line in lines], base)
     if isinstance(effect, ThresholdDiscount):
-        reached = sum(base[line.index] for line in lines)
+        reached = sum([base[line.index] for line in lines])
         steps = [step for step in effect.steps if reached >= step.min_amount]
         if not steps:
             return {}

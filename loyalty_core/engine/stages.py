@@ -26,7 +26,7 @@ def _record_discount(
 ) -> None:
     run.use_coupons(rule)
     total = sum(got.values())
-    considered = sum(base[i] for i in got)
+    considered = sum([base[i] for i in got])
     explain = discount_explainer(rule.name, rule.effect, run.words)
     lines = run.lines
     if run.line_explanations:
@@ -100,7 +100,7 @@ def discount_stage(run: Run, program: CompiledProgram) -> list[int]:
     for group in program.stages["discount"]:
         _run_group(run, group, remaining)
         # a later group's condition on basket.to_pay sees what the earlier groups left
-        run.facts["basket.to_pay"] = sum(remaining[line.index] for line in run.lines if not line.excluded)
+        run.facts["basket.to_pay"] = sum([remaining[line.index] for line in run.lines if not line.excluded])
     return remaining
 
 
