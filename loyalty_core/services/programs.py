@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from loyalty_core.errors import NotFound
@@ -11,19 +13,24 @@ _compiled: dict[tuple[int, int], object] = {}
 _documents: dict[tuple[int, int], object] = {}
 
 
+async def stored_document(program_id: int, version: int) -> Any:
+    """A rules version's document as stored (JSON text or the decoded column); NotFound if there is none."""
+    row = await (
+        RulesVersion.select(RulesVersion.document)
+        .where((RulesVersion.program == program_id) & (RulesVersion.version == version))
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"program {program_id} has no rules version {version}")
+    return row["document"]
+
+
 async def rules_document(program_id: int, version: int) -> object:
     from loyalty_core.engine import ProgramRules
 
     key = (program_id, version)
     if key not in _documents:
-        row = await (
-            RulesVersion.select(RulesVersion.document)
-            .where((RulesVersion.program == program_id) & (RulesVersion.version == version))
-            .first()
-        )
-        if row is None:
-            raise NotFound(f"program {program_id} has no rules version {version}")
-        document = msgspec.json.decode(row["document"], type=ProgramRules)
+        document = msgspec.json.decode(await stored_document(program_id, version), type=ProgramRules)
         _documents[key] = msgspec.structs.replace(document, version=version)
     return _documents[key]
 

@@ -82,14 +82,7 @@ async def _program(code: str, lock: bool = False) -> dict[str, Any]:
 
 
 async def _raw_document(program_id: int, version: int) -> Document:
-    row = await (
-        RulesVersion.select(RulesVersion.document)
-        .where((RulesVersion.program == program_id) & (RulesVersion.version == version))
-        .first()
-    )
-    if row is None:
-        raise NotFound(f"program {program_id} has no rules version {version}")
-    document = row["document"]
+    document = await programs.stored_document(program_id, version)
     return msgspec.json.decode(document) if isinstance(document, str | bytes) else dict(document)
 
 
