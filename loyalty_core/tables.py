@@ -210,6 +210,8 @@ class Account(Table):
     active = BigInt(default=0)
     pending = BigInt(default=0)
     updated_at = Timestamptz(default=TimestamptzNow())
+    # points already spent that a return could not take back; paid first from the next refunds and accruals
+    debt = BigInt(default=0)
 
 
 class PointLot(Table):
@@ -230,8 +232,10 @@ class LedgerEntry(Table):
     id = BigSerial(primary_key=True)
     account = ForeignKey(Account, null=False)
     lot = ForeignKey(PointLot, null=True, default=None)
-    kind = Varchar(length=24)  # accrue activate redeem return_clawback return_refund expire adjust import transfer
-    bucket = Varchar(length=8)  # active | pending
+    # accrue activate redeem return_clawback return_refund expire adjust import transfer
+    # debt (+, bucket debt) debt_paid (- from a lot, and - bucket debt) debt_write_off (- bucket debt)
+    kind = Varchar(length=24)
+    bucket = Varchar(length=8)  # active | pending | debt
     amount = BigInt()
     sale = BigInt(null=True, default=None)
     sale_return = BigInt(null=True, default=None)
@@ -378,3 +382,14 @@ class NotificationDelivery(Table):
     provider_id = Varchar(length=200, default="")  # apns-id / FCM message name, for support questions
     detail = Text(default="")
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ScheduledJob(Table):
+    """The worker's scheduled jobs: when each last ran (the schedule itself is configuration), and the
+    point a job has processed up to (the tier pass recomputes members whose window changed since)."""
+
+    name = Varchar(length=64, unique=True)
+    last_started_at = Timestamptz(null=True, default=None)
+    last_finished_at = Timestamptz(null=True, default=None)
+    last_result = Text(default="")
+    watermark = Timestamptz(null=True, default=None)
