@@ -138,6 +138,8 @@ class Customer(Table):
     email = Varchar(length=254, null=True, default=None, unique=True)  # lower-cased
     name = Varchar(length=200, default="")
     birth_date = Date(null=True, default=None)
+    # when the birth date became known: a birthday rule needs it known for some days (no "birthday on demand")
+    birth_date_set_at = Timestamptz(null=True, default=None)
     locale = Varchar(length=8, default="ru")
     status = Varchar(length=16, default="active")  # active | deleted
     created_at = Timestamptz(default=TimestamptzNow())
@@ -171,6 +173,30 @@ class Card(Table):
     replaced_by = ForeignKey("self", null=True, default=None)
     pass_auth_token = Varchar(length=64, null=True, default=None)
     pass_updated_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    # sha256 of "number:secret" printed with an emitted card: proof of possession when bound in the app or web
+    secret_hash = Varchar(length=64, null=True, default=None)
+
+
+class WelcomeGrant(Table):
+    """A welcome bonus was given to this phone or e-mail in this program: once ever, kept after deletion.
+    Only a keyed hash (HMAC with the app secret) of the contact is stored, never the contact itself."""
+
+    program = ForeignKey(Program, null=False)
+    contact_hash = Varchar(length=64)
+    granted_at = Timestamptz(default=TimestamptzNow())
+
+
+class AuditEvent(Table):
+    """Who changed what, when, from what to what, and why (staff corrections of a member's data)."""
+
+    id = BigSerial(primary_key=True)
+    actor = Varchar(length=100)  # the operator key's name, or "system"
+    action = Varchar(length=64)  # e.g. customer.birth_date
+    subject = Varchar(length=100)  # e.g. customer:42
+    before = JSONB(default={})
+    after = JSONB(default={})
+    reason = Text(default="")
     created_at = Timestamptz(default=TimestamptzNow())
 
 
