@@ -83,12 +83,14 @@ async def recorded_targets(notification_id: int) -> dict[str, str]:
     return {r["target"]: r["outcome"] for r in rows}
 
 
-async def record_delivery(notification_id: int, target: str, outcome: str, provider_id: str = "",
+async def record_delivery(notification_ids: list[int], target: str, outcome: str, provider_id: str = "",
                           detail: str = "") -> None:
+    """One row per message: a card's grouped pass updates share the push that stood for all of them."""
     await Notification.raw(
         "INSERT INTO notification_delivery (notification, target, outcome, provider_id, detail, created_at) "
-        "VALUES ({}, {}, {}, {}, {}, now()) ON CONFLICT (notification, target) DO NOTHING",
-        notification_id, target, outcome, provider_id[:200], detail,
+        "SELECT n, {}, {}, {}, {}, now() FROM unnest({}::bigint[]) AS n "
+        "ON CONFLICT (notification, target) DO NOTHING",
+        target, outcome, provider_id[:200], detail, notification_ids,
     )
 
 

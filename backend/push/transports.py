@@ -30,6 +30,11 @@ FCM_API = "https://fcm.googleapis.com"
 # Apple refuses provider tokens older than an hour and throttles ones renewed
 # more often than every 20 minutes; 50 minutes sits safely between.
 PROVIDER_TOKEN_MAX_AGE = 50 * 60
+# How long APNs and FCM keep a notification for a phone that is offline (apns-expiration /
+# android.ttl, the same on both). 0 would mean "try once, keep nothing": a phone without
+# signal at the till would never hear about the sale.
+ALERT_TTL_SECONDS = 3 * 24 * 3600  # app alerts: a balance note older than 3 days is noise
+PASS_UPDATE_TTL_SECONDS = 24 * 3600  # pass pushes: by then the pass refreshes on its own when opened
 
 
 class PushMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,8 +44,10 @@ class PushMessage(msgspec.Struct, frozen=True, kw_only=True):
     body: str
     data: dict[str, str] = {}  # deep-link info for the app, e.g. {"kind": "points_accrued"}
     badge: int | None = None
-    collapse_key: str | None = None  # a newer message with the same key replaces the older one
-    expires_at: int | None = None  # unix seconds; providers drop it after this (None: one try only on APNs)
+    # The notification's identity on the phone: a resend with the same key replaces the shown one
+    # (apns-collapse-id on iOS, android.notification.tag on Android) instead of showing it twice.
+    collapse_key: str | None = None
+    expires_at: int | None = None  # unix seconds; providers drop it after this (None: now + ALERT_TTL_SECONDS)
 
 
 class Delivered(msgspec.Struct, frozen=True, tag=True):
@@ -59,13 +66,24 @@ class DeadToken(msgspec.Struct, frozen=True, tag=True):
 
 
 class Failed(msgspec.Struct, frozen=True, tag=True):
-    """Our request is wrong (payload, topic, credentials): retrying the same thing will not help."""
+    """Our request is wrong (payload, credentials): retrying the same thing will not help."""
 
     reason: str
     status: int | None = None
 
 
-PushResult = Delivered | Retry | DeadToken | Failed
+class Misconfigured(msgspec.Struct, frozen=True, tag=True):
+    """Our configuration is wrong (the APNs topic), not the device: keep the token, alert the operator.
+
+    A wrong KOPILKA_APNS_TOPIC makes every live iPhone answer DeviceTokenNotForTopic;
+    treating that as a dead token would deregister them all.
+    """
+
+    reason: str
+    status: int | None = None
+
+
+PushResult = Delivered | Retry | DeadToken | Failed | Misconfigured
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
@@ -77,7 +95,10 @@ def _retry_after(headers: httpx.Headers) -> float | None:
 
 # --- APNs ---------------------------------------------------------------------
 
-_APNS_DEAD = {"BadDeviceToken", "Unregistered", "DeviceTokenNotForTopic"}
+_APNS_DEAD = {"BadDeviceToken", "Unregistered", "ExpiredToken"}
+# The topic (bundle id / pass type id) or certificate does not fit: one setting is wrong for every device.
+_APNS_CONFIG = {"DeviceTokenNotForTopic", "TopicDisallowed", "BadTopic", "MissingTopic", "BadCertificate",
+                "BadCertificateEnvironment"}
 _APNS_RETRY = {"TooManyRequests", "InternalServerError", "ServiceUnavailable", "Shutdown",
                "IdleTimeout", "TooManyProviderTokenUpdates"}
 
@@ -93,6 +114,8 @@ def classify_apns(status: int, reason: str, retry_after: float | None = None) ->
     """What an APNs answer means for the outbox (pure)."""
     if status == 200:
         return Delivered()
+    if reason in _APNS_CONFIG:
+        return Misconfigured(reason, status)
     if status == 410 or reason in _APNS_DEAD:
         return DeadToken(reason or "Unregistered")
     if status in (429, 500, 503) or reason in _APNS_RETRY:
@@ -135,8 +158,8 @@ class ProviderTokenCache:
 
 class _ApnsBase:
     def __init__(self, base_url: str, *, verify: str | Path | bool, cert_path: str | Path | None = None,
-                 key_path: str | Path | None = None, timeout: float) -> None:
-        context = client_ssl_context(verify, cert_path=cert_path, key_path=key_path)
+                 key_path: str | Path | None = None, key_password: str | None = None, timeout: float) -> None:
+        context = client_ssl_context(verify, cert_path=cert_path, key_path=key_path, key_password=key_password)
         # APNs speaks only HTTP/2; one connection carries many concurrent streams.
         self._client = httpx.AsyncClient(base_url=base_url, http2=True, verify=context, timeout=timeout)
 
@@ -184,7 +207,8 @@ class ApnsTokenTransport(_ApnsBase):
             "apns-topic": self.topic,
             "apns-push-type": "alert",
             "apns-priority": "10",
-            "apns-expiration": str(message.expires_at or 0),  # 0: deliver now or never
+            # never 0 ("deliver now or never"): APNs keeps it for a phone that is offline right now
+            "apns-expiration": str(message.expires_at or int(self._clock()) + ALERT_TTL_SECONDS),
         }
         if message.collapse_key:
             headers["apns-collapse-id"] = message.collapse_key[:64]
@@ -211,32 +235,43 @@ class ApnsCertTransport(_ApnsBase):
     """
 
     def __init__(self, base_url: str, cert_pem_path: str | Path, key_pem_path: str | Path, pass_type_topic: str,
-                 *, verify: str | Path | bool = True, timeout: float = 10.0,
-                 push_type: str = "background", priority: int = 5) -> None:
-        super().__init__(base_url, verify=verify, cert_path=cert_pem_path, key_path=key_pem_path, timeout=timeout)
+                 *, key_password: str | None = None, verify: str | Path | bool = True, timeout: float = 10.0,
+                 push_type: str = "background", priority: int = 5, ttl: int = PASS_UPDATE_TTL_SECONDS,
+                 clock: Callable[[], float] = time.time) -> None:
+        # key_password: the Pass Type ID key may be encrypted (KOPILKA_PASS_KEY_PASSWORD), as for signing
+        super().__init__(base_url, verify=verify, cert_path=cert_pem_path, key_path=key_pem_path,
+                         key_password=key_password, timeout=timeout)
         self.topic = pass_type_topic
+        self._ttl, self._clock = ttl, clock
         # Background pushes must use priority 5; both are settings in case Apple's advice changes.
         self._push_headers = {"apns-topic": pass_type_topic, "apns-push-type": push_type,
-                              "apns-priority": str(priority), "apns-expiration": "0"}
+                              "apns-priority": str(priority)}
 
     async def send_pass_update(self, push_token: str) -> PushResult:
-        result, _ = await self._post(push_token, b"{}", dict(self._push_headers))
+        # APNs keeps the (single, empty) pass push for an offline phone until then; a newer one replaces it
+        expiration = {"apns-expiration": str(int(self._clock()) + self._ttl)}
+        result, _ = await self._post(push_token, b"{}", {**self._push_headers, **expiration})
         return result
 
 
 # --- FCM ----------------------------------------------------------------------
 
 _FCM_DEAD = {"UNREGISTERED", "SENDER_ID_MISMATCH"}
+_FCM_TOKEN_FIELD = "message.token"
 _FCM_RETRY = {"QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL"}
 
 
 def fcm_request(device_token: str, message: PushMessage, now: int) -> dict[str, Any]:
     """The FCM HTTP v1 messages:send body (pure). `now` turns expires_at into a TTL."""
-    android: dict[str, Any] = {"priority": "high"}
+    # The same TTL as apns-expiration, so both phones keep an undelivered alert equally long.
+    ttl = ALERT_TTL_SECONDS if message.expires_at is None else max(0, message.expires_at - now)
+    android: dict[str, Any] = {"priority": "high", "ttl": f"{ttl}s"}
+    notification: dict[str, Any] = {}
     if message.collapse_key:
-        android["collapse_key"] = message.collapse_key
-    if message.expires_at is not None:
-        android["ttl"] = f"{max(0, message.expires_at - now)}s"
+        # android.collapse_key only merges messages still waiting on FCM's servers (and at most 4 keys per
+        # device); the notification tag is what replaces one already shown, e.g. after a resend.
+        notification["tag"] = message.collapse_key
+        android["notification"] = notification
     body: dict[str, Any] = {
         "token": device_token,
         "notification": {"title": message.title, "body": message.body},
@@ -256,11 +291,24 @@ def fcm_error_code(payload: Any) -> str:
     return str(error.get("status", ""))
 
 
-def classify_fcm(status: int, code: str, retry_after: float | None = None) -> PushResult:
+def fcm_token_invalid(payload: Any) -> bool:
+    """True when an INVALID_ARGUMENT error is about the registration token itself, not our payload."""
+    error = payload.get("error", {}) if isinstance(payload, dict) else {}
+    for detail in error.get("details", []) or []:
+        for violation in (detail.get("fieldViolations") or []) if isinstance(detail, dict) else []:
+            if isinstance(violation, dict) and violation.get("field") == _FCM_TOKEN_FIELD:
+                return True
+    return "registration token" in str(error.get("message", "")).lower()
+
+
+def classify_fcm(status: int, code: str, retry_after: float | None = None, *, token_invalid: bool = False
+                 ) -> PushResult:
     if status == 200:
         return Delivered()
     if code in _FCM_DEAD or (status == 404 and code in ("", "NOT_FOUND")):
         return DeadToken(code or "UNREGISTERED")
+    if code == "INVALID_ARGUMENT" and token_invalid:
+        return DeadToken("INVALID_ARGUMENT: not a valid registration token")
     if status == 429 or status >= 500 or code in _FCM_RETRY:
         return Retry(code or f"HTTP {status}", retry_after)
     return Failed(code or f"HTTP {status}", status)
@@ -308,7 +356,8 @@ class FcmTransport:
         if response.status_code == 200:
             return Delivered(msgspec.json.decode(response.content).get("name"))
         try:
-            code = fcm_error_code(msgspec.json.decode(response.content))
+            payload = msgspec.json.decode(response.content)
         except msgspec.DecodeError:
-            code = ""
-        return classify_fcm(response.status_code, code, _retry_after(response.headers))
+            payload = {}
+        return classify_fcm(response.status_code, fcm_error_code(payload), _retry_after(response.headers),
+                            token_invalid=fcm_token_invalid(payload))

@@ -41,6 +41,7 @@ from backend.push.transports import (
     Delivered,
     Failed,
     FcmTransport,
+    Misconfigured,
     PushResult,
     Retry,
 )
@@ -69,6 +70,7 @@ class Target(msgspec.Struct, frozen=True):
     key: str  # what notification_delivery records: "device:<id>", "pass:<registration id>", "google:<card id>"
     send: Callable[[], Awaitable[PushResult]]
     dead: Callable[[], Awaitable[None]] | None = None
+    setting: str = ""  # the setting to blame when the provider says our configuration is wrong
 
 
 _OUTCOME = {Delivered: "delivered", DeadToken: "dead", Failed: "failed"}
@@ -129,7 +131,8 @@ class Worker:
         if wallet is not None and self.tuning.pass_pushes:
             apple = wallet.apple
             self.pass_apns = ApnsCertTransport(apple.apns_base_url, apple.signing.cert_path, apple.signing.key_path,
-                                               apple.pass_type_id, verify=apple.apns_verify)
+                                               apple.pass_type_id, key_password=apple.signing.key_password,
+                                               verify=apple.apns_verify)
         if wallet is not None and wallet.google is not None:
             g = wallet.google
             self.google = GoogleWalletClient(g.api_base_url, g.token_url, load_service_account(g.service_account_path),
@@ -187,11 +190,15 @@ class Worker:
         return len(batch)
 
     async def deliver(self, messages: list[Claimed]) -> None:
-        """Send the first message of the group; its outcome is the outcome of all of them."""
-        lead = messages[0]
+        """Send one message for the group; its outcome is the outcome of all of them.
+
+        For a card's pass updates that is the newest: an older one may be a retry whose devices were
+        reached before the newer change, and its delivery records must not stand for the newer one.
+        """
+        lead = max(messages, key=lambda m: m.id)
         try:
             if lead.kind == "pass_update":
-                outcome = await self._pass_update(lead)
+                outcome = await self._pass_update(lead, [m.id for m in messages if m.id != lead.id])
             else:
                 outcome = await self._app_push(lead)
         except Exception as exc:  # a bug or an outage: retry later rather than lose the message
@@ -215,7 +222,7 @@ class Worker:
 
     # --- what to send to whom ------------------------------------------------------
 
-    async def _pass_update(self, message: Claimed) -> Outcome:
+    async def _pass_update(self, message: Claimed, covered: list[int]) -> Outcome:
         if message.card_id is None:
             return Outcome("skipped", "pass update without a card")
         targets: list[Target] = []
@@ -226,6 +233,7 @@ class Worker:
                     f"pass:{device.registration_id}",
                     lambda token=device.push_token: transport.send_pass_update(token),
                     lambda rid=device.registration_id: outbox.pass_registration_dead(rid),
+                    f"KOPILKA_PASS_TYPE_ID={transport.topic} and KOPILKA_PASS_CERT",
                 ))
         if self.google is not None:
             targets.append(Target(f"google:{message.card_id}", lambda: self._google_update(message.card_id)))
@@ -233,7 +241,7 @@ class Worker:
             reason = ("no device registered for the pass" if self.pass_apns is not None or self.google is not None
                       else "wallet pass pushes are not configured (KOPILKA_PASS_CERT)")
             return Outcome("skipped", reason)
-        return await self._send_all(message, targets)
+        return await self._send_all(message, targets, covered)
 
     async def _google_update(self, card_id: int | None) -> PushResult:
         wallet = self.config.wallet
@@ -273,26 +281,40 @@ class Worker:
             return Outcome("skipped", f"no app message for {message.kind!r}")
         transports = {"apns": self.apns, "fcm": self.fcm}
         now = self.clock()
+        settings = {"apns": f"KOPILKA_APNS_TOPIC={self.apns.topic}" if self.apns else "",
+                    "fcm": "KOPILKA_FCM_PROJECT_ID / KOPILKA_FCM_SERVICE_ACCOUNT"}
         targets = [
             Target(f"device:{device.id}",
                    lambda t=transports[device.platform], token=device.token: t.send(token, push),
-                   lambda did=device.id: outbox.device_dead(did, now))
+                   lambda did=device.id: outbox.device_dead(did, now), settings[device.platform])
             for device in audience.devices if transports.get(device.platform) is not None
         ]
         if not targets:
             return Outcome("skipped", "the customer's devices use a provider that is not configured")
         return await self._send_all(message, targets)
 
-    async def _send_all(self, message: Claimed, targets: list[Target]) -> Outcome:
-        """Send to every target not yet recorded for this message; record each outcome as it comes."""
+    async def _send_all(self, message: Claimed, targets: list[Target], covered: list[int] | None = None
+                        ) -> Outcome:
+        """Send to every target not yet recorded for this message; record each outcome as it comes.
+
+        `covered`: older messages of the group this send stands for; they get the same records.
+        """
         done = await outbox.recorded_targets(message.id)
         pending = [t for t in targets if t.key not in done]
-        results = await asyncio.gather(*(self._send_one(message.id, t) for t in pending))
-        outcomes = [*done.values(), *(_OUTCOME[type(r)] for r in results if not isinstance(r, Retry))]
+        ids = [message.id, *(covered or [])]
+        results = await asyncio.gather(*(self._send_one(ids, t) for t in pending))
+        misconfigured = sorted({f"{r.reason} (check {t.setting})" for t, r in zip(pending, results, strict=True)
+                                if isinstance(r, Misconfigured)})
+        if misconfigured:
+            # Our setting is wrong, not the phones: keep every token and the message, and say so loudly.
+            log.error("push: provider rejected our configuration for message %s (%s): %s; device tokens kept, "
+                      "the message is retried", message.id, message.kind, "; ".join(misconfigured))
+        outcomes = [*done.values(), *(_OUTCOME[type(r)] for r in results if type(r) in _OUTCOME)]
         retries = [r for r in results if isinstance(r, Retry)]
-        if retries:
+        if retries or misconfigured:
             after = max((r.after for r in retries if r.after is not None), default=None)
-            return Outcome("retry", "; ".join(sorted({r.reason for r in retries})), retry_after=after)
+            reasons = [*sorted({r.reason for r in retries}), *(f"misconfigured: {m}" for m in misconfigured)]
+            return Outcome("retry", "; ".join(reasons), retry_after=after)
         if "delivered" in outcomes:
             return Outcome("sent")
         failures = sorted({r.reason for r in results if isinstance(r, Failed)})
@@ -300,16 +322,16 @@ class Worker:
             return Outcome("failed", "; ".join(failures))
         return Outcome("skipped", "every device token is dead")
 
-    async def _send_one(self, notification_id: int, target: Target) -> PushResult:
+    async def _send_one(self, notification_ids: list[int], target: Target) -> PushResult:
         result = await target.send()
         if isinstance(result, Delivered):
-            await outbox.record_delivery(notification_id, target.key, "delivered", result.provider_id or "")
+            await outbox.record_delivery(notification_ids, target.key, "delivered", result.provider_id or "")
         elif isinstance(result, DeadToken):
             if target.dead is not None:
                 await target.dead()
-            await outbox.record_delivery(notification_id, target.key, "dead", detail=result.reason)
+            await outbox.record_delivery(notification_ids, target.key, "dead", detail=result.reason)
         elif isinstance(result, Failed):
-            await outbox.record_delivery(notification_id, target.key, "failed", detail=result.reason)
+            await outbox.record_delivery(notification_ids, target.key, "failed", detail=result.reason)
         return result
 
 

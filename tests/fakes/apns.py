@@ -3,9 +3,16 @@
 It checks what the real service checks that matters to us: the ES256 provider
 token (signature with the team's key, iss, kid, age) for app pushes, or the
 TLS client certificate and its pass type id for wallet pass pushes, and the
-request shape (path, topic, JSON payload size). Every request is recorded with
-the answer it got. Tests can script errors (`respond_with`) or mark a device
-token as unregistered (`unregister`).
+request shape (path, topic, headers, JSON payload size). Every request is
+recorded with the answer it got. Tests can script errors (`respond_with`) or
+mark a device token as unregistered (`unregister`).
+
+Like APNs it knows which app (topic) a device token belongs to (`register_device`:
+another topic gets DeviceTokenNotForTopic; a topic outside the team's apps gets
+TopicDisallowed), and it stores for an offline device (`go_offline`) only the
+latest notification per app, and only if its `apns-expiration` is in the future:
+`apns-expiration: 0` means "try once, keep nothing". `come_online` hands the
+stored one over; `on_device(token)` is what reached the phone.
 """
 
 from __future__ import annotations
@@ -33,7 +40,11 @@ from tests.fakes.script import Answer, Script
 from wallet_passes.certs import pass_type_id_of
 
 _TOKEN_PATH = re.compile(r"^/3/device/([0-9a-fA-F]+)$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_PAYLOAD = 4096
+MAX_COLLAPSE_ID = 64  # bytes
+PUSH_TYPES = {"alert", "background", "location", "voip", "complication", "fileprovider", "mdm", "liveactivity",
+              "pushtotalk", "widgets"}
 
 
 class ApnsRequest(msgspec.Struct, kw_only=True):
@@ -52,8 +63,9 @@ class ApnsRequest(msgspec.Struct, kw_only=True):
 
 class FakeApns:
     def __init__(self, *, server_cert_path: Path, server_key_path: Path, client_ca_paths: list[Path],
-                 team_id: str = "KOPILKATST") -> None:
+                 team_id: str = "KOPILKATST", app_topics: set[str] | None = None) -> None:
         self.team_id = team_id
+        self.app_topics = app_topics  # bundle ids the team's provider key may push to (None: any)
         self.key_id = "FAKEKEY001"
         self._provider_key = ec.generate_private_key(ec.SECP256R1())
         self.provider_key_pem = self._provider_key.private_bytes(
@@ -64,7 +76,12 @@ class FakeApns:
         self.ca_path: Path | None = None  # set by the fixture: the CA that issued server_cert_path
         self.received: list[ApnsRequest] = []
         self.unregistered: dict[str, int] = {}  # device token -> unix time it became invalid
+        self.device_topics: dict[str, str] = {}  # device token -> the app (topic) it belongs to
+        self.offline: set[str] = set()
+        self.stored: dict[tuple[str, str], tuple[int, ApnsRequest]] = {}  # (token, topic) -> (expiration, push)
+        self.reached: dict[str, list[ApnsRequest]] = {}  # device token -> pushes that reached the phone
         self._script = Script()
+        self._token_scripts: dict[str, Script] = {}
         self._arrived = asyncio.Event()
         self.port = 0
 
@@ -95,18 +112,50 @@ class FakeApns:
 
     # --- test controls ---------------------------------------------------------
 
-    def respond_with(self, status: int, reason: str = "", *, times: int = 1, retry_after: int | None = None) -> None:
-        """Answer the next `times` well-formed, authenticated pushes with this error."""
-        self._script.push(Answer(status=status, reason=reason, retry_after=retry_after), times)
+    def respond_with(self, status: int, reason: str = "", *, times: int = 1, retry_after: int | None = None,
+                     device_token: str | None = None) -> None:
+        """Answer the next `times` well-formed, authenticated pushes (to `device_token` only, if given) with this error."""
+        answer = Answer(status=status, reason=reason, retry_after=retry_after)
+        if device_token is None:
+            self._script.push(answer, times)
+        else:
+            self._token_scripts.setdefault(device_token, Script()).push(answer, times)
 
     def unregister(self, device_token: str) -> None:
         """From now on this token gets 410 Unregistered, like an uninstalled app."""
         self.unregistered[device_token] = int(time.time() * 1000)
 
+    def register_device(self, device_token: str, topic: str) -> None:
+        """The token belongs to this app: pushes for any other topic get DeviceTokenNotForTopic."""
+        self.device_topics[device_token] = topic
+
+    def go_offline(self, device_token: str) -> None:
+        self.offline.add(device_token)
+
+    def come_online(self, device_token: str, at: float | None = None) -> list[ApnsRequest]:
+        """The phone is reachable again (at unix time `at`): APNs hands over what it kept and has not expired."""
+        now = time.time() if at is None else at
+        self.offline.discard(device_token)
+        handed = []
+        for key in [k for k in self.stored if k[0] == device_token]:
+            expiration, push = self.stored.pop(key)
+            if expiration >= now:
+                handed.append(push)
+        self.reached.setdefault(device_token, []).extend(handed)
+        return handed
+
+    def on_device(self, device_token: str) -> list[ApnsRequest]:
+        return list(self.reached.get(device_token, []))
+
     def reset(self) -> None:
         self.received.clear()
         self.unregistered.clear()
+        self.device_topics.clear()
+        self.offline.clear()
+        self.stored.clear()
+        self.reached.clear()
         self._script.clear()
+        self._token_scripts.clear()
 
     def delivered(self) -> list[ApnsRequest]:
         return [r for r in self.received if r.status == 200]
@@ -127,12 +176,15 @@ class FakeApns:
         request = ApnsRequest(device_token="", headers=headers, payload=_decode(body), auth="none",
                               topic=headers.get("apns-topic"))
         status, reason = self._check(request, headers, body, client_cert)
-        if status == 200 and (scripted := self._script.next()) is not None:
+        token_script = self._token_scripts.get(request.device_token)
+        if status == 200 and (scripted := (token_script.next() if token_script else None) or self._script.next()):
             status, reason = scripted.status, scripted.reason
             extra = {"retry-after": str(scripted.retry_after)} if scripted.retry_after is not None else {}
         else:
             extra = {}
         request.status, request.reason = status, reason
+        if status == 200:
+            self._reach(request)
         self.received.append(request)
         self._arrived.set()
         response_headers = {"apns-id": headers.get("apns-id") or str(uuid.uuid4()), **extra}
@@ -143,14 +195,42 @@ class FakeApns:
             answer["timestamp"] = self.unregistered.get(request.device_token, int(time.time() * 1000))
         return status, {**response_headers, "content-type": "application/json"}, json.dumps(answer).encode()
 
+    def _reach(self, request: ApnsRequest) -> None:
+        """Accepted: to the phone now, or kept for it (latest per app) if it may wait, else dropped."""
+        token = request.device_token
+        if token not in self.offline:
+            self.reached.setdefault(token, []).append(request)
+            return
+        expiration = int(request.headers.get("apns-expiration", "0"))
+        key = (token, request.topic or "")
+        if expiration == 0:
+            return  # "deliver now or never": the phone is offline, so never
+        self.stored[key] = (expiration, request)  # a newer push for the app replaces the kept one
+
+    def _check_headers(self, headers: dict[str, str]) -> tuple[int, str]:
+        if "apns-expiration" in headers and not headers["apns-expiration"].isdigit():
+            return 400, "BadExpirationDate"
+        if "apns-priority" in headers and headers["apns-priority"] not in ("1", "5", "10"):
+            return 400, "BadPriority"
+        if "apns-push-type" in headers and headers["apns-push-type"] not in PUSH_TYPES:
+            return 400, "InvalidPushType"
+        if "apns-collapse-id" in headers and len(headers["apns-collapse-id"].encode()) > MAX_COLLAPSE_ID:
+            return 400, "BadCollapseId"
+        if "apns-id" in headers and not _UUID.match(headers["apns-id"]):
+            return 400, "BadMessageId"
+        return 200, ""
+
     def _check(self, request: ApnsRequest, headers: dict[str, str], body: bytes,
                client_cert: x509.Certificate | None) -> tuple[int, str]:
         if headers.get(":method") != "POST":
             return 405, "MethodNotAllowed"
         match = _TOKEN_PATH.match(headers.get(":path", ""))
         if not match:
-            return 400, "BadPath" if not headers.get(":path", "").startswith("/3/device/") else "BadDeviceToken"
+            return (404, "BadPath") if not headers.get(":path", "").startswith("/3/device/") else (400, "BadDeviceToken")
         request.device_token = match.group(1)
+        status, reason = self._check_headers(headers)
+        if status != 200:
+            return status, reason
         if client_cert is not None and "authorization" not in headers:
             request.auth = "cert"
             request.client_cert_uid = pass_type_id_of(client_cert)
@@ -167,12 +247,17 @@ class FakeApns:
                 return status, reason
             if request.topic is None:
                 return 400, "MissingTopic"
+            if self.app_topics is not None and request.topic not in self.app_topics:
+                return 400, "TopicDisallowed"
         if len(body) > MAX_PAYLOAD:
             return 413, "PayloadTooLarge"
         if not isinstance(request.payload, dict):
             return 400, "PayloadEmpty" if not body else "BadPayload"
         if request.device_token in self.unregistered:
             return 410, "Unregistered"
+        known = self.device_topics.get(request.device_token)
+        if known is not None and known != request.topic:
+            return 400, "DeviceTokenNotForTopic"
         return 200, ""
 
     def _check_provider_token(self, request: ApnsRequest, authorization: str) -> tuple[int, str]:

@@ -11,7 +11,9 @@ tests never see each other's pushes or scripted errors.
   tests.fakes.pkpass_check.verify_pkpass(data, pass_chain.root_path).
 - `apns_fake`: FakeApns (.base_url, .ca_path, .team_id, .key_id, .provider_key_pem,
   .received, .delivered(), .respond_with(status, reason, times=, retry_after=),
-  .unregister(token), await .wait_for(n)). Trusts `pass_chain` client certs.
+  .unregister(token), await .wait_for(n), .register_device(token, topic), .go_offline(token),
+  .come_online(token, at=), .on_device(token)). Trusts `pass_chain` client certs; the team's
+  apps are APP_TOPIC and OTHER_APP_TOPIC.
 - `google_fake` (also as `fcm_fake` and `google_wallet_fake`): FakeGoogle
   (.base_url, .token_url, .service_account, .project_id, .grants, .fcm_sends,
   .fcm_delivered(), await .wait_for_fcm(n), .fcm_respond_with(status, error_code), .unregister_fcm(token),
@@ -35,6 +37,7 @@ from wallet_passes.certs import PassCertPaths, ensure_test_pass_chain
 PASS_TYPE_ID = "pass.dev.kopilka.card"
 TEAM_ID = "KOPILKATST"
 APP_TOPIC = "dev.kopilka.app"
+OTHER_APP_TOPIC = "dev.kopilka.staff"  # another app of the same team: its topic is allowed, our phones are not its
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +54,8 @@ def pass_chain(tmp_path_factory: pytest.TempPathFactory) -> PassCertPaths:
 async def apns_server(fake_pki: FakePki, pass_chain: PassCertPaths) -> AsyncIterator[FakeApns]:
     assert pass_chain.root_path is not None
     fake = FakeApns(server_cert_path=fake_pki.server_cert_path, server_key_path=fake_pki.server_key_path,
-                    client_ca_paths=[pass_chain.root_path, pass_chain.wwdr_path], team_id=TEAM_ID)
+                    client_ca_paths=[pass_chain.root_path, pass_chain.wwdr_path], team_id=TEAM_ID,
+                    app_topics={APP_TOPIC, OTHER_APP_TOPIC})
     fake.ca_path = fake_pki.ca_path
     await fake.start()
     yield fake

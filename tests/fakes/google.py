@@ -6,6 +6,13 @@ account, verifies every JWT-bearer grant against that account's public key,
 hands out access tokens per scope, and accepts API calls only with a live
 token of the right scope. "Save to Google Wallet" is simulated by
 `save_from_jwt`, which checks the save JWT and creates the objects it carries.
+
+FCM's side of the phone is modelled too: a token that is not token-shaped gets
+INVALID_ARGUMENT about `message.token` (as FCM answers), a phone can be offline
+(`fcm_go_offline`; FCM keeps a message until its `android.ttl`, default 4 weeks,
+and of collapsible ones only the newest per `collapse_key`), and what the phone
+shows (`fcm_shown`) follows Android: a notification with the `tag` of one on
+screen replaces it, one without a tag is always a new notification.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from wallet_passes.google_auth import FCM_SCOPE, JWT_BEARER_GRANT, WALLET_SCOPE,
 
 _FCM_PATH = re.compile(r"^/v1/projects/([^/]+)/messages:send$")
 _WALLET_PATH = re.compile(r"^/walletobjects/v1/loyaltyObject/([^/]+)$")
+_FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:\-]{8,4096}$")
+_FCM_TTL = re.compile(r"^(\d{1,10})(\.\d{1,9})?s$")
+FCM_DEFAULT_TTL = 28 * 24 * 3600
 _FCM_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 
@@ -57,11 +67,14 @@ def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> H
                         headers={"content-type": "application/json", **(headers or {})})
 
 
-def _google_error(status: int, message: str, error_code: str = "") -> HttpResponse:
+def _google_error(status: int, message: str, error_code: str = "", field: str = "") -> HttpResponse:
     error: dict[str, Any] = {"code": status, "message": message, "status": _FCM_STATUS.get(status, "UNKNOWN")}
     if error_code:
         error["details"] = [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
                              "errorCode": error_code}]
+    if field:
+        error.setdefault("details", []).append({"@type": "type.googleapis.com/google.rpc.BadRequest",
+                                                "fieldViolations": [{"field": field, "description": message}]})
     return _json(status, {"error": error})
 
 
@@ -79,6 +92,9 @@ class FakeGoogle:
         self.wallet_patches: list[WalletPatch] = []
         self.wallet_objects: dict[str, dict[str, Any]] = {}
         self.unregistered_fcm: set[str] = set()
+        self.fcm_offline: set[str] = set()
+        self.fcm_stored: dict[str, list[tuple[float, dict[str, Any]]]] = {}  # token -> (expires, message)
+        self.fcm_reached: dict[str, list[dict[str, Any]]] = {}  # token -> messages that reached the phone
         self._live_tokens: dict[str, tuple[float, list[str]]] = {}
         self._fcm_script = Script()
         self._wallet_script = Script()
@@ -124,6 +140,26 @@ class FakeGoogle:
     def unregister_fcm(self, device_token: str) -> None:
         self.unregistered_fcm.add(device_token)
 
+    def fcm_go_offline(self, device_token: str) -> None:
+        self.fcm_offline.add(device_token)
+
+    def fcm_come_online(self, device_token: str, at: float | None = None) -> list[dict[str, Any]]:
+        now = time.time() if at is None else at
+        self.fcm_offline.discard(device_token)
+        handed = [m for expires, m in self.fcm_stored.pop(device_token, []) if expires >= now]
+        self.fcm_reached.setdefault(device_token, []).extend(handed)
+        return handed
+
+    def fcm_shown(self, device_token: str) -> list[dict[str, Any]]:
+        """The notifications on the phone's screen: a message with a shown one's tag replaces it."""
+        shown: list[dict[str, Any]] = []
+        for message in self.fcm_reached.get(device_token, []):
+            tag = ((message.get("android") or {}).get("notification") or {}).get("tag")
+            if tag is not None:
+                shown = [m for m in shown if ((m.get("android") or {}).get("notification") or {}).get("tag") != tag]
+            shown.append(message)
+        return shown
+
     def revoke_tokens(self) -> None:
         """Invalidate every access token issued so far (clients must grant again)."""
         self._live_tokens.clear()
@@ -134,6 +170,9 @@ class FakeGoogle:
             bucket.clear()
         self.wallet_objects.clear()
         self.unregistered_fcm.clear()
+        self.fcm_offline.clear()
+        self.fcm_stored.clear()
+        self.fcm_reached.clear()
         self._live_tokens.clear()
         self._fcm_script.clear()
         self._wallet_script.clear()
@@ -218,6 +257,14 @@ class FakeGoogle:
         if any(not isinstance(v, str) for v in message.get("data", {}).values()):
             return record(_google_error(400, "data values must be strings", "INVALID_ARGUMENT"), message,
                           "INVALID_ARGUMENT")
+        android = message.get("android") or {}
+        ttl = android.get("ttl")
+        if ttl is not None and (not isinstance(ttl, str) or not _FCM_TTL.match(ttl)):
+            return record(_google_error(400, f"Invalid value at 'message.android.ttl' ({ttl!r})", "INVALID_ARGUMENT",
+                                        "message.android.ttl"), message, "INVALID_ARGUMENT")
+        if not isinstance(token, str) or not _FCM_TOKEN.match(token):
+            return record(_google_error(400, "The registration token is not a valid FCM registration token",
+                                        "INVALID_ARGUMENT", "message.token"), message, "INVALID_ARGUMENT")
         if token in self.unregistered_fcm:
             return record(_google_error(404, "Requested entity was not found.", "UNREGISTERED"), message,
                           "UNREGISTERED")
@@ -228,7 +275,22 @@ class FakeGoogle:
                                     headers={**response.headers, **headers})
             return record(response, message, scripted.reason)
         name = f"projects/{project_id}/messages/{len(self.fcm_sends) + 1}"
+        self._fcm_reach(token, message)
         return record(_json(200, {"name": name}), message)
+
+    def _fcm_reach(self, token: str, message: dict[str, Any]) -> None:
+        if token not in self.fcm_offline:
+            self.fcm_reached.setdefault(token, []).append(message)
+            return
+        android = message.get("android") or {}
+        ttl = float(android["ttl"][:-1]) if "ttl" in android else FCM_DEFAULT_TTL
+        if ttl == 0:
+            return  # "now or never", and the phone is offline
+        kept = self.fcm_stored.setdefault(token, [])
+        if key := android.get("collapse_key"):  # collapsible: only the newest per key waits
+            kept[:] = [k for k in kept if (k[1].get("android") or {}).get("collapse_key") != key]
+        kept.append((time.time() + ttl, message))
+        del kept[:-100]  # FCM keeps at most 100 waiting messages per device
 
     def _wallet_patch(self, request: HttpRequest, object_id: str) -> HttpResponse:
         def record(response: HttpResponse, body: dict[str, Any]) -> HttpResponse:

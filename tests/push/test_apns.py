@@ -18,6 +18,7 @@ from backend.push.transports import (
     DeadToken,
     Delivered,
     Failed,
+    Misconfigured,
     PushMessage,
     Retry,
     classify_apns,
@@ -137,8 +138,9 @@ async def test_a_pass_update_push_is_empty_and_authenticated_by_the_pass_certifi
 
 async def test_a_pass_push_to_a_topic_the_certificate_does_not_cover_fails(
         apns_fake: FakeApns, pass_chain: PassCertPaths) -> None:
+    # contract changed (issue 11.11): a wrong topic is our configuration, not a dead or failed device
     async with pass_transport(apns_fake, pass_chain, topic="pass.other.card") as wallet_push:
-        assert await wallet_push.send_pass_update(PHONE) == Failed("TopicDisallowed", 400)
+        assert await wallet_push.send_pass_update(PHONE) == Misconfigured("TopicDisallowed", 400)
 
 
 async def test_a_pass_certificate_from_an_untrusted_chain_cannot_connect(
@@ -152,7 +154,9 @@ async def test_a_pass_certificate_from_an_untrusted_chain_cannot_connect(
 @pytest.mark.parametrize("status, reason, expected", [
     (200, "", Delivered()),
     (400, "BadDeviceToken", DeadToken("BadDeviceToken")),
-    (400, "DeviceTokenNotForTopic", DeadToken("DeviceTokenNotForTopic")),
+    (400, "DeviceTokenNotForTopic", Misconfigured("DeviceTokenNotForTopic", 400)),
+    (400, "TopicDisallowed", Misconfigured("TopicDisallowed", 400)),
+    (410, "ExpiredToken", DeadToken("ExpiredToken")),
     (410, "", DeadToken("Unregistered")),
     (429, "TooManyRequests", Retry("TooManyRequests")),
     (500, "InternalServerError", Retry("InternalServerError")),
@@ -178,3 +182,48 @@ async def test_a_test_can_wait_for_pushes_sent_in_the_background(apns_fake: Fake
     assert push.device_token == PHONE
     with pytest.raises(TimeoutError):
         await apns_fake.wait_for(2, timeout=0.2)
+
+
+async def test_an_offline_phone_is_kept_the_latest_alert_and_pass_push_not_dropped(
+        apns_fake: FakeApns, pass_chain: PassCertPaths) -> None:
+    apns_fake.go_offline(PHONE)
+    async with app_transport(apns_fake) as apns, pass_transport(apns_fake, pass_chain) as wallet_push:
+        assert isinstance(await apns.send(PHONE, ACCRUED), Delivered)
+        assert isinstance(await wallet_push.send_pass_update(PHONE), Delivered)
+        assert isinstance(await wallet_push.send_pass_update(PHONE), Delivered)  # replaces the kept one
+    for push in apns_fake.received:
+        assert int(push.headers["apns-expiration"]) > time.time() + 3600  # never 0: "now or never"
+    kept = apns_fake.come_online(PHONE, at=time.time() + 6 * 3600)
+    assert sorted(p.auth for p in kept) == ["cert", "token"]
+
+
+@pytest.mark.parametrize("headers, status, reason", [
+    ({"apns-expiration": "soon"}, 400, "BadExpirationDate"),
+    ({"apns-priority": "7"}, 400, "BadPriority"),
+    ({"apns-collapse-id": "x" * 65}, 400, "BadCollapseId"),
+    ({"apns-push-type": "shout"}, 400, "InvalidPushType"),
+])
+async def test_the_fake_refuses_the_headers_apns_refuses(apns_fake: FakeApns, headers: dict, status: int,
+                                                         reason: str) -> None:
+    async with app_transport(apns_fake) as apns:
+        base = apns._headers(ACCRUED)
+        await apns._post(PHONE, b'{"aps": {}}', {**base, "authorization": f"bearer {apns._tokens.current()}", **headers})
+    [push] = apns_fake.received
+    assert (push.status, push.reason) == (status, reason)
+
+
+async def test_a_token_of_another_app_is_a_configuration_error_not_a_dead_token(apns_fake: FakeApns) -> None:
+    apns_fake.register_device(PHONE, "dev.kopilka.staff")
+    async with app_transport(apns_fake) as apns:
+        assert await apns.send(PHONE, ACCRUED) == Misconfigured("DeviceTokenNotForTopic", 400)
+
+
+async def test_an_encrypted_pass_key_authenticates_pass_pushes(
+        apns_fake: FakeApns, pass_chain: PassCertPaths, tmp_path: Path) -> None:
+    key = serialization.load_pem_private_key(pass_chain.key_path.read_bytes(), password=None)
+    encrypted = tmp_path / "pass.key"
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"pw")))
+    async with ApnsCertTransport(apns_fake.base_url, pass_chain.cert_path, encrypted, PASS_TYPE_ID,
+                                 key_password="pw", verify=apns_fake.ca_path) as wallet_push:
+        assert isinstance(await wallet_push.send_pass_update(PHONE), Delivered)

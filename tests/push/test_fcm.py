@@ -14,9 +14,11 @@ from backend.push.transports import (
     FcmTransport,
     PushMessage,
     Retry,
+    ALERT_TTL_SECONDS,
     classify_fcm,
     fcm_error_code,
     fcm_request,
+    fcm_token_invalid,
 )
 from tests.fakes.google import FakeGoogle
 from wallet_passes.google_auth import FCM_SCOPE, ServiceAccount
@@ -103,10 +105,40 @@ def test_a_project_id_is_required() -> None:
         FcmTransport("http://127.0.0.1:9", "http://127.0.0.1:9/token", account)
 
 
-def test_the_request_turns_expiry_into_a_ttl_and_keeps_the_collapse_key() -> None:
+def test_the_request_turns_expiry_into_a_ttl_and_the_collapse_key_into_the_notification_tag() -> None:
+    # contract changed (issue 11.10, 11.12): the key is the shown notification's tag, and a TTL is always set
     body = fcm_request(PHONE, EXPIRING, now=1_000_000)["message"]
-    assert body["android"] == {"priority": "high", "collapse_key": "expiring", "ttl": "600s"}
-    assert "ttl" not in fcm_request(PHONE, PushMessage(title="t", body="b"), now=0)["message"]["android"]
+    assert body["android"] == {"priority": "high", "ttl": "600s", "notification": {"tag": "expiring"}}
+    plain = fcm_request(PHONE, PushMessage(title="t", body="b"), now=0)["message"]["android"]
+    assert plain == {"priority": "high", "ttl": f"{ALERT_TTL_SECONDS}s"}
+
+
+async def test_a_resend_replaces_the_shown_notification_and_two_messages_show_twice(fcm_fake: FakeGoogle) -> None:
+    async with transport(fcm_fake) as fcm:
+        for key in ("kopilka-1", "kopilka-1", "kopilka-2"):
+            assert isinstance(await fcm.send(PHONE, PushMessage(title="t", body=key, collapse_key=key)), Delivered)
+    assert [m["notification"]["body"] for m in fcm_fake.fcm_shown(PHONE)] == ["kopilka-1", "kopilka-2"]
+
+
+async def test_a_token_fcm_calls_not_valid_is_dead_but_a_bad_payload_is_not(fcm_fake: FakeGoogle) -> None:
+    async with transport(fcm_fake) as fcm:
+        assert await fcm.send("not a token!", EXPIRING) == DeadToken("INVALID_ARGUMENT: not a valid registration token")
+    [sent] = fcm_fake.fcm_sends
+    assert sent.status == 400 and sent.error_code == "INVALID_ARGUMENT"
+    bad_payload = {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "Invalid value at 'message.data'",
+                             "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                                          "errorCode": "INVALID_ARGUMENT"}]}}
+    assert not fcm_token_invalid(bad_payload)
+    assert classify_fcm(400, "INVALID_ARGUMENT", token_invalid=False) == Failed("INVALID_ARGUMENT", 400)
+
+
+async def test_an_offline_android_phone_gets_the_message_within_its_ttl_only(fcm_fake: FakeGoogle) -> None:
+    fcm_fake.fcm_go_offline(PHONE)
+    async with transport(fcm_fake) as fcm:
+        await fcm.send(PHONE, PushMessage(title="t", body="kept"))
+        await fcm.send(PHONE, PushMessage(title="t", body="now or never", expires_at=int(time.time())))
+    [kept] = fcm_fake.fcm_come_online(PHONE, at=time.time() + 3600)
+    assert kept["notification"]["body"] == "kept"
 
 
 def test_the_error_code_comes_from_fcm_details_else_the_rpc_status() -> None:
