@@ -10,8 +10,9 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test bench migrate worker install browser clean
 
+# --dev: sign-in codes are printed in the terminal instead of sent (the local demo only)
 run: $(STAMP)
-	$(BIN)/kopilka serve
+	$(BIN)/kopilka serve --dev
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider

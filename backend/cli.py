@@ -113,8 +113,55 @@ def cmd_till_key_create(args: argparse.Namespace) -> int:
     from loyalty_core.services.setup import create_till_key
 
     issued = run_db(lambda: create_till_key(args.store, args.till))
-    say(f"Till key for store {issued.store_code}, till {issued.till_code} (shown once; only its hash is stored):")
+    say(f"Till key {issued.key_id} for store {issued.store_code}, till {issued.till_code} (shown once; only its hash is stored):")
     say(issued.key)
+    return 0
+
+
+def cmd_till_key_list(args: argparse.Namespace) -> int:
+    from loyalty_core.services.keys import list_till_keys
+
+    found = run_db(lambda: list_till_keys(args.store, include_revoked=args.all))
+    for k in found:
+        revoked = f"  revoked {k.revoked_at:%Y-%m-%d %H:%M:%S}" if k.revoked_at else ""
+        say(f"{k.id}\t{k.prefix}…\tstore {k.store}\ttill {k.till}\tcreated {k.created_at:%Y-%m-%d %H:%M:%S}{revoked}")
+    note(f"{len(found)} till key(s){'' if args.all else ' in use (--all: revoked ones too)'}")
+    return 0
+
+
+def cmd_till_key_revoke(args: argparse.Namespace) -> int:
+    from loyalty_core.services.keys import revoke_till_key
+
+    k = run_db(lambda: revoke_till_key(args.id, datetime.now(UTC)))
+    say(f"till key {k.id} ({k.prefix}…, store {k.store}, till {k.till}) revoked at {k.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+    return 0
+
+
+def cmd_operator_key_create(args: argparse.Namespace) -> int:
+    from loyalty_core.services.keys import create_operator_key
+
+    issued = run_db(lambda: create_operator_key(args.name, args.role))
+    say(f"Operator key {issued.id} {issued.name!r}, roles {', '.join(issued.roles)} (shown once; only its hash is stored):")
+    say(issued.key)
+    return 0
+
+
+def cmd_operator_key_list(args: argparse.Namespace) -> int:
+    from loyalty_core.services.keys import list_operator_keys
+
+    found = run_db(lambda: list_operator_keys(include_revoked=args.all))
+    for k in found:
+        revoked = f"  revoked {k.revoked_at:%Y-%m-%d %H:%M:%S}" if k.revoked_at else ""
+        say(f"{k.id}\t{k.prefix}…\t{k.name}\troles {','.join(k.roles)}\tcreated {k.created_at:%Y-%m-%d %H:%M:%S}{revoked}")
+    note(f"{len(found)} operator key(s){'' if args.all else ' in use (--all: revoked ones too)'}")
+    return 0
+
+
+def cmd_operator_key_revoke(args: argparse.Namespace) -> int:
+    from loyalty_core.services.keys import revoke_operator_key
+
+    k = run_db(lambda: revoke_operator_key(args.id, datetime.now(UTC)))
+    say(f"operator key {k.id} ({k.prefix}…, {k.name}) revoked at {k.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
     return 0
 
 
@@ -250,7 +297,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["KOPILKA_PORT"] = str(args.port)
     if args.host is not None:
         os.environ["KOPILKA_HOST"] = args.host
+    if args.dev:
+        os.environ["KOPILKA_DEV_MODE"] = "1"  # the worker processes read it too
     get_settings.cache_clear()
+    codes = _code_delivery(get_settings().server.host, args.unsafe_dev_gateway)  # before anything starts
     # Ctrl-C and SIGTERM end with a normal exit, so the embedded servers are stopped (atexit)
     _stop_on_sigterm()
     try:
@@ -269,6 +319,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  readiness         {base}/ready",
             f"  PostgreSQL        {'embedded, ' if embedded else ''}{_redact(db_url)}",
             f"  Valkey            {'embedded, ' if embedded else ''}{_redact(valkey_url)}",
+            f"  sign-in codes     {codes}",
             *banner,
             "",
         )
@@ -339,6 +390,37 @@ async def _demo_till_key(demo: Any) -> str | None:
     return issued.key
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def _code_delivery(host: str, unsafe: bool) -> str:
+    """How sign-in codes leave the server; the development gateway only on loopback unless told it is unsafe."""
+    from backend.api.settings import get_identity_settings
+
+    get_identity_settings.cache_clear()
+    identity = get_identity_settings()
+    if not identity.dev_mode:
+        return identity.otp_gateway or "NO GATEWAY: shoppers cannot sign in (set KOPILKA_OTP_GATEWAY, docs/identity.md)"
+    if not _is_loopback(host):
+        if not unsafe:
+            raise CommandError(
+                f"refusing to serve on {host} in development mode (--dev, KOPILKA_DEV_MODE or KOPILKA_OTP_GATEWAY=dev): "
+                "its code gateway prints every sign-in code to the log instead of sending it, so anyone who can "
+                "reach this address could sign in as any shopper. Configure KOPILKA_OTP_GATEWAY (docs/identity.md), "
+                "or serve on 127.0.0.1; for a throwaway demo add --unsafe-dev-gateway"
+            )
+        note(f"WARNING: development code gateway on {host}: whoever reads this log can sign in as any shopper")
+    return "printed in this log by the development gateway (--dev; never on a public address)"
+
+
 def _redact(url: str) -> str:
     """Hide a password in a URL for printing."""
     scheme, sep, rest = url.partition("://")
@@ -387,6 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-demo", dest="demo", action="store_false",
                        default=os.environ.get("KOPILKA_SEED_DEMO", "1").lower() not in {"0", "false", "no", "off"},
                        help="do not seed the demo program into an empty database (also KOPILKA_SEED_DEMO=0)")
+    serve.add_argument("--dev", action="store_true",
+                       help="development mode: sign-in codes are printed in the log instead of sent (loopback only)")
+    serve.add_argument("--unsafe-dev-gateway", action="store_true",
+                       help="allow development mode on a non-loopback address: anyone reading the log can sign in as anyone")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(handler=cmd_serve)
 
@@ -401,6 +487,28 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--store", required=True, type=_code, help="store code")
     create.add_argument("--till", required=True, type=_code, help="till code within the store")
     create.set_defaults(handler=cmd_till_key_create)
+    listing = till_key.add_parser("list", help="keys in use, one per line: id, prefix, store, till, created")
+    listing.add_argument("--store", type=_code, help="only this store's tills")
+    listing.add_argument("--all", action="store_true", help="revoked keys too")
+    listing.set_defaults(handler=cmd_till_key_list)
+    revoke = till_key.add_parser("revoke", help="revoke a key (its id from `till-key list`); it stops working at once")
+    revoke.add_argument("id", type=_positive, help="key id")
+    revoke.set_defaults(handler=cmd_till_key_revoke)
+
+    operator_key = commands.add_parser("operator-key", help="operator API keys with roles").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    create = operator_key.add_parser("create", help="issue an operator key; the key is the last line, shown once")
+    create.add_argument("--name", required=True, help="who or what uses the key, e.g. 'call centre desk 4'")
+    create.add_argument("--role", required=True, action="append", choices=["admin", "support", "marketer", "import"],
+                        help="repeat for several roles; admin may do everything, keys included")
+    create.set_defaults(handler=cmd_operator_key_create)
+    listing = operator_key.add_parser("list", help="keys in use, one per line: id, prefix, name, roles, created")
+    listing.add_argument("--all", action="store_true", help="revoked keys too")
+    listing.set_defaults(handler=cmd_operator_key_list)
+    revoke = operator_key.add_parser("revoke", help="revoke a key (its id from `operator-key list`) at once")
+    revoke.add_argument("id", type=_positive, help="key id")
+    revoke.set_defaults(handler=cmd_operator_key_revoke)
+
 
     cards = commands.add_parser("cards", help="card series").add_subparsers(dest="action", required=True, metavar="ACTION")
     emit = cards.add_parser("emit", help="emit a series of unregistered cards and print their numbers")

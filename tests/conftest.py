@@ -37,6 +37,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     os.environ["KOPILKA_DATABASE_URL"] = db_url
     os.environ["KOPILKA_VALKEY_URL"] = valkey_url
     os.environ["KOPILKA_DATA_DIR"] = str(data_dir)
+    # the development code gateway for every server the tests start: tests read codes from its Valkey list
+    os.environ["KOPILKA_DEV_MODE"] = "1"
     from backend.settings import get_settings
 
     get_settings.cache_clear()

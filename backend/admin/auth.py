@@ -1,12 +1,12 @@
 """Operator authentication: `Authorization: Bearer <operator key>`, keys stored as sha256, each with roles.
 
-Roles: `admin` (everything), `support` (the call centre: members), `marketer` (program and rules),
-`import` (bulk loads). A guard is `require_roles(...)`: the key must hold one of them (or `admin`).
+Roles: `admin` (everything, keys included), `support` (the call centre: members), `marketer` (program and
+rules), `import` (bulk loads). A guard is `require_roles(...)`: the key must hold one of them (or `admin`).
+The key is looked up on every request, so a revoked key fails at once (keys: loyalty_core/services/keys.py).
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -14,32 +14,18 @@ import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from loyalty_core.errors import Forbidden, Unauthorized, ValidationFailed
+from loyalty_core.errors import Forbidden, Unauthorized
+from loyalty_core.services.keys import ROLES, IssuedOperatorKey, create_operator_key
 from loyalty_core.services.setup import hash_secret
 from loyalty_core.tables import OperatorKey
 
-ROLES = frozenset({"admin", "support", "marketer", "import"})
+__all__ = ["ROLES", "IssuedOperatorKey", "OperatorPrincipal", "create_operator_key", "current_operator", "require_roles"]
 
 
 class OperatorPrincipal(msgspec.Struct, frozen=True):
     key_id: int
     name: str
     roles: frozenset[str]
-
-
-class IssuedOperatorKey(msgspec.Struct, frozen=True):
-    name: str
-    roles: list[str]
-    key: str  # shown once; only its hash is stored
-
-
-async def create_operator_key(name: str, roles: list[str]) -> IssuedOperatorKey:
-    unknown = set(roles) - ROLES
-    if not roles or unknown:
-        raise ValidationFailed(f"roles must be some of {sorted(ROLES)}")
-    secret = "ok_" + secrets.token_urlsafe(32)
-    await OperatorKey.insert(OperatorKey(name=name, key_hash=hash_secret(secret), prefix=secret[:10], roles=sorted(roles)))
-    return IssuedOperatorKey(name=name, roles=sorted(roles), key=secret)
 
 
 async def authenticate_operator(connection: ASGIConnection) -> OperatorPrincipal:

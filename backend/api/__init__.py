@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Router
 
-from backend.api.auth import AuthController, dev_inbox
+from backend.api.auth import AuthController
 from backend.api.cards import CardController
 from backend.api.oidc import OidcController
 from backend.api.points import PointsController
@@ -12,7 +12,7 @@ from backend.api.profile import ProfileController
 
 api_router = Router(
     path="/api/v1",
-    route_handlers=[AuthController, OidcController, ProfileController, CardController, PointsController, dev_inbox],
+    route_handlers=[AuthController, OidcController, ProfileController, CardController, PointsController],
 )
 
 ROUTES: list = [api_router]

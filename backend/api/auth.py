@@ -1,4 +1,4 @@
-"""Log in by one-time code, refresh, log out; the development inbox."""
+"""Log in by one-time code, refresh, log out."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import importlib
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, get, post
-from litestar.params import QueryParameter
+from litestar import Controller, Request, post
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from backend.api.guards import (
@@ -21,15 +20,13 @@ from backend.api.guards import (
     provide_shopper,
     shopper_guard,
 )
-from loyalty_core.errors import NotFound
 from loyalty_core.services import tokens
 from loyalty_core.services.identity import Contact, resolve_program
 from loyalty_core.services.otp import (
     DevGateway,
     Gateway,
-    InboxMessage,
+    GatewayMissing,
     parse_identifier,
-    read_inbox,
     request_code,
 )
 
@@ -50,6 +47,8 @@ class RefreshIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 def gateway_for(identity: Identity, valkey: Valkey) -> Gateway:
     """The configured delivery: `dev`, or `package.module:factory` building a real SMS/e-mail gateway."""
+    if identity.otp_gateway is None:
+        raise GatewayMissing("No SMS or e-mail gateway is configured (KOPILKA_OTP_GATEWAY, docs/identity.md)")
     if identity.otp_gateway == "dev":
         return DevGateway(valkey)
     module, _, factory = identity.otp_gateway.partition(":")
@@ -91,11 +90,3 @@ class AuthController(Controller):
         """Close every login of this shopper on every device."""
         await tokens.log_out_everywhere(provide_shopper(request).customer_id, now)
 
-
-@get("/dev/inbox", tags=["development"], dependencies=PUBLIC_DEPENDENCIES)
-async def dev_inbox(valkey: Valkey, identity: Identity,
-                    to: Annotated[str | None, QueryParameter(name="to", max_length=254)] = None) -> list[InboxMessage]:
-    """Messages the development gateway 'sent', newest first. Only when KOPILKA_DEV_MODE is on."""
-    if not identity.dev_mode:
-        raise NotFound("the development inbox is off")
-    return await read_inbox(valkey, to)

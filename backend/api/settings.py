@@ -22,8 +22,11 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class IdentitySettings(msgspec.Struct, frozen=True, kw_only=True):
-    dev_mode: bool  # dev gateway + GET /api/v1/dev/inbox; on by default for the embedded/demo setup
-    otp_gateway: str  # "dev" or "package.module:factory" (factory(valkey) -> Gateway)
+    # the development code gateway (codes in the server log and a Valkey list): an explicit choice,
+    # KOPILKA_DEV_MODE=1 or `kopilka serve --dev`, for a local demo and the tests; off by default
+    dev_mode: bool
+    otp_gateway: str | None  # "dev" in dev mode, else "package.module:factory" (factory(valkey) -> Gateway); None: none
+
     otp: OtpPolicy
     oidc: OidcSettings | None
 
@@ -33,7 +36,9 @@ def _int(name: str, default: int) -> int:
 
 
 def load_identity_settings() -> IdentitySettings:
-    dev_mode = os.environ.get("KOPILKA_DEV_MODE", "1").strip().lower() in {"1", "true", "yes", "on"}
+    gateway = os.environ.get("KOPILKA_OTP_GATEWAY", "").strip() or None
+    # KOPILKA_OTP_GATEWAY=dev is development mode too: `serve` holds both to loopback
+    dev_mode = os.environ.get("KOPILKA_DEV_MODE", "0").strip().lower() in {"1", "true", "yes", "on"} or gateway == "dev"
     issuer = os.environ.get("KOPILKA_OIDC_ISSUER")
     oidc = None
     if issuer:
@@ -48,7 +53,7 @@ def load_identity_settings() -> IdentitySettings:
     defaults = OtpPolicy()
     return IdentitySettings(
         dev_mode=dev_mode,
-        otp_gateway=os.environ.get("KOPILKA_OTP_GATEWAY", "dev"),
+        otp_gateway="dev" if dev_mode else gateway,
         otp=OtpPolicy(
             code_ttl=_int("KOPILKA_OTP_TTL", defaults.code_ttl),
             max_wrong_attempts=_int("KOPILKA_OTP_MAX_WRONG", defaults.max_wrong_attempts),

@@ -34,6 +34,12 @@ class CodeInvalid(DomainError):
     slug, status, title = "code-invalid", 422, "The code is wrong or expired"
 
 
+class GatewayMissing(DomainError):
+    """No way to deliver codes: neither a real gateway nor the development one was configured."""
+
+    slug, status, title = "otp-gateway-missing", 503, "Sign-in codes cannot be sent"
+
+
 class OtpPolicy(msgspec.Struct, frozen=True, kw_only=True):
     code_ttl: int = 300
     max_wrong_attempts: int = 5
@@ -84,7 +90,8 @@ class Gateway(Protocol):
 
 
 class DevGateway:
-    """Development delivery: a log line plus the Valkey inbox that tests and `make run` users read."""
+    """Development delivery (`kopilka serve --dev`, KOPILKA_DEV_MODE=1): a log line on the server's terminal
+    plus the Valkey list the test suite reads. Loopback only: `serve` refuses it on a public address."""
 
     def __init__(self, valkey: Any) -> None:
         self.valkey = valkey

@@ -27,6 +27,7 @@ from loyalty_core.tables import (
 
 
 def hash_secret(secret: str) -> str:
+    # keys are 256-bit random secrets, so a fast hash is enough (nothing to brute-force); lookups stay one index probe
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -125,6 +126,7 @@ class IssuedTillKey:
     till_code: str
     till_id: int
     key: str
+    key_id: int = 0  # what `till-key list` shows and `till-key revoke` takes
 
 
 async def create_till_key(store_code: str, till_code: str) -> IssuedTillKey:
@@ -137,8 +139,8 @@ async def create_till_key(store_code: str, till_code: str) -> IssuedTillKey:
         if till is None:
             till = (await Till.insert(Till(store=store["id"], code=till_code)).returning(Till.id))[0]
         secret = "tk_" + secrets.token_urlsafe(32)
-        await TillKey.insert(TillKey(till=till["id"], key_hash=hash_secret(secret), prefix=secret[:10]))
-    return IssuedTillKey(store_code=store_code, till_code=till_code, till_id=till["id"], key=secret)
+        key = await TillKey.insert(TillKey(till=till["id"], key_hash=hash_secret(secret), prefix=secret[:10])).returning(TillKey.id)
+    return IssuedTillKey(store_code=store_code, till_code=till_code, till_id=till["id"], key=secret, key_id=key[0]["id"])
 
 
 class CategorySpec(msgspec.Struct, frozen=True):

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.identity.shopper import new_ip, new_phone
+from tests.identity.shopper import code_sent_to_sync, new_ip, new_phone
 
 schemathesis = pytest.importorskip("schemathesis")
 
@@ -24,8 +23,7 @@ def _log_in(base: str, program: str) -> dict[str, str]:
     phone, ip = new_phone(), new_ip()
     with httpx.Client(base_url=base, headers={"X-Forwarded-For": ip}) as client:
         assert client.post("/api/v1/auth/otp/request", json={"to": phone}).status_code == 202
-        text = client.get("/api/v1/dev/inbox", params={"to": phone}).json()[0]["text"]
-        code = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
+        code = code_sent_to_sync(phone)
         tokens = client.post("/api/v1/auth/otp/verify", params={"program": program}, json={"to": phone, "code": code}).json()
     return {"Authorization": f"Bearer {tokens['access_token']}", "X-Forwarded-For": ip}
 

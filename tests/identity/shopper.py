@@ -1,13 +1,50 @@
-"""A shopper's phone in tests: asks for a code, reads it from the development inbox, logs in over real HTTP."""
+"""A shopper's phone in tests: asks for a code, reads it from the development gateway, logs in over real HTTP.
+
+The test server runs in development mode (KOPILKA_DEV_MODE=1, set by tests/conftest.py), whose gateway keeps
+every message in a Valkey list; tests read that list directly: nothing on HTTP hands codes out.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from typing import Any
 
 import httpx
 import msgspec
+
+from loyalty_core.services.otp import INBOX_KEY, parse_identifier, read_inbox
+
+
+async def code_sent_to(to: str) -> str:
+    """The 6-digit code in the newest message the development gateway sent to `to`."""
+    import valkey.asyncio as valkey_asyncio
+
+    client = valkey_asyncio.from_url(os.environ["KOPILKA_VALKEY_URL"])
+    try:
+        inbox = await read_inbox(client, to, limit=1)
+    finally:
+        await client.aclose()
+    assert inbox, f"no message for {to}"
+    match = re.search(r"\b(\d{6})\b", inbox[0].text)
+    assert match, inbox[0]
+    return match.group(1)
+
+
+def code_sent_to_sync(to: str) -> str:
+    """The same for synchronous tests."""
+    import valkey
+
+    client = valkey.from_url(os.environ["KOPILKA_VALKEY_URL"])
+    try:
+        raw = client.lrange(INBOX_KEY, -1000, -1)
+    finally:
+        client.close()
+    wanted = parse_identifier(to).value
+    texts = [m["text"] for m in map(msgspec.json.decode, reversed(raw)) if m["to"] == wanted]
+    assert texts, f"no message for {to}"
+    return re.search(r"\b(\d{6})\b", texts[0]).group(1)  # type: ignore[union-attr]
 
 
 def new_phone() -> str:
@@ -44,11 +81,7 @@ class Shopper(msgspec.Struct, kw_only=True):
         return await self.http.post("/api/v1/auth/otp/request", json={"to": self.to}, headers={"X-Forwarded-For": self.ip})
 
     async def last_code(self) -> str:
-        inbox = (await self.http.get("/api/v1/dev/inbox", params={"to": self.to})).json()
-        assert inbox, f"no message for {self.to}"
-        match = re.search(r"\b(\d{6})\b", inbox[0]["text"])
-        assert match, inbox[0]
-        return match.group(1)
+        return await code_sent_to(self.to)
 
     async def verify(self, code: str, **body: Any) -> httpx.Response:
         return await self.http.post("/api/v1/auth/otp/verify", params=self.params,
