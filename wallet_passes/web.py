@@ -18,9 +18,10 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 
-from backend.api.guards import Shopper, provide_shopper, shopper_guard, utc_now
+from backend.api.guards import Shopper, client_ip, provide_shopper, shopper_guard, utc_now
 from loyalty_core.errors import NotFound, ValidationFailed
 from loyalty_core.services import members_cards
+from loyalty_core.services.otp import hit
 from wallet_passes import passkit
 from wallet_passes.issuer import card_pass, google_save_link, pkpass_bytes
 from wallet_passes.settings import WalletSettings, load_wallet_settings
@@ -43,7 +44,24 @@ class PushTokenIn(msgspec.Struct, frozen=True):
 
 
 class DeviceLogs(msgspec.Struct, frozen=True):
-    logs: list[Annotated[str, msgspec.Meta(max_length=4000)]] = []
+    logs: Annotated[list[Annotated[str, msgspec.Meta(max_length=4000)]], msgspec.Meta(max_length=100)] = []
+
+
+# POST /passkit/v1/log is anonymous (Apple's protocol): whatever arrives is untrusted text going into our log.
+LOG_LINES_PER_REQUEST = 10  # Wallet sends one or two; the rest is summarised as a count
+LOG_LINE_MAX_CHARS = 500
+LOG_REQUESTS_PER_IP = 30  # per LOG_WINDOW_SECONDS, so nobody can flood the log
+LOG_WINDOW_SECONDS = 600
+
+
+def log_safe(text: str, limit: int = LOG_LINE_MAX_CHARS) -> str:
+    """One log line, whatever was sent: no character may start a new (forged) line or reorder the text.
+
+    Control and format characters (newlines, CR, ESC, NEL, U+2028, bidi overrides...) are written as
+    \\uXXXX escapes; the result is cut at `limit` characters.
+    """
+    escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text[:limit])
+    return escaped if len(escaped) <= limit and len(text) <= limit else escaped[:limit] + "...[cut]"
 
 
 class GoogleSaveLink(msgspec.Struct, frozen=True):
@@ -156,10 +174,15 @@ class PassKitController(Controller):
         return await _pass_response(serial, wallet, now, issue=False)
 
     @post("/log", status_code=200)
-    async def device_log(self, data: DeviceLogs) -> Response[bytes]:
-        """Wallet reports problems with our passes here; they go to our log."""
-        for line in data.logs[:100]:
-            log.warning("wallet device log: %s", line)
+    async def device_log(self, request: Request, data: DeviceLogs) -> Response[bytes]:
+        """Wallet reports problems with our passes here; they go to our log, escaped, capped and rate-limited."""
+        ip = client_ip(request)
+        await hit(request.app.state.valkey, f"passkit-log:ip:{ip}", LOG_REQUESTS_PER_IP, LOG_WINDOW_SECONDS)
+        for line in data.logs[:LOG_LINES_PER_REQUEST]:
+            log.warning("wallet device log from %s: %s", log_safe(ip, 64), log_safe(line))
+        if len(data.logs) > LOG_LINES_PER_REQUEST:
+            log.warning("wallet device log from %s: %d more lines not logged", log_safe(ip, 64),
+                        len(data.logs) - LOG_LINES_PER_REQUEST)
         return _bare(200)
 
 
