@@ -12,7 +12,9 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from backend.input_guard import InputGuard
 from backend.problems import EXCEPTION_HANDLERS
+from backend.security_headers import security_headers
 from backend.settings import Settings, get_settings
 from backend.wiring import plugins, route_handlers, template_config
 from loyalty_core import db
@@ -33,7 +35,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # the pool is made on the serving loop and closed on it (one pool per loop)
         await db.start_pool()
-        app.state.valkey = valkey_asyncio.from_url(settings.valkey.url or "", decode_responses=False)
+        # bounded waits: a Valkey that hangs gives a 503 (backend.problems), not a request that never ends
+        app.state.valkey = valkey_asyncio.from_url(settings.valkey.url or "", decode_responses=False,
+                                                   socket_connect_timeout=2, socket_timeout=5)
         try:
             yield
         finally:
@@ -44,6 +48,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=route_handlers(),
         lifespan=[lifespan],  # first in, last out: plugins' lifespans run inside it (pool and Valkey ready)
         plugins=plugins(settings),
+        # security headers outermost: every answer carries them, refusals included (backend/security_headers.py)
+        middleware=[security_headers, InputGuard()],  # malformed input is refused before any handler (docs/security-input.md)
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="Kopilka",

@@ -11,9 +11,13 @@ from litestar.exceptions import (
     NotAuthorizedException,
     ValidationException,
 )
+from asyncpg.exceptions import DataError as PostgresDataError
+from asyncpg.exceptions._base import DataError as ArgumentDataError
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from valkey.exceptions import ConnectionError as ValkeyConnectionError
+from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 
-from backend.wiring import website_not_found
+from backend.wiring import website_error, website_not_found, website_unavailable
 from loyalty_core.errors import PROBLEM_BASE, DomainError
 
 log = logging.getLogger("kopilka.problems")
@@ -90,6 +94,36 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
     return response
 
 
+def _on_website(request: Request) -> bool:
+    path = request.url.path
+    return not any(path == prefix or path.startswith(prefix + "/") for prefix in _MACHINE_PREFIXES)
+
+
+def dependency_unavailable_handler(request: Request, exc: Exception) -> Response:
+    """Valkey down or not answering: 503 naming it (POS_API.md), not a 500; the website shows its own page."""
+    log.warning("valkey unavailable on %s %s: %s", request.method, request.url.path, exc)
+    if _on_website(request):
+        response = website_unavailable(request)
+    else:
+        response = problem_response(
+            "dependency-unavailable", 503, "Service unavailable",
+            "valkey (rate limits and one-time codes) is unavailable; nothing was written, try again shortly",
+            dependency="valkey",
+        )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def database_data_error_handler(request: Request, exc: Exception) -> Response:
+    """A value PostgreSQL cannot hold (out of a column's range, a NUL in text) that got past the input guard
+    (backend.input_guard): the statement failed, its transaction rolled back, so it is the caller's 422."""
+    log.warning("value refused by the database on %s %s: %s", request.method, request.url.path, exc)
+    detail = "A value in the request is outside what can be stored (too large, or a character that is not allowed)"
+    if _on_website(request):
+        return website_error(request, HTTPException(status_code=422, detail=detail))
+    return problem_response("validation-error", 422, "Invalid request", detail)
+
+
 def internal_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
@@ -100,6 +134,10 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS = {
     DomainError: domain_error_handler,
     HTTPException: http_exception_handler,
+    ValkeyConnectionError: dependency_unavailable_handler,  # BusyLoadingError (a restart reading its data) too
+    ValkeyTimeoutError: dependency_unavailable_handler,
+    PostgresDataError: database_data_error_handler,  # SQLSTATE class 22, raised by PostgreSQL
+    ArgumentDataError: database_data_error_handler,  # raised by asyncpg encoding an argument (int32 range)
     HTTP_500_INTERNAL_SERVER_ERROR: internal_error_handler,
 }
 

@@ -33,6 +33,20 @@ def website_not_found(request: Any) -> Any:
     return not_found_page(request)
 
 
+def website_unavailable(request: Any) -> Any:
+    """The website's HTML 503 page, when a service the page needs is down (see backend.problems)."""
+    from personal_account.web import unavailable_page
+
+    return unavailable_page(request)
+
+
+def website_error(request: Any, exc: Any) -> Any:
+    """The website's HTML error page for an HTTPException (see backend.problems)."""
+    from personal_account.web import http_error
+
+    return http_error(request, exc)
+
+
 def template_config() -> Any:
     from personal_account import template_config as web_templates
 

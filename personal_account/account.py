@@ -15,9 +15,11 @@ from litestar import Controller, Request, get, post
 from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
+from backend.api.guards import client_ip
 from loyalty_core.errors import DomainError
 from loyalty_core.services import members, members_cards, members_extras
 from loyalty_core.services.identity import ConsentIn
+from loyalty_core.services.members import Member
 from personal_account import i18n
 from personal_account.session import (
     LANG_COOKIE,
@@ -65,16 +67,17 @@ class AccountController(Controller):
 
     @get("/favourites")
     async def favourites(self, request: Request, member: CurrentMember, now: Now) -> Template:
-        found = await members_extras.favourites(member, now)
-        chosen = {c.code for c in found.chosen}
-        return await page(request, "favourites.html", member=member, fav=found, chosen=chosen,
-                          can_change=found.next_change_on <= _today(now, member.timezone))
+        return await _favourites_page(request, member, now)
 
     @post("/favourites")
-    async def choose_favourites(self, request: Request, member: CurrentMember, now: Now) -> Redirect:
+    async def choose_favourites(self, request: Request, member: CurrentMember, now: Now) -> Template | Redirect:
         form = await request.form()
         codes = [c for c in form.getall("category", []) if isinstance(c, str)][:50]
-        choice = msgspec.convert({"categories": codes}, members_extras.FavouritesIn)
+        try:
+            choice = msgspec.convert({"categories": codes}, members_extras.FavouritesIn)
+        except msgspec.ValidationError:  # a code no list offers (too long, malformed): the page again, with why
+            await add_flash(request, "! " + formats(request).t("Choose categories from the list."))
+            return await _favourites_page(request, member, now, status=422)
         return await _outcome(request, "/favourites", members_extras.choose_favourites(member, choice, now), "Saved.")
 
     # --- profile, consents, devices ---------------------------------------------------------------
@@ -90,7 +93,8 @@ class AccountController(Controller):
         form = await request.form()
         raw = {"name": str(form.get("name", "")).strip()[:200], "locale": i18n.pick_language(str(form.get("locale", "")))}
         birth = str(form.get("birth_date", "")).strip()
-        raw["birth_date"] = birth or None
+        if birth:  # a birth date already set is shown, not sent (it is set once; support corrects it)
+            raw["birth_date"] = birth
         try:
             change = msgspec.convert(raw, members.ProfileUpdate)
         except msgspec.ValidationError:
@@ -116,6 +120,25 @@ class AccountController(Controller):
     @get("/cards")
     async def cards(self, request: Request, member: CurrentMember) -> Template:
         return await page(request, "cards.html", member=member, cards=await members_cards.cards(member))
+
+    @post("/cards/bind")
+    async def bind(self, request: Request, member: CurrentMember, now: Now) -> Redirect:
+        """A plastic card and the secret printed with it: the card and its points become the shopper's."""
+        form = await request.form()
+        raw = {"number": str(form.get("number", "")).strip()[:32], "secret": str(form.get("secret", "")).strip()[:32] or None}
+        try:
+            bind = msgspec.convert(raw, members_cards.CardBind)
+        except msgspec.ValidationError:
+            await add_flash(request, "! Check the card number and the secret.")
+            return back_to("/cards")
+        t = formats(request).t
+        try:
+            card = await members_cards.bind_card(member, bind, now, request.app.state.valkey, client_ip(request))
+        except DomainError as exc:
+            await add_flash(request, "! " + _BIND_PROBLEMS.get(exc.slug, exc.detail))
+            return back_to("/cards")
+        await add_flash(request, f"{t('Card added:')} {card.number}")
+        return back_to("/cards")
 
     @post("/cards/{number:str}/block")
     async def block(self, request: Request, member: CurrentMember, number: CardNumber) -> Redirect:
@@ -144,6 +167,23 @@ class AccountController(Controller):
         await members.delete_account(web.customer_id, now)
         await end(request, request.state.sid)
         return Redirect("/login?deleted=1", status_code=303, cookies=[expired_cookie(request, SESSION_COOKIE)])
+
+
+# fixed messages the page can translate (the domain's details name the card)
+_BIND_PROBLEMS = {
+    "card-taken": "This card belongs to another member.",
+    "card-secret-invalid": "The secret does not match this card.",
+    "card-not-found": "There is no such card in this program.",
+    "card-blocked": "This card is blocked and cannot be added.",
+    "rate-limited": "Too many attempts; try again in an hour.",
+}
+
+
+async def _favourites_page(request: Request, member: Member, now: dt.datetime, status: int = 200) -> Template:
+    found = await members_extras.favourites(member, now)
+    chosen = {c.code for c in found.chosen}
+    return await page(request, "favourites.html", status=status, member=member, fav=found, chosen=chosen,
+                      can_change=found.next_change_on <= _today(now, member.timezone))
 
 
 def _today(now: dt.datetime, timezone: str) -> dt.date:

@@ -156,6 +156,8 @@ RU: dict[str, str] = {
     "This page does not exist or is not yours.": "Такой страницы нет или она не ваша.",
     "We could not finish this. Nothing was changed; try again in a minute.":
         "Не получилось. Ничего не изменилось — попробуйте через минуту.",
+    "This is unavailable for a moment. Nothing was changed; try again in a minute.":
+        "Сейчас это недоступно. Ничего не изменилось — попробуйте через минуту.",
     "The form expired: please try again.": "Форма устарела — попробуйте ещё раз.",
     "Please sign in.": "Пожалуйста, войдите.",
     "Updated live": "Обновляется сам",
@@ -185,6 +187,32 @@ RU: dict[str, str] = {
     "Download the card for Apple Wallet": "Скачать карту для Apple Wallet",
     "Pass": "Карта в кошельке",
     "Error": "Ошибка",
+    "The address contains a character that is not allowed (NUL).": "В адресе недопустимый символ (NUL).",
+    "The form contains a character that is not allowed (NUL).": "В форме недопустимый символ (NUL).",
+    "A value in the request is outside what can be stored (too large, or a character that is not allowed)":
+        "Значение в запросе нельзя сохранить (слишком большое или с недопустимым символом)",
+    "Choose categories from the list.": "Выберите категории из списка.",
+    "Add a plastic card": "Добавить пластиковую карту",
+    "Card number": "Номер карты",
+    "Secret code from the card": "Секретный код с карты",
+    "Add the card": "Добавить карту",
+    "The secret code is printed on the card or its envelope. The card's points become yours.":
+        "Секретный код напечатан на карте или её конверте. Баллы карты станут вашими.",
+    "Card added:": "Карта добавлена:",
+    "Check the card number and the secret.": "Проверьте номер карты и секретный код.",
+    "This card belongs to another member.": "Эта карта принадлежит другому участнику.",
+    "The secret does not match this card.": "Секретный код не подходит к этой карте.",
+    "There is no such card in this program.": "Такой карты в программе нет.",
+    "This card is blocked and cannot be added.": "Карта заблокирована, добавить её нельзя.",
+    "Too many attempts; try again in an hour.": "Слишком много попыток — попробуйте через час.",
+    "To correct your birth date, contact support.": "Чтобы исправить дату рождения, обратитесь в поддержку.",
+    "The birth date can be set once.": "Дату рождения можно указать один раз.",
+    "The birth date is already set; to correct it, contact support":
+        "Дата рождения уже указана; чтобы исправить её, обратитесь в поддержку",
+    "We keep a keyed hash of your phone and e-mail (not the phone or e-mail themselves), only so the welcome bonus is given once per phone and e-mail.":
+        "Мы храним только ключевой хеш вашего телефона и e-mail (не сами телефон и e-mail), чтобы приветственный бонус начислялся один раз на телефон и e-mail.",
+    "The welcome bonus is given once per phone and e-mail: for that we keep a keyed hash of them (not the contacts themselves), even after an account is deleted.":
+        "Приветственный бонус начисляется один раз на телефон и e-mail: для этого мы храним их ключевой хеш (не сами контакты), в том числе после удаления аккаунта.",
 }
 
 CATALOGUE: dict[str, dict[str, str]] = {"ru": RU, "en": {}}

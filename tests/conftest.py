@@ -79,6 +79,7 @@ def server(services: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) 
     env.update(KOPILKA_PORT=str(port), KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}", KOPILKA_SECRET_KEY="test-secret")
     os.environ["KOPILKA_SECRET_KEY"] = "test-secret"
     log_path = tmp_path_factory.mktemp("server") / "server.log"
+    os.environ["KOPILKA_TEST_SERVER_LOG"] = str(log_path)  # tests that assert "no traceback" read it
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "backend.app:create_app",

@@ -34,10 +34,13 @@ def update_tag(moment: dt.datetime) -> str:
 def parse_update_tag(tag: str | None) -> dt.datetime | None:
     if not tag:
         return None
-    if not tag.isdigit() or len(tag) > 20:
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 20:
         raise InvalidUpdateTag(tag)
     micros = int(tag)
-    return dt.datetime.fromtimestamp(micros // 1_000_000, dt.UTC) + dt.timedelta(microseconds=micros % 1_000_000)
+    try:  # twenty digits pass the check above and still overflow a datetime
+        return dt.datetime.fromtimestamp(micros // 1_000_000, dt.UTC) + dt.timedelta(microseconds=micros % 1_000_000)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidUpdateTag(tag) from None
 
 
 async def authorized_card(serial: str, token: str) -> int | None:

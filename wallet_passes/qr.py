@@ -90,7 +90,8 @@ def verify_app_qr_token(token: str, secret: str | bytes, now: dt.datetime, leewa
         raise QrTokenInvalid("malformed app QR token")
     card_number, exp_b36, mac = parts
     signed_part = token.rsplit(".", 1)[0]
-    if not hmac.compare_digest(mac, _mac(secret, signed_part)):
+    # bytes: compare_digest refuses str with non-ASCII characters (a TypeError, once a 500)
+    if not hmac.compare_digest(mac.encode(), _mac(secret, signed_part).encode()):
         raise QrTokenInvalid("app QR token signature does not match")
     try:
         expires = int(exp_b36, 36)

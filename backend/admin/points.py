@@ -35,7 +35,7 @@ class MemberPointsController(Controller):
         )
 
     @post("/adjustments/mass", guards=SUPPORT, status_code=200,
-          summary="The same adjustment for many members, each in its own transaction")
+          summary="The same adjustment for many members, all or nothing (422 names the members that cannot be)")
     async def adjust_many(self, request: Request, data: MassAdjustmentIn, idempotency_key: IdempotencyKey = None) -> MassAdjustmentOut:
         return await adjustments.adjust_many(data, _now(), operator=current_operator(request).name, key=idempotency_key)
 

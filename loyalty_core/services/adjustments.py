@@ -7,8 +7,8 @@ and queues the wallet pass update in the same transaction.
 
 Exactly once: an operation id (the `Idempotency-Key` header or `operation_id`) is recorded in the
 adjustment's own transaction; a replay returns the first answer and changes nothing. A mass
-adjustment runs each member in its own transaction under "<operation id>:<member>", so re-sending
-it after fixing a bad row applies only what was not applied yet.
+adjustment is all or nothing: every member in one transaction, each under "<operation id>:<member>"; if one
+member cannot be adjusted nothing is written and the 422 names them all, so it is fixed and sent again whole.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ SCOPE = "operator:adjust"
 SignedPoints = Annotated[int, Meta(ge=-(10**9), le=10**9)]
 Reason = Annotated[str, Meta(min_length=1, max_length=500)]
 OperationId = Annotated[str, Meta(min_length=1, max_length=150)]
+MEMBERSHIP_ID_MAX = 2**31 - 1  # membership.id is a PostgreSQL integer
 
 
 class AdjustmentIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -175,28 +176,65 @@ async def _memberships_of_cards(numbers: list[str]) -> dict[str, int]:
     return {r["number"]: r["membership"] for r in rows}
 
 
+async def _existing_memberships(ids: list[int]) -> set[int]:
+    in_range = [i for i in ids if 1 <= i <= MEMBERSHIP_ID_MAX]  # a larger one is no membership's id
+    rows = await Membership.raw("SELECT id FROM membership WHERE id = ANY({}::integer[])", in_range)
+    return {r["id"] for r in rows}
+
+
+async def _targets(mass: MassAdjustmentIn) -> list[tuple[str, int | None]]:
+    """(the member as sent, its membership id or None if nothing matches), in the order sent."""
+    if mass.card_numbers is not None:
+        by_card = await _memberships_of_cards(list(mass.card_numbers))
+        return [(n, by_card.get(n)) for n in mass.card_numbers]
+    ids = list(mass.membership_ids or [])
+    existing = await _existing_memberships(ids)
+    return [(str(m), m if m in existing else None) for m in ids]
+
+
 async def adjust_many(mass: MassAdjustmentIn, now: dt.datetime, *, operator: str = "", key: str | None = None) -> MassAdjustmentOut:
-    """Each member in its own transaction; one bad member fails alone and is reported with its problem."""
+    """All or nothing, in one transaction: if any member cannot be adjusted (unknown, or not enough points for
+    a write-off), nothing is written and the 422 names every such member with its problem."""
     if (mass.membership_ids is None) == (mass.card_numbers is None):
         raise ValidationFailed("send either membership_ids or card_numbers")
     adjustment = AdjustmentIn(points=mass.points, reason=mass.reason, activates_at=mass.activates_at,
                               expires_at=mass.expires_at)
     _checked(adjustment, now)
     key = key or mass.operation_id
-    if mass.card_numbers is not None:
-        by_card = await _memberships_of_cards(list(mass.card_numbers))
-        targets: list[tuple[str, int | None]] = [(n, by_card.get(n)) for n in mass.card_numbers]
-    else:
-        targets = [(str(m), m) for m in mass.membership_ids or []]
-    results: list[MassItemOut] = []
-    for ref, membership_id in targets:
-        try:
-            if membership_id is None:
-                raise CardNotFound(f"card {ref} does not exist or belongs to no member")
-            done = await adjust_points(membership_id, adjustment, now, operator=operator,
-                                       key=f"{key}:{ref}" if key else None)
-            results.append(MassItemOut(member=ref, status="done", membership_id=membership_id, balance=done.balance))
-        except DomainError as exc:
-            results.append(MassItemOut(member=ref, status="failed", membership_id=membership_id, problem=exc.as_problem()))
-    done_count = sum(r.status == "done" for r in results)
-    return MassAdjustmentOut(operation_id=key, done=done_count, failed=len(results) - done_count, results=results)
+    async with DB.transaction() as transaction:
+        targets = await _targets(mass)
+        failed: list[MassItemOut] = [
+            MassItemOut(member=ref, status="failed", problem=(
+                CardNotFound(f"card {ref} does not exist or belongs to no member") if mass.card_numbers is not None
+                else NotFound(f"membership {ref} does not exist")).as_problem())
+            for ref, membership_id in targets if membership_id is None
+        ]
+        if failed:
+            raise _mass_refused(failed, len(targets))
+        done: dict[int, MassItemOut] = {}
+        # accounts locked in id order, so two mass adjustments over the same members cannot deadlock
+        for position, (ref, membership_id) in sorted(enumerate(targets), key=lambda item: item[1][1] or 0):
+            assert membership_id is not None
+            savepoint = await transaction.savepoint()  # one member's failure is undone alone, to name them all
+            try:
+                out = await adjust_points(membership_id, adjustment, now, operator=operator,
+                                          key=f"{key}:{ref}" if key else None)
+            except DomainError as exc:
+                await savepoint.rollback_to()
+                failed.append(MassItemOut(member=ref, status="failed", membership_id=membership_id,
+                                          problem=exc.as_problem()))
+                continue
+            await savepoint.release()
+            done[position] = MassItemOut(member=ref, status="done", membership_id=membership_id, balance=out.balance)
+        if failed:
+            raise _mass_refused(failed, len(targets))
+    results = [done[position] for position in range(len(targets))]
+    return MassAdjustmentOut(operation_id=key, done=len(results), failed=0, results=results)
+
+
+def _mass_refused(failed: list[MassItemOut], total: int) -> ValidationFailed:
+    names = ", ".join(item.member for item in failed[:20]) + (" ..." if len(failed) > 20 else "")
+    return ValidationFailed(
+        f"{len(failed)} of {total} members cannot be adjusted, so none was: {names}",
+        failed=[msgspec.to_builtins(item) for item in failed],
+    )

@@ -84,29 +84,48 @@ async def test_an_adjustment_is_applied_once_per_idempotency_key(
     assert await account_balance(member.account_id) == (35, 0)
 
 
-async def test_a_mass_adjustment_with_one_bad_member_and_a_replay(
+async def test_a_mass_adjustment_is_all_or_nothing_and_names_every_bad_member(
     http: httpx.AsyncClient, shop: Shop, operator: Operators
 ) -> None:
     rich, poor, other = await make_member(shop, points=100), await make_member(shop, points=5), await make_member(shop, points=20)
-    body = {"membership_ids": [rich.membership_id, poor.membership_id, 999_999_999, other.membership_id],
-            "points": -10, "reason": "expired promo clawback", "operation_id": "mass-1"}
+    ids = [rich.membership_id, poor.membership_id, other.membership_id]
+    before = await row_counts()
+    for bad_ids, named in (([999_999_999], ["999999999"]), ([2_147_483_648], ["2147483648"]),
+                           ([999_999_999, 2_147_483_648], ["999999999", "2147483648"])):
+        body = {"membership_ids": [*ids, *bad_ids], "points": -1, "reason": "storm closure", "operation_id": "mass-0"}
+        refused = problem(await http.post("/admin/v1/adjustments/mass", headers=operator("support"), json=body),
+                          422, "validation-error")
+        assert [item["member"] for item in refused["failed"]] == named
+        assert all(item["problem"]["type"].endswith("/not-found") for item in refused["failed"])
+        assert all(name in refused["detail"] for name in named)
+    assert await row_counts() == before
+
+    body = {"membership_ids": ids, "points": -10, "reason": "expired promo clawback", "operation_id": "mass-1"}
+    refused = problem(await http.post("/admin/v1/adjustments/mass", headers=operator("support"), json=body),
+                      422, "validation-error")
+    assert [(item["member"], item["problem"]["type"].rsplit("/", 1)[1]) for item in refused["failed"]] == [
+        (str(poor.membership_id), "insufficient-points")]
+    assert await row_counts() == before
+    assert [await account_balance(m.account_id) for m in (rich, poor, other)] == [(100, 0), (5, 0), (20, 0)]
+
+    body["membership_ids"] = [rich.membership_id, other.membership_id]  # fixed: sent again whole
     r = await http.post("/admin/v1/adjustments/mass", headers=operator("support"), json=body)
     assert r.status_code == 200, r.text
     out = r.json()
-    assert (out["done"], out["failed"]) == (2, 2)
-    assert [x["status"] for x in out["results"]] == ["done", "failed", "failed", "done"]
-    assert out["results"][1]["problem"]["type"].endswith("/insufficient-points")
-    assert out["results"][2]["problem"]["type"].endswith("/not-found")
-    assert await account_balance(rich.account_id) == (90, 0) and await account_balance(poor.account_id) == (5, 0)
-
+    assert (out["done"], out["failed"]) == (2, 0)
+    assert [x["membership_id"] for x in out["results"]] == [rich.membership_id, other.membership_id]
     replay = (await http.post("/admin/v1/adjustments/mass", headers=operator("support"), json=body)).json()
-    assert (replay["done"], replay["failed"]) == (2, 2)
+    assert replay["results"] == out["results"]
     assert await account_balance(rich.account_id) == (90, 0) and await account_balance(other.account_id) == (10, 0)
 
     by_card = {"card_numbers": [rich.card, "2999999999990"], "points": 15, "reason": "storm closure"}
-    r = (await http.post("/admin/v1/adjustments/mass", headers=operator("admin"), json=by_card)).json()
-    assert [x["status"] for x in r["results"]] == ["done", "failed"]
-    assert r["results"][1]["problem"]["type"].endswith("/card-not-found")
+    refused = problem(await http.post("/admin/v1/adjustments/mass", headers=operator("admin"), json=by_card),
+                      422, "validation-error")
+    assert refused["failed"][0]["member"] == "2999999999990"
+    assert refused["failed"][0]["problem"]["type"].endswith("/card-not-found")
+    assert await account_balance(rich.account_id) == (90, 0)
+    by_card["card_numbers"] = [rich.card]
+    assert (await http.post("/admin/v1/adjustments/mass", headers=operator("admin"), json=by_card)).status_code == 200
     assert await account_balance(rich.account_id) == (105, 0)
     problem(await http.post("/admin/v1/adjustments/mass", headers=operator("support"),
                             json={"points": 1, "reason": "x"}), 422, "validation-error")
