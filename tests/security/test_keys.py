@@ -1,0 +1,185 @@
+"""Till and operator keys: created, listed and revoked from the command line and the operator API (role admin);
+stored hashed; a revoked key fails at the next request in every worker process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.cli.conftest import ROOT, empty_env, run_kopilka  # noqa: F401 (a fixture)
+from tests.factories import Shop, unique
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_workers(services: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app as `kopilka serve --workers 2` runs it: two uvicorn worker processes behind one port."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("two-workers") / "server.log"
+    env = dict(os.environ, KOPILKA_PORT=str(port), KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}", KOPILKA_SECRET_KEY="test-secret")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "backend.app:create_app", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "2", "--log-level", "info", "--no-access-log"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        # both workers have finished starting ("Application startup complete." once per worker)
+        while log.read_text().count("Application startup complete") < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _last_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _identify(base: str, key: str) -> int:
+    """One till request on a fresh connection (so consecutive calls land on either worker)."""
+    with httpx.Client(base_url=base, timeout=10) as till:
+        return till.post("/pos/v1/identify", json={"scan": "+79990001122"}, headers={"Authorization": f"Bearer {key}"}).status_code
+
+
+async def _stored_hashes(table: str) -> list[tuple[str, str]]:
+    from loyalty_core import db
+
+    rows = await db.fetch(f"SELECT key_hash, prefix FROM {table}")
+    return [(r["key_hash"], r["prefix"]) for r in rows]
+
+
+async def test_till_key_from_the_cli_is_listed_revoked_and_refused_at_once_in_every_worker(
+    shop: Shop, two_workers: str
+) -> None:
+    key = _last_line(run_kopilka("till-key", "create", "--store", shop.store_code, "--till", "T-77"))
+    assert key.startswith("tk_")
+    # only the hash and a prefix are stored
+    stored = await _stored_hashes("till_key")
+    assert (hashlib.sha256(key.encode()).hexdigest(), key[:10]) in stored
+    assert all(key not in h and key != p for h, p in stored)
+    assert {_identify(two_workers, key) for _ in range(10)} == {404}  # known key; the phone is nobody's
+
+    listing = run_kopilka("till-key", "list", "--store", shop.store_code)
+    assert listing.returncode == 0, listing.stderr
+    line = next(line for line in listing.stdout.splitlines() if "till T-77" in line)
+    key_id, prefix = line.split("\t")[:2]
+    assert prefix == key[:10] + "…" and key not in listing.stdout
+
+    # a keep-alive connection opened before the revocation: its very next request fails
+    with httpx.Client(base_url=two_workers, timeout=10) as open_till:
+        headers = {"Authorization": f"Bearer {key}"}
+        assert open_till.post("/pos/v1/identify", json={"scan": "+79990001122"}, headers=headers).status_code == 404
+        revoked = run_kopilka("till-key", "revoke", key_id)
+        assert revoked.returncode == 0 and f"till key {key_id}" in revoked.stdout, revoked.stderr
+        after = open_till.post("/pos/v1/identify", json={"scan": "+79990001122"}, headers=headers)
+        assert after.status_code == 401 and after.json()["type"].endswith("/unauthorized")
+    assert {_identify(two_workers, key) for _ in range(20)} == {401}
+    # the store's other till keeps working; the revoked key shows only with --all
+    assert _identify(two_workers, shop.key) == 404
+    assert "till T-77" not in run_kopilka("till-key", "list", "--store", shop.store_code).stdout
+    assert re.search(rf"^{key_id}\t.*till T-77.*revoked", run_kopilka("till-key", "list", "--all", "--store", shop.store_code).stdout, re.M)
+    assert run_kopilka("till-key", "revoke", "99999999").returncode == 1
+
+
+async def test_operator_keys_over_the_api_need_the_admin_role_and_revoke_at_once(
+    shop: Shop, two_workers: str, db_pool: None
+) -> None:
+    admin_key = _last_line(run_kopilka("operator-key", "create", "--name", unique("security desk"), "--role", "admin"))
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    async with httpx.AsyncClient(base_url=two_workers, timeout=10) as http:
+        made = await http.post("/admin/v1/operator-keys", headers=admin, json={"name": unique("call centre"), "roles": ["support"]})
+        assert made.status_code == 201, made.text
+        support = {"Authorization": f"Bearer {made.json()['key']}"}
+        support_id = made.json()["id"]
+        assert (hashlib.sha256(made.json()["key"].encode()).hexdigest(), made.json()["prefix"]) in await _stored_hashes("operator_key")
+
+        # support may register callers, but not touch keys: 403 everywhere, nothing created
+        assert (await http.post("/admin/v1/members", headers=support, json={})).status_code == 422
+        before = await _stored_hashes("operator_key")
+        for method, path, body in [
+            ("GET", "/admin/v1/operator-keys", None),
+            ("POST", "/admin/v1/operator-keys", {"name": "me too", "roles": ["admin"]}),
+            ("POST", f"/admin/v1/operator-keys/{support_id}/revoke", None),
+            ("GET", "/admin/v1/till-keys", None),
+            ("POST", "/admin/v1/till-keys", {"store": shop.store_code, "till": "X"}),
+            ("POST", "/admin/v1/till-keys/1/revoke", None),
+        ]:
+            refused = await http.request(method, path, headers=support, json=body)
+            assert refused.status_code == 403 and refused.json()["type"].endswith("/forbidden"), (path, refused.text)
+            anonymous = await http.request(method, path, json=body)
+            assert anonymous.status_code == 401, path
+        assert await _stored_hashes("operator_key") == before
+
+        # bad roles are refused before anything is written
+        for roles in ([], ["root"], ["admin", "superuser"]):
+            bad = await http.post("/admin/v1/operator-keys", headers=admin, json={"name": "x", "roles": roles})
+            assert bad.status_code in (400, 422), bad.text
+        assert await _stored_hashes("operator_key") == before
+
+        listed = await http.get("/admin/v1/operator-keys", headers=admin)
+        assert listed.status_code == 200
+        mine = next(k for k in listed.json() if k["id"] == support_id)
+        assert mine["roles"] == ["support"] and mine["revoked_at"] is None and "key" not in mine
+
+        revoked = await http.post(f"/admin/v1/operator-keys/{support_id}/revoke", headers=admin)
+        assert revoked.status_code == 200 and revoked.json()["revoked_at"], revoked.text
+        for _ in range(10):  # fresh connections: both workers
+            async with httpx.AsyncClient(base_url=two_workers, timeout=10) as fresh:
+                assert (await fresh.post("/admin/v1/members", headers=support, json={})).status_code == 401
+        assert support_id not in [k["id"] for k in (await http.get("/admin/v1/operator-keys", headers=admin)).json()]
+        assert support_id in [k["id"] for k in (await http.get("/admin/v1/operator-keys?revoked=true", headers=admin)).json()]
+
+
+async def test_till_keys_over_the_api(shop: Shop, two_workers: str, db_pool: None) -> None:
+    admin_key = _last_line(run_kopilka("operator-key", "create", "--name", unique("keys desk"), "--role", "admin"))
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    async with httpx.AsyncClient(base_url=two_workers, timeout=10) as http:
+        issued = await http.post("/admin/v1/till-keys", headers=admin, json={"store": shop.store_code, "till": "T-88"})
+        assert issued.status_code == 201, issued.text
+        key, key_id = issued.json()["key"], issued.json()["id"]
+        assert _identify(two_workers, key) == 404
+        listed = (await http.get("/admin/v1/till-keys", headers=admin, params={"store": shop.store_code})).json()
+        assert {k["till"] for k in listed} >= {"till-1", "T-88"} and all("key" not in k for k in listed)
+        unknown_store = await http.post("/admin/v1/till-keys", headers=admin, json={"store": unique("nowhere"), "till": "1"})
+        assert unknown_store.status_code == 404
+        revoked = await http.post(f"/admin/v1/till-keys/{key_id}/revoke", headers=admin)
+        assert revoked.status_code == 200 and revoked.json()["till"] == "T-88"
+        assert {_identify(two_workers, key) for _ in range(10)} == {401}
+        again = await http.post(f"/admin/v1/till-keys/{key_id}/revoke", headers=admin)  # idempotent
+        assert again.status_code == 200 and again.json()["revoked_at"] == revoked.json()["revoked_at"]
+        assert (await http.post("/admin/v1/till-keys/99999999/revoke", headers=admin)).status_code == 404
+
+
+def test_the_last_working_admin_key_cannot_be_revoked(empty_env: dict[str, str]) -> None:
+    """In a database of its own: with one admin key left, revoking it would lock every operator out of the API."""
+    assert run_kopilka("migrate", env=empty_env).returncode == 0
+    first = run_kopilka("operator-key", "create", "--name", "admin a", "--role", "admin", env=empty_env)
+    second = run_kopilka("operator-key", "create", "--name", "admin b", "--role", "admin", "--role", "support", env=empty_env)
+    first_id, second_id = (re.search(r"Operator key (\d+)", r.stdout)[1] for r in (first, second))  # type: ignore[index]
+    assert run_kopilka("operator-key", "revoke", first_id, env=empty_env).returncode == 0
+    last = run_kopilka("operator-key", "revoke", second_id, env=empty_env)
+    assert last.returncode == 1 and "last working admin key" in last.stderr
+    listed = run_kopilka("operator-key", "list", env=empty_env).stdout
+    assert re.search(rf"^{second_id}\t.*roles admin,support", listed, re.M) and "revoked" not in listed
