@@ -301,10 +301,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["KOPILKA_DEV_MODE"] = "1"  # the worker processes read it too
     get_settings.cache_clear()
     codes = _code_delivery(get_settings().server.host, args.unsafe_dev_gateway)  # before anything starts
-    # Ctrl-C and SIGTERM end with a normal exit, so the embedded servers are stopped (atexit)
+    # Ctrl-C and SIGTERM end with a normal exit that stops the embedded servers we started or adopted
     _stop_on_sigterm()
+    from backend import infra
+
     try:
         db_url, valkey_url, embedded = _services()
+        infra.supervise_embedded()  # a dead embedded Valkey is started again within a second
         settings = get_settings()
         banner = run_db(lambda: _prepare(seed=args.demo), pool_max=2, needs_schema=False)
         server = settings.server
@@ -337,6 +340,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         pass
+    finally:
+        # a second Ctrl-C or SIGTERM must not cut the stop short and leave a server behind
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        infra.stop_embedded()
     note("kopilka stopped")
     return 0
 

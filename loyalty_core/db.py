@@ -79,13 +79,39 @@ async def pool() -> AsyncIterator[None]:
 
 
 async def migrate() -> list[str]:
-    """Apply every pending migration; returns nothing to print when the schema is current."""
-    from piccolo.apps.migrations.commands.forwards import run_forwards
+    """Apply every pending migration, saying on stderr how many were applied before and how many now.
 
-    result = await run_forwards(app_name="loyalty_core", migration_id="all", fake=False)
-    if not result.success:
-        raise RuntimeError(f"migrations failed: {result.message}")
-    return [result.message]
+    Piccolo's own report is not printed: it counts every known migration as "already complete"
+    before listing the ones it has yet to run (on a new database: "7 complete", then "7 not yet run").
+    """
+    import io
+    import sys
+
+    from piccolo.apps.migrations.commands.forwards import ForwardsMigrationManager, run_forwards
+    from piccolo.apps.migrations.tables import Migration
+
+    app = "loyalty_core"
+    manager = ForwardsMigrationManager(app_name=app)
+    await manager.create_migration_table()
+    known = manager.get_migration_ids(manager.get_migration_modules(manager.get_app_config(app).resolved_migrations_folder_path))
+    applied = set(await Migration.get_migrations_which_ran(app_name=app))
+    pending = [m for m in known if m not in applied]
+    if pending:
+        print(f"migrations: {len(known) - len(pending)} applied before, applying {len(pending)} ...", file=sys.stderr)
+        piccolo_says = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(piccolo_says):
+                result = await run_forwards(app_name=app, migration_id="all", fake=False)
+        except BaseException:
+            print(piccolo_says.getvalue(), file=sys.stderr)
+            raise
+        if not result.success:
+            raise RuntimeError(f"migrations failed: {result.message}\n{piccolo_says.getvalue()}")
+        message = f"migrations: applied {len(pending)}; the schema is current ({len(known)} migrations)"
+    else:
+        message = f"migrations: the schema is current ({len(known)} migrations, none to apply)"
+    print(message, file=sys.stderr)
+    return [message]
 
 
 def migrate_sync() -> None:

@@ -184,5 +184,10 @@ def not_found_page(request: Request) -> Response:
     return _error_page(request, 404, _TRANSLATED[404])
 
 
+def unavailable_page(request: Request) -> Response:
+    """503: a service the page needs is down (asked by the app-level handler in backend.problems)."""
+    return _error_page(request, 503, "This is unavailable for a moment. Nothing was changed; try again in a minute.")
+
+
 def not_found() -> NotFoundException:
     return NotFoundException("This page does not exist or is not yours.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -33,6 +34,15 @@ def data_dir() -> Iterator[Path]:
     and the embedded PostgreSQL (its own system user when run as root) could no longer reach it."""
     path = Path(tempfile.mkdtemp(prefix="kopilka-serve-"))
     yield path / "kopilka"
+    # a failed test may leave servers behind: stop any process still using the directory
+    leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(path) in " ".join(p.info["cmdline"] or [])]
+    for proc in leftovers:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(leftovers, timeout=10)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -44,7 +54,7 @@ def test_serve_starts_everything_itself_and_stops_cleanly_on_sigterm(tmp_path: P
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [*kopilka_argv(), "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         try:
             ready = _wait_ready(proc, f"http://127.0.0.1:{port}/ready", log)
@@ -63,7 +73,7 @@ def test_serve_starts_everything_itself_and_stops_cleanly_on_sigterm(tmp_path: P
             assert proc.wait(60) == 0, log.read_text()
         finally:
             if proc.poll() is None:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
 
     output = log.read_text()
     assert f"http://127.0.0.1:{port}/schema" in output and "/ready" in output
@@ -90,3 +100,93 @@ def _wait_ready(proc: subprocess.Popen[str], url: str, log: Path, timeout: float
             pass
         time.sleep(0.3)
     raise AssertionError("serve did not become ready:\n" + log.read_text())
+
+
+def _serve_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPILKA_")}
+    env.update(KOPILKA_DATA_DIR=str(data_dir), KOPILKA_SECRET_KEY="serve-test")
+    return env
+
+
+def _start_serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[str]:
+    """`kopilka serve` in a process group of its own, as a terminal or a service manager runs it."""
+    with open(log, "a") as out:
+        return subprocess.Popen(
+            [*kopilka_argv(), "serve", "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=_serve_env(data_dir), stdout=out, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+
+
+def _postgres_of(data_dir: Path) -> list[psutil.Process]:
+    """Every postgres process serving this data dir (the postmaster names it on its command line)."""
+    pgdata = str((data_dir / "pg").resolve())
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and pgdata in (proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
+
+
+def _valkey_of(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+    return [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name() == "valkey-server"]
+
+
+def test_serve_after_a_kill_9_stops_the_database_it_adopted(tmp_path: Path, data_dir: Path) -> None:
+    log = tmp_path / "serve.log"
+    port = _free_port()
+    killed = _start_serve(data_dir, port, log)
+    try:
+        _wait_ready(killed, f"http://127.0.0.1:{port}/ready", log)
+        postmaster = _postgres_of(data_dir)
+        assert postmaster, "the embedded PostgreSQL is not running"
+        os.killpg(killed.pid, signal.SIGKILL)  # the whole group: serve, its uvicorn, its Valkey
+        killed.wait(10)
+        assert _postgres_of(data_dir), "PostgreSQL runs detached: it outlives the killed group"
+    finally:
+        if killed.poll() is None:
+            os.killpg(killed.pid, signal.SIGKILL)
+
+    port = _free_port()
+    second = _start_serve(data_dir, port, log)
+    try:
+        _wait_ready(second, f"http://127.0.0.1:{port}/ready", log)
+        assert {p.pid for p in _postgres_of(data_dir)} == {p.pid for p in postmaster}, "adopted, not restarted"
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0, log.read_text()
+    finally:
+        if second.poll() is None:
+            os.killpg(second.pid, signal.SIGKILL)
+
+    _, left = psutil.wait_procs(postmaster, timeout=15)
+    assert not left and not _postgres_of(data_dir), f"the embedded PostgreSQL is still running: {left}"
+    assert not (data_dir / "pg" / "postmaster.pid").exists()
+    assert "Traceback" not in log.read_text()
+
+
+def test_serve_restarts_the_embedded_valkey_when_it_dies(tmp_path: Path, data_dir: Path) -> None:
+    log = tmp_path / "serve.log"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start_serve(data_dir, port, log)
+    try:
+        _wait_ready(proc, base + "/ready", log)
+        (first,) = _valkey_of(proc)
+        first.kill()
+        first.wait(10)
+
+        deadline = time.monotonic() + 15
+        while not (restarted := _valkey_of(proc)):
+            assert time.monotonic() < deadline, "the embedded Valkey was not started again:\n" + log.read_text()
+            time.sleep(0.1)
+        assert restarted[0].pid != first.pid
+        # the app's client reconnects to the new server: /ready pings it through that client
+        assert _wait_ready(proc, base + "/ready", log, timeout=15)["checks"]["valkey"] == "ok"
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not _postgres_of(data_dir)
+    assert "Traceback" not in log.read_text()

@@ -30,6 +30,10 @@ async def test_migrate_twice_applies_every_migration_once(fresh_env: dict[str, s
     second = run_kopilka("migrate", env=fresh_env)
 
     assert second.returncode == 0, second.stderr
+    # a new database: none applied before, all of them now (not "N already complete" then "N not yet run")
+    assert f"0 applied before, applying {applied}" in first.stderr and "already complete" not in first.stderr
+    assert f"applied {applied}; the schema is current" in first.stderr
+    assert "none to apply" in second.stderr and "applying" not in second.stderr
     assert await fetch_value(fresh_env, "SELECT count(*) FROM migration") == applied
     assert await fetch_value(fresh_env, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == tables
 

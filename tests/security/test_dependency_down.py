@@ -1,0 +1,149 @@
+"""Valkey down: the requests that need it answer 503 `dependency-unavailable` naming it, never a 500;
+till sales by card keep working; the website shows an HTML page; all recover when Valkey is back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.infra import EmbeddedValkey
+from tests.factories import Shop, make_member, sale_body
+from tests.web.browser import NoJsBrowser
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBLEM = "application/problem+json"
+
+
+class Outage:
+    def __init__(self, base: str, valkey: EmbeddedValkey) -> None:
+        self.base, self.valkey = base, valkey
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def outage(services: tuple[str, str]) -> Iterator[Outage]:
+    """The real app under uvicorn on the session database, with a Valkey of its own that is then stopped."""
+    data_dir = Path(tempfile.mkdtemp(prefix="kopilka-outage-"))
+    valkey = EmbeddedValkey(data_dir)
+    valkey.start()
+    port = _free_port()
+    env = dict(os.environ, KOPILKA_VALKEY_URL=valkey.url, KOPILKA_PORT=str(port),
+               KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}", KOPILKA_SECRET_KEY="test-secret")
+    log_path = data_dir / "server.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "backend.app:create_app",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: _status(base + "/ready") == 200, proc, log_path)
+        valkey.stop()
+        _wait_for(lambda: _status(base + "/ready") == 503, proc, log_path)
+        yield Outage(base, valkey)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        valkey.stop()
+        output = log_path.read_text()
+        assert "Traceback" not in output, output[-5000:]
+
+
+def _status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def _wait_for(condition: object, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError("the server did not get there:\n" + log_path.read_text())
+        time.sleep(0.1)
+
+
+def _dependency_problem(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["type"].endswith("/dependency-unavailable"), body
+    assert body["dependency"] == "valkey" and "valkey" in body["detail"]
+    assert response.headers["retry-after"].isdigit()
+
+
+async def test_ready_names_valkey(outage: Outage) -> None:
+    async with httpx.AsyncClient(base_url=outage.base, timeout=30) as http:
+        ready = await http.get("/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["postgresql"] == "ok" and ready.json()["checks"]["valkey"].startswith("error")
+
+
+async def test_till_sales_by_card_keep_working(outage: Outage, shop: Shop) -> None:
+    member = await make_member(shop, points=500)
+    async with httpx.AsyncClient(base_url=outage.base, timeout=30, headers=shop.headers) as http:
+        identified = await http.post("/pos/v1/identify", json={"scan": member.card})
+        assert identified.status_code == 200, identified.text
+        sale = sale_body(shop, [("milk", 2, 9_990)], card=member.card)
+        calculated = await http.post("/pos/v1/sales/calculate", json=sale)
+        assert calculated.status_code == 200, calculated.text
+        confirmed = await http.post("/pos/v1/sales/confirm", json=sale)
+        assert confirmed.status_code in (200, 201), confirmed.text
+
+
+async def test_identify_by_phone_answers_503_naming_valkey(outage: Outage, shop: Shop) -> None:
+    member = await make_member(shop)
+    async with httpx.AsyncClient(base_url=outage.base, timeout=30, headers=shop.headers) as http:
+        _dependency_problem(await http.post("/pos/v1/identify", json={"scan": member.phone}))
+
+
+async def test_otp_request_answers_503_naming_valkey(outage: Outage) -> None:
+    async with httpx.AsyncClient(base_url=outage.base, timeout=30) as http:
+        _dependency_problem(await http.post("/api/v1/auth/otp/request", json={"to": "+79990001122"}))
+
+
+async def test_the_website_shows_an_html_page(outage: Outage, shop: Shop) -> None:
+    async with NoJsBrowser(outage.base, program=shop.program_code) as browser:
+        await browser.open("/login", params={"program": shop.program_code})
+        sent = await browser.submit("/login", {"to": browser.to, "program": shop.program_code})
+    assert sent.status_code == 503, sent.text
+    assert sent.headers["content-type"].startswith("text/html")
+    assert "Traceback" not in sent.text and "valkey" not in sent.text.lower()
+    assert "<h1>" in sent.text
+
+
+async def test_everything_recovers_when_valkey_is_back(outage: Outage, shop: Shop) -> None:
+    member = await make_member(shop)
+    outage.valkey.start()
+    try:
+        async with httpx.AsyncClient(base_url=outage.base, timeout=30, headers=shop.headers) as http:
+            deadline = time.monotonic() + 30
+            while (await http.get("/ready")).status_code != 200:
+                assert time.monotonic() < deadline, "not ready again"
+                await asyncio.sleep(0.1)
+            by_phone = await http.post("/pos/v1/identify", json={"scan": member.phone})
+            assert by_phone.status_code == 200, by_phone.text
+    finally:
+        outage.valkey.stop()
