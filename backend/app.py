@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 import valkey.asyncio as valkey_asyncio
@@ -19,6 +20,7 @@ from backend.settings import Settings, get_settings
 from backend.wiring import plugins, route_handlers, template_config
 from loyalty_core import db
 from loyalty_core.services import identify
+from wallet_passes.settings import check_pass_settings
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -30,6 +32,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         settings = get_settings()
     db.configure(settings.database.url or "", settings.database.pool_min, settings.database.pool_max)
     identify.configure_qr_secret(settings.security.secret_key)
+    # wallet: refuse a real Apple pass certificate with a plain-http web service; warn in development
+    check_pass_settings(os.environ, settings.server.public_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

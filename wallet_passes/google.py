@@ -18,7 +18,7 @@ import jwt
 import msgspec
 
 from wallet_passes.google_auth import WALLET_SCOPE, AccessTokenSource, ServiceAccount
-from wallet_passes.pkpass import PassContent
+from wallet_passes.pkpass import PassContent, expiring_line, labels
 from wallet_passes.tls import client_ssl_context
 
 SAVE_URL = "https://pay.google.com/gp/v/save/"
@@ -40,23 +40,24 @@ def object_id(issuer_id: str, card_number: str) -> str:
 def loyalty_object(content: PassContent, *, issuer_id: str, class_id: str) -> dict[str, Any]:
     """The loyaltyObject for a card (pure). `class_id` is the class suffix or a full "issuer.class" id."""
     full_class = class_id if class_id.startswith(f"{issuer_id}.") else f"{issuer_id}.{class_id}"
+    t = labels(content.locale)  # the same texts as the Apple pass, in the shopper's language
     obj: dict[str, Any] = {
         "id": object_id(issuer_id, content.card_number),
         "classId": full_class,
         "state": "INACTIVE" if content.voided else "ACTIVE",
         "accountId": content.card_number,
         "accountName": content.member_name,
-        "loyaltyPoints": {"label": "Points", "balance": {"int": content.balance_active}},
-        "secondaryLoyaltyPoints": {"label": "Pending", "balance": {"int": content.balance_pending}},
+        "loyaltyPoints": {"label": t["balance"], "balance": {"int": content.balance_active}},
+        "secondaryLoyaltyPoints": {"label": t["pending"], "balance": {"int": content.balance_pending}},
         "barcode": {"type": "QR_CODE", "value": content.card_number, "alternateText": content.card_number},
         "textModulesData": [],
     }
     if content.tier_name:
-        obj["textModulesData"].append({"id": "tier", "header": "Tier", "body": content.tier_name})
+        obj["textModulesData"].append({"id": "tier", "header": t["tier"], "body": content.tier_name})
     if content.expiring:
         soonest = min(content.expiring, key=lambda e: e.expires_on)
-        obj["textModulesData"].append({"id": "expiring", "header": "Expiring soon",
-                                       "body": f"{soonest.points} points on {soonest.expires_on.isoformat()}"})
+        obj["textModulesData"].append({"id": "expiring", "header": t["expiring_soon"],
+                                       "body": expiring_line(soonest, content.locale)})
     return obj
 
 

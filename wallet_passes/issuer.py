@@ -38,17 +38,27 @@ class CardPass(msgspec.Struct, frozen=True, kw_only=True):
 
 _CARD = (
     "SELECT c.id, c.number, c.status, c.pass_auth_token, c.pass_updated_at, p.name AS program_name, p.timezone, "
-    "m.customer AS customer_id, cu.name AS member_name, t.name AS tier_name, a.id AS account_id "
+    "m.id AS membership_id, m.customer AS customer_id, cu.name AS member_name, cu.locale, t.name AS tier_name, "
+    "a.id AS account_id "
     "FROM card c JOIN program p ON p.id = c.program "
     "LEFT JOIN membership m ON m.id = c.membership LEFT JOIN customer cu ON cu.id = m.customer "
     "LEFT JOIN tier t ON t.id = m.tier LEFT JOIN account a ON a.membership = m.id AND a.currency = 'points' "
     "WHERE c.number = {}"
 )
 
-# Stores with coordinates: Wallet shows the pass on the lock screen near them (at most 10 are used).
+# Stores with coordinates: Wallet shows the pass on the lock screen near them, and uses at most 10.
+# Those 10 are the ones nearest the shopper's favourite store: where they bought most often over the
+# last year (ties: most recently). Without purchases there, the first 10 by id. Distance is the
+# equirectangular approximation: plenty to rank stores of one city or region.
 _LOCATIONS = (
-    "SELECT name, latitude, longitude FROM store WHERE latitude IS NOT NULL AND longitude IS NOT NULL "
-    "ORDER BY id LIMIT 10"
+    "WITH fav AS (SELECT s.latitude AS lat, s.longitude AS lon FROM sale x JOIN store s ON s.id = x.store "
+    " WHERE x.membership = {} AND x.status = 'confirmed' AND x.occurred_at > {}::timestamptz - interval '365 days' "
+    " AND s.latitude IS NOT NULL AND s.longitude IS NOT NULL "
+    " GROUP BY s.id, s.latitude, s.longitude ORDER BY count(*) DESC, max(x.occurred_at) DESC LIMIT 1) "
+    "SELECT st.name, st.latitude, st.longitude FROM store st LEFT JOIN fav ON true "
+    "WHERE st.latitude IS NOT NULL AND st.longitude IS NOT NULL "
+    "ORDER BY CASE WHEN fav.lat IS NULL THEN 0 ELSE power(st.latitude - fav.lat, 2) "
+    " + power((st.longitude - fav.lon) * cos(radians(fav.lat)), 2) END, st.id LIMIT 10"
 )
 
 
@@ -85,7 +95,8 @@ async def card_pass(number: str, apple: AppleWalletSettings, now: dt.datetime, *
     balance = None
     if row["account_id"] is not None:
         balance = await ops.balance(row["account_id"], now, row["timezone"], horizon_days=EXPIRING_HORIZON_DAYS)
-    locations = [PassLocation(r["latitude"], r["longitude"], r["name"]) for r in await Card.raw(_LOCATIONS)]
+    locations = [PassLocation(r["latitude"], r["longitude"], r["name"])
+                 for r in await Card.raw(_LOCATIONS, row["membership_id"], now)]
     content = PassContent(
         serial=row["number"],
         member_name=row["member_name"] or "",
@@ -103,6 +114,7 @@ async def card_pass(number: str, apple: AppleWalletSettings, now: dt.datetime, *
         authentication_token=token,
         voided=row["status"] in VOIDED_STATUSES,
         updated_at=updated_at,
+        locale=row["locale"] or "ru",  # an anonymous card: the program's market language
     )
     return CardPass(card_id=row["id"], customer_id=row["customer_id"], auth_token=token, updated_at=updated_at,
                     content=content)

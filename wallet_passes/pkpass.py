@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from py_pkpass.models import BarcodeFormat, Pass, StoreCard
 
+from loyalty_core.engine.language import points_word
 from wallet_passes.assets import load_assets
 from wallet_passes.certs import PassCertPaths
 
@@ -24,6 +25,34 @@ COLORS = {
     "labelColor": "rgb(255, 226, 196)",
 }
 MIN_AUTH_TOKEN_LENGTH = 16  # Apple rejects shorter authenticationToken values
+
+# The pass speaks the shopper's language (customer.locale), not the phone's: Wallet's own .lproj
+# localisation would follow the device, and the shopper chose a language with us. "%@" is the new value.
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "tier": "Tier", "tier_change": "Your tier is now %@",
+        "balance": "Points", "balance_change": "Balance: %@ points",
+        "member": "Member", "pending": "Pending", "pending_change": "Pending points: %@",
+        "card": "Card", "card_number": "Card number",
+        "expiring": "Expiring points", "expiring_change": "Points expiring: %@",
+        "expiring_line": "{points} {word} on {date}", "expiring_soon": "Expiring soon",
+        "updated": "Updated", "description": "{program} loyalty card",
+    },
+    "ru": {
+        "tier": "Уровень", "tier_change": "Ваш уровень теперь: %@",
+        "balance": "Баллы", "balance_change": "Баланс баллов: %@",
+        "member": "Участник", "pending": "Ожидают", "pending_change": "Баллы в ожидании: %@",
+        "card": "Карта", "card_number": "Номер карты",
+        "expiring": "Сгорающие баллы", "expiring_change": "Сгорают баллы: %@",
+        "expiring_line": "{points} {word} сгорят {date}", "expiring_soon": "Скоро сгорят",
+        "updated": "Обновлено", "description": "Карта лояльности {program}",
+    },
+}
+
+
+def labels(locale: str) -> dict[str, str]:
+    """The pass texts for a locale ("ru", "en", "ru-RU"...); English for languages we do not have."""
+    return LABELS.get(locale.split("-")[0].split("_")[0].lower(), LABELS["en"])
 
 
 class PassContentInvalid(ValueError):
@@ -61,6 +90,7 @@ class PassContent(msgspec.Struct, frozen=True, kw_only=True):
     voided: bool = False  # card blocked or replaced: Wallet greys the pass out
     updated_at: dt.datetime
     relevant_date: dt.datetime | None = None
+    locale: str = "en"  # the shopper's language (customer.locale) for labels and messages
 
 
 def _field(key: str, label: str, value: Any, change: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -71,9 +101,15 @@ def _field(key: str, label: str, value: Any, change: str | None = None, **extra:
     return field
 
 
-def _expiring_text(expiring: list[ExpiringPoints]) -> str:
+def expiring_line(e: ExpiringPoints, locale: str) -> str:
+    language = "ru" if labels(locale) is LABELS["ru"] else "en"
+    return labels(locale)["expiring_line"].format(points=e.points, word=points_word(e.points, language),
+                                                  date=e.expires_on.isoformat())
+
+
+def _expiring_text(expiring: list[ExpiringPoints], locale: str = "en") -> str:
     rows = sorted(expiring, key=lambda e: e.expires_on)
-    return "\n".join(f"{e.points} points on {e.expires_on.isoformat()}" for e in rows)
+    return "\n".join(expiring_line(e, locale) for e in rows)
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -83,26 +119,27 @@ def _iso(moment: dt.datetime) -> str:
 
 
 def store_card_fields(content: PassContent) -> dict[str, list[dict[str, Any]]]:
-    """The storeCard field groups: what the front and the back of the card say."""
-    header = [_field("tier", "Tier", content.tier_name, "Your tier is now %@")] if content.tier_name else []
+    """The storeCard field groups: what the front and the back of the card say, in the shopper's language."""
+    t = labels(content.locale)
+    header = [_field("tier", t["tier"], content.tier_name, t["tier_change"])] if content.tier_name else []
     back = [
-        _field("card", "Card number", content.card_number),
-        _field("member_back", "Member", content.member_name),
+        _field("card", t["card_number"], content.card_number),
+        _field("member_back", t["member"], content.member_name),
     ]
     if content.expiring:
-        back.append(_field("expiring", "Expiring points", _expiring_text(content.expiring),
-                           "Points expiring: %@"))
-    back.append(_field("updated", "Updated", _iso(content.updated_at),
+        back.append(_field("expiring", t["expiring"], _expiring_text(content.expiring, content.locale),
+                           t["expiring_change"]))
+    back.append(_field("updated", t["updated"], _iso(content.updated_at),
                        dateStyle="PKDateStyleMedium", timeStyle="PKDateStyleShort"))
     return {
         "headerFields": header,
-        "primaryFields": [_field("balance", "Points", content.balance_active, "Balance: %@ points",
+        "primaryFields": [_field("balance", t["balance"], content.balance_active, t["balance_change"],
                                  numberStyle="PKNumberStyleDecimal")],
         "secondaryFields": [
-            _field("member", "Member", content.member_name),
-            _field("pending", "Pending", content.balance_pending, "Pending points: %@"),
+            _field("member", t["member"], content.member_name),
+            _field("pending", t["pending"], content.balance_pending, t["pending_change"]),
         ],
-        "auxiliaryFields": [_field("card_front", "Card", content.card_number)],
+        "auxiliaryFields": [_field("card_front", t["card"], content.card_number)],
         "backFields": back,
     }
 
@@ -151,7 +188,7 @@ def pass_json(content: PassContent) -> dict[str, Any]:
         "teamIdentifier": content.team_id,
         "organizationName": content.organization_name,
         "serialNumber": content.serial,
-        "description": f"{content.program_name} loyalty card",
+        "description": labels(content.locale)["description"].format(program=content.program_name),
         "logoText": content.program_name,
         **COLORS,
         "storeCard": store_card_fields(content),

@@ -97,3 +97,10 @@ async def test_google_outage_is_a_retryable_error(google_fake: FakeGoogle) -> No
         with pytest.raises(GoogleWalletError) as caught:
             await wallet.update_card(anna_card(), issuer_id=ISSUER, class_id=CLASS)
     assert caught.value.status == 503 and caught.value.retryable
+
+
+def test_the_google_object_speaks_the_shoppers_language() -> None:
+    obj = loyalty_object(anna_card(locale="ru"), issuer_id=ISSUER, class_id=CLASS)
+    assert obj["loyaltyPoints"]["label"] == "Баллы" and obj["secondaryLoyaltyPoints"]["label"] == "Ожидают"
+    assert {"id": "tier", "header": "Уровень", "body": "Silver"} in obj["textModulesData"]
+    assert {"id": "expiring", "header": "Скоро сгорят", "body": "120 баллов сгорят 2025-07-01"} in obj["textModulesData"]

@@ -169,3 +169,16 @@ def test_committed_images_have_apples_sizes() -> None:
     for stem, (w, h) in SIZES.items():
         assert Image.open(io.BytesIO(assets[f"{stem}.png"])).size == (w, h)
         assert Image.open(io.BytesIO(assets[f"{stem}@2x.png"])).size == (2 * w, 2 * h)
+
+
+def test_the_pass_speaks_the_shoppers_language() -> None:
+    russian = pass_json(anna_card(locale="ru"))
+    fields = {f["key"]: f for group in russian["storeCard"].values() for f in group}
+    assert fields["balance"]["label"] == "Баллы" and fields["balance"]["changeMessage"] == "Баланс баллов: %@"
+    assert fields["tier"]["label"] == "Уровень" and fields["pending"]["label"] == "Ожидают"
+    assert fields["expiring"]["value"] == "120 баллов сгорят 2025-07-01\n300 баллов сгорят 2025-09-01"
+    assert russian["description"] == "Карта лояльности Kopilka Demo"
+    english = {f["key"]: f for group in pass_json(anna_card(locale="en"))["storeCard"].values() for f in group}
+    assert english["balance"]["label"] == "Points" and english["balance"]["changeMessage"] == "Balance: %@ points"
+    unknown = {f["key"]: f for group in pass_json(anna_card(locale="de"))["storeCard"].values() for f in group}
+    assert unknown["balance"]["label"] == "Points"  # a language we have no texts for: English

@@ -32,3 +32,48 @@ def test_push_providers_are_off_until_configured() -> None:
                                "KOPILKA_APNS_KEY_ID": "K", "KOPILKA_APNS_TOPIC": "shop.app",
                                "KOPILKA_APNS_URL": "https://127.0.0.1:9443"})
     assert push.apns is not None and push.apns.base_url == "https://127.0.0.1:9443"
+
+
+def _apple_like_chain(directory: Path) -> Path:
+    """A Pass Type ID certificate issued by a CA named like Apple's WWDR (what a real one looks like)."""
+    from wallet_passes.certs import cert_pem, new_intermediate_ca, new_pass_type_cert, new_root_ca
+
+    root = new_root_ca("Apple Root CA")
+    wwdr = new_intermediate_ca(root, "Apple Worldwide Developer Relations Certification Authority")
+    leaf = new_pass_type_cert(wwdr, "pass.shop.card", "ABCDE12345")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "pass.pem").write_bytes(cert_pem(leaf))
+    return directory / "pass.pem"
+
+
+def test_a_real_apple_certificate_with_a_plain_http_web_service_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from wallet_passes.settings import WalletConfigError, check_pass_settings
+
+    cert = _apple_like_chain(tmp_path / "apple")
+    env = {"KOPILKA_PASS_CERT": str(cert), "KOPILKA_PASS_KEY": "/etc/kopilka/pass.key",
+           "KOPILKA_PASS_WWDR_CERT": "/etc/kopilka/wwdr-g4.pem", "KOPILKA_PASS_TYPE_ID": "pass.shop.card"}
+    with pytest.raises(WalletConfigError, match="not HTTPS"):
+        check_pass_settings(env, "http://loyalty.shop")
+    with pytest.raises(WalletConfigError):  # the worker and the web service load settings through here
+        load_wallet_settings(env, tmp_path, "http://loyalty.shop")
+    with pytest.raises(WalletConfigError):
+        load_wallet_settings({**env, "KOPILKA_PASS_WEB_SERVICE_URL": "http://loyalty.shop/passkit"}, tmp_path,
+                             "https://loyalty.shop")
+    assert load_wallet_settings(env, tmp_path, "https://loyalty.shop").apple.web_service_url.startswith("https://")
+
+
+def test_the_test_chain_with_a_plain_http_web_service_is_only_warned_about(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from wallet_passes.settings import apple_issued
+
+    with caplog.at_level(logging.WARNING, logger="kopilka.wallet"):
+        settings = load_wallet_settings({}, tmp_path, "http://127.0.0.1:8000/")
+    assert not apple_issued(settings.apple.signing.cert_path)
+    assert "http://127.0.0.1:8000/passkit is not HTTPS" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kopilka.wallet"):
+        load_wallet_settings({}, tmp_path, "https://loyalty.shop")
+    assert "not HTTPS" not in caplog.text

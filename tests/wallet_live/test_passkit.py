@@ -56,7 +56,8 @@ async def test_the_shopper_downloads_a_signed_pass_of_the_card(http: httpx.Async
     assert pass_json["serialNumber"] == member.card
     assert pass_json["passTypeIdentifier"] == PASS_TYPE
     assert primary_balance(pass_json) == 1200
-    assert pass_json["storeCard"]["primaryFields"][0]["changeMessage"] == "Balance: %@ points"
+    # the member's language is Russian (customer.locale default): labels and messages follow it
+    assert pass_json["storeCard"]["primaryFields"][0]["changeMessage"] == "Баланс баллов: %@"
     assert pass_json["storeCard"]["headerFields"][0]["value"] == "Basic"
     assert pass_json["barcodes"][0] == {"format": "PKBarcodeFormatQR", "message": member.card,
                                         "messageEncoding": "iso-8859-1", "altText": member.card}
@@ -64,7 +65,7 @@ async def test_the_shopper_downloads_a_signed_pass_of_the_card(http: httpx.Async
     assert len(pass_json["authenticationToken"]) >= 16
     assert pass_json["voided"] is False
     back = {f["key"]: f for f in pass_json["storeCard"]["backFields"]}
-    assert back["expiring"]["value"].startswith("1200 points on ")
+    assert back["expiring"]["value"].startswith("1200 баллов сгорят ")
     assert response.headers["last-modified"].endswith("GMT")
 
     again, _ = await download(http, member)
