@@ -86,3 +86,7 @@ class ReturnExceedsSale(DomainError):
 
 class Conflict(DomainError):
     slug, status, title = "conflict", 409, "Conflict"
+
+
+class ConfirmationRequired(DomainError):
+    slug, status, title = "confirmation-required", 409, "The shopper's confirmation code is needed"

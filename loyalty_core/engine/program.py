@@ -45,10 +45,13 @@ class ProgramSettings(msgspec.Struct, frozen=True, kw_only=True):
     default_tier: str | None = None  # for a member whose tier_code is unknown; else the lowest rank
     excluded_skus: list[str] = []  # no discount, no points, no payment with points
     excluded_categories: list[str] = []
-    max_accrual_per_receipt: int | None = None
-    max_accrual_per_day: int | None = None
+    # caps a till cannot exceed whatever it reports (None: no cap, only if an operator says so explicitly)
+    max_accrual_per_receipt: int | None = 10_000
+    max_accrual_per_day: int | None = 30_000
     counters: list[CounterDef] = []
     pending_days: int = 14  # ledger: points activate after the return window
+    sale_max_age_days: int = 7  # a live till's sale (calculate, confirm) may be this old
+    offline_sale_max_age_days: int = 30  # a sale uploaded in a batch by a till that was offline
     expiry_days: int = 365  # ledger: a lot burns this long after it activates
     favourite_categories_count: int = 3  # how many favourite categories a shopper picks per period
     language: str = "ru"  # of the explanations the till and the shopper read: ru | en

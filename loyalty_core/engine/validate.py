@@ -80,7 +80,8 @@ def _settings(s: ProgramSettings, errors: list[str]) -> None:
         _bp(errors, f"tier '{tier.code}'", "accrual_bp", tier.accrual_bp)
     if s.default_tier is not None and s.default_tier not in codes:
         errors.append(f"{where}: default_tier: no tier '{s.default_tier}'")
-    for field in ("pending_days", "expiry_days", "max_accrual_per_receipt", "max_accrual_per_day"):
+    for field in ("pending_days", "expiry_days", "max_accrual_per_receipt", "max_accrual_per_day",
+                  "sale_max_age_days", "offline_sale_max_age_days"):
         value = getattr(s, field)
         if value is not None and value < 0:
             errors.append(f"{where}: {field}: must not be negative")

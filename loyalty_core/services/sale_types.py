@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -39,6 +39,8 @@ class SaleIn(msgspec.Struct, frozen=True):
     coupons: Annotated[list[Annotated[str, Meta(min_length=1, max_length=64)]], Meta(max_length=20)] = []
     redeem_points: Points = 0
     payments: Annotated[list[PaymentIn], Meta(max_length=20)] = []
+    # the shopper's one-time code (POST /pos/v1/confirmations): needed to spend points by phone
+    confirmation_code: Annotated[str, Meta(min_length=1, max_length=16)] | None = None
 
 
 class IdentifyIn(msgspec.Struct, frozen=True):
@@ -163,7 +165,9 @@ class CancelOut(msgspec.Struct, kw_only=True):
 
 
 class BatchIn(msgspec.Struct, frozen=True):
-    sales: Annotated[list[SaleIn], Meta(min_length=1, max_length=500)]
+    # each item is a confirm body (SaleIn), decoded on its own: one malformed item is that item's
+    # `rejected` result, never the whole batch's failure
+    sales: Annotated[list[Any], Meta(min_length=1, max_length=500)]
 
 
 class BatchItemOut(msgspec.Struct, kw_only=True):

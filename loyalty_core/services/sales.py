@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+from typing import Any
 
 import asyncpg
 import msgspec
 
 from loyalty_core.engine import PricedBasket, RedeemLimitExceeded, StoreInfo, price
-from loyalty_core.errors import CouponInvalid, DomainError, IdempotencyConflict, InsufficientPoints, RedeemLimit
+from loyalty_core.errors import (
+    ConfirmationRequired,
+    CouponInvalid,
+    DomainError,
+    IdempotencyConflict,
+    InsufficientPoints,
+    RedeemLimit,
+    ValidationFailed,
+)
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import outbox, programs, sale_write, tiers
+from loyalty_core.services import outbox, programs, sale_write, tiers, till_trust
 from loyalty_core.services.identify import CardContext, resolve_scan
 from loyalty_core.services.pricing import build_pricing_input
 from loyalty_core.services.sale_types import (
@@ -33,6 +43,8 @@ from loyalty_core.services.sale_types import (
 )
 from loyalty_core.tables import Membership, Program, Sale
 
+log = logging.getLogger("kopilka.sales")
+
 class Till(msgspec.Struct, frozen=True):
     """Who sells: taken from the till key, never from the body."""
 
@@ -45,6 +57,12 @@ class Till(msgspec.Struct, frozen=True):
 
 
 def request_hash(body: msgspec.Struct) -> str:
+    if isinstance(body, SaleIn):
+        # the shopper's code is not part of the sale: a retry with a fresh code is the same receipt
+        # (and hashes as before the field existed)
+        fields = msgspec.structs.asdict(body)
+        del fields["confirmation_code"]
+        return hashlib.sha256(msgspec.json.encode(fields)).hexdigest()
     return hashlib.sha256(msgspec.json.encode(body)).hexdigest()
 
 
@@ -93,7 +111,7 @@ async def _default_program() -> tuple[int, int, str]:
 
 
 async def _price(
-    sale: SaleIn, card: CardContext | None, till: Till, balance_active: int, now: dt.datetime
+    sale: SaleIn, card: CardContext | None, till: Till, balance_active: int, now: dt.datetime, offline: bool = False
 ) -> tuple[PricedBasket, int, int]:
     """Price the basket; also returns the rules version used and the points-earning spend (no excluded goods)."""
     if card is not None:
@@ -103,6 +121,7 @@ async def _price(
     else:
         program_id, version, _ = await _default_program()
     document = await programs.rules_document(program_id, version)
+    till_trust.check_time(sale, getattr(document, "settings", None), now, offline)
     compiled = await programs.compiled_program(program_id, version)
     basket, context = await build_pricing_input(sale, card, till.store or till.store_id, document, balance_active, now)
     if sale.redeem_points > balance_active and card is not None and card.registered:
@@ -124,6 +143,8 @@ def calculation_out(priced: PricedBasket, balance_after: BalanceAfter | None, ca
         messages.append(f"{priced.totals.accrued_points} points will be accrued")
     if card is not None and not card.registered:
         messages.append("Card is not registered: points are kept on the card until the shopper registers")
+    # the program's caps on points per receipt / per day trimmed this accrual: the cashier can tell the shopper
+    messages += [e.reason for e in priced.trace if e.stage == "accrual" and e.rule == "limit" and e.fired]
     return CalculationOut(
         lines=[
             LineOut(
@@ -148,6 +169,7 @@ def calculation_out(priced: PricedBasket, balance_after: BalanceAfter | None, ca
 
 async def calculate_sale(sale: SaleIn, till: Till, now: dt.datetime) -> CalculationOut:
     """What confirm would do, with nothing written. Due activations are counted as of `now`."""
+    till_trust.check_lines(sale)
     card = await resolve_scan(sale.card, now) if sale.card else None
     active = pending = 0
     if card is not None and card.account_id is not None:
@@ -197,12 +219,18 @@ async def _anonymous_membership(card: CardContext, now: dt.datetime) -> CardCont
     return msgspec.structs.replace(card, membership_id=membership_id, account_id=account_id, membership_status="anonymous")
 
 
-async def confirm_sale(sale: SaleIn, till: Till, now: dt.datetime) -> CalculationOut:
-    """Recompute the sale and write it in one transaction. A replay returns the first response."""
+async def confirm_sale(
+    sale: SaleIn, till: Till, now: dt.datetime, gate: till_trust.PhoneGate | None = None, offline: bool = False
+) -> CalculationOut:
+    """Recompute the sale and write it in one transaction. A replay returns the first response.
+
+    `gate` checks the shopper's code when the sale spends points by phone (without one such a sale is
+    refused); `offline`: the sale comes in a batch, so the longer age window applies."""
+    till_trust.check_lines(sale)
     digest = request_hash(sale)
     try:
         async with DB.transaction():
-            return await _confirm_in_transaction(sale, till, now, digest)
+            return await _confirm_in_transaction(sale, till, now, digest, gate, offline)
     except (asyncpg.UniqueViolationError, DomainError):
         # The receipt's unique index makes the write exactly-once. A replay fails there, or earlier
         # when the first confirm changed what it would price (points spent, a limit reached): either
@@ -214,7 +242,9 @@ async def confirm_sale(sale: SaleIn, till: Till, now: dt.datetime) -> Calculatio
         return _replay(existing, digest)
 
 
-async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, digest: str) -> CalculationOut:
+async def _confirm_in_transaction(
+    sale: SaleIn, till: Till, now: dt.datetime, digest: str, gate: till_trust.PhoneGate | None, offline: bool
+) -> CalculationOut:
     card = await resolve_scan(sale.card, now, lock_account=True) if sale.card else None
     state = None
     if card is not None:
@@ -224,7 +254,7 @@ async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, di
         else:
             state = ops.AccountState(id=card.account_id, active=card.account_active, pending=card.account_pending)  # type: ignore[arg-type]
             await ops.apply_due(state, now)
-    priced, version, earning = await _price(sale, card, till, state.active if state else 0, now)
+    priced, version, earning = await _price(sale, card, till, state.active if state else 0, now, offline)
     rejected = [c for c in priced.coupons if c.status == "rejected"]
     if rejected:
         # the till must not print a receipt with a discount the shopper did not get: calculate again
@@ -232,6 +262,12 @@ async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, di
             "; ".join(f"{c.code}: {c.reason}" for c in rejected),
             coupons=[{"code": c.code, "reason": c.reason} for c in rejected],
         )
+    if (phone := till_trust.spends_by_phone(sale)) is not None and card is not None:
+        # checked once the sale is known to go through, so a refused sale does not burn the shopper's code;
+        # a replay of a confirmed receipt fails here and is answered with its first response
+        if gate is None:
+            raise ConfirmationRequired("Paying with points by phone needs the shopper's code")
+        await gate.confirm_spend(phone, sale.confirmation_code)
     t = priced.totals
     taken: list[tuple[int, int]] = []
     accrual = None
@@ -239,7 +275,7 @@ async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, di
         taken = await ops.plan_spend(state, t.redeemed_points)
         if t.accrued_points:
             settings = (await programs.rules_document(card.program_id, version)).settings  # type: ignore[attr-defined]
-            activates_at = sale.occurred_at + dt.timedelta(days=settings.pending_days)
+            activates_at = till_trust.activation_time(sale, settings.pending_days, now)
             accrual = (activates_at <= now, activates_at, activates_at + dt.timedelta(days=settings.expiry_days))
     after = None
     if state is not None:
@@ -258,23 +294,42 @@ async def _confirm_in_transaction(sale: SaleIn, till: Till, now: dt.datetime, di
 # --- batch ---------------------------------------------------------------------------------
 
 
-async def confirm_batch(sales: list[SaleIn], till: Till, now: dt.datetime) -> list[BatchItemOut]:
-    """An offline till's sales, in till order, each processed like confirm in its own transaction."""
+class _ItemFailed(DomainError):
+    slug, status, title = "internal-error", 500, "Internal error"
+
+
+async def confirm_batch(
+    items: list[Any], till: Till, now: dt.datetime, gate: till_trust.PhoneGate | None = None
+) -> list[BatchItemOut]:
+    """An offline till's sales, in till order, each processed like confirm in its own transaction.
+
+    Items are independent: each is decoded, checked and written on its own; a refused item (malformed,
+    implausible, over a limit, unconfirmed) is that item's `rejected` result with its problem."""
     results: list[BatchItemOut] = []
-    for sale in sales:
-        existing = await _existing_sale(till, sale)
-        if existing is not None and existing["request_hash"] == request_hash(sale):
-            results.append(BatchItemOut(receipt_id=sale.receipt_id, status="duplicate", sale_id=existing["id"]))
-            continue
+    for item in items:
+        receipt_id = item.get("receipt_id") if isinstance(item, dict) else None
+        receipt_id = receipt_id[:64] if isinstance(receipt_id, str) else ""
         try:
-            response = await confirm_sale(sale, till, now)
+            results.append(await _batch_item(item, till, now, gate))
         except DomainError as exc:
-            results.append(
-                BatchItemOut(
-                    receipt_id=sale.receipt_id, status="rejected",
-                    problem=exc.as_problem(),
-                )
-            )
-            continue
-        results.append(BatchItemOut(receipt_id=sale.receipt_id, status="confirmed", sale_id=response.sale_id))
+            results.append(BatchItemOut(receipt_id=receipt_id, status="rejected", problem=exc.as_problem()))
+        except Exception:  # noqa: BLE001 - the items before it were written: the till must learn which
+            log.exception("batch item %r failed", receipt_id)
+            failed = _ItemFailed("This sale failed on the server and was not written; send it again later")
+            results.append(BatchItemOut(receipt_id=receipt_id, status="rejected", problem=failed.as_problem()))
     return results
+
+
+async def _batch_item(item: Any, till: Till, now: dt.datetime, gate: till_trust.PhoneGate | None) -> BatchItemOut:
+    try:
+        sale = msgspec.json.decode(msgspec.json.encode(item), type=SaleIn)
+    except (msgspec.ValidationError, msgspec.EncodeError, OverflowError) as exc:
+        raise ValidationFailed(f"Invalid sale: {exc}") from None
+    if gate is not None:
+        await gate.count(sale.card)
+    till_trust.check_lines(sale)  # before any query: text PostgreSQL cannot store must not reach it
+    existing = await _existing_sale(till, sale)
+    if existing is not None and existing["request_hash"] == request_hash(sale):
+        return BatchItemOut(receipt_id=sale.receipt_id, status="duplicate", sale_id=existing["id"])
+    response = await confirm_sale(sale, till, now, gate, offline=True)
+    return BatchItemOut(receipt_id=sale.receipt_id, status="confirmed", sale_id=response.sale_id)

@@ -14,8 +14,19 @@ from tests.factories import Shop, make_member, sale_body
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 MSK = dt.timezone(dt.timedelta(hours=3))
-WEDNESDAY_10_30 = dt.datetime(2026, 11, 18, 10, 30, tzinfo=MSK)
-WEDNESDAY_15_00 = dt.datetime(2026, 11, 18, 15, 0, tzinfo=MSK)
+
+
+def _last_wednesday() -> dt.date:
+    """The latest Wednesday whose 10:30 has passed: a till's sale may be at most 7 days old."""
+    now = dt.datetime.now(MSK)
+    day = now.date() - dt.timedelta(days=(now.weekday() - 2) % 7)
+    if dt.datetime.combine(day, dt.time(10, 30), MSK) > now:
+        day -= dt.timedelta(days=7)
+    return day
+
+
+WEDNESDAY_10_30 = dt.datetime.combine(_last_wednesday(), dt.time(10, 30), MSK)
+WEDNESDAY_15_00 = dt.datetime.combine(_last_wednesday(), dt.time(15, 0), MSK)
 
 
 def happy_hours(end: Any = 12) -> dict[str, Any]:

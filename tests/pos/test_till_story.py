@@ -292,8 +292,13 @@ async def test_the_demo_rules_reach_the_till_with_the_members_own_facts(http: ht
     await FavouriteCategory.insert(
         FavouriteCategory(membership=member.membership_id, category=dairy["id"], period_start=dt.date.today())
     )
-    # a Sunday evening: no happy hours
-    when = dt.datetime(2026, 11, 22, 19, 0, tzinfo=dt.timezone(dt.timedelta(hours=3)))
+    # the latest Sunday evening that has passed (a till's sale is at most 7 days old): no happy hours
+    msk = dt.timezone(dt.timedelta(hours=3))
+    now = dt.datetime.now(msk)
+    sunday = now.date() - dt.timedelta(days=(now.weekday() - 6) % 7)
+    if dt.datetime.combine(sunday, dt.time(19, 0), msk) > now:
+        sunday -= dt.timedelta(days=7)
+    when = dt.datetime.combine(sunday, dt.time(19, 0), msk)
     points = []
     for i in range(5):
         body = sale_body(shop, [("milk", 1, 10_000), ("bread", 1, 10_000)], card=member.card,
