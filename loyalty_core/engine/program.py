@@ -53,7 +53,13 @@ class ProgramSettings(msgspec.Struct, frozen=True, kw_only=True):
     sale_max_age_days: int = 7  # a live till's sale (calculate, confirm) may be this old
     offline_sale_max_age_days: int = 30  # a sale uploaded in a batch by a till that was offline
     expiry_days: int = 365  # ledger: a lot burns this long after it activates
+    # ledger: accrued points a return cannot take back (already spent) become a debt paid from the next
+    # refunds and accruals ("carry"), or are written off at once ("write_off")
+    return_debt: Literal["carry", "write_off"] = "carry"
     favourite_categories_count: int = 3  # how many favourite categories a shopper picks per period
+    # a birthday rule fires only when the birth date has been known this many days (no "birthday on demand");
+    # a rule's target.birth_date_known_days overrides it
+    birth_date_known_days: int = 30
     language: str = "ru"  # of the explanations the till and the shopper read: ru | en
 
 

@@ -25,6 +25,7 @@ class AccountState(msgspec.Struct):
     id: int
     active: int
     pending: int
+    debt: int = 0  # points spent that a return could not take back (see `claw_back`)
 
 
 class Entry(msgspec.Struct, frozen=True):
@@ -87,7 +88,7 @@ async def ensure_account(membership_id: int) -> int:
 
 async def lock_account(account_id: int, now: datetime) -> AccountState:
     """Take the account's row lock, then apply what fell due (activations, expirations) before anything else."""
-    rows = await Account.raw("SELECT id, active, pending FROM account WHERE id = {} FOR UPDATE", account_id)
+    rows = await Account.raw("SELECT id, active, pending, debt FROM account WHERE id = {} FOR UPDATE", account_id)
     if not rows:
         raise NotFound(f"account {account_id} does not exist")
     state = AccountState(**rows[0])
@@ -163,7 +164,10 @@ async def accrue(
     )
     state.active += active_delta
     state.pending += pending_delta
-    return rows[0]["lot"]
+    lot = rows[0]["lot"]
+    if state.debt:
+        await pay_debt(state, [(lot, points, bucket)], now, reason=reason, sale_id=sale_id)
+    return lot
 
 
 async def _active_lots(account_id: int) -> list[LotView]:
@@ -222,32 +226,61 @@ async def spend(
     return taken
 
 
-async def claw_back(
-    state: AccountState, sale_id: int, points: int, now: datetime, *, return_id: int | None, reason: str
-) -> int:
-    """Take back points a sale accrued: its pending lot first, then its active lot, then other active lots.
+class ClawBack(msgspec.Struct):
+    taken: int = 0  # out of lots (the sale's own first, then other active lots)
+    debt: int = 0  # already spent, nothing left to take: recorded as the account's debt (or written off)
+    expired: int = 0  # burnt before the return: nothing to take back, nothing owed
 
-    Never drives a balance below zero: returns what could be taken back (the rest was already spent
-    and is reported by the caller as unrecovered).
+
+async def claw_back(
+    state: AccountState, sale_id: int, points: int, now: datetime, *, return_id: int | None, reason: str,
+    write_off: bool = False,
+) -> ClawBack:
+    """Take back points a sale accrued: its pending lot first, then its active lot; what the shopper already
+    spent of them is taken from other active lots, and what is still missing becomes a debt (paid first from
+    the next refunds and accruals, `pay_debt`), or is written off with `write_off`. Points of the sale that
+    expired unspent are owed by nobody. Never drives a balance below zero.
     """
+    out = ClawBack()
     if points <= 0:
-        return 0
+        return out
     lots = await PointLot.raw(
         "SELECT id, state, remaining, expires_at FROM point_lot WHERE account = {} AND sale = {} AND source = 'sale' "
-        "AND state IN ('pending', 'active', 'spent') AND remaining > 0 ORDER BY (state = 'pending') DESC, id",
+        "ORDER BY (state = 'pending') DESC, id",
         state.id, sale_id,
     )
+    own_ids = [lot["id"] for lot in lots]
     left = points
     pending_taken: list[tuple[int, int]] = []
     active_taken: list[tuple[int, int]] = []
     for lot in lots:
+        if lot["state"] not in ("pending", "active") or lot["remaining"] <= 0:
+            continue
         take = min(left, lot["remaining"])
         if take <= 0:
             break
         (pending_taken if lot["state"] == "pending" else active_taken).append((lot["id"], take))
         left -= take
+    if left and own_ids:
+        # what the shopper spent of this sale's points (net of refunds), less what earlier returns already settled
+        rows = await db.fetch(
+            "SELECT COALESCE(-SUM(amount) FILTER (WHERE lot = ANY($2::integer[]) AND bucket IN ('active', 'pending') "
+            "AND (kind IN ('redeem', 'return_refund', 'debt_paid', 'transfer') "
+            "OR (kind = 'return_clawback' AND sale IS DISTINCT FROM $3))), 0)::bigint AS spent, "
+            "COALESCE(-SUM(amount) FILTER (WHERE sale = $3 AND kind = 'return_clawback' AND bucket = 'active' "
+            "AND NOT lot = ANY($2::integer[])), 0)::bigint "
+            "+ COALESCE(SUM(amount) FILTER (WHERE sale = $3 AND bucket = 'debt' AND kind IN ('debt', 'debt_write_off') "
+            "AND amount > 0), 0)::bigint AS settled "
+            "FROM ledger_entry WHERE account = $1",
+            state.id, own_ids, sale_id,
+        )
+        owed = min(left, max(0, rows[0]["spent"] - rows[0]["settled"]))
+        out.expired = left - owed
+        left = owed
+    elif left:
+        out.expired, left = left, 0
     if left:
-        own = {lot for lot, _ in active_taken}
+        own = set(own_ids)
         others = [lot for lot in await _active_lots(state.id) if lot.id not in own]
         available = sum(lot.remaining for lot in others)
         if available:
@@ -267,7 +300,77 @@ async def claw_back(
     await _move_account(state.id, -from_active, -from_pending, now)
     state.active -= from_active
     state.pending -= from_pending
-    return from_pending + from_active
+    out.taken = from_pending + from_active
+    if left:
+        # the debt names the sale's lot: a later refund of points spent from that lot pays it first
+        owing_lot = own_ids[0] if own_ids else None
+        entries = [Entry(owing_lot, "debt", "debt", left)]
+        if write_off:
+            entries.append(Entry(owing_lot, "debt_write_off", "debt", -left))
+        await _insert_entries(state.id, entries, now, **ctx)  # type: ignore[arg-type]
+        if not write_off:
+            await Account.raw("UPDATE account SET debt = debt + {}, updated_at = {} WHERE id = {}", left, now, state.id)
+            state.debt += left
+        out.debt = left
+    return out
+
+
+async def _outstanding_debts(account_id: int) -> list[tuple[int | None, int]]:
+    """(owing lot, points) of the account's unpaid debt, oldest first."""
+    rows = await db.fetch(
+        "SELECT lot, SUM(amount)::bigint AS owed, MIN(id) AS first FROM ledger_entry WHERE account = $1 AND bucket = 'debt' "
+        "GROUP BY lot HAVING SUM(amount) > 0 ORDER BY first",
+        account_id,
+    )
+    return [(r["lot"], r["owed"]) for r in rows]
+
+
+async def pay_debt(
+    state: AccountState, sources: Sequence[tuple[int, int, str]], now: datetime, *, reason: str = "",
+    sale_id: int | None = None, return_id: int | None = None, move_lots: bool = True,
+) -> dict[int, int]:
+    """Pay the account's debt from points arriving in lots: `sources` are (lot, points, bucket) in the order
+    they pay. A lot pays its own debt first (its points come back to where the debt began), then the oldest.
+
+    With `move_lots` the lots' remaining and the account's buckets are reduced here; without, the caller
+    only writes what is left (a refund restores the unpaid rest). Returns {lot: points paid from it}.
+    """
+    if state.debt <= 0 or not sources:
+        return {}
+    debts = dict(await _outstanding_debts(state.id))
+    paid: dict[int, int] = {}
+    entries: list[Entry] = []
+    moved = {"active": 0, "pending": 0}
+    for lot, points, bucket in sources:
+        avail = points
+        for owing in sorted(debts, key=lambda o: o != lot):
+            if avail <= 0:
+                break
+            pay = min(avail, debts[owing])
+            if pay <= 0:
+                continue
+            debts[owing] -= pay
+            avail -= pay
+            paid[lot] = paid.get(lot, 0) + pay
+            moved[bucket] += pay
+            entries += [Entry(lot, "debt_paid", bucket, -pay), Entry(owing, "debt_paid", "debt", -pay)]
+    total = sum(paid.values())
+    if not total:
+        return {}
+    await _insert_entries(state.id, entries, now, reason=reason, sale_id=sale_id, return_id=return_id)
+    if move_lots:
+        await PointLot.raw(
+            "UPDATE point_lot p SET remaining = p.remaining - t.pay, "
+            "state = CASE WHEN p.remaining - t.pay = 0 AND p.state = 'active' THEN 'spent' ELSE p.state END "
+            "FROM unnest({}::integer[], {}::bigint[]) AS t(id, pay) WHERE p.id = t.id",
+            list(paid), list(paid.values()),
+        )
+        await _move_account(state.id, -moved["active"], -moved["pending"], now)
+        state.active -= moved["active"]
+        state.pending -= moved["pending"]
+    await Account.raw("UPDATE account SET debt = debt - {}, updated_at = {} WHERE id = {}", total, now, state.id)
+    state.debt -= total
+    return paid
 
 
 async def refund(
@@ -275,39 +378,56 @@ async def refund(
 ) -> int:
     """Give back points a sale spent, into the lots they came from (latest expiry first).
 
-    Points whose lot has expired meanwhile come back and burn at once (refund + expire entries),
-    so a return never extends a lot's life. Returns the points that became active again.
+    The account's debt is paid first from them (points going back to a lot that owes, then to lots of
+    returned sales, then to lots that burnt meanwhile, then the rest). Points whose lot has expired
+    meanwhile come back and burn at once (refund + expire entries), so a return never extends a lot's
+    life. Returns the points that became active again.
     """
     if points <= 0:
         return 0
     rows = await PointLot.raw(
-        "SELECT e.lot AS id, (-SUM(e.amount))::bigint AS spent, p.expires_at, p.state FROM ledger_entry e JOIN point_lot p ON p.id = e.lot "
+        "SELECT e.lot AS id, (-SUM(e.amount))::bigint AS spent, p.expires_at, p.state, "
+        "EXISTS (SELECT 1 FROM ledger_entry x WHERE x.lot = e.lot AND x.kind IN ('return_clawback', 'debt')) AS orphan "
+        "FROM ledger_entry e JOIN point_lot p ON p.id = e.lot "
         "WHERE e.account = {} AND e.sale = {} AND e.kind IN ('redeem', 'return_refund') AND e.bucket = 'active' "
         "GROUP BY e.lot, p.expires_at, p.state HAVING -SUM(e.amount) > 0 "
         "ORDER BY p.expires_at DESC NULLS FIRST, e.lot DESC",
         state.id, sale_id,
     )
     left = points
-    restore: list[tuple[int, int]] = []
-    entries: list[Entry] = []
+    gives: list[tuple[int, int, bool, bool]] = []  # lot, points, burns, orphan
     for row in rows:
         give = min(left, row["spent"])
         if give <= 0:
             break
         left -= give
-        entries.append(Entry(row["id"], "return_refund", "active", give))
-        if row["state"] == "expired" or (row["expires_at"] is not None and row["expires_at"] <= now):
-            entries.append(Entry(row["id"], "expire", "active", -give))
-        else:
-            restore.append((row["id"], give))
+        burns = row["state"] == "expired" or (row["expires_at"] is not None and row["expires_at"] <= now)
+        gives.append((row["id"], give, burns, row["orphan"]))
     if left:
         raise ValidationFailed(f"sale {sale_id} spent {points - left} points that can be refunded, {points} were asked")
+    ctx = dict(reason=reason, sale_id=sale_id, return_id=return_id)
+    await _insert_entries(state.id, [Entry(lot, "return_refund", "active", give) for lot, give, _, _ in gives], now, **ctx)  # type: ignore[arg-type]
+    paid: dict[int, int] = {}
+    if state.debt:
+        owing = {lot for lot, _ in await _outstanding_debts(state.id)}
+        order = sorted(gives, key=lambda g: (g[0] not in owing, not g[3], not g[2]))
+        paid = await pay_debt(state, [(lot, give, "active") for lot, give, _, _ in order], now, move_lots=False, **ctx)  # type: ignore[arg-type]
+    restore: list[tuple[int, int]] = []
+    burnt: list[Entry] = []
+    for lot, give, burns, _ in gives:
+        rest = give - paid.get(lot, 0)
+        if rest <= 0:
+            continue
+        if burns:
+            burnt.append(Entry(lot, "expire", "active", -rest))
+        else:
+            restore.append((lot, rest))
     await PointLot.raw(
         "UPDATE point_lot p SET remaining = p.remaining + t.give, state = 'active' "
         "FROM unnest({}::integer[], {}::bigint[]) AS t(id, give) WHERE p.id = t.id",
         [lot for lot, _ in restore], [give for _, give in restore],
     )
-    await _insert_entries(state.id, entries, now, reason=reason, sale_id=sale_id, return_id=return_id)
+    await _insert_entries(state.id, burnt, now, **ctx)  # type: ignore[arg-type]
     restored = sum(g for _, g in restore)
     await _move_account(state.id, restored, 0, now)
     state.active += restored

@@ -39,7 +39,8 @@ CHECKS: list[tuple[str, str]] = [
     (
         "lot.remaining == sum(its ledger entries)",
         "SELECT 'lot ' || p.id, 'remaining=' || p.remaining || ' entries=' || COALESCE(e.s, 0) "
-        "FROM point_lot p LEFT JOIN (SELECT lot, SUM(amount) s FROM ledger_entry WHERE lot IS NOT NULL GROUP BY lot) e "
+        "FROM point_lot p LEFT JOIN (SELECT lot, SUM(amount) s FROM ledger_entry WHERE lot IS NOT NULL "
+        "AND bucket IN ('active', 'pending') GROUP BY lot) e "
         "ON e.lot = p.id WHERE p.remaining <> COALESCE(e.s, 0)",
     ),
     (
@@ -47,6 +48,21 @@ CHECKS: list[tuple[str, str]] = [
         "SELECT 'account ' || id, 'active=' || active || ' pending=' || pending FROM account WHERE active < 0 OR pending < 0 "
         "UNION ALL SELECT 'lot ' || id, 'remaining=' || remaining || ' amount=' || amount FROM point_lot "
         "WHERE remaining < 0 OR remaining > amount",
+    ),
+    (
+        "account.debt == sum(ledger entries into the debt bucket), never below zero, per lot too",
+        "SELECT 'account ' || a.id, 'debt=' || a.debt || ' entries=' || COALESCE(e.s, 0) FROM account a "
+        "LEFT JOIN (SELECT account, SUM(amount) s FROM ledger_entry WHERE bucket = 'debt' GROUP BY account) e "
+        "ON e.account = a.id WHERE a.debt <> COALESCE(e.s, 0) OR a.debt < 0 "
+        "UNION ALL SELECT 'account ' || account || ' lot ' || COALESCE(lot::text, '-'), 'owed=' || SUM(amount) "
+        "FROM ledger_entry WHERE bucket = 'debt' GROUP BY account, lot HAVING SUM(amount) < 0",
+    ),
+    (
+        "a debt is paid point for point: what left a lot or a refund to pay it == what it reduced",
+        "SELECT 'account ' || account, 'paid from lots=' || COALESCE(-SUM(amount) FILTER (WHERE bucket <> 'debt'), 0) "
+        "|| ' debt reduced=' || COALESCE(-SUM(amount) FILTER (WHERE bucket = 'debt'), 0) "
+        "FROM ledger_entry WHERE kind = 'debt_paid' GROUP BY account "
+        "HAVING COALESCE(SUM(amount) FILTER (WHERE bucket <> 'debt'), 0) <> COALESCE(SUM(amount) FILTER (WHERE bucket = 'debt'), 0)",
     ),
     (
         "a return never gives back more than was spent",

@@ -39,6 +39,8 @@ class CardContext(msgspec.Struct, kw_only=True):
     # read under the account's row lock when resolve_scan(..., lock_account=True); else None
     account_active: int | None = None
     account_pending: int | None = None
+    birth_date_known_since: dt.datetime | None = None  # when the birth date was set or last corrected
+    account_debt: int | None = None
 
     @property
     def registered(self) -> bool:
@@ -50,6 +52,7 @@ SELECT c.id AS card_id, c.number, c.status AS card_status, c.blocked_reason, c.r
        c.program AS program_id, p.timezone AS program_timezone, p.rules_version,
        m.id AS membership_id, m.status AS membership_status, m.customer AS customer_id,
        COALESCE(cu.name, '') AS customer_name, cu.birth_date,
+       COALESCE(cu.birth_date_set_at, cu.created_at) AS birth_date_known_since,
        t.id AS tier_id, t.code AS tier_code, t.name AS tier_name,
        COALESCE(m.segments, ARRAY[]::varchar[]) AS segments, COALESCE(m.purchases_count, 0) AS purchases_count,
        m.last_purchase_at, m.joined_at, m.referred_by, a.id AS account_id, {balance}
@@ -67,7 +70,7 @@ _ACCOUNT = "LEFT JOIN account a ON a.membership = m.id AND a.currency = 'points'
 # The lock is taken inside the statement (a LATERAL subquery: FOR UPDATE cannot reach the nullable side of an
 # outer join); after waiting for it the row's newest version is returned, so the balance read is current.
 _LOCKED_ACCOUNT = (
-    "LEFT JOIN LATERAL (SELECT id, active, pending FROM account WHERE membership = m.id AND currency = 'points' "
+    "LEFT JOIN LATERAL (SELECT id, active, pending, debt FROM account WHERE membership = m.id AND currency = 'points' "
     "FOR UPDATE) a ON true"
 )
 
@@ -75,7 +78,7 @@ _LOCKED_ACCOUNT = (
 def _card_query(where: str, lock_account: bool) -> str:
     return _CARD_QUERY.format(
         where=where,
-        balance="a.active AS account_active, a.pending AS account_pending," if lock_account else "",
+        balance="a.active AS account_active, a.pending AS account_pending, a.debt AS account_debt," if lock_account else "",
         account=_LOCKED_ACCOUNT if lock_account else _ACCOUNT,
     )
 

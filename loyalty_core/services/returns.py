@@ -22,7 +22,7 @@ from loyalty_core.errors import (
 from loyalty_core.ledger import ops
 from loyalty_core.ledger.maths import proportional_share
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import outbox, tiers
+from loyalty_core.services import outbox, programs, tiers
 from loyalty_core.services.sale_types import BalanceAfter, CancelOut, ReturnIn, ReturnOut, quantity_milli
 from loyalty_core.services.sales import Till, request_hash
 from loyalty_core.tables import Sale, SaleReturn
@@ -99,10 +99,12 @@ async def _reverse(sale: dict, quantities: dict[int, int], return_id: str, diges
     if sale["account"] is not None:
         state = await ops.lock_account(sale["account"], now)
         reason = f"return {return_id} of receipt {sale['receipt_id']}"
-        result.clawed_back_points = await ops.claw_back(
-            state, sale["id"], claw_total, now, return_id=return_pk, reason=reason
+        clawed = await ops.claw_back(
+            state, sale["id"], claw_total, now, return_id=return_pk, reason=reason,
+            write_off=await _writes_off_debt(sale["program"]),
         )
-        result.unrecovered_points = claw_total - result.clawed_back_points
+        result.clawed_back_points = clawed.taken
+        result.unrecovered_points = claw_total - clawed.taken
         await ops.refund(state, sale["id"], result.refunded_points, now, return_id=return_pk, reason=reason)
         result.balance_after = BalanceAfter(active=state.active, pending=state.pending)
     if not per_line:
@@ -126,6 +128,15 @@ async def _reverse(sale: dict, quantities: dict[int, int], return_id: str, diges
     )
     sale["return_pk"] = return_pk
     return result
+
+
+async def _writes_off_debt(program_id: int | None) -> bool:
+    """The program's choice for spent points a return cannot take back: a debt (default) or written off."""
+    if program_id is None:
+        return False
+    rows = await Sale.raw("SELECT rules_version FROM program WHERE id = {}", program_id)
+    settings = (await programs.rules_document(program_id, rows[0]["rules_version"])).settings  # type: ignore[attr-defined]
+    return settings.return_debt == "write_off"
 
 
 async def _reduce_tier_spend(sale: dict, refunded_money: int) -> None:

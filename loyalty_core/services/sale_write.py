@@ -20,14 +20,16 @@ import msgspec
 from loyalty_core import db
 from loyalty_core.engine import PricedBasket
 from loyalty_core.errors import InsufficientPoints
-from loyalty_core.ledger.ops import AccountState
+from loyalty_core.ledger.ops import AccountState, apply_due, pay_debt
 from loyalty_core.services.identify import CardContext
 from loyalty_core.services.sale_types import CalculationOut, SaleIn, quantity_milli
 from loyalty_core.services.tiers import TIER_WINDOW
 
 # The sale id is drawn first (`sid`) so the stored response and the messages carry it: the row is
 # written once, never updated. A CTE's writes are invisible to its sibling reads (one snapshot), so
-# the tier spend adds this sale's own earning spend ($26) to the sum over the earlier ones.
+# the tier spend adds this sale's own earning spend ($26) to the sum over the earlier ones, when the sale
+# is inside the window (now - 12 months, now] ($31, $27) like them: a late upload of an old sale
+# counts only for as long as it is less than a year old.
 _WRITE_SALE = """
 WITH sid AS (SELECT nextval(pg_get_serial_sequence('sale', 'id')) AS id),
 s AS (
@@ -64,8 +66,9 @@ balance AS (
   UPDATE account SET active = active + $29::bigint, pending = pending + $30::bigint, updated_at = $27
   WHERE id = $8 AND active >= $12 AND ($29 <> 0 OR $30 <> 0) RETURNING active, pending),
 spend AS (
-  SELECT COALESCE(SUM(earning_spend - returned_earning_spend), 0) + $26 AS s FROM sale
-  WHERE membership = $7 AND status = 'confirmed' AND occurred_at > $31::timestamptz),
+  SELECT COALESCE(SUM(earning_spend - returned_earning_spend), 0)
+         + CASE WHEN $5 > $31 AND $5 <= $27 THEN $26 ELSE 0 END AS s FROM sale
+  WHERE membership = $7 AND status = 'confirmed' AND occurred_at > $31::timestamptz AND occurred_at <= $27),
 best AS (
   SELECT t.id, t.code, t.name, t.rank FROM tier t, spend WHERE t.program = $32::integer AND t.threshold_spend <= spend.s
   ORDER BY t.threshold_spend DESC, t.rank DESC LIMIT 1),
@@ -110,11 +113,23 @@ def _lines_json(sale: SaleIn, lines: list) -> str:
     return msgspec.json.encode(rows).decode()
 
 
-def balance_after(state: AccountState, redeemed: int, accrued: int, accrual_active: bool) -> tuple[int, int]:
-    """The account after this sale: what the one UPDATE in `_WRITE_SALE` will leave."""
-    if accrual_active:
-        return state.active - redeemed + accrued, state.pending
-    return state.active - redeemed, state.pending + accrued
+def born_expired(accrual: tuple[bool, dt.datetime, dt.datetime | None] | None, now: dt.datetime) -> bool:
+    """A sale dated so long ago that its points' life already ended: they are written and burn at once."""
+    return accrual is not None and accrual[2] is not None and accrual[2] <= now
+
+
+def balance_after(
+    state: AccountState, redeemed: int, accrued: int, accrual: tuple[bool, dt.datetime, dt.datetime | None] | None,
+    now: dt.datetime,
+) -> tuple[int, int]:
+    """The account after this sale and what `write_confirmed_sale` does next: the debt paid from the accrual
+    first, points born expired burnt."""
+    if accrual is None or born_expired(accrual, now):
+        return state.active - redeemed, state.pending
+    kept = accrued - min(state.debt, accrued)
+    if accrual[0]:
+        return state.active - redeemed + kept, state.pending
+    return state.active - redeemed, state.pending + kept
 
 
 async def write_confirmed_sale(
@@ -142,8 +157,9 @@ async def write_confirmed_sale(
     active_delta = -redeemed + (accrued if active_now else 0)
     pending_delta = 0 if active_now else accrued
     customer_id = card.customer_id if card is not None else None
-    accrued_message = msgspec.json.encode({"points": accrued, "sale_id": None, "active": state.active + active_delta,
-                                           "pending": state.pending + pending_delta}).decode() if state else "{}"
+    after = balance_after(state, redeemed, accrued, accrual, now) if state else (0, 0)
+    accrued_message = msgspec.json.encode({"points": accrued, "sale_id": None, "active": after[0],
+                                           "pending": after[1]}).decode() if state else "{}"
     row = await db.connection().fetchrow(
         _WRITE_SALE,
         store_id, till_id, sale.receipt_id, sale.business_date, sale.occurred_at,  # $1-$5
@@ -156,7 +172,7 @@ async def write_confirmed_sale(
         [lot for lot, _ in taken], [take for _, take in taken],  # $21-$22
         "active" if active_now else "pending", activates_at, expires_at,  # $23-$25
         earning, now, f"receipt {sale.receipt_id}", active_delta, pending_delta,  # $26-$30
-        sale.occurred_at - TIER_WINDOW, card.program_id if card else None,  # $31-$32
+        now - TIER_WINDOW, card.program_id if card else None,  # $31-$32: the window is (now - 12 months, now]
         dt.datetime.now(dt.UTC), card.card_id if card and state else None,  # $33-$34
         customer_id if state else None, accrued_message,  # $35-$36
     )
@@ -165,4 +181,11 @@ async def write_confirmed_sale(
             # the row lock makes this unreachable; the guard in the WHERE is the second line of defence
             raise InsufficientPoints("The card's balance changed; not enough points", available=state.active)
         state.active, state.pending = row["active"], row["pending"]
+    if state is not None and accrued and born_expired(accrual, now):
+        await apply_due(state, now)  # the lot was written active past its expiry: burn it now
+    elif state is not None and accrued and state.debt:
+        # a debt is paid first from the next accrual (rare: a second statement only then)
+        lot = await db.fetchrow("SELECT id FROM point_lot WHERE sale = $1 AND source = 'sale'", row["id"])
+        await pay_debt(state, [(lot["id"], accrued, "active" if active_now else "pending")], now,  # type: ignore[index]
+                       reason=f"receipt {sale.receipt_id}", sale_id=row["id"])
     return row["id"]

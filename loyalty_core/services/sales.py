@@ -123,6 +123,12 @@ async def _price(
     document = await programs.rules_document(program_id, version)
     till_trust.check_time(sale, getattr(document, "settings", None), now, offline)
     compiled = await programs.compiled_program(program_id, version)
+    if card is not None and card.membership_status == "pending":
+        # registered at a till, not confirmed by the shopper's code yet: it earns points, it cannot spend them
+        if sale.redeem_points:
+            raise RedeemLimit("The shopper has not confirmed the registration yet: points can be spent once they "
+                              "confirm with the code sent to their phone", max_redeem_points=0, pending_confirmation=True)
+        balance_active = 0
     basket, context = await build_pricing_input(sale, card, till.store or till.store_id, document, balance_active, now)
     if sale.redeem_points > balance_active and card is not None and card.registered:
         raise InsufficientPoints(
@@ -252,7 +258,8 @@ async def _confirm_in_transaction(
             card = await _anonymous_membership(card, now)
             state = await ops.lock_account(card.account_id, now)  # type: ignore[arg-type]
         else:
-            state = ops.AccountState(id=card.account_id, active=card.account_active, pending=card.account_pending)  # type: ignore[arg-type]
+            state = ops.AccountState(id=card.account_id, active=card.account_active, pending=card.account_pending,  # type: ignore[arg-type]
+                                     debt=card.account_debt or 0)
             await ops.apply_due(state, now)
     priced, version, earning = await _price(sale, card, till, state.active if state else 0, now, offline)
     rejected = [c for c in priced.coupons if c.status == "rejected"]
@@ -280,7 +287,7 @@ async def _confirm_in_transaction(
     after = None
     if state is not None:
         active, pending = sale_write.balance_after(state, t.redeemed_points, t.accrued_points if accrual else 0,
-                                                   bool(accrual and accrual[0]))
+                                                   accrual, now)
         after = BalanceAfter(active=active, pending=pending)
     response = calculation_out(priced, after, card)
     response.status = "confirmed"  # the sale id is set by the statement that writes the row
