@@ -15,7 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from backend.input_guard import InputGuard
 from backend.problems import EXCEPTION_HANDLERS
-from backend.security_headers import security_headers
+from backend.security_headers import add_security_headers
 from backend.settings import Settings, get_settings
 from backend.wiring import plugins, route_handlers, template_config
 from loyalty_core import db
@@ -52,9 +52,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=route_handlers(),
         lifespan=[lifespan],  # first in, last out: plugins' lifespans run inside it (pool and Valkey ready)
         plugins=plugins(settings),
-        # security headers outermost: every answer carries them, refusals included (backend/security_headers.py)
-        middleware=[security_headers, InputGuard()],  # malformed input is refused before any handler (docs/security-input.md)
+        middleware=[InputGuard()],  # malformed input is refused before any handler (docs/security-input.md)
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_send=[add_security_headers],  # CSP, no framing, nosniff, HSTS over https: on every answer
         openapi_config=OpenAPIConfig(
             title="Kopilka",
             version="1.0.0",
