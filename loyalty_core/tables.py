@@ -56,6 +56,8 @@ class Store(Table):
     latitude = Real(null=True, default=None)
     longitude = Real(null=True, default=None)
     attributes = JSONB(default={})
+    # the program whose receipts this store takes back; None: every program (a one-program deployment)
+    program = ForeignKey(Program, null=True, default=None)
 
 
 class Till(Table):
@@ -317,6 +319,8 @@ class SaleLine(Table):
 class SaleReturn(Table):
     sale = ForeignKey(Sale, null=False)
     return_id = Varchar(length=64)
+    # the till that took the return back: a return_id is that till's own number (None only before 2026-11-29)
+    till = ForeignKey(Till, null=True, default=None)
     request_hash = Varchar(length=64)
     clawed_back_points = BigInt(default=0)
     refunded_points = BigInt(default=0)
