@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -51,6 +52,7 @@ from wallet_passes.issuer import card_pass
 from wallet_passes.settings import WalletSettings, load_wallet_settings
 
 log = logging.getLogger("kopilka.push")
+MISCONFIGURED_ALERT_SECONDS = 60.0  # one ERROR line per configuration problem per minute, with a count
 
 
 class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,6 +117,7 @@ class Worker:
         self.tuning = config.tuning
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.rng = rng or random.Random()
+        self._alerts: dict[str, tuple[float, int]] = {}  # configuration problem -> (last alert, messages since)
         push, wallet = config.push, config.wallet
         self.apns: ApnsTokenTransport | None = None
         self.fcm: FcmTransport | None = None
@@ -306,9 +309,7 @@ class Worker:
         misconfigured = sorted({f"{r.reason} (check {t.setting})" for t, r in zip(pending, results, strict=True)
                                 if isinstance(r, Misconfigured)})
         if misconfigured:
-            # Our setting is wrong, not the phones: keep every token and the message, and say so loudly.
-            log.error("push: provider rejected our configuration for message %s (%s): %s; device tokens kept, "
-                      "the message is retried", message.id, message.kind, "; ".join(misconfigured))
+            self._alert_misconfigured(message, misconfigured)
         outcomes = [*done.values(), *(_OUTCOME[type(r)] for r in results if type(r) in _OUTCOME)]
         retries = [r for r in results if isinstance(r, Retry)]
         if retries or misconfigured:
@@ -321,6 +322,19 @@ class Worker:
         if failures:
             return Outcome("failed", "; ".join(failures))
         return Outcome("skipped", "every device token is dead")
+
+    def _alert_misconfigured(self, message: Claimed, problems: list[str]) -> None:
+        """Our setting is wrong, not the phones: tokens and message are kept; say so loudly, once a minute per problem."""
+        key = "; ".join(problems)
+        now = time.monotonic()
+        last, held = self._alerts.get(key, (None, 0))
+        if last is not None and now - last < MISCONFIGURED_ALERT_SECONDS:
+            self._alerts[key] = (last, held + 1)
+            return
+        self._alerts[key] = (now, 0)
+        log.error("push: provider rejected our configuration for message %s (%s): %s; device tokens kept, the "
+                  "message is retried (%d more messages hit this since the last alert)",
+                  message.id, message.kind, key, held)
 
     async def _send_one(self, notification_ids: list[int], target: Target) -> PushResult:
         result = await target.send()

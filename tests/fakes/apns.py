@@ -201,7 +201,8 @@ class FakeApns:
         if token not in self.offline:
             self.reached.setdefault(token, []).append(request)
             return
-        expiration = int(request.headers.get("apns-expiration", "0"))
+        # without the header APNs still stores it for a while (we model 30 days); 0 is "now or never"
+        expiration = int(request.headers.get("apns-expiration", str(int(time.time()) + 30 * 24 * 3600)))
         key = (token, request.topic or "")
         if expiration == 0:
             return  # "deliver now or never": the phone is offline, so never
