@@ -7,11 +7,14 @@ the login's token family in a server-side session instead of handing tokens to t
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import secrets
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
@@ -38,7 +41,6 @@ from personal_account.web import page, safe_next
 
 Next = Annotated[str | None, QueryParameter(name="next", max_length=500)]
 Program = Annotated[str | None, QueryParameter(name="program", max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
-To = Annotated[str | None, QueryParameter(name="to", max_length=254)]
 Ref = Annotated[str | None, QueryParameter(name="ref", max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 CONSENT_CHANNELS = ("sms", "email", "push")
 
@@ -56,9 +58,34 @@ def _field(form: Any, name: str, limit: int = 254) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
-def _code_page_url(who: Identifier, program: str | None, next_path: str, ref: str) -> str:
-    query = {"to": who.value, "next": next_path, **({"program": program} if program else {}), **({"ref": ref} if ref else {})}
+def _code_page_url(program: str | None, next_path: str, ref: str) -> str:
+    # never the phone or e-mail: URLs end up in access logs, proxies and browser history
+    query = {"next": next_path, **({"program": program} if program else {}), **({"ref": ref} if ref else {})}
     return "/login/code?" + urlencode(query)
+
+
+# The contact a code was sent to waits server-side for the code page: Valkey `kopilka:web:login:<sha256 of id>`,
+# the random id in an HttpOnly cookie, as long as the code lives.
+LOGIN_COOKIE = "kp_login"
+_PENDING = "kopilka:web:login:"
+
+
+def _pending_key(login_id: str) -> str:
+    return _PENDING + hashlib.sha256(login_id.encode()).hexdigest()
+
+
+async def _remember_contact(request: Request, who: Identifier, ttl: int) -> Cookie:
+    login_id = secrets.token_urlsafe(32)
+    await request.app.state.valkey.set(_pending_key(login_id), who.value, ex=ttl)
+    return cookie(request, LOGIN_COOKIE, login_id, max_age=ttl)
+
+
+async def _pending_contact(request: Request) -> str | None:
+    login_id = request.cookies.get(LOGIN_COOKIE)
+    if not login_id or len(login_id) > 100:
+        return None
+    raw = await request.app.state.valkey.get(_pending_key(login_id))
+    return raw.decode() if raw is not None else None
 
 
 class SignInController(Controller):
@@ -92,18 +119,24 @@ class SignInController(Controller):
         except DomainError as exc:
             return await login_page(request, status=exc.status, next=next_path, program=program or "", to=raw, ref=ref,
                               error=_error_text(exc), notice="")
-        return Redirect(_code_page_url(who, program, next_path, ref), status_code=303)
+        return Redirect(_code_page_url(program, next_path, ref), status_code=303,
+                        cookies=[await _remember_contact(request, who, identity.otp.code_ttl)])
 
     @get("/login/code")
-    async def code_form(self, request: Request, to: To = None, next_path: Next = None, program: Program = None,
-                        ref: Ref = None) -> Template:
-        return await page(request, "login_code.html", to=to or "", next=safe_next(next_path), program=program or "", ref=ref or "",
+    async def code_form(self, request: Request, next_path: Next = None, program: Program = None,
+                        ref: Ref = None) -> Template | Redirect:
+        to = await _pending_contact(request)
+        if to is None:  # no code asked for in this browser, or it expired
+            query = {"next": safe_next(next_path), **({"program": program} if program else {})}
+            return Redirect("/login?" + urlencode(query), status_code=303)
+        return await page(request, "login_code.html", to=to, next=safe_next(next_path), program=program or "", ref=ref or "",
                           error="", name="", consent_channels=CONSENT_CHANNELS)
 
     @post("/login/code")
     async def verify_code(self, request: Request) -> Template | Redirect:
         form = await request.form()
-        to, program, next_path = _field(form, "to"), _field(form, "program", 64) or None, safe_next(_field(form, "next", 500))
+        program, next_path = _field(form, "program", 64) or None, safe_next(_field(form, "next", 500))
+        to = await _pending_contact(request) or _field(form, "to")  # the code proves the contact either way
         name, ref = _field(form, "name", 200), _field(form, "ref", 64)
         consents = [{"channel": c, "granted": form.get("consent_" + c) == "on"} for c in CONSENT_CHANNELS]
         identity, secret, now = get_identity_settings(), request.app.state.settings.security.secret_key, dt.datetime.now(dt.UTC)
@@ -116,7 +149,9 @@ class SignInController(Controller):
             text = _error_text(exc) if isinstance(exc, DomainError) else "Wrong or expired code."
             return await page(request, "login_code.html", status=422, to=to, next=next_path, program=program or "", ref=ref,
                               error=text, name=name, consent_channels=CONSENT_CHANNELS)
-        return await signed_in_redirect(request, logged, program, next_path, now)
+        response = await signed_in_redirect(request, logged, program, next_path, now)
+        response.set_cookie(expired_cookie(request, LOGIN_COOKIE))
+        return response
 
     @post("/logout")
     async def logout(self, request: Request) -> Redirect:

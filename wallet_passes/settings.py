@@ -53,7 +53,11 @@ def check_pass_settings(env: Mapping[str, str], public_url: str) -> None:
     if not url.lower().startswith("http://"):
         return
     cert = env.get("KOPILKA_PASS_CERT")
-    if cert and apple_issued(Path(cert)):
+    try:
+        real = bool(cert) and apple_issued(Path(cert or ""))
+    except (OSError, ValueError) as exc:  # a missing or garbled file: say which, not a traceback from deep inside
+        raise WalletConfigError(f"KOPILKA_PASS_CERT {cert} is not a readable PEM certificate: {exc}") from None
+    if real:
         raise WalletConfigError(
             f"the pass web service URL {url} is not HTTPS: Apple Wallet will not update passes signed with the "
             "Apple certificate KOPILKA_PASS_CERT and the pass token would travel in clear text; set "

@@ -1,11 +1,17 @@
 """Optional OpenID Connect login (authorization code + PKCE) with one configured provider.
 
+The flow's nonce and PKCE verifier wait in Valkey under the state, bound to the client that started it: /login
+sets a random HttpOnly cookie and the callback must bring it back (like the website's flow), so a code and
+state taken from another person's redirect cannot be exchanged by whoever holds them.
+
 Only contacts the provider marks verified are trusted: linking an unverified e-mail to an existing
 customer would hand their points to whoever typed the address at the provider.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -16,6 +22,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from litestar import Controller, Request, get
+from litestar.datastructures import Cookie
 from litestar.params import QueryParameter
 from litestar.response import Redirect
 
@@ -124,23 +131,42 @@ def verified_contact(claims: dict[str, Any]) -> tuple[str | None, str | None]:
     return email, phone
 
 
+FLOW_COOKIE = "kp_api_oidc"
+
+
+def _flow_key(state: str) -> str:
+    return "kopilka:oidc:" + hashlib.sha256(state.encode()).hexdigest()
+
+
+def _digest(binding: str) -> str:
+    return hashlib.sha256(b"kopilka/oidc-client/v1:" + binding.encode()).hexdigest()
+
+
+def _flow_cookie(request: Request, value: str, max_age: int) -> Cookie:
+    """HttpOnly, SameSite=Lax (the provider's redirect back is a top-level GET, so it carries the cookie)."""
+    secure = request.app.state.settings.server.public_url.startswith("https://")
+    return Cookie(key=FLOW_COOKIE, value=value, max_age=max_age, path="/api/v1/auth/oidc", httponly=True,
+                  samesite="lax", secure=secure)
+
+
 class OidcController(Controller):
     path = "/auth/oidc"
     tags = ["shopper auth"]
     dependencies = PUBLIC_DEPENDENCIES
 
     @get("/login", status_code=302)
-    async def login(self, valkey: Valkey, identity: Identity, program: ProgramCode = None) -> Redirect:
-        """Redirect to the provider; it comes back to /callback."""
+    async def login(self, request: Request, valkey: Valkey, identity: Identity, program: ProgramCode = None) -> Redirect:
+        """Redirect to the provider; it comes back to /callback in the same browser (a flow cookie binds the two)."""
         oidc = _settings(identity)
         metadata = await provider_metadata(oidc)
         state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
+        binding = secrets.token_urlsafe(32)
         async with oauth_client(oidc) as client:
             url, _ = client.create_authorization_url(metadata["authorization_endpoint"], state=state, nonce=nonce,
                                                      code_verifier=verifier)
-        await valkey.set(f"kopilka:oidc:{state}", json.dumps({"nonce": nonce, "verifier": verifier, "program": program}),
-                         ex=STATE_TTL)
-        return Redirect(url)
+        flow = {"nonce": nonce, "verifier": verifier, "program": program, "client": _digest(binding)}
+        await valkey.set(_flow_key(state), json.dumps(flow), ex=STATE_TTL)
+        return Redirect(url, cookies=[_flow_cookie(request, binding, STATE_TTL)])
 
     @get("/callback")
     async def callback(
@@ -150,10 +176,17 @@ class OidcController(Controller):
     ) -> tokens.LoggedIn:
         """Exchange the code, check the id_token (signature, issuer, audience, nonce, expiry), log the shopper in."""
         oidc = _settings(identity)
-        saved = await valkey.getdel(f"kopilka:oidc:{login_state}")  # single use: a replayed callback finds nothing
+        saved = await valkey.get(_flow_key(login_state))
         if saved is None:
             raise OidcFailed("unknown or expired login state: start again")
         flow = json.loads(saved)
+        # the state must come back to the client that started the flow: a code and state copied out of someone
+        # else's redirect (a log, a referrer, a shared link) is refused, and their flow stays usable for them
+        binding = request.cookies.get(FLOW_COOKIE, "")
+        if not hmac.compare_digest(_digest(binding), flow["client"]):
+            raise OidcFailed("this login was started by another client: start again")
+        if not await valkey.delete(_flow_key(login_state)):  # single use: a replayed callback finds nothing
+            raise OidcFailed("unknown or expired login state: start again")
         metadata = await provider_metadata(oidc)
         token = await exchange_code(oidc, metadata, code, flow["verifier"])
         claims = await verified_claims(oidc, metadata, token["id_token"], flow["nonce"])
