@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import msgspec
+import msgspec.inspect as mi
 from litestar import Request
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, HTTPException, NotFoundException, ValidationException
@@ -34,51 +35,60 @@ _JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json$", re.IGNORECASE)
 # only a body containing one of these can hold a value the walk below refuses: a NUL escape, a date outside
 # YEAR_MIN..YEAR_MAX, a 16-digit number; everything else skips the walk
 _SUSPECT = re.compile(rb'\\u0000|"[+-]?(?:0\d{3}|1[0-8]\d\d|2[2-9]\d\d|[3-9]\d{3}|\d{5,})-\d\d-\d\d|\d{16}')
-_DEPTH_HINT = 2 * MAX_DEPTH  # fewer brackets than this cannot nest too deep
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 # shown on the website too (translated in personal_account/i18n.py)
 NUL_IN_ADDRESS = "The address contains a character that is not allowed (NUL)."
 NUL_IN_FORM = "The form contains a character that is not allowed (NUL)."
 
-_decoders: dict[int, msgspec.json.Decoder | None] = {}
-
+_decoders: dict[int, tuple[msgspec.json.Decoder | None, bool]] = {}
 
 def _refuse(detail: str, key: str = "", source: str = "body") -> ValidationException:
     return ValidationException(detail=detail, status_code=422, extra=[{"message": detail, "key": key, "source": source}])
 
 
-def _strict_decoder(handler: Any, annotation: Any) -> msgspec.json.Decoder | None:
-    """The handler's body type decoded strictly (no str->int, no float->int); None if msgspec cannot type it."""
+def _open(info: Any, seen: set[type]) -> bool:
+    """Whether a body type admits nesting of any depth (Any, Raw, a struct that contains itself): only then
+    does the depth need checking; a fixed shape fails validation at the first level that does not fit."""
+    if isinstance(info, (mi.AnyType, mi.RawType, mi.CustomType)):
+        return True
+    if isinstance(info, (mi.StructType, mi.DataclassType, mi.TypedDictType, mi.NamedTupleType)):
+        if info.cls in seen:
+            return True
+        seen = seen | {info.cls}
+        return any(_open(field.type, seen) for field in info.fields)
+    if isinstance(info, mi.UnionType):
+        return any(_open(member, seen) for member in info.types)
+    if isinstance(info, mi.TupleType):
+        return any(_open(item, seen) for item in info.item_types)
+    return any(_open(getattr(info, attr), seen) for attr in ("item_type", "key_type", "value_type") if hasattr(info, attr))
+
+
+def _body_type(handler: Any, annotation: Any) -> tuple[msgspec.json.Decoder | None, bool]:
+    """(the body type's strict decoder: no str->int, no float->int; whether it nests without bound).
+    No decoder if msgspec cannot type it: then the body is decoded untyped and its depth always checked."""
     key = id(handler)
     if key not in _decoders:
         try:
-            _decoders[key] = msgspec.json.Decoder(annotation, strict=True)
+            _decoders[key] = (msgspec.json.Decoder(annotation, strict=True), _open(mi.type_info(annotation), set()))
         except TypeError:
-            _decoders[key] = None
+            _decoders[key] = (None, True)
     return _decoders[key]
 
 
 def _too_deep(body: bytes) -> bool:
-    if body.count(b"[") + body.count(b"{") < _DEPTH_HINT:
+    """Nesting deeper than MAX_DEPTH (or brackets that do not pair), at C speed: strings out, brackets only,
+    then each pass removes the innermost pairs, so a body of depth d is empty after d passes."""
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
         return False
-    depth, in_string, escaped = 0, False, False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    for _ in range(MAX_DEPTH):
+        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if shorter == brackets:
+            break
+        brackets = shorter
+    return bool(brackets)
 
 
 def bad_value(value: Any, where: str = "$") -> tuple[str, str] | None:
@@ -125,9 +135,9 @@ ITEMS_CHECKED_BY_HANDLER = "items_checked_by_handler"
 def _check_json_body(handler: Any, annotation: Any, body: bytes, content_type: str) -> None:
     if not _JSON_TYPE.match(content_type):
         raise HTTPException(status_code=415, detail="Send the body as application/json")
-    if _too_deep(body):
-        raise ClientException(detail=f"The JSON body is nested deeper than {MAX_DEPTH} levels")
-    decoder = _strict_decoder(handler, annotation)
+    decoder, unbounded = _body_type(handler, annotation)
+    if unbounded and _too_deep(body):
+        raise ClientException(detail=f"The JSON body is nested deeper than {MAX_DEPTH} levels, or its brackets do not pair")
     try:
         value = decoder.decode(body) if decoder is not None else msgspec.json.decode(body)
     except msgspec.ValidationError as exc:

@@ -33,6 +33,8 @@ INT32_OVER = 2**31  # one past the largest PostgreSQL integer
 WRITTEN = ("customer", "membership", "card", "account", "point_lot", "ledger_entry", "sale", "sale_line",
            "sale_return", "return_line", "idempotency_record", "notification", "favourite_category", "push_device",
            "consent", "coupon", "coupon_series", "category", "product", "store", "rules_version")
+# 1 000 deep: a body type of fixed shape refuses it at the first level that does not fit (422), an open one
+# (a rules document, a batch of raw sales) by its depth (400); msgspec alone would raise RecursionError
 NESTED = b"[" * 1000 + b"]" * 1000
 
 
@@ -81,7 +83,7 @@ CASES: list[Case] = [
     ("pos-identify-nul", "till", "POST", "/pos/v1/identify", lambda a: {"json": {"scan": a.card + "\x00"}}, (422,)),
     ("pos-identify-qr-non-ascii", "till", "POST", "/pos/v1/identify", lambda a: {"json": {"scan": "KQ1.a.b.é"}}, (404,)),
     ("pos-identify-nested-1000", "till", "POST", "/pos/v1/identify",
-     lambda a: {"content": b'{"scan": ' + NESTED + b"}", "headers": {"Content-Type": "application/json"}}, (400,)),
+     lambda a: {"content": b'{"scan": ' + NESTED + b"}", "headers": {"Content-Type": "application/json"}}, (400, 422)),
     ("pos-identify-text-plain", "till", "POST", "/pos/v1/identify",
      lambda a: {"content": msgspec.json.encode({"scan": a.card}), "headers": {"Content-Type": "text/plain"}}, (415,)),
     ("pos-identify-no-content-type", "till", "POST", "/pos/v1/identify",
@@ -105,8 +107,10 @@ CASES: list[Case] = [
     ("pos-confirm-occurred-9999", "till", "POST", "/pos/v1/sales/confirm",
      lambda a: {"json": sale(a, occurred_at="9999-12-31T23:59:59+00:00")}, (422,)),
     ("pos-calculate-nested-1000", "till", "POST", "/pos/v1/sales/calculate",
-     lambda a: {"content": b'{"lines": ' + NESTED + b"}", "headers": {"Content-Type": "application/json"}}, (400,)),
+     lambda a: {"content": b'{"lines": ' + NESTED + b"}", "headers": {"Content-Type": "application/json"}}, (400, 422)),
     # a batch refuses the bad item as that item's `rejected` result, never the whole batch (POS_API.md)
+    ("pos-batch-nested-1000", "till", "POST", "/pos/v1/sales/batch",
+     lambda a: {"content": b'{"sales": [' + NESTED + b"]}", "headers": {"Content-Type": "application/json"}}, (400, 422)),
     ("pos-batch-nul", "till", "POST", "/pos/v1/sales/batch", lambda a: {"json": {"sales": [sale(a, receipt_id="b\x00")]}}, (200,)),
     ("pos-cancel-id-past-integer", "till", "POST", f"/pos/v1/sales/{INT32_OVER}/cancel", lambda a: {}, (404,)),
     ("pos-cancel-id-20-digits", "till", "POST", "/pos/v1/sales/99999999999999999999/cancel", lambda a: {}, (404,)),
@@ -144,11 +148,13 @@ CASES: list[Case] = [
     ("admin-catalog-nul", "operator", "POST", "/admin/v1/catalog",
      lambda a: {"json": {"categories": [{"code": unique("c") + "\x00", "name": "Dairy"}], "brands": [], "products": []}},
      (422,)),
+    ("admin-simulate-nested-1000", "operator", "POST", "/admin/v1/simulate",
+     lambda a: {"content": b'{"basket": ' + NESTED + b"}", "headers": {"Content-Type": "application/json"}}, (400,)),
     ("admin-settings-nested-1000", "operator", "PUT", "/admin/v1/programs/{program}/rules/settings",
      lambda a: {"content": b'{"x": ' + NESTED + b"}", "headers": {"Content-Type": "application/json"}}, (400,)),
     # --- the shopper's app -------------------------------------------------------------------------
     ("api-otp-nested-1000-anonymous", "anonymous", "POST", "/api/v1/auth/otp/request",
-     lambda a: {"content": b'{"to": ' + NESTED + b"}", "headers": {"Content-Type": "application/json"}}, (400,)),
+     lambda a: {"content": b'{"to": ' + NESTED + b"}", "headers": {"Content-Type": "application/json"}}, (400, 422)),
     ("api-otp-nul-anonymous", "anonymous", "POST", "/api/v1/auth/otp/request", lambda a: {"json": {"to": "+7999\x00"}}, (422,)),
     ("api-otp-text-plain-anonymous", "anonymous", "POST", "/api/v1/auth/otp/request",
      lambda a: {"content": msgspec.json.encode({"to": new_phone()}), "headers": {"Content-Type": "text/plain"}}, (415,)),

@@ -20,6 +20,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 EXAMPLES_PER_OPERATION = 12
 BUDGET_SECONDS = 90
+# categories are shared by every shopper's favourites page, which other tests read: random ones would leak into
+# them (the catalog's malformed input is in test_malformed_input.py)
+SKIP = {("POST", "/admin/v1/catalog")}
 
 
 def _fuzz(server: str, path_regex: str, headers: dict[str, str], *, min_operations: int) -> tuple[list[str], list[int]]:
@@ -32,6 +35,8 @@ def _fuzz(server: str, path_regex: str, headers: dict[str, str], *, min_operatio
     log_offset = log.stat().st_size if log.exists() else 0
     started = time.monotonic()
     for operation in operations:
+        if (operation.method.upper(), operation.path) in SKIP:
+            continue
         if time.monotonic() - started > BUDGET_SECONDS:
             pytest.fail(f"schemathesis run over {path_regex} exceeded {BUDGET_SECONDS} s")
 
