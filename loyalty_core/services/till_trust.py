@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from loyalty_core.engine.program import ProgramSettings
 from loyalty_core.errors import ConfirmationRequired, ValidationFailed
 from loyalty_core.services import otp
 from loyalty_core.services.identify import _as_phone, resolve_scan
@@ -75,13 +76,14 @@ def check_lines(sale: SaleIn) -> None:
         raise ValidationFailed("; ".join(problems), errors=problems)
 
 
-def check_time(sale: SaleIn, settings: Any, now: dt.datetime, offline: bool) -> None:
+def check_time(sale: SaleIn, settings: ProgramSettings | None, now: dt.datetime, offline: bool) -> None:
     """`occurred_at` within the program's window: 10 minutes ahead at most, and so many days behind."""
+    settings = settings or ProgramSettings()
     if sale.occurred_at > now + FUTURE_TOLERANCE:
         raise ValidationFailed(
             f"occurred_at {sale.occurred_at.isoformat()} is more than 10 minutes ahead of the server's clock"
         )
-    days = getattr(settings, "offline_sale_max_age_days" if offline else "sale_max_age_days", 7 if not offline else 30)
+    days = settings.offline_sale_max_age_days if offline else settings.sale_max_age_days
     if sale.occurred_at < now - dt.timedelta(days=days):
         where = "a batch" if offline else "a live sale"
         raise ValidationFailed(
