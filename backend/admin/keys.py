@@ -11,7 +11,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from backend.admin.auth import require_roles
@@ -21,7 +21,8 @@ from loyalty_core.services.keys import OperatorKeyInfo, TillKeyInfo
 ADMIN = [require_roles("admin")]
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Role = Annotated[str, msgspec.Meta(pattern="^(admin|support|marketer|import)$")]
-ShowRevoked = Annotated[bool, Parameter(query="revoked", description="also list revoked keys")]
+ShowRevoked = Annotated[bool, QueryParameter(name="revoked", description="also list revoked keys")]
+KeyId = Annotated[int, PathParameter(name="key_id", ge=1, le=2**31 - 1)]
 
 
 class TillKeyIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -60,7 +61,7 @@ class TillKeyController(Controller):
     guards = ADMIN
 
     @get("/", summary="Till keys by store and till")
-    async def list_keys(self, store: Annotated[str | None, Parameter(query="store", max_length=64)] = None,
+    async def list_keys(self, store: Annotated[str | None, QueryParameter(name="store", max_length=64)] = None,
                         revoked: ShowRevoked = False) -> list[TillKeyInfo]:
         return await keys.list_till_keys(store, include_revoked=revoked)
 
@@ -71,7 +72,7 @@ class TillKeyController(Controller):
                                 key=issued.key)
 
     @post("/{key_id:int}/revoke", status_code=HTTP_200_OK, summary="Revoke a till key at once")
-    async def revoke(self, key_id: Annotated[int, Parameter(ge=1, le=2**31 - 1)]) -> TillKeyInfo:
+    async def revoke(self, key_id: KeyId) -> TillKeyInfo:
         return await keys.revoke_till_key(key_id, _now())
 
 
@@ -92,7 +93,7 @@ class OperatorKeyController(Controller):
 
     @post("/{key_id:int}/revoke", status_code=HTTP_200_OK,
           summary="Revoke an operator key at once (never the last working admin key)")
-    async def revoke(self, key_id: Annotated[int, Parameter(ge=1, le=2**31 - 1)]) -> OperatorKeyInfo:
+    async def revoke(self, key_id: KeyId) -> OperatorKeyInfo:
         return await keys.revoke_operator_key(key_id, _now())
 
 
