@@ -9,6 +9,9 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from asyncpg.exceptions._base import DataError as ArgumentDataError
+from valkey.exceptions import ConnectionError as ValkeyConnectionError
+from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 
 from loyalty_core.engine import PricedBasket, RedeemLimitExceeded, StoreInfo, price
 from loyalty_core.errors import (
@@ -305,6 +308,26 @@ class _ItemFailed(DomainError):
     slug, status, title = "internal-error", 500, "Internal error"
 
 
+class _ItemDependencyDown(DomainError):
+    slug, status, title = "dependency-unavailable", 503, "Service unavailable"
+
+
+def _item_failure(exc: Exception, receipt_id: str) -> DomainError:
+    """What a batch item that failed outside the domain rules tells the till (the answer a lone confirm gets)."""
+    if isinstance(exc, (ValkeyConnectionError, ValkeyTimeoutError)):
+        return _ItemDependencyDown("valkey (rate limits and one-time codes) is unavailable; send this sale again "
+                                   "shortly", dependency="valkey")
+    if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
+                        asyncpg.CrashShutdownError, asyncpg.TooManyConnectionsError, asyncpg.InterfaceError,
+                        ConnectionError)):
+        return _ItemDependencyDown("postgresql (the database) is unavailable; send this sale again shortly",
+                                   dependency="postgresql")
+    if isinstance(exc, (asyncpg.DataError, ArgumentDataError)):
+        return ValidationFailed("A value in this sale is outside what can be stored")
+    log.exception("batch item %r failed", receipt_id, exc_info=exc)
+    return _ItemFailed("This sale failed on the server and was not written; send it again later")
+
+
 async def confirm_batch(
     items: list[Any], till: Till, now: dt.datetime, gate: till_trust.PhoneGate | None = None
 ) -> list[BatchItemOut]:
@@ -320,10 +343,9 @@ async def confirm_batch(
             results.append(await _batch_item(item, till, now, gate))
         except DomainError as exc:
             results.append(BatchItemOut(receipt_id=receipt_id, status="rejected", problem=exc.as_problem()))
-        except Exception:  # noqa: BLE001 - the items before it were written: the till must learn which
-            log.exception("batch item %r failed", receipt_id)
-            failed = _ItemFailed("This sale failed on the server and was not written; send it again later")
-            results.append(BatchItemOut(receipt_id=receipt_id, status="rejected", problem=failed.as_problem()))
+        except Exception as exc:  # noqa: BLE001 - the items before it were written: the till must learn which
+            failure = _item_failure(exc, receipt_id)
+            results.append(BatchItemOut(receipt_id=receipt_id, status="rejected", problem=failure.as_problem()))
     return results
 
 

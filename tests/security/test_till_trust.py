@@ -240,3 +240,31 @@ async def test_a_batch_refuses_bad_items_one_by_one(http: httpx.AsyncClient, sho
         assert bad["sale_id"] is None
     assert [x["receipt_id"] for x in results] == [s["receipt_id"] if isinstance(s, dict) else "" for s in sales]
     assert await count_rows("sale", "membership = {}", member.membership_id) == 2
+
+
+async def test_a_batch_item_that_needs_valkey_while_it_is_down_is_refused_alone(shop: Shop) -> None:
+    """Valkey down: a phone item cannot be counted, so it is refused with `dependency-unavailable`;
+    the card items around it do not need Valkey and are written."""
+    import socket
+
+    import valkey.asyncio as valkey_asyncio
+
+    from loyalty_core.services import sales
+    from loyalty_core.services.till_trust import PhoneGate
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = valkey_asyncio.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=1)
+    member = await make_member(shop)
+    items = [sale_body(shop, [("milk", 1, 10_000)], card=member.card),
+             sale_body(shop, [("milk", 1, 10_000)], card=member.phone),
+             sale_body(shop, [("bread", 1, 4_990)], card=member.card)]
+    till = sales.Till(till_id=shop.till_id, store_id=shop.store_id)
+    try:
+        results = await sales.confirm_batch(items, till, dt.datetime.now(dt.UTC), PhoneGate(down, shop.till_id, "s", 30))
+    finally:
+        await down.aclose()
+    assert [r.status for r in results] == ["confirmed", "rejected", "confirmed"]
+    assert results[1].problem is not None and results[1].problem["type"].endswith("/dependency-unavailable")
+    assert results[1].problem["dependency"] == "valkey"
