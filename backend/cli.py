@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 DEMO_KEY_FILE = "demo_till_key"
+DEMO_CARD_SECRETS_FILE = "demo_card_secrets.json"
 
 
 class CommandError(Exception):
@@ -76,6 +78,7 @@ def run_db(work: Callable[[], Awaitable[T]], pool_max: int = 4, needs_schema: bo
 
     db_url, _, _ = _services()
     db.configure(db_url, 1, pool_max)
+    _configure_app_secret()
 
     async def main() -> T:
         async with db.pool():
@@ -105,6 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     if info.till_key is not None:
         _remember_demo_key(info.till_key.key)
+    _remember_card_secrets(info.card_secrets)
     say(*info.describe())
     return 0
 
@@ -165,8 +169,17 @@ def cmd_operator_key_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_app_secret() -> None:
+    """Registration keys its welcome-bonus hashes with the app secret, as the server does (demo seeding, imports)."""
+    from backend.settings import get_settings
+    from loyalty_core.services import identify
+
+    identify.configure_qr_secret(get_settings().security.secret_key)
+
+
 def cmd_cards_emit(args: argparse.Namespace) -> int:
-    """Large series go in parts (a tenth, at least 10 000), each its own transaction, printed as stored."""
+    """Large series go in parts (a tenth, at least 10 000), each its own transaction, printed as stored:
+    one card a line, `number<TAB>secret`; the secret is printed with the card and shown only here."""
     from loyalty_core.services.setup import emit_cards
 
     chunk = max(10_000, -(-args.count // 10))
@@ -176,9 +189,9 @@ def cmd_cards_emit(args: argparse.Namespace) -> int:
         program_id = await _program_id(args.program)
         done = 0
         while done < args.count:
-            numbers = await emit_cards(program_id, args.series, min(chunk, args.count - done), kind=args.kind)
-            say(*numbers)
-            done += len(numbers)
+            cards = await emit_cards(program_id, args.series, min(chunk, args.count - done), kind=args.kind)
+            say(*(f"{c.number}\t{c.secret}" for c in cards))
+            done += len(cards)
             if args.count > chunk:
                 progress.update(done)
         return done
@@ -361,11 +374,40 @@ async def _prepare(seed: bool) -> list[str]:
             note("seeded the demo program (empty database)")
             if info.till_key is not None:
                 _remember_demo_key(info.till_key.key)
+            _remember_card_secrets(info.card_secrets)
     demo = await load_demo()
     if demo is None:
         return []
     key = await _demo_till_key(demo)
+    demo.card_secrets = await _demo_card_secrets(demo)
     return ["", *demo.describe(till_key=key)]
+
+
+def _card_secrets_file() -> Path:
+    return _key_file().with_name(DEMO_CARD_SECRETS_FILE)
+
+
+def _remember_card_secrets(found: dict[str, str]) -> None:
+    path = _card_secrets_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(found, indent=1) + "\n")
+    path.chmod(0o600)
+
+
+async def _demo_card_secrets(demo: Any) -> dict[str, str]:
+    """The secrets printed with the demo cards shown, kept beside the demo till key (the database has only
+    their hashes); cards whose kept secret no longer matches get a new one."""
+    from loyalty_core.services.demo import card_secrets_for
+
+    path = _card_secrets_file()
+    try:
+        remembered = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        remembered = {}
+    found = await card_secrets_for(demo, remembered if isinstance(remembered, dict) else {})
+    if found != remembered:
+        _remember_card_secrets(found)
+    return found
 
 
 def _key_file() -> Path:
@@ -517,9 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", type=_positive, help="key id")
     revoke.set_defaults(handler=cmd_operator_key_revoke)
 
-
     cards = commands.add_parser("cards", help="card series").add_subparsers(dest="action", required=True, metavar="ACTION")
-    emit = cards.add_parser("emit", help="emit a series of unregistered cards and print their numbers")
+    emit = cards.add_parser("emit", help="emit a series of unregistered cards and print their numbers and secrets")
     emit.add_argument("--series", required=True, type=_code, help="series name, e.g. plastic-2026-11")
     emit.add_argument("--count", required=True, type=_positive, help="how many cards")
     emit.add_argument("--program", type=_code, help="program code (needed when there are several)")

@@ -52,6 +52,10 @@ class CardBlocked(DomainError):
     slug, status, title = "card-blocked", 409, "Card is blocked"
 
 
+class CardTaken(DomainError):
+    slug, status, title = "card-taken", 409, "Card belongs to another member"
+
+
 class TokenExpired(DomainError):
     slug, status, title = "token-expired", 409, "QR token expired"
 

@@ -133,7 +133,13 @@ async def make_member(shop: Shop, points: int = 0, *, registered: bool = True, n
 
 
 async def emit_card(shop: Shop) -> str:
-    return (await setup.emit_cards(shop.program_id, unique("series"), 1))[0]
+    return (await setup.emit_cards(shop.program_id, unique("series"), 1))[0].number
+
+
+async def emit_card_with_secret(shop: Shop) -> tuple[str, str]:
+    """An emitted plastic card and the secret printed with it."""
+    card = (await setup.emit_cards(shop.program_id, unique("series"), 1))[0]
+    return card.number, card.secret
 
 
 def sale_body(shop: Shop, lines: list[tuple[str, float, int]], *, card: str | None = None, redeem: int = 0,

@@ -1,15 +1,18 @@
-"""Operator API for members: call-centre registration and import of a legacy base."""
+"""Operator API for members: call-centre registration, import of a legacy base, support's corrections."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from litestar import Controller, post
+from litestar import Controller, Request, get, post
 from litestar.di import Provide
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.params import PathParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from backend.admin.auth import require_roles
+from backend.admin.auth import current_operator, require_roles
 from backend.api.guards import ProgramCode
+from loyalty_core.services import audit, members
 from loyalty_core.services.identity import Registered, resolve_program
 from loyalty_core.services.members_import import (
     ImportedMember,
@@ -18,6 +21,9 @@ from loyalty_core.services.members_import import (
     import_members,
     register_by_call_centre,
 )
+
+
+CustomerId = Annotated[int, PathParameter(name="customer_id", ge=1, le=2**31 - 1)]
 
 
 def _now() -> dt.datetime:
@@ -38,6 +44,18 @@ class AdminMembersController(Controller):
     async def import_(self, data: list[ImportedMember], now: dt.datetime, program: ProgramCode = None) -> ImportReport:
         """A JSON list of members with legacy balances; all or nothing; re-running it changes nothing."""
         return await import_members(await resolve_program(program), data, now)
+
+    @post("/{customer_id:int}/birth-date", guards=[require_roles("support")], status_code=HTTP_200_OK)
+    async def correct_birth_date(self, request: Request, customer_id: CustomerId, data: members.BirthDateCorrection,
+                                 now: dt.datetime) -> members.Profile:
+        """Support corrects a shopper's birth date (the shopper sets it only once), with a reason; audited.
+        Birthday rules count the corrected date as known from now."""
+        return await members.correct_birth_date(customer_id, data, current_operator(request).name, now)
+
+    @get("/{customer_id:int}/audit", guards=[require_roles("support")])
+    async def audit_trail(self, customer_id: CustomerId) -> list[audit.AuditEventOut]:
+        """Staff changes to this customer, newest first."""
+        return await audit.events_of(f"customer:{customer_id}")
 
 
 ROUTES = [AdminMembersController]

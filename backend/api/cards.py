@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
 from litestar.params import PathParameter
 from litestar.status_codes import HTTP_200_OK
 
@@ -14,6 +15,9 @@ from backend.api.guards import (
     Now,
     Secret,
     Shopper,
+    Valkey,
+    client_ip,
+    provide_valkey,
     shopper_guard,
 )
 from loyalty_core.services import members_cards as cards
@@ -25,7 +29,7 @@ class CardController(Controller):
     path = "/cards"
     tags = ["shopper cards"]
     guards = [shopper_guard]
-    dependencies = SHOPPER_DEPENDENCIES
+    dependencies = {**SHOPPER_DEPENDENCIES, "valkey": Provide(provide_valkey, sync_to_thread=False)}
 
     @get("/")
     async def list_cards(self, member: CurrentMember) -> list[cards.CardOut]:
@@ -33,9 +37,11 @@ class CardController(Controller):
         return await cards.cards(member)
 
     @post("/", status_code=HTTP_200_OK)
-    async def bind(self, member: CurrentMember, data: cards.CardBind, now: Now) -> cards.CardOut:
-        """Bind a plastic card handed over in a shop; its anonymous points move to the member."""
-        return await cards.bind_card(member, data, now)
+    async def bind(self, request: Request, member: CurrentMember, data: cards.CardBind, now: Now,
+                   valkey: Valkey) -> cards.CardOut:
+        """Bind a plastic card handed over in a shop with the secret printed on it; its anonymous points move to
+        the member. A card of another member -> 409 `card-taken`; a wrong secret -> 422 `card-secret-invalid`."""
+        return await cards.bind_card(member, data, now, valkey, client_ip(request))
 
     @post("/{number:str}/block", status_code=HTTP_200_OK)
     async def block(self, member: CurrentMember, number: CardNumber, data: cards.CardBlock) -> cards.CardOut:

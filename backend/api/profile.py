@@ -40,8 +40,10 @@ class ProfileController(Controller):
         return await members.profile(shopper.customer_id)
 
     @patch("/")
-    async def update(self, shopper: Shopper, data: members.ProfileUpdate) -> members.Profile:
-        return await members.update_profile(shopper.customer_id, data)
+    async def update(self, shopper: Shopper, data: members.ProfileUpdate, now: Now) -> members.Profile:
+        """Name and language any time; the birth date once (a correction goes through support: 409
+        `birth-date-locked`)."""
+        return await members.update_profile(shopper.customer_id, data, now)
 
     @delete("/", status_code=HTTP_204_NO_CONTENT)
     async def delete_account(self, shopper: Shopper, now: Now) -> None:

@@ -7,17 +7,35 @@ from __future__ import annotations
 
 import datetime as dt
 
-from litestar import post
-from litestar.status_codes import HTTP_201_CREATED
+from litestar import Request, Response, post
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from loyalty_core.services.identity import Registered
-from loyalty_core.services.members_import import TillRegistration, register_at_till
+from backend.api.auth import gateway_for
+from backend.api.settings import get_identity_settings
+from backend.pos.auth import current_till
+from backend.pos.confirmations import PHONE_LOOKUPS_PER_MINUTE
+from loyalty_core.services import otp
+from loyalty_core.services.card_proof import TillLinkCodes
+from loyalty_core.services.members_import import TillRegistered, TillRegistration, register_at_till
 
 
 @post("/members", status_code=HTTP_201_CREATED, tags=["till"])
-async def register_member_at_till(data: TillRegistration) -> Registered:
-    """The membership is `pending` until the shopper logs in with a code sent to that phone."""
-    return await register_at_till(data, dt.datetime.now(dt.UTC))
+async def register_member_at_till(request: Request, data: TillRegistration) -> Response[TillRegistered]:
+    """Register the phone on the card just handed over. A new phone: 201, membership `pending` (earns, cannot
+    spend) until the shopper confirms with the code sent to the phone. A member's phone: 202, nothing linked;
+    send the code from that phone back as `confirmation_code` to link the card. Another member's card: 409
+    `card-taken`."""
+    till = current_till(request)
+    valkey = request.app.state.valkey
+    # every registration carries a phone: it counts against the till's phone look-ups (the counter identify uses)
+    await otp.hit(valkey, f"till:{till.till_id}:phone", PHONE_LOOKUPS_PER_MINUTE, 60)
+
+    async def send(phone: str, text: str) -> None:
+        await gateway_for(get_identity_settings(), valkey).send(otp.Identifier("phone", phone), text)
+
+    codes = TillLinkCodes(valkey, till.till_id, request.app.state.settings.security.secret_key, send)
+    result = await register_at_till(data, dt.datetime.now(dt.UTC), codes)
+    return Response(result, status_code=HTTP_201_CREATED if result.linked else HTTP_202_ACCEPTED)
 
 
 ROUTES = [register_member_at_till]

@@ -55,6 +55,8 @@ class MemberInfo(msgspec.Struct, frozen=True, kw_only=True):
     tier_code: str | None = None
     segments: list[str] = []
     birth_date: dt.date | None = None
+    # when the birth date became known (set by the shopper or corrected by support); None: not tracked
+    birth_date_known_since: dt.datetime | None = None
     favourite_categories: list[str] = []
     purchases_count: int = 0  # confirmed purchases before this one
     purchases_in_period: dict[str, int] = {}  # counters named in settings.counters

@@ -168,11 +168,16 @@ def _targeting_gates(target: Targeting) -> list[Gate]:
             )
         )
     if target.birthday_window_days is not None:
-        window = target.birthday_window_days
+        window, known_days = target.birthday_window_days, target.birth_date_known_days
 
         def birthday_gate(facts: Facts) -> Reason | None:
             days = facts.get("member.days_to_birthday")
-            return None if days is not None and days <= window else ("birthday",)
+            if days is None or days > window:
+                return ("birthday",)
+            # a date set (or changed) lately does not count: setting it to today must not earn x10
+            known = facts.get("member.birth_date_known_days")
+            needed = known_days if known_days is not None else facts.get("program.birth_date_known_days", 0)
+            return ("birth_date_too_recent", needed) if known is not None and known < needed else None
 
         gates.append(birthday_gate)
     return [g for g in gates if g is not None]

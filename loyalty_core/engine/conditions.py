@@ -74,6 +74,7 @@ KNOWN_FACTS = frozenset(
         "member.days_since_last_purchase",
         "member.days_since_joined",
         "member.days_to_birthday",  # 0 on the birthday, 1 the day before or after, ...
+        "member.birth_date_known_days",  # days since the birth date was set or corrected
         "member.age",
         "member.balance",
         "member.accrued_today",

@@ -81,6 +81,8 @@ def _member_facts(facts: Facts, member: MemberInfo, ctx: PricingContext, today: 
     if member.birth_date is not None:
         facts["member.days_to_birthday"] = days_to_birthday(member.birth_date, today)
         facts["member.age"] = _age(member.birth_date, today)
+        if member.birth_date_known_since is not None:
+            facts["member.birth_date_known_days"] = (ctx.now - member.birth_date_known_since).days
     for name, value in member.purchases_in_period.items():
         facts[f"member.counter.{name}"] = value
     for name, value in member.attributes.items():
@@ -123,6 +125,7 @@ def basket_facts(
     member = ctx.member
     if member is not None:
         _member_facts(facts, member, ctx, today)
+        facts["program.birth_date_known_days"] = program.settings.birth_date_known_days
         tier = program.tiers.get(member.tier_code or "") or program.default_tier
         if tier is not None:
             facts["member.tier"] = tier.code

@@ -41,6 +41,8 @@ class Targeting(msgspec.Struct, frozen=True, kw_only=True):
     coupon_series: list[str] = []  # a valid coupon of one of these series is presented
     coupon_codes: list[str] = []  # ... or one of these shared promo codes
     birthday_window_days: int | None = None  # 0 = on the birthday only, 3 = +-3 days
+    # with birthday_window_days: days the birth date must have been known (None: the program's setting)
+    birth_date_known_days: int | None = None
     registered_only: bool = False  # an emitted but unregistered card does not qualify
     members_only: bool = False  # a shopper without a card does not qualify
 

@@ -89,6 +89,8 @@ def _settings(s: ProgramSettings, errors: list[str]) -> None:
         errors.append(f"{where}: language: '{s.language}' is not spoken (ru, en)")
     if not 1 <= s.favourite_categories_count <= 50:
         errors.append(f"{where}: favourite_categories_count: must be between 1 and 50")
+    if not 0 <= s.birth_date_known_days <= 3660:
+        errors.append(f"{where}: birth_date_known_days: must be between 0 and 3660")
 
 
 def _schedule(s: Schedule, where: str, errors: list[str]) -> None:
@@ -120,6 +122,8 @@ def _target(t: Targeting, where: str, tiers: set[str], errors: list[str]) -> Non
             errors.append(f"{where}: target.tiers: no tier '{tier}'")
     if t.birthday_window_days is not None and not 0 <= t.birthday_window_days <= 31:
         errors.append(f"{where}: target.birthday_window_days: {t.birthday_window_days} is outside 0..31")
+    if t.birth_date_known_days is not None and not 0 <= t.birth_date_known_days <= 3660:
+        errors.append(f"{where}: target.birth_date_known_days: {t.birth_date_known_days} is outside 0..3660")
 
 
 def _lines(f: LineFilter | None, where: str, field: str, counters: frozenset[str], errors: list[str]) -> None:

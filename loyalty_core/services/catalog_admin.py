@@ -43,6 +43,7 @@ class StoreIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     address: Annotated[str, Meta(max_length=500)] = ""
     latitude: Annotated[float, Meta(ge=-90, le=90)] | None = None
     longitude: Annotated[float, Meta(ge=-180, le=180)] | None = None
+    program: Code | None = None  # bind the store to one program of several (returns across stores stay inside it)
 
 
 class StoreOut(msgspec.Struct, kw_only=True):
@@ -65,10 +66,16 @@ class EmitIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     program: Code | None = None
 
 
+class EmittedCardOut(msgspec.Struct, kw_only=True):
+    number: str
+    secret: str  # print it with the card; shown once, only its hash is stored
+
+
 class EmitOut(msgspec.Struct, kw_only=True):
     program: str
     series: str
     numbers: list[str]
+    cards: list[EmittedCardOut]
 
 
 def _check_catalog(catalog: CatalogIn) -> None:
@@ -97,7 +104,9 @@ async def create_store(store: StoreIn) -> StoreOut:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationFailed(f"timezone: {store.timezone!r} is not an IANA time zone") from None
     try:
-        store_id = await setup.create_store(**msgspec.structs.asdict(store))
+        fields = msgspec.structs.asdict(store)
+        fields["program"] = (await resolve_program(store.program)).id if store.program else None
+        store_id = await setup.create_store(**fields)
     except asyncpg.UniqueViolationError:
         raise Conflict(f"store {store.code!r} already exists") from None
     return StoreOut(id=store_id, code=store.code, name=store.name, timezone=store.timezone)
@@ -110,5 +119,6 @@ async def issue_till_key(store_code: str, till_code: str) -> TillKeyOut:
 
 async def emit_cards(request: EmitIn) -> EmitOut:
     program = await resolve_program(request.program)
-    numbers = await setup.emit_cards(program.id, request.series, request.count, kind=request.kind)
-    return EmitOut(program=program.code, series=request.series, numbers=numbers)
+    cards = await setup.emit_cards(program.id, request.series, request.count, kind=request.kind)
+    return EmitOut(program=program.code, series=request.series, numbers=[c.number for c in cards],
+                   cards=[EmittedCardOut(number=c.number, secret=c.secret) for c in cards])

@@ -149,6 +149,9 @@ class DemoInfo:
     till: tuple[str, str] | None = None  # (store code, till code) of the demo till
     till_key: IssuedTillKey | None = None  # only right after seeding: keys are stored hashed
     cards: list[str] = field(default_factory=list)
+    # number -> the secret printed with it, for the cards shown (only hashes are stored: known right after
+    # emitting them, or when the caller kept them; see card_secrets_for)
+    card_secrets: dict[str, str] = field(default_factory=dict)
     shoppers: list[DemoShopper] = field(default_factory=list)
     products: int = 0
     sample_skus: list[str] = field(default_factory=list)
@@ -167,6 +170,9 @@ class DemoInfo:
         if self.cards:
             more = f" (+{len(self.cards) - 5} more)" if len(self.cards) > 5 else ""
             lines.append(f"  plastic cards     {', '.join(self.cards[:5])}{more}, not registered yet")
+            shown = [self.card_secrets.get(number) for number in self.cards[:5]]
+            if all(shown):
+                lines.append(f"  card secrets      {', '.join(shown)}  (same order; bind a card in the app with both)")  # type: ignore[arg-type]
         if self.sample_skus:
             lines.append(f"  sample skus       {', '.join(self.sample_skus)}")
         return lines
@@ -193,14 +199,32 @@ async def seed_demo(now: datetime, force: bool = False) -> DemoInfo:
                 issued = await create_till_key(store, till)
                 till_key = till_key or issued
         await import_catalog(CATEGORIES, BRANDS, _products())
-        await emit_cards(program_id, DEMO_SERIES + suffix, DEMO_CARDS)
+        emitted = await emit_cards(program_id, DEMO_SERIES + suffix, DEMO_CARDS)
         expiry_days = rules.settings.expiry_days
         for phone, name, birth in SHOPPERS:
             await _register_shopper(program_code, phone, name, birth or now.astimezone(ZoneInfo("Europe/Moscow")).date().replace(year=1988), now, expiry_days)
     info = await load_demo(program_code)
     assert info is not None
     info.created, info.till_key = True, till_key
+    info.card_secrets = {c.number: c.secret for c in emitted}
     return info
+
+
+async def card_secrets_for(info: DemoInfo, remembered: dict[str, str]) -> dict[str, str]:
+    """Secrets of the demo cards shown: the remembered ones that still match, new ones for the rest
+    (a card nobody registered yet loses nothing by a new secret)."""
+    from loyalty_core.services.card_proof import secret_hash
+    from loyalty_core.services.setup import reissue_card_secrets
+
+    shown = info.cards[:5]
+    stored = {r["number"]: r["secret_hash"] for r in await Card.select(Card.number, Card.secret_hash).where(
+        Card.number.is_in(shown or [""]))}
+    kept = {n: s for n, s in remembered.items() if n in stored and stored[n] == secret_hash(n, s)}
+    missing = [n for n in shown if n not in kept]
+    if missing:
+        async with DB.transaction():
+            kept.update({c.number: c.secret for c in await reissue_card_secrets(missing)})
+    return kept
 
 
 def _products() -> list[ProductSpec]:
@@ -217,6 +241,8 @@ async def _register_shopper(program_code: str, phone: str, name: str, birth: dat
     from loyalty_core.services.identity import ConsentIn, Registration, register_member, resolve_program
     from loyalty_core.services.tiers import assign_initial_tier
 
+    from loyalty_core.tables import Customer
+
     program = await resolve_program(program_code)
     registered = await register_member(
         program,
@@ -226,6 +252,9 @@ async def _register_shopper(program_code: str, phone: str, name: str, birth: dat
         now,
     )
     await assign_initial_tier(registered.membership_id, program.id)
+    # the demo shoppers are regulars: their birth dates have been known a year, so birthday x10 can show
+    await Customer.update({Customer.birth_date_set_at: now - timedelta(days=365)}).where(
+        Customer.id == registered.customer_id)
     state = await lock_account(await ensure_account(registered.membership_id), now)
     await accrue(state, STARTING_BALANCE, now, kind="adjust", source="adjust", activates_at=now,
                  expires_at=now + timedelta(days=expiry_days), reason="demo starting balance")

@@ -5,11 +5,19 @@ customer. One membership per customer and program. An emitted card handed over a
 bound in the app brings its anonymous points along: if the customer has no membership in the
 card's program the card's anonymous membership simply becomes theirs, otherwise its lots are
 transferred (dates kept) and the anonymous membership is closed.
+
+A card becomes a member's only with proof of possession: the till scanned it (channel `till`),
+a legacy import vouches for it (`import`), or the shopper typed the secret printed with it (every
+other channel). A card registered to a member never moves to another one (`card-taken`).
+The welcome bonus is given once per phone and per e-mail per program, ever (welcome_grant keeps
+a keyed hash of the contact, not the contact).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import secrets
 from typing import Annotated, Literal
 
@@ -18,12 +26,14 @@ import msgspec
 from loyalty_core.errors import (
     CardBlocked,
     CardNotFound,
+    CardTaken,
     Conflict,
     NotFound,
     ValidationFailed,
 )
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
+from loyalty_core.services.card_proof import CardSecret, check_secret
 from loyalty_core.services.otp import normalise_email, normalise_phone
 from loyalty_core.services.tiers import assign_initial_tier
 from loyalty_core.tables import (
@@ -34,9 +44,12 @@ from loyalty_core.tables import (
     Notification,
     Program,
     RulesVersion,
+    WelcomeGrant,
 )
 
 Channel = Literal["app", "web", "till", "call_center", "import", "oidc"]
+# channels where the card itself was in hand: the till scanned it, or the legacy base vouches for it
+_POSSESSION_CHANNELS = frozenset({"till", "import"})
 ConsentChannel = Literal["sms", "email", "push"]
 _REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the till
 
@@ -67,6 +80,7 @@ class Registration(msgspec.Struct, frozen=True, kw_only=True):
     name: Name = ""
     birth_date: dt.date | None = None
     card_number: CardNumber | None = None  # an emitted card handed over (till) or a plastic card to bind
+    card_secret: CardSecret | None = None  # printed with the card: proof of possession outside the till
     referral_code: Code | None = None
     consents: list[ConsentIn] = []
 
@@ -117,9 +131,9 @@ async def find_or_create_customer(
     found = by_phone or by_email
     if found is None:
         rows = await Customer.raw(
-            "INSERT INTO customer (phone, email, name, birth_date, locale, status, created_at) "
-            "VALUES ({}, {}, {}, {}, 'ru', 'active', {}) ON CONFLICT DO NOTHING RETURNING id",
-            phone, email, name, birth_date, now,
+            "INSERT INTO customer (phone, email, name, birth_date, birth_date_set_at, locale, status, created_at) "
+            "VALUES ({}, {}, {}, {}, {}, 'ru', 'active', {}) ON CONFLICT DO NOTHING RETURNING id",
+            phone, email, name, birth_date, now if birth_date else None, now,
         )
         if rows:
             return rows[0]["id"], True
@@ -163,7 +177,8 @@ async def _membership_of(customer_id: int, program_id: int) -> dict | None:
 
 async def card_for_registration(number: str, program_id: int) -> dict:
     card = await (
-        Card.select(Card.id, Card.status, Card.membership, Card.membership.customer.as_alias("customer"))
+        Card.select(Card.id, Card.number, Card.status, Card.secret_hash, Card.membership,
+                    Card.membership.customer.as_alias("customer"))
         .where((Card.number == number) & (Card.program == program_id))
         .lock_rows(of=(Card,))
         .first()
@@ -175,12 +190,22 @@ async def card_for_registration(number: str, program_id: int) -> dict:
     return card
 
 
+def claim_card(card: dict, customer_id: int, channel: str, secret: str | None) -> None:
+    """The customer may make this card theirs: it is no other member's, and they proved they hold it."""
+    if card["customer"] == customer_id:
+        return  # already theirs: nothing to prove
+    if card["customer"] is not None:
+        raise CardTaken(f"Card {card['number']} belongs to another member and stays theirs")
+    if channel not in _POSSESSION_CHANNELS:
+        check_secret(card["number"], card["secret_hash"], secret)
+
+
 async def attach_card(card: dict, membership_id: int, customer_id: int, now: dt.datetime, reason: str) -> None:
     """Make an emitted or anonymous card the member's; anonymous points follow it."""
     if card["membership"] == membership_id:
         return
     if card["customer"] is not None:
-        raise CardNotFound("This card already belongs to another member")
+        raise CardTaken(f"Card {card['number']} belongs to another member and stays theirs")
     anonymous = card["membership"]
     if anonymous is not None:
         source = await ops.ensure_account(anonymous)
@@ -197,6 +222,8 @@ async def _new_membership(
 ) -> tuple[int, str]:
     values = dict(customer=customer_id, status=status, registration_channel=channel, referral_code=referral_code(),
                   referred_by=referrer, joined_at=now)
+    if card is not None and card["customer"] is not None:
+        raise CardTaken(f"Card {card['number']} belongs to another member and stays theirs")
     if card is not None and card["membership"] is not None and card["customer"] is None:
         # the anonymous membership of the handed-over card becomes the member's, points and history included
         membership_id = card["membership"]
@@ -245,6 +272,8 @@ async def register_member(
         customer_id, new_customer = await find_or_create_customer(phone, email, now, reg.name, reg.birth_date)
         existing = await _membership_of(customer_id, program.id)
         card = await card_for_registration(reg.card_number, program.id) if reg.card_number else None
+        if card is not None:
+            claim_card(card, customer_id, channel, reg.card_secret)
         if existing is not None:
             membership_id, new_membership = existing["id"], False
             if card is not None:
@@ -256,7 +285,8 @@ async def register_member(
             membership_id, number = await _new_membership(customer_id, program, channel, status, card, referrer, now)
             new_membership = True
             if welcome:  # an imported member is not new to the chain: no welcome bonus, no welcome message
-                await award_event(program, membership_id, referrer, "registered", channel, now)
+                if await first_welcome(program.id, phone, email, now):
+                    await award_event(program, membership_id, referrer, "registered", channel, now)
                 await Notification.insert(
                     Notification(customer=customer_id, kind="welcome", payload={"program": program.code}, next_attempt_at=now)
                 )
@@ -293,6 +323,27 @@ async def join_program(customer_id: int, program: ProgramRef, channel: Channel, 
 
 
 # --- welcome and referral bonuses ---------------------------------------------------------
+
+
+def contact_hash(program_id: int, contact: str) -> str:
+    """HMAC of a normalised phone or e-mail under a key derived from the app secret: without the secret
+    the table gives no contact away (a bare hash of a phone number is reversed by trying them all)."""
+    from loyalty_core.services.identify import _secret
+
+    key = hmac.new(_secret().encode(), b"kopilka/welcome-contact/v1", hashlib.sha256).digest()
+    return hmac.new(key, f"{program_id}:{contact}".encode(), hashlib.sha256).hexdigest()
+
+
+async def first_welcome(program_id: int, phone: str | None, email: str | None, now: dt.datetime) -> bool:
+    """Record that these contacts got the program's welcome bonus; False when any of them got it before
+    (deleting the account and registering again earns nothing). The unique index settles races."""
+    hashes = [contact_hash(program_id, c) for c in (phone, email) if c]
+    rows = await WelcomeGrant.raw(
+        "INSERT INTO welcome_grant (program, contact_hash, granted_at) SELECT {}, h, {} FROM unnest({}::varchar[]) AS h "
+        "ON CONFLICT (program, contact_hash) DO NOTHING RETURNING contact_hash",
+        program_id, now, hashes,
+    )
+    return len(rows) == len(hashes)
 
 _ENGINE_CHANNELS = {"app": "app", "web": "online", "oidc": "online", "till": "store", "call_center": "call_center"}
 

@@ -12,11 +12,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from loyalty_core.errors import NotFound, ValidationFailed
+from loyalty_core.errors import DomainError, NotFound, ValidationFailed
 from loyalty_core.piccolo_conf import DB
+from loyalty_core.services import audit
 from loyalty_core.services.identity import (
     ConsentIn,
     Name,
+    Reason,
     record_consents,
     resolve_program,
 )
@@ -108,8 +110,13 @@ class Profile(msgspec.Struct, kw_only=True):
     memberships: list[MembershipOut]
 
 
+class BirthDateLocked(DomainError):
+    slug, status, title = "birth-date-locked", 409, "The birth date is already set"
+
+
 class ProfileUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
-    """Phone and e-mail are not editable here: a new contact has to be proven with a code first."""
+    """Phone and e-mail are not editable here: a new contact has to be proven with a code first.
+    The birth date is set once; a correction goes through support (correct_birth_date, audited)."""
 
     name: Name | msgspec.UnsetType = msgspec.UNSET
     birth_date: dt.date | None | msgspec.UnsetType = msgspec.UNSET
@@ -132,12 +139,56 @@ async def profile(customer_id: int) -> Profile:
     return Profile(**row, memberships=[MembershipOut(**m) for m in memberships])
 
 
-async def update_profile(customer_id: int, change: ProfileUpdate) -> Profile:
-    if isinstance(change.birth_date, dt.date) and not dt.date(1900, 1, 1) <= change.birth_date <= dt.date.today():
+def _plausible_birth_date(value: object) -> None:
+    if isinstance(value, dt.date) and not dt.date(1900, 1, 1) <= value <= dt.date.today():
         raise ValidationFailed("birth_date is not a plausible birth date")
-    values = {getattr(Customer, k): v for k, v in msgspec.structs.asdict(change).items() if v is not msgspec.UNSET}
-    if values:
-        await Customer.update(values).where((Customer.id == customer_id) & (Customer.status == "active"))
+
+
+async def update_profile(customer_id: int, change: ProfileUpdate, now: dt.datetime | None = None) -> Profile:
+    """Name and locale any time; the birth date once (sending the same date again is fine)."""
+    _plausible_birth_date(change.birth_date)
+    now = now or dt.datetime.now(dt.UTC)
+    fields = {k: v for k, v in msgspec.structs.asdict(change).items() if v is not msgspec.UNSET}
+    async with DB.transaction():
+        if "birth_date" in fields:
+            row = await Customer.select(Customer.birth_date).where(Customer.id == customer_id).lock_rows().first()
+            current = row["birth_date"] if row else None
+            if current is not None and fields["birth_date"] != current:
+                # changing it at will would make any day a birthday (x10 at the till)
+                raise BirthDateLocked("The birth date is already set; to correct it, contact support")
+            if current is None and fields["birth_date"] is not None:
+                fields["birth_date_set_at"] = now
+            else:
+                del fields["birth_date"]  # unchanged
+        values = {getattr(Customer, k): v for k, v in fields.items()}
+        if values:
+            await Customer.update(values).where((Customer.id == customer_id) & (Customer.status == "active"))
+    return await profile(customer_id)
+
+
+class BirthDateCorrection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    birth_date: dt.date | None  # None: remove a wrong date
+    reason: Annotated[Reason, msgspec.Meta(min_length=3)]
+
+
+async def correct_birth_date(customer_id: int, change: BirthDateCorrection, actor: str, now: dt.datetime) -> Profile:
+    """Support corrects a birth date: recorded in the audit trail with the reason; the birthday rules count
+    the new date as known from now (a correction is no shortcut to a birthday bonus)."""
+    _plausible_birth_date(change.birth_date)
+    async with DB.transaction():
+        row = await (
+            Customer.select(Customer.birth_date, Customer.birth_date_set_at)
+            .where((Customer.id == customer_id) & (Customer.status == "active")).lock_rows().first()
+        )
+        if row is None:
+            raise NotFound(f"customer {customer_id} does not exist")
+        await Customer.update({Customer.birth_date: change.birth_date,
+                               Customer.birth_date_set_at: now if change.birth_date else None}).where(
+            Customer.id == customer_id)
+        await audit.record(actor, "customer.birth_date", f"customer:{customer_id}",
+                           {"birth_date": row["birth_date"], "birth_date_set_at": row["birth_date_set_at"]},
+                           {"birth_date": change.birth_date, "birth_date_set_at": now if change.birth_date else None},
+                           change.reason, now)
     return await profile(customer_id)
 
 
@@ -236,7 +287,7 @@ async def delete_account(customer_id: int, now: dt.datetime) -> None:
     async with DB.transaction():
         await Customer.update(
             {Customer.phone: None, Customer.email: None, Customer.name: "", Customer.birth_date: None,
-             Customer.status: "deleted", Customer.deleted_at: now}
+             Customer.birth_date_set_at: None, Customer.status: "deleted", Customer.deleted_at: now}
         ).where(Customer.id == customer_id)
         await record_consents(customer_id, [ConsentIn(c, False) for c in ("sms", "email", "push")], "deletion", now)
         await PushDevice.delete().where(PushDevice.customer == customer_id)

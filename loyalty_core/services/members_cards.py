@@ -8,18 +8,20 @@ keyed by membership/account) carry over; the old card stays `replaced` with `rep
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
 from loyalty_core.errors import CardBlocked, CardNotFound
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.services import outbox
+from loyalty_core.services.card_proof import CardSecret, count_bind_attempt
 from loyalty_core.services.identity import (
     CardNumber,
     Reason,
     attach_card,
     card_for_registration,
+    claim_card,
     issue_virtual_card,
 )
 from loyalty_core.services.members import Member
@@ -39,6 +41,7 @@ class CardOut(msgspec.Struct, kw_only=True):
 
 class CardBind(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     number: CardNumber
+    secret: CardSecret | None = None  # printed with the card; required unless the card is already yours
 
 
 class CardBlock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -80,11 +83,14 @@ async def card_view(member: Member, number: str) -> CardOut:
     raise CardNotFound(f"Card {number} is not one of your cards")
 
 
-async def bind_card(member: Member, bind: CardBind, now: dt.datetime) -> CardOut:
-    """Register a plastic card someone handed over: it becomes this member's, its anonymous points too."""
+async def bind_card(member: Member, bind: CardBind, now: dt.datetime, valkey: Any, ip: str) -> CardOut:
+    """Register a plastic card someone handed over: with the secret printed on it, it becomes this member's,
+    its anonymous points too. Attempts are limited per shopper, per address and per card."""
     number = bind.number.strip()
+    await count_bind_attempt(valkey, f"customer:{member.customer_id}", ip, number)
     async with DB.transaction():
         card = await card_for_registration(number, member.program_id)
+        claim_card(card, member.customer_id, "app", bind.secret)
         await attach_card(card, member.membership_id, member.customer_id, now, f"card {number} bound by the member")
     return await card_view(member, number)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
-from loyalty_core.errors import CardNotFound, ValidationFailed
+from loyalty_core.errors import CardBlocked, CardNotFound, CardTaken, DomainError, ValidationFailed
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
+from loyalty_core.services.card_proof import CardSecret, TillLinkCodes
 from loyalty_core.services.identity import (
     CardNumber,
     ConsentIn,
@@ -18,11 +19,13 @@ from loyalty_core.services.identity import (
     ProgramRef,
     Registered,
     Registration,
+    confirm_memberships,
     normalised_contacts,
     program_document,
     register_member,
 )
-from loyalty_core.tables import Card, Program
+from loyalty_core.services.otp import normalise_phone
+from loyalty_core.tables import Card, Customer, Membership, Program
 
 MAX_IMPORT = 1000
 
@@ -34,19 +37,103 @@ class TillRegistration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     card_number: CardNumber
     name: Name = ""
     consents: list[ConsentIn] = []
+    # the code the registration sent to the phone, read out by the shopper: confirms it
+    confirmation_code: Annotated[str, msgspec.Meta(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")] | None = None
 
 
-async def register_at_till(reg: TillRegistration, now: dt.datetime) -> Registered:
-    """The card names the program; the membership stays `pending` until the shopper confirms with a code."""
-    card = await Card.select(Card.program).where(Card.number == reg.card_number.strip()).first()
-    if card is None:
-        raise CardNotFound(f"Card {reg.card_number} was never emitted")
+class TillRegistered(msgspec.Struct, kw_only=True):
+    status: Literal["pending", "active"]  # pending: earns points, cannot spend them until the shopper confirms
+    card_number: str
+    program: str
+    customer_id: int | None  # None while an existing member has not confirmed yet
+    membership_id: int | None
+    new_customer: bool
+    new_membership: bool
+    code_sent: bool  # a code went to the phone: the shopper reads it out, the till sends it as confirmation_code
+    linked: bool  # the card is the member's now (False: nothing was written, waiting for the code)
+
+
+async def _card_at_till(number: str) -> tuple[ProgramRef, dict]:
+    card = await Card.raw(
+        "SELECT c.id, c.number, c.status, c.program, m.customer, m.id AS membership FROM card c "
+        "LEFT JOIN membership m ON m.id = c.membership WHERE c.number = {}",
+        number,
+    )
+    if not card:
+        raise CardNotFound(f"Card {number} was never emitted")
+    if card[0]["status"] in ("blocked", "replaced"):
+        raise CardBlocked(f"Card {number} is {card[0]['status']} and cannot be registered")
     row = await Program.select(Program.id, Program.code, Program.timezone, Program.rules_version).where(
-        Program.id == card["program"]
+        Program.id == card[0]["program"]
     ).first()
-    program = ProgramRef(**row)  # type: ignore[arg-type]
-    registration = Registration(phone=reg.phone, name=reg.name, card_number=reg.card_number.strip(), consents=reg.consents)
-    return await register_member(program, registration, "till", now, status="pending")
+    return ProgramRef(**row), card[0]  # type: ignore[arg-type]
+
+
+async def _status(customer_id: int, program: ProgramRef) -> tuple[int | None, str]:
+    row = await Membership.select(Membership.id, Membership.status).where(
+        (Membership.customer == customer_id) & (Membership.program == program.id)
+    ).first()
+    return (row["id"], row["status"]) if row else (None, "pending")
+
+
+async def register_at_till(reg: TillRegistration, now: dt.datetime, codes: TillLinkCodes) -> TillRegistered:
+    """The till scanned the card (proof of possession); the phone is only typed, so the phone's owner confirms.
+
+    - a card of another member -> 409 `card-taken`, never moved;
+    - a new phone: a `pending` membership with this card at once (it earns, it cannot spend), and a code to
+      the phone; the shopper confirms by reading the code to the cashier or by logging in with a code;
+    - the phone of an existing customer: nothing is written; a code goes to the phone, and the card is linked
+      (its anonymous points moved) only when the till sends that code back.
+    """
+    number = reg.card_number.strip()
+    phone = normalise_phone(reg.phone)
+    program, card = await _card_at_till(number)
+    owner = await Customer.select(Customer.id).where(Customer.phone == phone).first()
+    owner_id = owner["id"] if owner else None
+    if card["customer"] is not None and card["customer"] != owner_id:
+        raise CardTaken(f"Card {number} belongs to another member and stays theirs")
+    registration = Registration(phone=phone, name=reg.name, card_number=number, consents=reg.consents)
+    if owner_id is None:
+        registered = await register_member(program, registration, "till", now, status="pending")
+        try:
+            await codes.send_code(phone, number)
+        except DomainError:  # registered all the same: the shopper can confirm by logging in with a code
+            return _out(registered, program, code_sent=False, linked=True)
+        return _out(registered, program, code_sent=True, linked=True)
+    if card["customer"] == owner_id:
+        # the card is theirs already (registered here before): the code confirms a pending membership
+        membership_id, status = await _status(owner_id, program)
+        if status == "pending":
+            if reg.confirmation_code is None:
+                await codes.send_code(phone, number)
+                return TillRegistered(status="pending", card_number=number, program=program.code, customer_id=owner_id,
+                                      membership_id=membership_id, new_customer=False, new_membership=False,
+                                      code_sent=True, linked=True)
+            await codes.check_code(phone, number, reg.confirmation_code)
+            async with DB.transaction():
+                await confirm_memberships(owner_id)
+        membership_id, status = await _status(owner_id, program)
+        return TillRegistered(status=status, card_number=number, program=program.code,  # type: ignore[arg-type]
+                              customer_id=owner_id, membership_id=membership_id, new_customer=False,
+                              new_membership=False, code_sent=False, linked=True)
+    # an existing customer's phone typed at a till: only the code from that phone links the card
+    if reg.confirmation_code is None:
+        await codes.send_code(phone, number)
+        return TillRegistered(status="pending", card_number=number, program=program.code, customer_id=None,
+                              membership_id=None, new_customer=False, new_membership=False, code_sent=True, linked=False)
+    await codes.check_code(phone, number, reg.confirmation_code)
+    registered = await register_member(program, registration, "till", now)
+    async with DB.transaction():
+        await confirm_memberships(registered.customer_id)
+    registered.status = "active"
+    return _out(registered, program, code_sent=False, linked=True)
+
+
+def _out(registered: Registered, program: ProgramRef, *, code_sent: bool, linked: bool) -> TillRegistered:
+    return TillRegistered(status=registered.status, card_number=registered.card_number,  # type: ignore[arg-type]
+                          program=program.code, customer_id=registered.customer_id,
+                          membership_id=registered.membership_id, new_customer=registered.new_customer,
+                          new_membership=registered.new_membership, code_sent=code_sent, linked=linked)
 
 
 class OperatorRegistration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -55,6 +142,7 @@ class OperatorRegistration(msgspec.Struct, frozen=True, kw_only=True, forbid_unk
     name: Name = ""
     birth_date: dt.date | None = None
     card_number: CardNumber | None = None
+    card_secret: CardSecret | None = None  # the caller reads it off the card: the call centre never sees the card
     consents: list[ConsentIn] = []
 
 

@@ -128,6 +128,7 @@ async def member_info(card: CardContext, program: object, now: dt.datetime) -> M
         tier_code=card.tier_code,
         segments=list(card.segments or []),
         birth_date=card.birth_date,
+        birth_date_known_since=card.birth_date_known_since,
         favourite_categories=list(card.favourite_categories),
         purchases_count=card.purchases_count,
         purchases_in_period=counters,

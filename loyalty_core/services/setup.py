@@ -12,6 +12,7 @@ import msgspec
 from loyalty_core.cards import card_number
 from loyalty_core.errors import NotFound, ValidationFailed
 from loyalty_core.piccolo_conf import DB
+from loyalty_core.services.card_proof import new_secret, secret_hash
 from loyalty_core.tables import (
     Brand,
     Card,
@@ -110,11 +111,13 @@ async def create_store(
     address: str = "",
     latitude: float | None = None,
     longitude: float | None = None,
+    program: int | None = None,
 ) -> int:
+    """`program`: the one program whose receipts the store takes back; None when the deployment runs one."""
     rows = await Store.insert(
         Store(
             code=code, name=name, timezone=timezone, region=region, format=format,
-            address=address, latitude=latitude, longitude=longitude,
+            address=address, latitude=latitude, longitude=longitude, program=program,
         )
     ).returning(Store.id)
     return rows[0]["id"]
@@ -211,20 +214,36 @@ async def import_catalog(
     return {"categories": len(categories), "brands": len(brands), "products": len(products)}
 
 
-async def emit_cards(program_id: int, series: str, count: int, kind: str = "plastic") -> list[str]:
-    """Emit `count` unregistered cards; numbers come from one sequence and carry a check digit."""
+class EmittedCard(msgspec.Struct, frozen=True):
+    number: str
+    secret: str  # printed with the card (under a scratch layer or inside the envelope); only its hash is stored
+
+
+async def emit_cards(program_id: int, series: str, count: int, kind: str = "plastic") -> list[EmittedCard]:
+    """Emit `count` unregistered cards; numbers come from one sequence and carry a check digit. Each card gets
+    a secret to print with it: the proof of possession that binds it in the app or on the website."""
     if count <= 0 or count > 1_000_000:
         raise ValidationFailed("count must be between 1 and 1 000 000")
     if not await Program.exists().where(Program.id == program_id):
         raise NotFound(f"program {program_id} does not exist")
     rows = await Card.raw("SELECT nextval('card_number_seq') AS n FROM generate_series(1, {})", count)
-    numbers = [card_number(r["n"]) for r in rows]
+    cards = [EmittedCard(card_number(r["n"]), new_secret()) for r in rows]
     await Card.raw(
-        "INSERT INTO card (number, program, series, kind, status, created_at) "
-        "SELECT n, {}, {}, {}, 'emitted', now() FROM unnest({}::varchar[]) AS n",
-        program_id, series, kind, numbers,
+        "INSERT INTO card (number, program, series, kind, status, secret_hash, created_at) "
+        "SELECT n, {}, {}, {}, 'emitted', h, now() FROM unnest({}::varchar[], {}::varchar[]) AS t(n, h)",
+        program_id, series, kind, [c.number for c in cards], [secret_hash(c.number, c.secret) for c in cards],
     )
-    return numbers
+    return cards
+
+
+async def reissue_card_secrets(numbers: Sequence[str]) -> list[EmittedCard]:
+    """New secrets for cards still `emitted` (nobody holds them yet): the demo prints its cards' secrets again
+    after a restart, since only hashes are stored."""
+    rows = await Card.select(Card.number).where(Card.number.is_in(list(numbers) or [""]) & (Card.status == "emitted"))
+    cards = [EmittedCard(r["number"], new_secret()) for r in rows]
+    for card in cards:
+        await Card.update({Card.secret_hash: secret_hash(card.number, card.secret)}).where(Card.number == card.number)
+    return cards
 
 
 async def next_card_number() -> str:

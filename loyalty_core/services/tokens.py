@@ -20,6 +20,7 @@ import msgspec
 
 from loyalty_core.errors import DomainError, Unauthorized, ValidationFailed
 from loyalty_core.piccolo_conf import DB
+from loyalty_core.services.card_proof import CardSecret, count_bind_attempt
 from loyalty_core.services.identity import (
     CardNumber,
     Channel,
@@ -176,6 +177,7 @@ class CodeLogin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     name: Name = ""
     birth_date: dt.date | None = None
     card_number: CardNumber | None = None
+    card_secret: CardSecret | None = None  # printed with the card: without it a card number proves nothing
     referral_code: Code | None = None
     consents: list[ConsentIn] = []
 
@@ -199,9 +201,11 @@ async def log_in_with_code(
     if len(login.code) != 6 or not login.code.isdigit():
         raise ValidationFailed("the code is 6 digits")
     await check_code(valkey, who, login.code, ip, secret, policy)  # type: ignore[arg-type]
+    if login.card_number:
+        await count_bind_attempt(valkey, who.value, ip, login.card_number.strip())
     reg = Registration(
         phone=who.value if who.kind == "phone" else None, email=who.value if who.kind == "email" else None,
-        name=login.name, birth_date=login.birth_date, card_number=login.card_number,
+        name=login.name, birth_date=login.birth_date, card_number=login.card_number, card_secret=login.card_secret,
         referral_code=login.referral_code, consents=login.consents,
     )
     registered = await register_member(program, reg, login.channel, now)

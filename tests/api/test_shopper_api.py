@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.factories import count_rows, emit_card, sale_body
+from tests.factories import count_rows, emit_card_with_secret, sale_body
 from tests.identity.shopper import Shopper
 
 
@@ -69,9 +69,9 @@ async def test_card_replacement_keeps_the_whole_history(http, shop, shopper_fact
 
 async def test_binding_a_plastic_card_moves_its_anonymous_points(http, shop, shopper_factory) -> None:
     shopper = await shopper_factory()
-    plastic = await emit_card(shop)
+    plastic, secret = await emit_card_with_secret(shop)  # issue 10: the secret printed with the card proves possession
     sale = await _buy(http, shop, plastic)
-    bound = await shopper.send("POST", "/cards", json={"number": plastic})
+    bound = await shopper.send("POST", "/cards", json={"number": plastic, "secret": secret})
     assert bound.status_code == 200, bound.text
     assert bound.json()["status"] == "active" and bound.json()["kind"] == "plastic"
     assert (await shopper.get("/balance")).json()["pending"] == sale["totals"]["accrued_points"]
@@ -79,9 +79,10 @@ async def test_binding_a_plastic_card_moves_its_anonymous_points(http, shop, sho
     assert history[0]["kind"] == "transfer" and history[0]["amount"] == sale["totals"]["accrued_points"]
     # nobody else can take it any more
     thief = await Shopper(http=http, to="+7999" + shopper.to[-7:][::-1], program=shop.program_code).log_in()
-    again = await http.post("/api/v1/cards", params={"program": shop.program_code}, json={"number": plastic},
+    again = await http.post("/api/v1/cards", params={"program": shop.program_code},
+                            json={"number": plastic, "secret": secret},
                             headers={"Authorization": f"Bearer {thief['access_token']}"})
-    assert again.status_code == 404
+    assert again.status_code == 409 and again.json()["type"].endswith("/card-taken")  # issue 10: was 404
 
 
 async def test_qr_codes_of_the_card(http, shop, shopper_factory) -> None:

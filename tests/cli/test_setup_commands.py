@@ -100,23 +100,30 @@ async def test_till_key_create_prints_a_key_that_authenticates_the_till(shop: An
     assert (till.store_code, till.till_code) == (shop.store_code, "cli-7")
 
 
-async def test_cards_emit_prints_distinct_numbers_with_check_digits(shop: Any) -> None:
+async def test_cards_emit_prints_distinct_numbers_with_check_digits_and_their_secrets(shop: Any) -> None:
+    # issue 10: each line is now "number<TAB>secret"; the secret is printed with the card, only its hash is stored
+    from loyalty_core.services.card_proof import secret_hash
+
     result = run_kopilka("cards", "emit", "--series", "cli-plastic", "--count", "5", "--program", shop.program_code)
 
     assert result.returncode == 0, result.stderr
-    numbers = result.stdout.split()
+    pairs = [line.split("\t") for line in result.stdout.splitlines()]
+    numbers = [number for number, _ in pairs]
     assert len(numbers) == 5 and len(set(numbers)) == 5
     assert all(is_valid_card_number(n) for n in numbers)
-    rows = await Card.select(Card.number, Card.status, Card.series, Card.membership).where(Card.number.is_in(numbers))
+    rows = await Card.select(Card.number, Card.status, Card.series, Card.membership, Card.secret_hash).where(
+        Card.number.is_in(numbers))
     assert len(rows) == 5
     assert {(r["status"], r["series"], r["membership"]) for r in rows} == {("emitted", "cli-plastic", None)}
+    stored = {r["number"]: r["secret_hash"] for r in rows}
+    assert all(stored[number] == secret_hash(number, secret) for number, secret in pairs)
 
 
 async def test_a_large_series_is_emitted_in_parts_with_progress(shop: Any) -> None:
     result = run_kopilka("cards", "emit", "--series", "cli-big", "--count", "12000", "--program", shop.program_code)
 
     assert result.returncode == 0, result.stderr
-    numbers = result.stdout.split()
+    numbers = [line.split("\t")[0] for line in result.stdout.splitlines()]
     assert len(set(numbers)) == 12000
     assert await Card.count().where(Card.series == "cli-big") == 12000
     assert "emit: 12000/12000 (100%)" in result.stderr

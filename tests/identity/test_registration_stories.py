@@ -12,11 +12,10 @@ from loyalty_core.services.identity import resolve_program
 from loyalty_core.services.members_import import (
     ImportedMember,
     OperatorRegistration,
-    TillRegistration,
     import_members,
-    register_at_till,
     register_by_call_centre,
 )
+from loyalty_core.services.otp import read_inbox
 from tests.factories import count_rows, emit_card, make_shop, sale_body
 from tests.identity.shopper import Shopper, new_phone
 
@@ -79,14 +78,25 @@ async def test_till_registration_with_a_foreign_or_unknown_card_writes_nothing(h
     assert (await count_rows("customer"), await count_rows("membership")) == (customers, memberships)
 
 
-async def test_till_registration_service_for_a_member_who_already_has_an_app_card_transfers_the_points(
-        http, shop, shopper_factory) -> None:
+async def test_till_registration_for_a_member_who_already_has_an_app_card_transfers_the_points_after_their_code(
+        http, shop, shopper_factory, valkey) -> None:
+    # contract change (issue 10): a member's phone typed at a till links the card only after the member confirms
+    import re
+
     shopper = await shopper_factory()
     card = await emit_card(shop)
     accrued = await _anonymous_purchase(http, shop, card)
-    registered = await register_at_till(TillRegistration(phone=shopper.to, card_number=card), NOW)
-    assert registered.customer_id == shopper.customer_id and not registered.new_membership
-    assert registered.status == "active"  # an existing member stays active
+    asked = await http.post("/pos/v1/members", headers=shop.headers, json={"phone": shopper.to, "card_number": card})
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["code_sent"] and not asked.json()["linked"]
+    assert [c["number"] for c in (await shopper.get("/cards")).json()] == [shopper.card]  # nothing linked yet
+    code = re.search(r"\b(\d{6})\b", (await read_inbox(valkey, shopper.to, limit=1))[0].text).group(1)
+    linked = await http.post("/pos/v1/members", headers=shop.headers,
+                             json={"phone": shopper.to, "card_number": card, "confirmation_code": code})
+    assert linked.status_code == 201, linked.text
+    registered = linked.json()
+    assert registered["customer_id"] == shopper.customer_id and not registered["new_membership"]
+    assert registered["status"] == "active"  # an existing member stays active
     assert (await _balance(shopper))["pending"] == accrued
     cards = (await shopper.get("/cards")).json()
     assert {c["number"] for c in cards} == {shopper.card, card}
