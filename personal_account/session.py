@@ -170,5 +170,8 @@ async def check_csrf(request: Request) -> None:
     if sent is None:
         form = await request.form()
         sent = form.get(CSRF_FIELD)
-    if not csrf_cookie or not isinstance(sent, str) or not hmac.compare_digest(sent, csrf_token(request, csrf_cookie)):
+    # bytes: compare_digest raises TypeError on str with non-ASCII characters
+    if not csrf_cookie or not isinstance(sent, str) or not hmac.compare_digest(
+        sent.encode(), csrf_token(request, csrf_cookie).encode()
+    ):
         raise PermissionDeniedException("The form expired: please try again.")
