@@ -200,6 +200,8 @@ CASES: list[Case] = [
     ("web-purchase-id-past-integer", "browser", "GET", f"/purchases/{INT32_OVER}", lambda a: {}, (404,)),
     ("web-device-id-past-integer", "browser", "POST", f"/profile/devices/{INT32_OVER}/remove", lambda a: {"data": {}},
      (400, 404, 422)),
+    ("web-purchases-cursor-past-integer", "browser", "GET", "/purchases", lambda a: {"params": {"cursor": cursor(INT32_OVER)}},
+     (422,)),
     ("web-history-cursor-nul", "browser", "GET", "/history", lambda a: {"params": {"cursor": "\x00"}}, (422,)),
     ("web-card-path-nul", "browser", "POST", "/cards/20%0001/block", lambda a: {"data": {"reason": "lost"}}, (422,)),
 ]
