@@ -218,7 +218,7 @@ async def card_secrets_for(info: DemoInfo, remembered: dict[str, str]) -> dict[s
 
     shown = info.cards[:5]
     stored = {r["number"]: r["secret_hash"] for r in await Card.select(Card.number, Card.secret_hash).where(
-        Card.number.is_in(shown or [""]))}
+        Card.number.is_in([*shown, *remembered] or [""]))}
     kept = {n: s for n, s in remembered.items() if n in stored and stored[n] == secret_hash(n, s)}
     missing = [n for n in shown if n not in kept]
     if missing:
