@@ -323,3 +323,31 @@ async def test_the_privacy_text_says_what_is_kept_for_the_welcome_bonus(http) ->
     page = await http.get("/login", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert 'data-testid="privacy-welcome"' in page.text and ("keyed hash" in page.text or "ключевой хеш" in page.text)
+
+
+# --- the website ---------------------------------------------------------------------------------------
+
+
+async def test_the_website_binds_a_card_only_with_its_secret_and_sets_the_birth_date_once(server, shop) -> None:
+    from tests.web.browser import NoJsBrowser
+
+    number, secret = await emit_card_with_secret(shop)
+    async with NoJsBrowser(server, program=shop.program_code) as browser:
+        await browser.sign_in()
+        wrong = await browser.submit("/cards/bind", {"number": number, "secret": "AAAA-BBBB-CCCC"}, page="/cards")
+        assert wrong.status_code == 303
+        page = (await browser.open("/cards")).text
+        assert "Секретный код не подходит к этой карте." in page and number not in page
+        assert (await browser.submit("/cards/bind", {"number": number, "secret": secret}, page="/cards")).status_code == 303
+        page = (await browser.open("/cards")).text
+        assert "Карта добавлена:" in page and number in page
+
+        await browser.submit("/profile", {"name": "Ира", "birth_date": "1990-04-01", "locale": "ru"}, page="/profile")
+        profile = (await browser.open("/profile")).text
+        assert "1990-04-01" in profile and 'name="birth_date"' not in profile and "обратитесь в поддержку" in profile
+        # the profile form still saves the name; a forged birth date is refused with the message
+        await browser.submit("/profile", {"name": "Ирина", "locale": "ru"}, page="/profile")
+        assert "Ирина" in (await browser.open("/profile")).text
+        await browser.submit("/profile", {"name": "Ирина", "birth_date": "1990-11-29", "locale": "ru"}, page="/profile")
+        profile = (await browser.open("/profile")).text
+        assert "Дата рождения уже указана" in profile and "1990-04-01" in profile
