@@ -21,6 +21,7 @@ from loyalty_core.services.sale_types import (
     CancelOut,
     IdentifyIn,
     IdentifyOut,
+    ReceiptReturnIn,
     ReturnIn,
     ReturnOut,
     SaleIn,
@@ -76,6 +77,10 @@ class TillController(Controller):
     @post("/sales/{sale_id:int}/returns", status_code=200, summary="Return lines of a confirmed sale")
     async def return_lines(self, request: Request, sale_id: int, data: ReturnIn) -> ReturnOut:
         return await returns.return_sale(sale_id, data, _till(current_till(request)), _now())
+
+    @post("/returns", status_code=200, summary="Return lines of a sale of another store, by its printed receipt")
+    async def return_by_receipt(self, request: Request, data: ReceiptReturnIn) -> ReturnOut:
+        return await returns.return_by_receipt(data, _till(current_till(request)), _now())
 
     # each item is checked on its own (a bad one is that item's `rejected` result), not by the input guard
     @post("/sales/batch", status_code=200, summary="Upload sales made offline, in till order",

@@ -23,7 +23,15 @@ from loyalty_core.ledger import ops
 from loyalty_core.ledger.maths import proportional_share
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.services import outbox, programs, tiers
-from loyalty_core.services.sale_types import BalanceAfter, CancelOut, ReturnIn, ReturnOut, quantity_milli
+from loyalty_core.services.sale_types import (
+    BalanceAfter,
+    CancelOut,
+    PrintedReceiptIn,
+    ReceiptReturnIn,
+    ReturnIn,
+    ReturnOut,
+    quantity_milli,
+)
 from loyalty_core.services.sales import Till, request_hash
 from loyalty_core.tables import Sale, SaleReturn
 
@@ -38,28 +46,62 @@ class _Reversal(msgspec.Struct):
     balance_after: BalanceAfter | None = None
 
 
-async def _existing_return(sale_id: int, return_id: str) -> dict | None:
+async def _existing_return(sale_id: int, store_id: int, till_id: int, return_id: str) -> dict | None:
+    """This till's earlier answer under `return_id` (a return_id is the returning till's own number)."""
     rows = await SaleReturn.raw(
-        "SELECT request_hash, response FROM sale_return WHERE sale = {} AND return_id = {}", sale_id, return_id
+        "SELECT r.request_hash, r.response FROM sale_return r JOIN sale s ON s.id = r.sale "
+        "WHERE r.sale = {} AND s.store = {} AND r.till = {} AND r.return_id = {}",
+        sale_id, store_id, till_id, return_id,
     )
     return rows[0] if rows else None
 
 
-async def _lock_sale(sale_id: int) -> dict:
+async def _lock_sale(sale_id: int, store_id: int) -> dict:
+    """The sale, locked, if it belongs to `store_id`; another store's sale does not exist for the caller."""
     rows = await Sale.raw(
         "SELECT s.id, s.status, s.account, s.membership, s.store, s.business_date, s.receipt_id, s.to_pay, "
         "s.earning_spend, s.returned_earning_spend, st.timezone, m.program, m.customer, "
         "(SELECT c.id FROM card c WHERE c.number = s.card_number) AS card_id "
         "FROM sale s JOIN store st ON st.id = s.store LEFT JOIN membership m ON m.id = s.membership "
-        "WHERE s.id = {} FOR UPDATE OF s",
-        sale_id,
+        "WHERE s.id = {} AND s.store = {} FOR UPDATE OF s",
+        sale_id, store_id,
     )
     if not rows:
         raise SaleNotFound(f"Sale {sale_id} does not exist")
     return rows[0]
 
 
-async def _reverse(sale: dict, quantities: dict[int, int], return_id: str, digest: str, now: dt.datetime) -> _Reversal:
+async def _find_printed_sale(receipt: PrintedReceiptIn, till: Till) -> tuple[int, int]:
+    """(sale id, its store) of the receipt, if the returning store may take it back: a store bound to a program
+    sees only that program's receipts (by the original store and by the shopper's membership)."""
+    query = (
+        "SELECT s.id, s.store, t.code AS till FROM sale s JOIN store o ON o.id = s.store JOIN till t ON t.id = s.till "
+        "LEFT JOIN membership m ON m.id = s.membership JOIN store r ON r.id = {} "
+        "WHERE o.code = {} AND s.business_date = {} AND s.receipt_id = {} "
+        "AND (r.program IS NULL OR (COALESCE(o.program, r.program) = r.program "
+        "AND COALESCE(m.program, r.program) = r.program))"
+    )
+    args: list[object] = [till.store_id, receipt.store, receipt.business_date, receipt.receipt_id]
+    if receipt.till is not None:
+        query += " AND t.code = {}"
+        args.append(receipt.till)
+    rows = await Sale.raw(query + " ORDER BY t.code", *args)
+    if not rows:
+        raise SaleNotFound(
+            f"No receipt {receipt.receipt_id} of store {receipt.store} on {receipt.business_date.isoformat()}"
+        )
+    if len(rows) > 1:
+        raise ValidationFailed(
+            f"Receipt {receipt.receipt_id} of store {receipt.store} on {receipt.business_date.isoformat()} was printed "
+            "by more than one till: send original.till as printed on the receipt",
+            tills=[r["till"] for r in rows],
+        )
+    return rows[0]["id"], rows[0]["store"]
+
+
+async def _reverse(
+    sale: dict, quantities: dict[int, int], return_id: str, digest: str, now: dt.datetime, *, till_id: int
+) -> _Reversal:
     """Reverse `quantities` (line_no -> milli-units) of a locked sale; writes the return and its lines."""
     lines = {
         r["line_no"]: r
@@ -91,9 +133,9 @@ async def _reverse(sale: dict, quantities: dict[int, int], return_id: str, diges
         result.refunded_amount += refund_money
     claw_total = sum(p[2] for p in per_line)
     return_row = await SaleReturn.raw(
-        "INSERT INTO sale_return (sale, return_id, request_hash, clawed_back_points, refunded_points, refunded_amount, "
-        "response, created_at) VALUES ({}, {}, {}, 0, 0, 0, {}, {}) RETURNING id",
-        sale["id"], return_id, digest, "{}", now,
+        "INSERT INTO sale_return (sale, till, return_id, request_hash, clawed_back_points, refunded_points, "
+        "refunded_amount, response, created_at) VALUES ({}, {}, {}, {}, 0, 0, 0, {}, {}) RETURNING id",
+        sale["id"], till_id, return_id, digest, "{}", now,
     )
     return_pk = return_row[0]["id"]
     if sale["account"] is not None:
@@ -170,7 +212,17 @@ def _replay(existing: dict, digest: str, what: str) -> bytes:
 
 
 async def return_sale(sale_id: int, body: ReturnIn, till: Till, now: dt.datetime) -> ReturnOut:
-    """Return some lines of a confirmed sale. Idempotent by return_id."""
+    """Return some lines of a confirmed sale of the till's own store. Idempotent by (till, return_id)."""
+    return await _return_lines(sale_id, till.store_id, body, till, now)
+
+
+async def return_by_receipt(body: ReceiptReturnIn, till: Till, now: dt.datetime) -> ReturnOut:
+    """Return some lines of a sale of any store of the program, found by what its receipt prints."""
+    sale_id, store_id = await _find_printed_sale(body.original, till)
+    return await _return_lines(sale_id, store_id, ReturnIn(return_id=body.return_id, lines=body.lines), till, now)
+
+
+async def _return_lines(sale_id: int, store_id: int, body: ReturnIn, till: Till, now: dt.datetime) -> ReturnOut:
     if body.return_id == CANCEL_RETURN_ID:
         raise ValidationFailed(f"return_id {CANCEL_RETURN_ID!r} is reserved for cancels")
     quantities: dict[int, int] = {}
@@ -179,37 +231,41 @@ async def return_sale(sale_id: int, body: ReturnIn, till: Till, now: dt.datetime
             raise ValidationFailed(f"line_no {line.line_no} appears twice in the return")
         quantities[line.line_no] = quantity_milli(line.quantity)
     digest = request_hash(body)
-    existing = await _existing_return(sale_id, body.return_id)
+    what = f"Return {body.return_id}"
+    existing = await _existing_return(sale_id, store_id, till.till_id, body.return_id)
     if existing is not None:
-        return msgspec.json.decode(_replay(existing, digest, f"Return {body.return_id}"), type=ReturnOut)
+        return msgspec.json.decode(_replay(existing, digest, what), type=ReturnOut)
     try:
         async with DB.transaction():
-            sale = await _lock_sale(sale_id)
-            existing = await _existing_return(sale_id, body.return_id)
+            sale = await _lock_sale(sale_id, store_id)
+            existing = await _existing_return(sale_id, store_id, till.till_id, body.return_id)
             if existing is not None:
-                return msgspec.json.decode(_replay(existing, digest, f"Return {body.return_id}"), type=ReturnOut)
+                return msgspec.json.decode(_replay(existing, digest, what), type=ReturnOut)
             if sale["status"] != "confirmed":
                 raise ReturnExceedsSale(f"Sale {sale_id} was cancelled: nothing is left to return")
-            result = await _reverse(sale, quantities, body.return_id, digest, now)
+            result = await _reverse(sale, quantities, body.return_id, digest, now, till_id=till.till_id)
             await _after_reversal(sale, result, now)
             response = ReturnOut(return_id=body.return_id, sale_id=sale_id, **msgspec.structs.asdict(result))
             await SaleReturn.raw("UPDATE sale_return SET response = {} WHERE id = {}",
                                  msgspec.json.encode(response).decode(), sale["return_pk"])
             return response
     except asyncpg.UniqueViolationError:
-        existing = await _existing_return(sale_id, body.return_id)
+        existing = await _existing_return(sale_id, store_id, till.till_id, body.return_id)
         if existing is None:
             raise
-        return msgspec.json.decode(_replay(existing, digest, f"Return {body.return_id}"), type=ReturnOut)
+        return msgspec.json.decode(_replay(existing, digest, what), type=ReturnOut)
 
 
 async def cancel_sale(sale_id: int, till: Till, now: dt.datetime, any_day: bool = False) -> CancelOut:
     """Full reversal of a confirmed sale on its business day: accrued points removed, spent points returned."""
     async with DB.transaction():
-        sale = await _lock_sale(sale_id)
+        sale = await _lock_sale(sale_id, till.store_id)
         if sale["status"] == "cancelled":
-            existing = await _existing_return(sale_id, CANCEL_RETURN_ID)
-            return msgspec.json.decode(existing["response"], type=CancelOut)  # type: ignore[index]
+            # one cancel per sale, whichever till of the store sent it
+            existing = await SaleReturn.raw(
+                "SELECT response FROM sale_return WHERE sale = {} AND return_id = {}", sale_id, CANCEL_RETURN_ID
+            )
+            return msgspec.json.decode(existing[0]["response"], type=CancelOut)
         local_day = now.astimezone(ZoneInfo(sale["timezone"])).date()
         if not any_day and sale["business_date"] != local_day:
             raise SaleNotCancellable(
@@ -221,7 +277,8 @@ async def cancel_sale(sale_id: int, till: Till, now: dt.datetime, any_day: bool 
             "AND quantity_milli > returned_quantity_milli ORDER BY line_no",
             sale_id,
         )
-        result = await _reverse(sale, {r["line_no"]: r["left"] for r in lines}, CANCEL_RETURN_ID, "cancel", now)
+        result = await _reverse(sale, {r["line_no"]: r["left"] for r in lines}, CANCEL_RETURN_ID, "cancel", now,
+                                till_id=till.till_id)
         await Sale.raw("UPDATE sale SET status = 'cancelled', cancelled_at = {} WHERE id = {}", now, sale_id)
         await outbox.release_coupons(sale_id)
         await _after_reversal(sale, result, now)

@@ -144,6 +144,21 @@ class ReturnIn(msgspec.Struct, frozen=True):
     lines: Annotated[list[ReturnLineIn], Meta(min_length=1, max_length=1000)]
 
 
+class PrintedReceiptIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the receipt prints: a sale of another store is found by this, never by its id."""
+
+    store: Str64
+    business_date: dt.date
+    receipt_id: Str64
+    till: Str64 | None = None  # needed only when two tills of the store printed the same number that day
+
+
+class ReceiptReturnIn(msgspec.Struct, frozen=True):
+    original: PrintedReceiptIn
+    return_id: Str64
+    lines: Annotated[list[ReturnLineIn], Meta(min_length=1, max_length=1000)]
+
+
 class ReturnOut(msgspec.Struct, kw_only=True):
     return_id: str
     sale_id: int
