@@ -113,10 +113,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_till_key_create(args: argparse.Namespace) -> int:
-    from loyalty_core.services.setup import create_till_key
+def _actor() -> str:
+    """Who ran the command, for the audit trail of key changes."""
+    import getpass
 
-    issued = run_db(lambda: create_till_key(args.store, args.till))
+    return f"cli ({getpass.getuser()})"
+
+
+def cmd_till_key_create(args: argparse.Namespace) -> int:
+    from loyalty_core.services.keys import issue_till_key
+
+    issued = run_db(lambda: issue_till_key(args.store, args.till, _actor(), datetime.now(UTC)))
     say(f"Till key {issued.key_id} for store {issued.store_code}, till {issued.till_code} (shown once; only its hash is stored):")
     say(issued.key)
     return 0
@@ -136,7 +143,7 @@ def cmd_till_key_list(args: argparse.Namespace) -> int:
 def cmd_till_key_revoke(args: argparse.Namespace) -> int:
     from loyalty_core.services.keys import revoke_till_key
 
-    k = run_db(lambda: revoke_till_key(args.id, datetime.now(UTC)))
+    k = run_db(lambda: revoke_till_key(args.id, datetime.now(UTC), _actor()))
     say(f"till key {k.id} ({k.prefix}…, store {k.store}, till {k.till}) revoked at {k.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
     return 0
 
@@ -144,7 +151,7 @@ def cmd_till_key_revoke(args: argparse.Namespace) -> int:
 def cmd_operator_key_create(args: argparse.Namespace) -> int:
     from loyalty_core.services.keys import create_operator_key
 
-    issued = run_db(lambda: create_operator_key(args.name, args.role))
+    issued = run_db(lambda: create_operator_key(args.name, args.role, _actor(), datetime.now(UTC)))
     say(f"Operator key {issued.id} {issued.name!r}, roles {', '.join(issued.roles)} (shown once; only its hash is stored):")
     say(issued.key)
     return 0
@@ -164,7 +171,7 @@ def cmd_operator_key_list(args: argparse.Namespace) -> int:
 def cmd_operator_key_revoke(args: argparse.Namespace) -> int:
     from loyalty_core.services.keys import revoke_operator_key
 
-    k = run_db(lambda: revoke_operator_key(args.id, datetime.now(UTC)))
+    k = run_db(lambda: revoke_operator_key(args.id, datetime.now(UTC), _actor()))
     say(f"operator key {k.id} ({k.prefix}…, {k.name}) revoked at {k.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
     return 0
 
@@ -218,14 +225,12 @@ async def _program_id(code: str | None) -> int:
 
 
 def cmd_ledger_settle(args: argparse.Namespace) -> int:
-    from loyalty_core.ledger.settle import SettleReport, settle_due
-    from loyalty_core.services.notifications import after_settle, queue_expiring_soon
-    from loyalty_core.services.tiers import recompute_lapsed_tiers
+    from backend.jobs import SettleResult, settle
     from loyalty_core.tables import Account
 
     now = datetime.now(UTC)
 
-    async def work() -> SettleReport:
+    async def work() -> SettleResult:
         rows = await Account.raw(
             "SELECT count(DISTINCT account) AS n FROM point_lot WHERE "
             "(state = 'pending' AND activates_at <= {}) OR (state = 'active' AND expires_at <= {})",
@@ -233,18 +238,16 @@ def cmd_ledger_settle(args: argparse.Namespace) -> int:
         )
         progress = Progress("settle", rows[0]["n"])
         note(f"settle: {progress.total} accounts have points due as of {now:%Y-%m-%d %H:%M:%S} UTC")
-        report = await settle_due(
+        # the same work the worker's scheduled `settle` job does (backend/jobs.py)
+        report = await settle(
             now,
             args.batch,
             progress=lambda r: progress.update(
-                r.accounts, f"activated {r.activated_points}, expired {r.expired_points}"
+                r.accounts, f"activated {r.activated_points}, expired {r.expired_points}"  # type: ignore[attr-defined]
             ),
-            on_settled=after_settle,
         )
-        queued = await queue_expiring_soon(now)
-        note(f"settle: {queued} 'points expiring soon' messages queued")
-        lapsed = await recompute_lapsed_tiers(now)
-        note(f"settle: {len(lapsed)} tiers changed as old spend left the 12-month window")
+        note(f"settle: {report.expiring_soon_queued} 'points expiring soon' messages queued")
+        note(f"settle: {report.tier_changes} tiers changed as their 12-month window moved")
         return report
 
     report = run_db(work)
@@ -282,6 +285,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopilka").setLevel(logging.INFO)
 
+    from backend import jobs
+
+    try:
+        schedule = jobs.parse_schedule()
+    except jobs.ScheduleError as exc:
+        raise CommandError(str(exc)) from exc
+    if args.jobs:
+        for job in run_db(lambda: jobs.statuses(schedule)):
+            every = f"every {job.every}" if job.every else "off"
+            last = f"last {job.last_started_at:%Y-%m-%d %H:%M:%S} UTC: {job.last_result}" if job.last_started_at else "never ran"
+            due = f"next {job.next_at:%Y-%m-%d %H:%M:%S} UTC" if job.next_at else "-"
+            say(f"{job.name}\t{every}\t{due}\t{last}\t({job.description})")
+        note("schedule from KOPILKA_JOBS (name=10m,...; name=off); one worker leads them (PostgreSQL advisory lock)")
+        return 0
+
     async def work() -> int:
         if args.once:
             return await run_worker(once=True)
@@ -290,7 +308,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)  # finish the batch in hand, then stop
         note("worker running; Ctrl-C or SIGTERM stops it after the current batch")
-        return await run_worker(stop)
+        # the scheduled jobs run beside the outbox delivery; only the leader among the workers runs them
+        scheduler = asyncio.create_task(jobs.run_scheduler(stop, schedule=schedule))
+        try:
+            return await run_worker(stop)
+        finally:
+            stop.set()
+            await scheduler
 
     handled = run_db(work, pool_max=8)
     if args.once:
@@ -577,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="deliver the notification outbox (push, wallet pass updates)")
     worker.add_argument("--once", action="store_true", help="deliver one batch and exit")
+    worker.add_argument("--jobs", action="store_true", help="show the scheduled jobs (KOPILKA_JOBS), when they last ran and run next")
     worker.set_defaults(handler=cmd_worker)
     return parser
 

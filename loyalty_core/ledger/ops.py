@@ -16,6 +16,7 @@ import msgspec
 from loyalty_core import db
 from loyalty_core.errors import InsufficientPoints, NotFound, ValidationFailed
 from loyalty_core.ledger.maths import LotView, take_from_lots
+from loyalty_core.piccolo_conf import DB
 from loyalty_core.tables import Account, PointLot
 
 _ENTRY_COLUMNS = "(account, lot, kind, bucket, amount, sale, sale_return, reason, created_at)"
@@ -480,14 +481,41 @@ class Balance(msgspec.Struct, frozen=True):
     expiring: list[DatedPoints]
 
 
-async def balance(account_id: int, now: datetime, timezone: str = "Europe/Moscow", horizon_days: int = 400) -> Balance:
-    """What the shopper sees, computed from lots as of `now`: right even if the settle job lags."""
-    tz = ZoneInfo(timezone)
-    lots = await PointLot.raw(
-        "SELECT remaining, state, activates_at, expires_at FROM point_lot "
-        "WHERE account = {} AND state IN ('pending', 'active') AND remaining > 0",
-        account_id,
+_LIVE_LOTS = (
+    "SELECT remaining, state, activates_at, expires_at FROM point_lot "
+    "WHERE account = $1 AND state IN ('pending', 'active') AND remaining > 0"
+)
+
+
+async def settle_if_due(account_id: int, now: datetime) -> bool:
+    """Apply what fell due on one account before it is shown (history, balances); True if anything was."""
+    rows = await db.fetch(
+        "SELECT 1 FROM point_lot WHERE account = $1 AND ((state = 'pending' AND activates_at <= $2) "
+        "OR (state = 'active' AND expires_at <= $2)) LIMIT 1",
+        account_id, now,
     )
+    if not rows:
+        return False
+    async with DB.transaction():
+        await lock_account(account_id, now)
+    return True
+
+
+def _due(lot: dict, now: datetime) -> bool:
+    return (lot["state"] == "pending" and lot["activates_at"] <= now) or (
+        lot["state"] == "active" and lot["expires_at"] is not None and lot["expires_at"] <= now)
+
+
+async def balance(account_id: int, now: datetime, timezone: str = "Europe/Moscow", horizon_days: int = 400) -> Balance:
+    """What the shopper sees as of `now`. When something fell due that the settle job has not applied yet,
+    it is applied first under the account lock (and the lots read again), so every surface (till, shopper
+    API, website, wallet pass, history sums, operator view) shows the same figure at every moment."""
+    tz = ZoneInfo(timezone)
+    lots = await db.fetch(_LIVE_LOTS, account_id)
+    if any(_due(lot, now) for lot in lots):
+        async with DB.transaction():
+            await lock_account(account_id, now)
+            lots = await db.fetch(_LIVE_LOTS, account_id)
     active = pending = 0
     pending_by_day: dict[date, int] = {}
     expiring_by_day: dict[date, int] = {}

@@ -188,8 +188,12 @@ async def _tier_changes(membership_id: int) -> list[TierChangeOut]:
     return changes
 
 
-async def ledger_page(membership_id: int, cursor: str | None, limit: int) -> LedgerPage:
+async def ledger_page(membership_id: int, cursor: str | None, limit: int, now: dt.datetime | None = None) -> LedgerPage:
     before, limit = decode_cursor(cursor), page_limit(limit)
+    if before is None:
+        # what fell due is applied first: the entries add up to the balance shown at the same moment
+        for account in await LedgerEntry.raw("SELECT id FROM account WHERE membership = {}", membership_id):
+            await ops.settle_if_due(account["id"], now or dt.datetime.now(dt.UTC))
     rows = await LedgerEntry.raw(
         "SELECT e.id, e.created_at AS at, e.kind, e.bucket, e.amount, e.reason, l.source AS lot_source, "
         "l.expires_at AS lot_expires_at, e.sale AS sale_id, s.receipt_id, r.return_id FROM ledger_entry e "

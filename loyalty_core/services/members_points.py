@@ -55,11 +55,14 @@ class HistoryPage(msgspec.Struct, kw_only=True):
     next_cursor: str | None
 
 
-async def history(member: Member, cursor: str | None, limit: int) -> HistoryPage:
-    """Ledger entries, newest first; a sale-linked entry names the receipt."""
+async def history(member: Member, cursor: str | None, limit: int, now: dt.datetime | None = None) -> HistoryPage:
+    """Ledger entries, newest first; a sale-linked entry names the receipt. What fell due is applied
+    first, so the entries add up to the balance shown at the same moment."""
     before, limit = decode_cursor(cursor), page_limit(limit)
     if member.account_id is None:
         return HistoryPage(items=[], next_cursor=None)
+    if before is None:
+        await ops.settle_if_due(member.account_id, now or dt.datetime.now(dt.UTC))
     rows = await LedgerEntry.raw(
         "SELECT e.id, e.kind, e.bucket, e.amount, e.reason, e.sale AS sale_id, s.receipt_id, e.created_at "
         "FROM ledger_entry e LEFT JOIN sale s ON s.id = e.sale "
