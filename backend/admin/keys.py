@@ -10,11 +10,11 @@ import datetime as dt
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.params import PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from backend.admin.auth import require_roles
+from backend.admin.auth import current_operator, require_roles
 from loyalty_core.services import keys
 from loyalty_core.services.keys import OperatorKeyInfo, TillKeyInfo
 
@@ -55,6 +55,12 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _actor(request: Request) -> str:
+    """Who did it, for the audit trail: the operator key's id and name."""
+    operator = current_operator(request)
+    return f"operator key {operator.key_id} ({operator.name})"
+
+
 class TillKeyController(Controller):
     path = "/admin/v1/till-keys"
     tags = ["operator keys"]
@@ -66,14 +72,14 @@ class TillKeyController(Controller):
         return await keys.list_till_keys(store, include_revoked=revoked)
 
     @post("/", status_code=HTTP_201_CREATED, summary="A new key for a till (shown once)")
-    async def create(self, data: TillKeyIn) -> IssuedTillKeyOut:
-        issued = await keys.create_till_key(data.store, data.till)
+    async def create(self, request: Request, data: TillKeyIn) -> IssuedTillKeyOut:
+        issued = await keys.issue_till_key(data.store, data.till, _actor(request), _now())
         return IssuedTillKeyOut(id=issued.key_id, store=issued.store_code, till=issued.till_code, prefix=issued.key[:10],
                                 key=issued.key)
 
     @post("/{key_id:int}/revoke", status_code=HTTP_200_OK, summary="Revoke a till key at once")
-    async def revoke(self, key_id: KeyId) -> TillKeyInfo:
-        return await keys.revoke_till_key(key_id, _now())
+    async def revoke(self, request: Request, key_id: KeyId) -> TillKeyInfo:
+        return await keys.revoke_till_key(key_id, _now(), _actor(request))
 
 
 class OperatorKeyController(Controller):
@@ -86,15 +92,15 @@ class OperatorKeyController(Controller):
         return await keys.list_operator_keys(include_revoked=revoked)
 
     @post("/", status_code=HTTP_201_CREATED, summary="A new operator key with roles (shown once)")
-    async def create(self, data: OperatorKeyIn) -> IssuedOperatorKeyOut:
-        issued = await keys.create_operator_key(data.name, list(data.roles))
+    async def create(self, request: Request, data: OperatorKeyIn) -> IssuedOperatorKeyOut:
+        issued = await keys.create_operator_key(data.name, list(data.roles), _actor(request), _now())
         return IssuedOperatorKeyOut(id=issued.id, name=issued.name, roles=issued.roles, prefix=issued.key[:10],
                                     key=issued.key)
 
     @post("/{key_id:int}/revoke", status_code=HTTP_200_OK,
           summary="Revoke an operator key at once (never the last working admin key)")
-    async def revoke(self, key_id: KeyId) -> OperatorKeyInfo:
-        return await keys.revoke_operator_key(key_id, _now())
+    async def revoke(self, request: Request, key_id: KeyId) -> OperatorKeyInfo:
+        return await keys.revoke_operator_key(key_id, _now(), _actor(request))
 
 
 ROUTES = [TillKeyController, OperatorKeyController]

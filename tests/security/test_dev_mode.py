@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.cli.conftest import ROOT, kopilka_argv
+from tests.factories import Shop
 from tests.identity.shopper import new_ip, new_phone
 
 
@@ -145,7 +146,7 @@ def test_serve_with_the_unsafe_flag_starts_on_a_public_address_and_says_so(servi
     assert "WARNING: development code gateway on 0.0.0.0" in log.read_text()
 
 
-def test_make_run_is_a_local_demo_where_codes_appear_in_the_terminal(services, tmp_path: Path) -> None:
+async def test_make_run_is_a_local_demo_where_codes_appear_in_the_terminal(shop: Shop, tmp_path: Path) -> None:
     """`make run` = `kopilka serve --dev` on loopback: a person reads the code in the terminal and signs in."""
     makefile = (ROOT / "Makefile").read_text()
     run = re.search(r"^run:.*\n\t(.+)$", makefile, re.M)
@@ -167,7 +168,8 @@ def test_make_run_is_a_local_demo_where_codes_appear_in_the_terminal(services, t
                 while not (found := re.search(rf"to {re.escape(phone)}: Kopilka: your code is (\d{{6}})", log.read_text())):
                     assert time.monotonic() < deadline, log.read_text()
                     time.sleep(0.05)
-                logged = person.post("/api/v1/auth/otp/verify", json={"to": phone, "code": found[1]})
+                logged = person.post("/api/v1/auth/otp/verify", params={"program": shop.program_code},
+                                     json={"to": phone, "code": found[1]})
                 assert logged.status_code == 200, logged.text
         finally:
             _stop(proc)

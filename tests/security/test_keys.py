@@ -149,6 +149,13 @@ async def test_operator_keys_over_the_api_need_the_admin_role_and_revoke_at_once
             async with httpx.AsyncClient(base_url=two_workers, timeout=10) as fresh:
                 assert (await fresh.post("/admin/v1/members", headers=support, json={})).status_code == 401
         assert support_id not in [k["id"] for k in (await http.get("/admin/v1/operator-keys", headers=admin)).json()]
+        # who issued and who revoked it is in the audit trail (never the secret)
+        from loyalty_core import db
+
+        trail = await db.fetch("SELECT actor, action, after::text AS after FROM audit_event WHERE subject = $1 ORDER BY id",
+                               f"operator_key:{support_id}")
+        assert [r["action"] for r in trail] == ["operator_key.issue", "operator_key.revoke"]
+        assert all("security desk" in r["actor"] for r in trail) and all(made.json()["key"] not in r["after"] for r in trail)
         assert support_id in [k["id"] for k in (await http.get("/admin/v1/operator-keys?revoked=true", headers=admin)).json()]
 
 
