@@ -479,11 +479,14 @@ class Balance(msgspec.Struct, frozen=True):
     pending: int
     pending_lots: list[DatedPoints]
     expiring: list[DatedPoints]
+    debt: int = 0  # paid first from the next refunds and accruals
 
 
+# the live lots, and the account's debt as one more row when there is one (same round trip)
 _LIVE_LOTS = (
     "SELECT remaining, state, activates_at, expires_at FROM point_lot "
-    "WHERE account = $1 AND state IN ('pending', 'active') AND remaining > 0"
+    "WHERE account = $1 AND state IN ('pending', 'active') AND remaining > 0 "
+    "UNION ALL SELECT debt, 'debt', NULL, NULL FROM account WHERE id = $1 AND debt > 0"
 )
 
 
@@ -516,11 +519,14 @@ async def balance(account_id: int, now: datetime, timezone: str = "Europe/Moscow
         async with DB.transaction():
             await lock_account(account_id, now)
             lots = await db.fetch(_LIVE_LOTS, account_id)
-    active = pending = 0
+    active = pending = debt = 0
     pending_by_day: dict[date, int] = {}
     expiring_by_day: dict[date, int] = {}
     horizon = now + timedelta(days=horizon_days)
     for lot in lots:
+        if lot["state"] == "debt":
+            debt = lot["remaining"]
+            continue
         if lot["expires_at"] is not None and lot["expires_at"] <= now:
             continue
         if lot["state"] == "pending" and lot["activates_at"] > now:
@@ -537,4 +543,5 @@ async def balance(account_id: int, now: datetime, timezone: str = "Europe/Moscow
         pending=pending,
         pending_lots=[DatedPoints(p, d) for d, p in sorted(pending_by_day.items())],
         expiring=[DatedPoints(p, d) for d, p in sorted(expiring_by_day.items())],
+        debt=debt,
     )

@@ -27,6 +27,7 @@ class BalanceOut(msgspec.Struct, kw_only=True):
     pending: int
     pending_lots: list[DatedPoints]  # when pending points become spendable
     expiring: list[DatedPoints]  # when active points burn
+    debt: int = 0  # spent points a return could not take back: paid first from the next refunds and accruals
 
 
 async def balance(member: Member, now: dt.datetime) -> BalanceOut:

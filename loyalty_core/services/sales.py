@@ -180,15 +180,17 @@ async def calculate_sale(sale: SaleIn, till: Till, now: dt.datetime) -> Calculat
     """What confirm would do, with nothing written. Due activations are counted as of `now`."""
     till_trust.check_lines(sale)
     card = await resolve_scan(sale.card, now) if sale.card else None
-    active = pending = 0
+    active = pending = debt = 0
     if card is not None and card.account_id is not None:
         bal = await ops.balance(card.account_id, now, card.program_timezone)
-        active, pending = bal.active, bal.pending
+        active, pending, debt = bal.active, bal.pending, bal.debt
     priced, _, _ = await _price(sale, card, till, active, now)
     after = None
     if card is not None:
         t = priced.totals
-        after = BalanceAfter(active=active - t.redeemed_points, pending=pending + t.accrued_points)
+        # as confirm will: the account's debt is paid first from the accrual
+        after = BalanceAfter(active=active - t.redeemed_points,
+                             pending=pending + t.accrued_points - min(debt, t.accrued_points))
     return calculation_out(priced, after, card)
 
 

@@ -76,7 +76,12 @@ async def test_a_debt_is_paid_from_the_next_accrual(db_pool: None) -> None:
     shop = await make_shop()
     member, s, s2, back, day15 = await _story(shop)
     later = day15 + dt.timedelta(hours=3)
-    sale = await _confirm(shop, member, [("cheese", 1, 99_900)], later)  # earns 29: all of it pays the debt
+    assert (await ops.balance(member.account_id, later)).debt == 90
+    till = sales.Till(till_id=shop.till_id, store_id=shop.store_id)
+    calc_body = sale_body(shop, [("cheese", 1, 99_900)], card=member.card, when=later)
+    calc = await sales.calculate_sale(msgspec.convert(calc_body, SaleIn), till, later)
+    sale = await sales.confirm_sale(msgspec.convert(calc_body, SaleIn), till, later)  # earns 29: all pays the debt
+    assert calc.balance_after == sale.balance_after
     assert sale.totals.accrued_points == 29
     assert sale.balance_after is not None and sale.balance_after.pending == 72  # S2's points only
     assert await _debt(member.account_id) == 90 - 29
