@@ -461,6 +461,14 @@ async def transfer(source: AccountState, target: AccountState, now: datetime, re
     await _move_account(target.id, moved_active, moved_pending, now)
     source.active, source.pending = source.active - moved_active, source.pending - moved_pending
     target.active, target.pending = target.active + moved_active, target.pending + moved_pending
+    if source.debt > 0:
+        # the debt goes with the points: the target pays it from its next refunds and accruals
+        owed = await _outstanding_debts(source.id)
+        await _insert_entries(source.id, [Entry(lot, "transfer", "debt", -amount) for lot, amount in owed], now, reason=reason)
+        await _insert_entries(target.id, [Entry(None, "transfer", "debt", source.debt)], now, reason=reason)
+        await Account.raw("UPDATE account SET debt = debt - {} WHERE id = {}", source.debt, source.id)
+        await Account.raw("UPDATE account SET debt = debt + {} WHERE id = {}", source.debt, target.id)
+        target.debt, source.debt = target.debt + source.debt, 0
     return moved_active + moved_pending
 
 

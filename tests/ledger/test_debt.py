@@ -168,3 +168,31 @@ async def test_undoing_every_purchase_in_any_order_leaves_the_balance_as_if_they
         "FROM ledger_entry e LEFT JOIN point_lot l ON l.id = e.lot WHERE e.account = {} ORDER BY e.id", member.account_id)
     assert (bal.active + bal.pending, await _debt(member.account_id)) == (expected, 0), (
         steps, initial, now, [s["id"] for s in confirmed], "\n".join(map(str, entries)))
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_debt_moves_with_the_points_when_accounts_are_merged(db_pool: None) -> None:
+    from loyalty_core.piccolo_conf import DB
+
+    shop = await make_shop()
+    member, *_ = await _story(shop)
+    other = await make_member(shop, 10, now=T0)
+    later = T0 + dt.timedelta(days=16)
+    async with DB.transaction():
+        states = await ops.lock_accounts([member.account_id, other.account_id], later)
+        await ops.transfer(states[member.account_id], states[other.account_id], later, "merge")
+    assert (await _debt(member.account_id), await _debt(other.account_id)) == (0, 90)
+    assert await verify_all() == []
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_verify_reports_a_debt_that_disagrees_with_its_entries(db_pool: None) -> None:
+    shop = await make_shop()
+    member, *_ = await _story(shop)
+    await LedgerEntry.raw("UPDATE account SET debt = debt + 5 WHERE id = {}", member.account_id)
+    try:
+        found = [v for v in await verify_all() if v.subject == f"account {member.account_id}"]
+        assert [v.invariant for v in found] == [
+            "account.debt == sum(ledger entries into the debt bucket), never below zero, per lot too"]
+    finally:
+        await LedgerEntry.raw("UPDATE account SET debt = debt - 5 WHERE id = {}", member.account_id)
