@@ -71,3 +71,34 @@ async def test_an_old_sale_answers_the_balance_every_surface_then_shows(db_pool:
     assert (await sales.identify(member.card, now)).balance.active == after[0]
     assert await _history_sum(member.account_id) == after[0]
     assert await verify_all() == []
+
+
+async def test_over_http_the_till_the_shopper_and_the_operator_see_one_figure(http, shop, shopper_factory) -> None:
+    """Points that burnt yesterday, and no settle since: every surface already leaves them out."""
+    from backend.admin.auth import create_operator_key
+    from tests.factories import unique
+
+    shopper = await shopper_factory()
+    rows = await LedgerEntry.raw(
+        "SELECT a.id FROM card c JOIN account a ON a.membership = c.membership WHERE c.number = {}", shopper.card)
+    account_id = rows[0]["id"]
+    real_now = dt.datetime.now(dt.UTC)
+    long_ago = real_now - dt.timedelta(days=60)
+    async with DB.transaction():
+        state = await ops.lock_account(account_id, long_ago)
+        await ops.accrue(state, 589, long_ago, kind="adjust", source="adjust", activates_at=long_ago,
+                         expires_at=real_now + dt.timedelta(days=300), reason="goodwill")
+        await ops.accrue(state, 67, long_ago, kind="adjust", source="adjust", activates_at=long_ago,
+                         expires_at=real_now - dt.timedelta(days=1), reason="promo")
+    base = await account_balance(account_id)  # the stored row still counts the burnt 67: nothing settled yet
+    history = (await shopper.get("/history", params={"limit": 100})).json()
+    assert sum(i["amount"] for i in history["items"] if i["bucket"] == "active") == base[0] - 67
+    balance = (await shopper.get("/balance")).json()
+    identified = (await http.post("/pos/v1/identify", headers=shop.headers, json={"scan": shopper.card})).json()
+    key = (await create_operator_key(unique("support"), ["support"])).key
+    membership = (await LedgerEntry.raw("SELECT membership FROM card WHERE number = {}", shopper.card))[0]["membership"]
+    operator_view = (await http.get(f"/admin/v1/members/{membership}/history",
+                                    headers={"Authorization": f"Bearer {key}"})).json()
+    figures = {balance["active"], identified["balance"]["active"], operator_view["balance"]["active"],
+               (await account_balance(account_id))[0], await _history_sum(account_id)}
+    assert figures == {base[0] - 67}
