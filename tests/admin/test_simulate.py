@@ -36,7 +36,7 @@ async def test_a_described_gold_member_on_her_birthday_under_a_draft_group(
     http: httpx.AsyncClient, shop: Shop, operator: Operators
 ) -> None:
     counts = await row_counts()
-    member = {"tier": "gold", "birth_date": "1990-11-18", "balance": 500, "segments": ["vip"]}
+    member = {"tier": "gold", "birth_date": f"1992-{WEDNESDAY_10_30:%m-%d}", "balance": 500, "segments": ["vip"]}
     live = await http.post("/admin/v1/simulate", json=basket(shop, member=member, redeem_points=20),
                            headers=operator("marketer"))
     assert live.status_code == 200, live.text
@@ -56,7 +56,7 @@ async def test_a_described_gold_member_on_her_birthday_under_a_draft_group(
     assert birthday["details"] and birthday["explanation"]
     assert any(t["rule"] == "birthday-x10" and t["fired"] for t in body["trace"])
 
-    not_her_birthday = {**member, "birth_date": "1990-05-01"}
+    not_her_birthday = {**member, "birth_date": f"1992-{WEDNESDAY_10_30.month % 12 + 1:02d}-01"}
     other = await http.post("/admin/v1/simulate", json=basket(shop, member=not_her_birthday, group=BIRTHDAY_X10),
                             headers=operator("marketer"))
     assert other.json()["result"]["totals"]["accrued_points"] == 14
