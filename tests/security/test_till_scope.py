@@ -236,3 +236,20 @@ async def test_a_malformed_receipt_reference_is_refused(http: httpx.AsyncClient,
                                                               "receipt_id": "1"}, "return_id": "R-1", "lines": lines})
     problem(r, 401, "unauthorized")
     assert await count_rows("sale_return") == before
+
+
+async def test_an_idempotency_key_is_the_tills_own(http: httpx.AsyncClient, shop: Shop) -> None:
+    """Another till sending the same Idempotency-Key neither reads the first till's answer nor is refused by it."""
+    neighbour = await another_till(shop, unique("till"))
+    member = await make_member(shop, points=500)
+    first_body = sale_body(shop, [("cheese", 1, 100_000)], card=member.card, redeem=100)
+    first = await http.post("/pos/v1/sales/confirm", json=first_body, headers={**shop.headers, "Idempotency-Key": "K-1"})
+    assert first.status_code == 200, first.text
+
+    other_body = sale_body(neighbour, [("milk", 1, 10_000)])
+    other = await http.post("/pos/v1/sales/confirm", json=other_body,
+                            headers={**neighbour.headers, "Idempotency-Key": "K-1"})
+    assert other.status_code == 200, other.text
+    assert other.json()["sale_id"] != first.json()["sale_id"]
+    assert "balance_after" not in other.json() or other.json()["balance_after"] != first.json()["balance_after"]
+    assert other.json()["totals"]["amount"] == 10_000
