@@ -240,6 +240,9 @@ class Account(Table):
     updated_at = Timestamptz(default=TimestamptzNow())
     # points already spent that a return could not take back; paid first from the next refunds and accruals
     debt = BigInt(default=0)
+    # bumped by every write of the ledger writer (loyalty_core/ledger/writer.py): a write guarded by the
+    # version it read finds out that the account changed meanwhile (optimistic confirm)
+    version = BigInt(default=0)
 
 
 class PointLot(Table):
