@@ -178,6 +178,11 @@ class Card(Table):
     created_at = Timestamptz(default=TimestamptzNow())
     # sha256 of "number:secret" printed with an emitted card: proof of possession when bound in the app or web
     secret_hash = Varchar(length=64, null=True, default=None)
+    # linked to a member by someone else (a till, the call centre, an import into an existing customer): it earns,
+    # but pays with points only after the member confirms this card (the code sent at the till, or in the app/website)
+    confirm_needed = Boolean(default=False)
+    linked_via = Varchar(length=100, default="")  # where: "till MSK-TVERSKAYA/1", "call centre", "import"
+    linked_at = Timestamptz(null=True, default=None)
 
 
 class WelcomeGrant(Table):
