@@ -137,7 +137,10 @@ async def create_till_key(store_code: str, till_code: str) -> IssuedTillKey:
     async with DB.transaction():
         store = await Store.select(Store.id).where(Store.code == store_code).first()
         if store is None:
-            raise NotFound(f"store {store_code!r} does not exist")
+            known = [r["code"] for r in await Store.select(Store.code).order_by(Store.code).limit(11)]
+            shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "") if known else "none yet"
+            raise NotFound(f"store {store_code!r} does not exist (known: {shown}); an operator opens stores with "
+                           "POST /admin/v1/stores (docs/operator-api.md)")
         till = await Till.select(Till.id).where((Till.store == store["id"]) & (Till.code == till_code)).first()
         if till is None:
             till = (await Till.insert(Till(store=store["id"], code=till_code)).returning(Till.id))[0]

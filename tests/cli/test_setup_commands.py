@@ -139,6 +139,8 @@ async def test_bad_arguments_are_explained_and_write_nothing(shop: Any) -> None:
         (("cards", "emit", "--series", "x", "--count", "3", "--program", "no-such-program"), 1, "'no-such-program' does not exist"),
         (("till-key", "create", "--store", shop.store_code), 2, "--till"),
         (("till-key", "create", "--store", "no-such-store", "--till", "1"), 1, "store 'no-such-store' does not exist"),
+        # what to do about it: the stores there are, and how one is opened
+        (("till-key", "create", "--store", "no-such-store", "--till", "1"), 1, "opens stores with POST /admin/v1/stores"),
         (("till-key", "remove"), 2, "invalid choice"),
         (("nonsense",), 2, "invalid choice"),
     ]:
