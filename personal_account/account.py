@@ -140,6 +140,11 @@ class AccountController(Controller):
         await add_flash(request, f"{t('Card added:')} {card.number}")
         return back_to("/cards")
 
+    @post("/cards/{number:str}/confirm")
+    async def confirm(self, request: Request, member: CurrentMember, number: CardNumber) -> Redirect:
+        """A card linked at a till or by the call centre is the shopper's: it may pay with points from now on."""
+        return await _outcome(request, "/cards", members_cards.confirm_card(member, number), "Card confirmed.")
+
     @post("/cards/{number:str}/block")
     async def block(self, request: Request, member: CurrentMember, number: CardNumber) -> Redirect:
         form = await request.form()

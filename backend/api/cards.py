@@ -43,6 +43,12 @@ class CardController(Controller):
         the member. A card of another member -> 409 `card-taken`; a wrong secret -> 422 `card-secret-invalid`."""
         return await cards.bind_card(member, data, now, valkey, client_ip(request))
 
+    @post("/{number:str}/confirm", status_code=HTTP_200_OK)
+    async def confirm(self, member: CurrentMember, number: CardNumber) -> cards.CardOut:
+        """This card, linked to you at a till or by the call centre (`linked_via`, `linked_at`), is yours: it may
+        pay with points from now on. If you were not handed it, block it instead."""
+        return await cards.confirm_card(member, number)
+
     @post("/{number:str}/block", status_code=HTTP_200_OK)
     async def block(self, member: CurrentMember, number: CardNumber, data: cards.CardBlock) -> cards.CardOut:
         return await cards.block_card(member, number, data)

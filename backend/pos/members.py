@@ -34,7 +34,8 @@ async def register_member_at_till(request: Request, data: TillRegistration) -> R
         await gateway_for(get_identity_settings(), valkey).send(otp.Identifier("phone", phone), text)
 
     codes = TillLinkCodes(valkey, till.till_id, request.app.state.settings.security.secret_key, send)
-    result = await register_at_till(data, dt.datetime.now(dt.UTC), codes)
+    result = await register_at_till(data, dt.datetime.now(dt.UTC), codes,
+                                    place=f"till {till.till_code} of store {till.store_code}")
     return Response(result, status_code=HTTP_201_CREATED if result.linked else HTTP_202_ACCEPTED)
 
 

@@ -41,6 +41,8 @@ class CardContext(msgspec.Struct, kw_only=True):
     account_pending: int | None = None
     birth_date_known_since: dt.datetime | None = None  # when the birth date was set or last corrected
     account_debt: int | None = None
+    # linked by a till / the call centre / an import; the member has not confirmed it: it cannot pay with points
+    confirm_needed: bool = False
 
     @property
     def registered(self) -> bool:
@@ -48,7 +50,7 @@ class CardContext(msgspec.Struct, kw_only=True):
 
 
 _CARD_QUERY = """
-SELECT c.id AS card_id, c.number, c.status AS card_status, c.blocked_reason, c.replaced_by,
+SELECT c.id AS card_id, c.number, c.status AS card_status, c.blocked_reason, c.replaced_by, c.confirm_needed,
        c.program AS program_id, p.timezone AS program_timezone, p.rules_version,
        m.id AS membership_id, m.status AS membership_status, m.customer AS customer_id,
        COALESCE(cu.name, '') AS customer_name, cu.birth_date,
@@ -118,6 +120,13 @@ def _card_from_app_token(scan: str, now: dt.datetime) -> str:
         raise TokenExpired("The app QR code has expired: ask the shopper to refresh the screen") from exc
     except QrTokenInvalid as exc:
         raise CardNotFound("The QR code is not a valid Kopilka code") from exc
+
+
+def shows_possession_only(scan: str) -> bool:
+    """The scan is the card's number (plastic, printed QR, wallet barcode): it proves someone holds the card, not
+    that the member does. An app QR token comes from the signed-in member; a phone spends only with their code."""
+    scan = scan.strip()
+    return not scan.startswith(APP_TOKEN_PREFIX) and _as_phone(scan) is None
 
 
 def _as_phone(scan: str) -> str | None:

@@ -264,9 +264,10 @@ async def _referrer(program_id: int, code: str | None) -> int | None:
 
 async def register_member(
     program: ProgramRef, reg: Registration, channel: Channel, now: dt.datetime, *, status: str = "active",
-    welcome: bool = True,
+    welcome: bool = True, linked_via: str = "",
 ) -> Registered:
-    """Find or create the customer, then their membership in the program (with a card), in one transaction."""
+    """Find or create the customer, then their membership in the program (with a card), in one transaction.
+    `linked_via` says where a card was linked (shown to the member when the card waits for their confirmation)."""
     phone, email = normalised_contacts(reg.phone, reg.email)
     async with DB.transaction():
         customer_id, new_customer = await find_or_create_customer(phone, email, now, reg.name, reg.birth_date)
@@ -274,6 +275,11 @@ async def register_member(
         card = await card_for_registration(reg.card_number, program.id) if reg.card_number else None
         if card is not None:
             claim_card(card, customer_id, channel, reg.card_secret)
+            if card["customer"] != customer_id and _needs_member_confirmation(channel, new_customer):
+                await Card.update({Card.confirm_needed: True, Card.linked_at: now,
+                                   Card.linked_via: linked_via or _LINKED_VIA.get(channel, channel)}).where(
+                    Card.id == card["id"]
+                )
         if existing is not None:
             membership_id, new_membership = existing["id"], False
             if card is not None:
@@ -293,6 +299,23 @@ async def register_member(
         await record_consents(customer_id, list(reg.consents), channel, now)
     return Registered(customer_id=customer_id, membership_id=membership_id, program=program.code, card_number=number,
                       status=status, new_customer=new_customer, new_membership=new_membership)
+
+
+_LINKED_VIA = {"till": "a till", "call_center": "the call centre", "import": "an import"}
+
+
+def _needs_member_confirmation(channel: str, new_customer: bool) -> bool:
+    """A card linked by someone other than the member pays with points only once the member confirms it: a till
+    or the call centre typed the phone (the person holding the card need not own it); an import vouches for the
+    cards of the customers it creates, not for a card it adds to someone who was already a customer."""
+    if channel in ("till", "call_center"):
+        return True
+    return channel == "import" and not new_customer
+
+
+async def confirm_card(number: str) -> None:
+    """The member confirmed this card (the code sent to their phone at the till, or signed in): it may pay."""
+    await Card.update({Card.confirm_needed: False}).where(Card.number == number)
 
 
 async def _current_card(membership_id: int) -> str:
@@ -334,10 +357,24 @@ def contact_hash(program_id: int, contact: str) -> str:
     return hmac.new(key, f"{program_id}:{contact}".encode(), hashlib.sha256).hexdigest()
 
 
+_GMAIL = frozenset({"gmail.com", "googlemail.com"})
+
+
+def mailbox(email: str) -> str:
+    """The mailbox an address delivers to, for counting welcome bonuses: `+tag` sub-addresses and, at Gmail, dots
+    and googlemail.com reach the same inbox, so `a.b+1@gmail.com` and `ab@googlemail.com` are one person's one
+    bonus. (Used only for the welcome count: the address itself is kept and used as typed, lower-cased.)"""
+    local, _, domain = email.lower().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in _GMAIL:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
 async def first_welcome(program_id: int, phone: str | None, email: str | None, now: dt.datetime) -> bool:
     """Record that these contacts got the program's welcome bonus; False when any of them got it before
     (deleting the account and registering again earns nothing). The unique index settles races."""
-    hashes = [contact_hash(program_id, c) for c in (phone, email) if c]
+    hashes = [contact_hash(program_id, c) for c in (phone, mailbox(email) if email else None) if c]
     rows = await WelcomeGrant.raw(
         "INSERT INTO welcome_grant (program, contact_hash, granted_at) SELECT {}, h, {} FROM unnest({}::varchar[]) AS h "
         "ON CONFLICT (program, contact_hash) DO NOTHING RETURNING contact_hash",

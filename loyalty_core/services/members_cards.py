@@ -37,6 +37,11 @@ class CardOut(msgspec.Struct, kw_only=True):
     blocked_reason: str | None
     replaced_by: str | None
     created_at: dt.datetime
+    # linked to you by a till, the call centre or an import: it cannot pay with points until you confirm it here
+    # (or read the code sent to your phone to the cashier); block it if you were not handed this card
+    confirm_needed: bool = False
+    linked_via: str = ""
+    linked_at: dt.datetime | None = None
 
 
 class CardBind(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -59,7 +64,8 @@ class QrToken(msgspec.Struct, kw_only=True):
 
 
 _CARDS = (
-    "SELECT c.id, c.number, c.kind, c.status, c.blocked_reason, r.number AS replaced_by, c.created_at "
+    "SELECT c.id, c.number, c.kind, c.status, c.blocked_reason, r.number AS replaced_by, c.created_at, "
+    "c.confirm_needed, c.linked_via, c.linked_at "
     "FROM card c LEFT JOIN card r ON r.id = c.replaced_by WHERE c.membership = {} ORDER BY c.id"
 )
 
@@ -92,6 +98,16 @@ async def bind_card(member: Member, bind: CardBind, now: dt.datetime, valkey: An
         card = await card_for_registration(number, member.program_id)
         claim_card(card, member.customer_id, "app", bind.secret)
         await attach_card(card, member.membership_id, member.customer_id, now, f"card {number} bound by the member")
+    return await card_view(member, number)
+
+
+async def confirm_card(member: Member, number: str) -> CardOut:
+    """The signed-in member says this card, linked by a till or the call centre, is theirs: it may pay with points."""
+    async with DB.transaction():
+        card = await _own_card(member, number, lock=True)
+        if card["status"] != "active":
+            raise CardBlocked(f"Card {number} is {card['status']}")
+        await Card.update({Card.confirm_needed: False}).where(Card.id == card["id"])
     return await card_view(member, number)
 
 

@@ -19,6 +19,7 @@ from loyalty_core.services.identity import (
     ProgramRef,
     Registered,
     Registration,
+    confirm_card,
     confirm_memberships,
     normalised_contacts,
     program_document,
@@ -55,7 +56,7 @@ class TillRegistered(msgspec.Struct, kw_only=True):
 
 async def _card_at_till(number: str) -> tuple[ProgramRef, dict]:
     card = await Card.raw(
-        "SELECT c.id, c.number, c.status, c.program, m.customer, m.id AS membership FROM card c "
+        "SELECT c.id, c.number, c.status, c.program, c.confirm_needed, m.customer, m.id AS membership FROM card c "
         "LEFT JOIN membership m ON m.id = c.membership WHERE c.number = {}",
         number,
     )
@@ -76,7 +77,7 @@ async def _status(customer_id: int, program: ProgramRef) -> tuple[int | None, st
     return (row["id"], row["status"]) if row else (None, "pending")
 
 
-async def register_at_till(reg: TillRegistration, now: dt.datetime, codes: TillLinkCodes) -> TillRegistered:
+async def register_at_till(reg: TillRegistration, now: dt.datetime, codes: TillLinkCodes, place: str = "") -> TillRegistered:
     """The till scanned the card (proof of possession); the phone is only typed, so the phone's owner confirms.
 
     - a card of another member -> 409 `card-taken`, never moved;
@@ -84,6 +85,9 @@ async def register_at_till(reg: TillRegistration, now: dt.datetime, codes: TillL
       the phone; the shopper confirms by reading the code to the cashier or by logging in with a code;
     - the phone of an existing customer: nothing is written; a code goes to the phone, and the card is linked
       (its anonymous points moved) only when the till sends that code back.
+    A card linked without that code (a new phone) pays with points only once the member confirms the card: the code
+    read out at a till, or in the app/website, signed in. Logging in confirms the membership, not the card: the
+    cashier may have kept the card (`place` is shown to the member: which store and till linked it).
     """
     number = reg.card_number.strip()
     phone = normalise_phone(reg.phone)
@@ -94,7 +98,7 @@ async def register_at_till(reg: TillRegistration, now: dt.datetime, codes: TillL
         raise CardTaken(f"Card {number} belongs to another member and stays theirs")
     registration = Registration(phone=phone, name=reg.name, card_number=number, consents=reg.consents)
     if owner_id is None:
-        registered = await register_member(program, registration, "till", now, status="pending")
+        registered = await register_member(program, registration, "till", now, status="pending", linked_via=place)
         try:
             await codes.send_code(phone, number)
         except DomainError:  # registered all the same: the shopper can confirm by logging in with a code
@@ -103,7 +107,7 @@ async def register_at_till(reg: TillRegistration, now: dt.datetime, codes: TillL
     if card["customer"] == owner_id:
         # the card is theirs already (registered here before): the code confirms a pending membership
         membership_id, status = await _status(owner_id, program)
-        if status == "pending":
+        if status == "pending" or card["confirm_needed"]:
             if reg.confirmation_code is None:
                 await codes.send_code(phone, number)
                 return TillRegistered(status="pending", card_number=number, program=program.code, customer_id=owner_id,
@@ -112,6 +116,7 @@ async def register_at_till(reg: TillRegistration, now: dt.datetime, codes: TillL
             await codes.check_code(phone, number, reg.confirmation_code)
             async with DB.transaction():
                 await confirm_memberships(owner_id)
+                await confirm_card(number)
         membership_id, status = await _status(owner_id, program)
         return TillRegistered(status=status, card_number=number, program=program.code,  # type: ignore[arg-type]
                               customer_id=owner_id, membership_id=membership_id, new_customer=False,
@@ -122,9 +127,10 @@ async def register_at_till(reg: TillRegistration, now: dt.datetime, codes: TillL
         return TillRegistered(status="pending", card_number=number, program=program.code, customer_id=None,
                               membership_id=None, new_customer=False, new_membership=False, code_sent=True, linked=False)
     await codes.check_code(phone, number, reg.confirmation_code)
-    registered = await register_member(program, registration, "till", now)
+    registered = await register_member(program, registration, "till", now, linked_via=place)
     async with DB.transaction():
         await confirm_memberships(registered.customer_id)
+        await confirm_card(number)  # the code came from the member's phone: they confirmed this card
     registered.status = "active"
     return _out(registered, program, code_sent=False, linked=True)
 

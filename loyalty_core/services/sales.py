@@ -26,7 +26,7 @@ from loyalty_core.errors import (
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.services import outbox, programs, sale_write, tiers, till_trust
-from loyalty_core.services.identify import CardContext, resolve_scan
+from loyalty_core.services.identify import CardContext, resolve_scan, shows_possession_only
 from loyalty_core.services.pricing import build_pricing_input
 from loyalty_core.services.sale_types import (
     AppliedOut,
@@ -88,6 +88,8 @@ async def identify(scan: str, now: dt.datetime) -> IdentifyOut:
         messages.append("Card is not registered yet: offer the shopper to register it to keep and spend points")
     if card.membership_status == "pending":
         messages.append("Registration is waiting for the shopper's confirmation code")
+    elif card.confirm_needed and shows_possession_only(scan):
+        messages.append("The shopper has not confirmed this card yet: its points cannot be spent with it")
     if card.birth_date and card.birth_date.month == now.month and card.birth_date.day == now.day:
         messages.append("Happy birthday to the shopper!")
     return IdentifyOut(
@@ -131,6 +133,14 @@ async def _price(
         if sale.redeem_points:
             raise RedeemLimit("The shopper has not confirmed the registration yet: points can be spent once they "
                               "confirm with the code sent to their phone", max_redeem_points=0, pending_confirmation=True)
+        balance_active = 0
+    elif card is not None and card.confirm_needed and sale.card and shows_possession_only(sale.card):
+        # linked at a till (or by the call centre) to a phone; whoever holds this plastic need not be the phone's
+        # owner (a cashier may keep it): it pays once the member confirms the card, or by app QR / phone and code
+        if sale.redeem_points:
+            raise RedeemLimit("This card was linked to the shopper's phone by someone else and the shopper has not "
+                              "confirmed it yet: pay with the app's QR code, or confirm the card with the code sent to "
+                              "the phone (POST /pos/v1/members)", max_redeem_points=0, pending_confirmation=True)
         balance_active = 0
     basket, context = await build_pricing_input(sale, card, till.store or till.store_id, document, balance_active, now)
     if sale.redeem_points > balance_active and card is not None and card.registered:

@@ -1,0 +1,245 @@
+"""Security review of issue 10 (after it was closed): the holes found by trying again as a cashier, a caller to the
+call centre, an import key and a shopper after a second welcome bonus. Each test failed on the code as it was.
+
+Held by tests marked `xfail(strict=True)` are holes found and reported, not fixed here (they need the ledger or
+returns code another engineer is restructuring, or a contract change): they flip to a failure the day they are fixed,
+so the marker is removed then.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+import pytest
+
+from backend.admin.auth import create_operator_key
+from loyalty_core.engine.effects import EventBonus
+from loyalty_core.engine.program import Rule, RuleGroup
+from loyalty_core.services import setup
+from loyalty_core.services.otp import read_inbox
+from tests.factories import basic_rules, count_rows, emit_card, emit_card_with_secret, make_shop, sale_body, unique
+from tests.identity.shopper import Shopper, new_phone
+
+WELCOME = RuleGroup(code="events", name="Events", stage="event", rules=[
+    Rule(code="welcome", name="Welcome bonus", effect=EventBonus(event="registered", points=500)),
+])
+
+
+def _type(response: Any) -> str:
+    return response.json()["type"].rsplit("/", 1)[-1]
+
+
+async def _welcome_shop() -> Any:
+    return await make_shop(msgspec.structs.replace(basic_rules(), groups=[WELCOME]))
+
+
+async def _code_sent_to(valkey: Any, phone: str) -> str:
+    inbox = await read_inbox(valkey, phone, limit=1)
+    assert inbox, f"no message for {phone}"
+    return re.search(r"\b(\d{6})\b", inbox[0].text).group(1)  # type: ignore[union-attr]
+
+
+async def _spend(http: Any, shop: Any, scan: str, points: int = 100) -> Any:
+    return await http.post("/pos/v1/sales/calculate", headers=shop.headers,
+                           json=sale_body(shop, [("cheese", 2, 59_900)], card=scan, redeem=points))
+
+
+def _refused_as_unconfirmed(response: Any) -> None:
+    assert response.status_code == 409 and _type(response) == "redeem-limit", response.text
+    assert response.json()["max_redeem_points"] == 0 and response.json()["pending_confirmation"] is True
+
+
+# --- the cashier keeps the card ------------------------------------------------------------------------
+
+
+async def test_a_card_a_cashier_registered_to_a_strangers_phone_cannot_spend_after_the_stranger_logs_in(
+        http, valkey, db_pool) -> None:
+    """The gap reported after issue 10: the till registers a stranger's phone on a card the cashier keeps; the
+    stranger's app login confirmed the membership and the cashier spent the points by card."""
+    shop = await _welcome_shop()
+    card, phone = await emit_card(shop), new_phone()
+    kept = await http.post("/pos/v1/members", headers=shop.headers, json={"phone": phone, "card_number": card})
+    assert kept.status_code == 201, kept.text
+    stranger = Shopper(http=http, to=phone, program=shop.program_code)
+    await stranger.log_in()  # confirms the membership: it is theirs, with 500 welcome points
+
+    _refused_as_unconfirmed(await _spend(http, shop, card))
+    for path in ("/pos/v1/sales/confirm",):
+        _refused_as_unconfirmed(await http.post(path, headers=shop.headers,
+                                                json=sale_body(shop, [("cheese", 2, 59_900)], card=card, redeem=100)))
+    batch = await http.post("/pos/v1/sales/batch", headers=shop.headers, json={"sales": [
+        sale_body(shop, [("cheese", 2, 59_900)], card=card, redeem=100)]})
+    [item] = batch.json()["results"]
+    assert item["status"] == "rejected" and item["problem"]["type"].endswith("/redeem-limit"), item
+    assert await count_rows("sale", "card_number = {}", card) == 0
+    shown = await http.post("/pos/v1/identify", headers=shop.headers, json={"scan": card})
+    assert any("not confirmed this card" in m for m in shown.json()["cashier_messages"]), shown.text
+
+    # the shopper sees where and when it was linked, and may confirm it (or block it)
+    [listed] = (await stranger.get("/cards")).json()
+    assert listed["number"] == card and listed["confirm_needed"] is True
+    assert shop.store_code in listed["linked_via"] and "till-1" in listed["linked_via"] and listed["linked_at"]
+
+    # the app's own QR code is the shopper, not the plastic: it may pay already
+    token = (await stranger.get(f"/cards/{card}/qr-token")).json()["token"]
+    by_app = await _spend(http, shop, token)
+    assert by_app.status_code == 200 and by_app.json()["totals"]["redeemed_points"] == 100, by_app.text
+
+    confirmed = await stranger.send("POST", f"/cards/{card}/confirm")
+    assert confirmed.status_code == 200 and confirmed.json()["confirm_needed"] is False, confirmed.text
+    spend = await _spend(http, shop, card)
+    assert spend.status_code == 200 and spend.json()["totals"]["redeemed_points"] == 100, spend.text
+
+
+async def test_the_code_read_out_at_the_till_confirms_the_card_even_after_the_shopper_logged_in(http, valkey, db_pool) -> None:
+    shop = await _welcome_shop()
+    card, phone = await emit_card(shop), new_phone()
+    assert (await http.post("/pos/v1/members", headers=shop.headers,
+                            json={"phone": phone, "card_number": card})).status_code == 201
+    await Shopper(http=http, to=phone, program=shop.program_code).log_in()
+    _refused_as_unconfirmed(await _spend(http, shop, card))
+    again = await http.post("/pos/v1/members", headers=shop.headers, json={"phone": phone, "card_number": card})
+    assert again.json()["code_sent"] is True, again.text  # a fresh code for the card, since it is not confirmed
+    wrong = await http.post("/pos/v1/members", headers=shop.headers,
+                            json={"phone": phone, "card_number": card, "confirmation_code": "000000"})
+    assert wrong.status_code == 409 and _type(wrong) == "confirmation-required"
+    _refused_as_unconfirmed(await _spend(http, shop, card))
+    code = await _code_sent_to(valkey, phone)
+    right = await http.post("/pos/v1/members", headers=shop.headers,
+                            json={"phone": phone, "card_number": card, "confirmation_code": code})
+    assert right.status_code == 201 and right.json()["status"] == "active", right.text
+    assert (await _spend(http, shop, card)).status_code == 200
+
+
+async def test_the_website_shows_where_a_card_was_linked_and_confirms_it(server, http, db_pool) -> None:
+    from tests.web.browser import NoJsBrowser
+
+    shop = await _welcome_shop()
+    card, phone = await emit_card(shop), new_phone()
+    assert (await http.post("/pos/v1/members", headers=shop.headers,
+                            json={"phone": phone, "card_number": card})).status_code == 201
+    async with NoJsBrowser(server, program=shop.program_code, to=phone) as browser:
+        await browser.sign_in()
+        page = (await browser.open("/cards")).text
+        assert 'data-testid="confirm-needed"' in page and shop.store_code in page, page
+        _refused_as_unconfirmed(await _spend(http, shop, card))
+        done = await browser.submit(f"/cards/{card}/confirm", {}, page="/cards")
+        assert done.status_code == 303, done.text
+        assert 'data-testid="confirm-needed"' not in (await browser.open("/cards")).text
+    assert (await _spend(http, shop, card)).status_code == 200
+
+
+async def test_another_shoppers_unconfirmed_card_cannot_be_confirmed_or_seen(http, valkey, db_pool) -> None:
+    shop = await _welcome_shop()
+    card, phone = await emit_card(shop), new_phone()
+    await http.post("/pos/v1/members", headers=shop.headers, json={"phone": phone, "card_number": card})
+    other = Shopper(http=http, to=new_phone(), program=shop.program_code)
+    await other.log_in()
+    assert (await other.send("POST", f"/cards/{card}/confirm")).status_code == 404
+    assert card not in [c["number"] for c in (await other.get("/cards")).json()]
+    _refused_as_unconfirmed(await _spend(http, shop, card))
+
+
+# --- the call centre and an import attach a card to an existing member -----------------------------------
+
+
+async def test_a_caller_with_a_plastic_card_and_a_members_phone_cannot_spend_that_members_points(http, db_pool) -> None:
+    """Social engineering: anyone can pick up an emitted card with its secret; they call in with a member's phone and
+    the card's number and secret. The call centre cannot tell the caller owns the phone."""
+    shop = await _welcome_shop()
+    victim = Shopper(http=http, to=new_phone(), program=shop.program_code)
+    await victim.log_in()  # 500 welcome points
+    number, secret = await emit_card_with_secret(shop)
+    support = {"Authorization": f"Bearer {(await create_operator_key(unique('desk'), ['support'])).key}"}
+    called = await http.post("/admin/v1/members", headers=support, params={"program": shop.program_code},
+                             json={"phone": victim.to, "card_number": number, "card_secret": secret})
+    assert called.status_code == 201, called.text
+    _refused_as_unconfirmed(await _spend(http, shop, number))
+    [card] = [c for c in (await victim.get("/cards")).json() if c["number"] == number]
+    assert card["confirm_needed"] is True and card["linked_via"] == "the call centre"
+    blocked = await victim.send("POST", f"/cards/{number}/block", json={"reason": "not mine"})
+    assert blocked.status_code == 200 and blocked.json()["status"] == "blocked"
+
+
+async def test_an_import_cannot_give_an_existing_member_a_card_that_spends_their_points(http, db_pool) -> None:
+    shop = await _welcome_shop()
+    victim = Shopper(http=http, to=new_phone(), program=shop.program_code)
+    await victim.log_in()
+    number = await emit_card(shop)
+    importer = {"Authorization": f"Bearer {(await create_operator_key(unique('legacy'), ['import'])).key}"}
+    imported = await http.post("/admin/v1/members/import", headers=importer, params={"program": shop.program_code},
+                               json=[{"phone": victim.to, "card_number": number}])
+    assert imported.status_code == 201, imported.text
+    _refused_as_unconfirmed(await _spend(http, shop, number))
+
+    # a customer the import creates gets its legacy card as it was: the import vouches for it
+    fresh_card, fresh_phone = await emit_card(shop), new_phone()
+    created = await http.post("/admin/v1/members/import", headers=importer, params={"program": shop.program_code},
+                              json=[{"phone": fresh_phone, "card_number": fresh_card, "balance": 300}])
+    assert created.status_code == 201 and created.json()["new_customers"] == 1, created.text
+    assert (await _spend(http, shop, fresh_card)).status_code == 200
+
+
+# --- the welcome bonus by e-mail sub-addresses --------------------------------------------------------------
+
+
+async def test_one_mailbox_gets_one_welcome_bonus_whatever_sub_address_or_gmail_spelling(http, db_pool) -> None:
+    shop = await _welcome_shop()
+    user = unique("zed").replace("-", "")
+    first = Shopper(http=http, to=f"{user}@gmail.com", program=shop.program_code)
+    await first.log_in()
+    assert (await first.get("/balance")).json()["active"] == 500
+    for spelling in (f"{user}+loyalty@gmail.com", f"{user[:2]}.{user[2:]}@gmail.com", f"{user.upper()}@googlemail.com",
+                     f"{user}+x@GMAIL.com"):
+        again = Shopper(http=http, to=spelling, program=shop.program_code)
+        await again.log_in()
+        assert (await again.get("/balance")).json()["active"] == 0, spelling
+    # another provider: a +tag is the same mailbox there too; dots are not
+    other = unique("ann").replace("-", "")
+    await Shopper(http=http, to=f"{other}@mail.ru", program=shop.program_code).log_in()
+    tagged = Shopper(http=http, to=f"{other}+2@mail.ru", program=shop.program_code)
+    await tagged.log_in()
+    assert (await tagged.get("/balance")).json()["active"] == 0
+    dotted = Shopper(http=http, to=f"{other[:2]}.{other[2:]}@mail.ru", program=shop.program_code)
+    await dotted.log_in()
+    assert (await dotted.get("/balance")).json()["active"] == 500
+
+
+# --- reported, not fixed here ----------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="returns.py (being restructured): a printed receipt reference is sequential, "
+                   "so a till of another store can take back a guessed receipt and read the shopper's balance")
+async def test_a_till_of_another_store_cannot_return_a_receipt_it_only_guessed(http, db_pool) -> None:
+    shop = await make_shop()
+    member_card = await emit_card(shop)
+    receipt = unique("000")
+    sold = await http.post("/pos/v1/sales/confirm", headers=shop.headers,
+                           json=sale_body(shop, [("cheese", 2, 59_900)], card=member_card, receipt=receipt))
+    assert sold.status_code == 200, sold.text
+    other_store = unique("store")
+    await setup.create_store(other_store, "Other store", timezone="Europe/Moscow", region="Moscow", format="hyper")
+    other = {"Authorization": f"Bearer {(await setup.create_till_key(other_store, 'till-9')).key}"}
+    body = sale_body(shop, [("cheese", 2, 59_900)], receipt=receipt)
+    guessed = await http.post("/pos/v1/returns", headers=other, json={
+        "original": {"store": shop.store_code, "business_date": body["business_date"], "receipt_id": receipt},
+        "return_id": "R-guess", "lines": [{"line_no": 1, "quantity": 2}]})
+    # the receipt reference is all the till sent: nothing on it proves the shopper stands at this till with it
+    assert guessed.status_code in (404, 422), guessed.text
+
+
+@pytest.mark.xfail(strict=True, reason="adjustments: DESIGN.md says four eyes above limits; one support key adds "
+                   "any number of points to any membership, unreviewed")
+async def test_one_support_key_cannot_mint_a_fortune_alone(http, db_pool) -> None:
+    shop = await make_shop()
+    card = await emit_card(shop)
+    member = await http.post("/pos/v1/identify", headers=shop.headers, json={"scan": card})
+    await http.post("/pos/v1/sales/confirm", headers=shop.headers, json=sale_body(shop, [("cheese", 1, 59_900)], card=card))
+    membership = (await http.post("/pos/v1/identify", headers=shop.headers, json={"scan": card})).json()["member"]["id"]
+    assert member.status_code == 200
+    support = {"Authorization": f"Bearer {(await create_operator_key(unique('desk'), ['support'])).key}"}
+    minted = await http.post(f"/admin/v1/members/{membership}/adjustments", headers=support,
+                             json={"points": 10_000_000, "reason": "goodwill"})
+    assert minted.status_code in (202, 403, 409, 422), minted.text
