@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from backend import observability
 from backend.input_guard import InputGuard
 from backend.problems import EXCEPTION_HANDLERS
 from backend.security_headers import add_security_headers
@@ -42,17 +44,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # bounded waits: a Valkey that hangs gives a 503 (backend.problems), not a request that never ends
         app.state.valkey = valkey_asyncio.from_url(settings.valkey.url or "", decode_responses=False,
                                                    socket_connect_timeout=2, socket_timeout=5)
+        pool_gauges = asyncio.create_task(observability.pool_gauges_loop())
         try:
             yield
         finally:
+            pool_gauges.cancel()
             await app.state.valkey.aclose()
             await db.close_pool()
+            observability.mark_process_dead()
 
-    return Litestar(
-        route_handlers=route_handlers(),
+    app = Litestar(
+        route_handlers=[*route_handlers(), observability.MetricsController],
         lifespan=[lifespan],  # first in, last out: plugins' lifespans run inside it (pool and Valkey ready)
         plugins=plugins(settings),
-        middleware=[InputGuard()],  # malformed input is refused before any handler (docs/security-input.md)
+        # malformed input is refused before any handler (docs/security-input.md); latency per route template
+        middleware=[InputGuard(), observability.prometheus_config().middleware],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         before_send=[add_security_headers],  # CSP, no framing, nosniff, HSTS over https: on every answer
         openapi_config=OpenAPIConfig(
@@ -66,4 +72,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=template_config(),
         state=State({"settings": settings}),
         debug=settings.server.debug,
+        logging_config=observability.logging_config(),  # JSON lines (docs/operations.md)
     )
+    # outermost: every request gets an id and a log line, also those refused before routing (404, bad input)
+    app.asgi_handler = observability.RequestLog(app.asgi_handler)
+    return app

@@ -303,6 +303,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def work() -> int:
         if args.once:
             return await run_worker(once=True)
+        _serve_worker_metrics()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -324,10 +325,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_worker_metrics() -> None:
+    """The worker's own /metrics (push results, job runs) on KOPILKA_WORKER_METRICS_PORT, loopback unless
+    KOPILKA_WORKER_METRICS_HOST says otherwise: it has no token, so only a private network may reach it."""
+    port = os.environ.get("KOPILKA_WORKER_METRICS_PORT")
+    if not port:
+        return
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    host = os.environ.get("KOPILKA_WORKER_METRICS_HOST", "127.0.0.1")
+    start_http_server(int(port), addr=host, registry=registry)
+    note(f"worker metrics on http://{host}:{port}/metrics")
+
+
 # --- serve -------------------------------------------------------------------------------
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    metrics_dir = _metrics_dir()  # before anything imports prometheus_client: it picks its storage on import
     from backend.settings import get_settings
 
     if args.port is not None:
@@ -338,6 +357,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["KOPILKA_DEV_MODE"] = "1"  # the worker processes read it too
     get_settings.cache_clear()
     codes = _code_delivery(get_settings().server.host, args.unsafe_dev_gateway)  # before anything starts
+    _refuse_a_taken_port(get_settings().server.host, get_settings().server.port)
     # Ctrl-C and SIGTERM end with a normal exit that stops the embedded servers we started or adopted
     _stop_on_sigterm()
     from backend import infra
@@ -374,16 +394,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             proxy_headers=True,
             forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+            access_log=False,  # the app logs one JSON line per request, with its request id (backend.observability)
         )
     except KeyboardInterrupt:
         pass
     finally:
+        if metrics_dir is not None:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         # a second Ctrl-C or SIGTERM must not cut the stop short and leave a server behind
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         infra.stop_embedded()
     note("kopilka stopped")
     return 0
+
+
+def _metrics_dir() -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR for this server's worker processes: each writes its samples there and /metrics
+    adds them up. A directory of this server's own (removed when it stops), unless the operator set one
+    (then it must be emptied before each start, docs/operations.md)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="kopilka-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
 
 
 async def _prepare(seed: bool) -> list[str]:
@@ -462,6 +500,26 @@ async def _demo_till_key(demo: Any) -> str | None:
     issued = await create_till_key(*demo.till)
     _remember_demo_key(issued.key)
     return issued.key
+
+
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """Say so before migrating and printing URLs that belong to whoever holds the port (uvicorn would only
+    fail after all that, with "[Errno 98] ... address already in use" under the banner)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closed port in TIME_WAIT is free
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"port {port} on {host} is already in use (another `kopilka serve` or `make run`?): stop it, "
+                    "or choose another port with --port or KOPILKA_PORT"
+                ) from None
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _is_loopback(host: str) -> bool:

@@ -19,11 +19,13 @@ import datetime as dt
 import logging
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 import msgspec
 
+from backend import observability as metrics
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.tables import ScheduledJob
 
@@ -157,11 +159,14 @@ async def run_due(now: dt.datetime, schedule: dict[str, dt.timedelta | None]) ->
             "ON CONFLICT (name) DO UPDATE SET last_started_at = EXCLUDED.last_started_at, last_result = 'running'",
             status.name, now,
         )
+        started, outcome = time.monotonic(), "ok"
         try:
             result = await JOBS[status.name][1](now)
         except Exception as exc:  # a failing job is reported and retried at its next turn; the others still run
             log.exception("jobs: %s failed", status.name)
-            result = f"failed: {type(exc).__name__}: {exc}"
+            result, outcome = f"failed: {type(exc).__name__}: {exc}", "failed"
+        metrics.JOB_RUNS.labels(status.name, outcome).inc()
+        metrics.JOB_DURATION.labels(status.name).observe(time.monotonic() - started)
         await ScheduledJob.raw(
             "UPDATE scheduled_job SET last_finished_at = {}, last_result = {} WHERE name = {}",
             dt.datetime.now(dt.UTC), result[:2000], status.name,

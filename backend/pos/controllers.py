@@ -8,6 +8,7 @@ from typing import Annotated
 from litestar import Controller, Request, post
 from litestar.params import HeaderParameter
 
+from backend import observability as metrics
 from backend.input_guard import ITEMS_CHECKED_BY_HANDLER
 from backend.pos.auth import TillPrincipal, current_till
 from backend.pos.confirmations import phone_gate
@@ -66,25 +67,35 @@ class TillController(Controller):
     ) -> CalculationOut:
         till, gate = _till(current_till(request)), phone_gate(request)
         await gate.count(data.card)
-        return await idempotent(
+        out = await idempotent(
             till.till_id, idempotency_key, data, CalculationOut, lambda: sales.confirm_sale(data, till, _now(), gate)
         )
+        metrics.count_confirm(out)
+        return out
 
     @post("/sales/{sale_id:int}/cancel", status_code=200, summary="Cancel a confirmed sale the same day")
     async def cancel(self, request: Request, sale_id: int) -> CancelOut:
-        return await returns.cancel_sale(sale_id, _till(current_till(request)), _now())
+        out = await returns.cancel_sale(sale_id, _till(current_till(request)), _now())
+        metrics.count_return(out, "cancel")
+        return out
 
     @post("/sales/{sale_id:int}/returns", status_code=200, summary="Return lines of a confirmed sale")
     async def return_lines(self, request: Request, sale_id: int, data: ReturnIn) -> ReturnOut:
-        return await returns.return_sale(sale_id, data, _till(current_till(request)), _now())
+        out = await returns.return_sale(sale_id, data, _till(current_till(request)), _now())
+        metrics.count_return(out, "return")
+        return out
 
     @post("/returns", status_code=200, summary="Return lines of a sale of another store, by its printed receipt")
     async def return_by_receipt(self, request: Request, data: ReceiptReturnIn) -> ReturnOut:
-        return await returns.return_by_receipt(data, _till(current_till(request)), _now())
+        out = await returns.return_by_receipt(data, _till(current_till(request)), _now())
+        metrics.count_return(out, "return")
+        return out
 
     # each item is checked on its own (a bad one is that item's `rejected` result), not by the input guard
     @post("/sales/batch", status_code=200, summary="Upload sales made offline, in till order",
           opt={ITEMS_CHECKED_BY_HANDLER: True})
     async def batch(self, request: Request, data: BatchIn) -> BatchOut:
         till = _till(current_till(request))
-        return BatchOut(results=await sales.confirm_batch(list(data.sales), till, _now(), phone_gate(request)))
+        results = await sales.confirm_batch(list(data.sales), till, _now(), phone_gate(request))
+        metrics.count_batch(results)
+        return BatchOut(results=results)

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from backend import observability as metrics
 from backend.push import outbox
 from backend.push.messages import APP_KINDS, render
 from backend.push.outbox import Claimed
@@ -76,6 +77,16 @@ class Target(msgspec.Struct, frozen=True):
 
 
 _OUTCOME = {Delivered: "delivered", DeadToken: "dead", Failed: "failed"}
+
+
+def _provider(target: Target) -> str:
+    """The provider a target goes through, for the push metrics' label."""
+    kind = target.key.partition(":")[0]
+    if kind == "pass":
+        return "apple-wallet"
+    if kind == "google":
+        return "google-wallet"
+    return "apns" if "APNS" in target.setting else "fcm"
 
 
 def config_from_environment() -> WorkerConfig:
@@ -338,6 +349,7 @@ class Worker:
 
     async def _send_one(self, notification_ids: list[int], target: Target) -> PushResult:
         result = await target.send()
+        metrics.count_push(_provider(target), type(result).__name__.lower(), getattr(result, "reason", ""))
         if isinstance(result, Delivered):
             await outbox.record_delivery(notification_ids, target.key, "delivered", result.provider_id or "")
         elif isinstance(result, DeadToken):
