@@ -358,6 +358,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     get_settings.cache_clear()
     codes = _code_delivery(get_settings().server.host, args.unsafe_dev_gateway)  # before anything starts
     _refuse_a_taken_port(get_settings().server.host, get_settings().server.port)
+    _refuse_a_taken_port(get_settings().server.host, get_settings().server.port)
     # Ctrl-C and SIGTERM end with a normal exit that stops the embedded servers we started or adopted
     _stop_on_sigterm()
     from backend import infra
@@ -500,6 +501,26 @@ async def _demo_till_key(demo: Any) -> str | None:
     issued = await create_till_key(*demo.till)
     _remember_demo_key(issued.key)
     return issued.key
+
+
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """Say so before migrating and printing URLs that belong to whoever holds the port (uvicorn would only
+    fail after all that, with "[Errno 98] ... address already in use" under the banner)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closed port in TIME_WAIT is free
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"port {port} on {host} is already in use (another `kopilka serve` or `make run`?): stop it, "
+                    "or choose another port with --port or KOPILKA_PORT"
+                ) from None
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _refuse_a_taken_port(host: str, port: int) -> None:

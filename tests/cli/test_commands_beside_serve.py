@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 
 import psutil
@@ -43,3 +44,18 @@ def test_a_command_beside_serve_joins_its_valkey_and_leaves_it_running(tmp_path,
             os.killpg(proc.pid, signal.SIGKILL)
     _, left = psutil.wait_procs([valkey], timeout=10)
     assert not left, "serve's Valkey outlived serve"
+
+
+def test_a_second_serve_on_a_taken_port_says_so_before_starting_anything(tmp_path, data_dir) -> None:  # noqa: F811
+    # it used to migrate, print the banner with URLs that belonged to the other server, and only then
+    # fail in uvicorn with "[Errno 98] ... address already in use" (exit 3)
+    port = _free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = subprocess.run([*kopilka_argv(), "serve", "--dev", "--port", str(port)], cwd=ROOT,
+                              env=_serve_env(data_dir), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr and "--port" in done.stderr
+    assert "Kopilka on" not in done.stdout + done.stderr and "Traceback" not in done.stderr
+    assert not (data_dir / "pg").exists(), "nothing was started"
