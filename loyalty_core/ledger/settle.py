@@ -11,7 +11,7 @@ from datetime import datetime
 
 import msgspec
 
-from loyalty_core.ledger.ops import AccountState, apply_due
+from loyalty_core.ledger.ops import AccountState, apply_due, load_views
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.tables import Account
 
@@ -37,12 +37,7 @@ async def due_account_ids(now: datetime, limit: int, after_id: int = 0) -> list[
 
 async def settle_batch(account_ids: list[int], now: datetime, report: SettleReport, on_settled: AfterAccount | None) -> None:
     async with DB.transaction():
-        rows = await Account.raw(
-            "SELECT id, active, pending FROM account WHERE id = ANY({}::integer[]) ORDER BY id FOR UPDATE SKIP LOCKED",
-            account_ids,
-        )
-        for row in rows:
-            state = AccountState(**row)
+        for state in await load_views(account_ids, lock="skip"):
             activated, expired = await apply_due(state, now)
             report.accounts += 1
             report.activated_points += activated

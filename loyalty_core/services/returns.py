@@ -19,10 +19,12 @@ from loyalty_core.errors import (
     SaleNotFound,
     ValidationFailed,
 )
-from loyalty_core.ledger import ops
+from loyalty_core.ledger import ops, writer
 from loyalty_core.ledger.maths import proportional_share
+from loyalty_core.ledger.posting import MemberChange, Plan, View
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import outbox, programs, tiers
+from loyalty_core.services import outbox, programs
+from loyalty_core.services.tiers import TIER_WINDOW
 from loyalty_core.services.sale_types import (
     BalanceAfter,
     CancelOut,
@@ -44,6 +46,13 @@ class _Reversal(msgspec.Struct):
     refunded_amount: int = 0
     unrecovered_points: int = 0
     balance_after: BalanceAfter | None = None
+
+
+class _Planned(msgspec.Struct):
+    """A reversal decided: its answer and the plan of its points, written last (`_write_reversal`)."""
+
+    result: _Reversal
+    plan: Plan | None
 
 
 async def _existing_return(sale_id: int, store_id: int, till_id: int, return_id: str) -> dict | None:
@@ -101,8 +110,9 @@ async def _find_printed_sale(receipt: PrintedReceiptIn, till: Till) -> tuple[int
 
 async def _reverse(
     sale: dict, quantities: dict[int, int], return_id: str, digest: str, now: dt.datetime, *, till_id: int
-) -> _Reversal:
-    """Reverse `quantities` (line_no -> milli-units) of a locked sale; writes the return and its lines."""
+) -> _Planned:
+    """Reverse `quantities` (line_no -> milli-units) of a locked sale; writes the return and its lines and
+    plans the points (the plan is written by `_write_reversal`, after the sale's own rows changed)."""
     lines = {
         r["line_no"]: r
         for r in await Sale.raw(
@@ -138,20 +148,21 @@ async def _reverse(
         sale["id"], till_id, return_id, digest, "{}", now,
     )
     return_pk = return_row[0]["id"]
+    plan = None
     if sale["account"] is not None:
-        state = await ops.lock_account(sale["account"], now)
+        view = await ops.lock_account(sale["account"], now, sale_id=sale["id"])
+        facts = await ops.load_sale_facts(view.id, sale["id"])
+        plan = Plan(view, now)
         reason = f"return {return_id} of receipt {sale['receipt_id']}"
-        clawed = await ops.claw_back(
-            state, sale["id"], claw_total, now, return_id=return_pk, reason=reason,
-            write_off=await _writes_off_debt(sale["program"]),
-        )
+        clawed = plan.claw_back(facts, claw_total, sale_return=return_pk, reason=reason,
+                                write_off=await _writes_off_debt(sale["program"]))
         result.clawed_back_points = clawed.taken
         result.unrecovered_points = claw_total - clawed.taken
-        await ops.refund(state, sale["id"], result.refunded_points, now, return_id=return_pk, reason=reason)
-        result.balance_after = BalanceAfter(active=state.active, pending=state.pending)
+        plan.refund(facts, result.refunded_points, now, sale_return=return_pk, reason=reason)
+        result.balance_after = BalanceAfter(active=view.active, pending=view.pending)
     if not per_line:
         sale["return_pk"] = return_pk
-        return result
+        return _Planned(result, plan)
     await Sale.raw(
         "INSERT INTO return_line (sale_return, line_no, quantity_milli, clawed_back_points, refunded_points, "
         "refunded_amount, amount) SELECT {}, l, q, c, rp, rm, a FROM unnest({}::int[], {}::bigint[], {}::bigint[], "
@@ -169,7 +180,7 @@ async def _reverse(
         result.clawed_back_points, result.refunded_points, result.refunded_amount, return_pk,
     )
     sale["return_pk"] = return_pk
-    return result
+    return _Planned(result, plan)
 
 
 async def _writes_off_debt(program_id: int | None) -> bool:
@@ -192,17 +203,26 @@ async def _reduce_tier_spend(sale: dict, refunded_money: int) -> None:
     await Sale.raw("UPDATE sale SET returned_earning_spend = {} WHERE id = {}", returned_spend, sale["id"])
 
 
-async def _after_reversal(sale: dict, result: _Reversal, now: dt.datetime) -> None:
+async def _write_reversal(sale: dict, planned: _Planned, now: dt.datetime) -> None:
+    """The reversal's points, the tier over the window (the sale's spend is already reduced) and the
+    shopper's messages, in one statement of the ledger writer."""
     if sale["membership"] is None:
         return
-    change = await tiers.recompute_tier(sale["membership"], sale["program"], now)
-    await outbox.after_balance_change(
-        sale["card_id"], sale["customer"], "points_returned",
-        {"sale_id": sale["id"], "clawed_back": result.clawed_back_points, "refunded": result.refunded_points},
-    )
-    if change is not None and sale["customer"] is not None:
-        await outbox.enqueue("tier_changed", {"tier": change.new_code, "name": change.new_name, "up": change.up},
-                             customer_id=sale["customer"], card_id=sale["card_id"])
+    result = planned.result
+    plan = planned.plan
+    if plan is None:  # a sale with a membership but no account: no points, the tier and messages still
+        plan = Plan(View(id=0, active=0, pending=0), now)
+    plan.member(MemberChange(membership=sale["membership"], program=sale["program"], window_start=now - TIER_WINDOW,
+                             as_of=now, customer=sale["customer"], card=sale["card_id"]))
+    plan.pass_update(sale["card_id"])
+    if sale["customer"] is not None:
+        plan.message("points_returned", {"sale_id": sale["id"], "clawed_back": result.clawed_back_points,
+                                         "refunded": result.refunded_points},
+                     customer=sale["customer"], card=sale["card_id"])
+    posting = plan.posting()
+    if planned.plan is None:
+        posting.account = None
+    await writer.write(posting)
 
 
 def _replay(existing: dict, digest: str, what: str) -> bytes:
@@ -243,9 +263,9 @@ async def _return_lines(sale_id: int, store_id: int, body: ReturnIn, till: Till,
                 return msgspec.json.decode(_replay(existing, digest, what), type=ReturnOut)
             if sale["status"] != "confirmed":
                 raise ReturnExceedsSale(f"Sale {sale_id} was cancelled: nothing is left to return")
-            result = await _reverse(sale, quantities, body.return_id, digest, now, till_id=till.till_id)
-            await _after_reversal(sale, result, now)
-            response = ReturnOut(return_id=body.return_id, sale_id=sale_id, **msgspec.structs.asdict(result))
+            planned = await _reverse(sale, quantities, body.return_id, digest, now, till_id=till.till_id)
+            await _write_reversal(sale, planned, now)
+            response = ReturnOut(return_id=body.return_id, sale_id=sale_id, **msgspec.structs.asdict(planned.result))
             await SaleReturn.raw("UPDATE sale_return SET response = {} WHERE id = {}",
                                  msgspec.json.encode(response).decode(), sale["return_pk"])
             return response
@@ -277,12 +297,12 @@ async def cancel_sale(sale_id: int, till: Till, now: dt.datetime, any_day: bool 
             "AND quantity_milli > returned_quantity_milli ORDER BY line_no",
             sale_id,
         )
-        result = await _reverse(sale, {r["line_no"]: r["left"] for r in lines}, CANCEL_RETURN_ID, "cancel", now,
-                                till_id=till.till_id)
+        planned = await _reverse(sale, {r["line_no"]: r["left"] for r in lines}, CANCEL_RETURN_ID, "cancel", now,
+                                 till_id=till.till_id)
         await Sale.raw("UPDATE sale SET status = 'cancelled', cancelled_at = {} WHERE id = {}", now, sale_id)
         await outbox.release_coupons(sale_id)
-        await _after_reversal(sale, result, now)
-        response = CancelOut(sale_id=sale_id, status="cancelled", **msgspec.structs.asdict(result))
+        await _write_reversal(sale, planned, now)
+        response = CancelOut(sale_id=sale_id, status="cancelled", **msgspec.structs.asdict(planned.result))
         await SaleReturn.raw("UPDATE sale_return SET response = {} WHERE id = {}",
                              msgspec.json.encode(response).decode(), sale["return_pk"])
         return response

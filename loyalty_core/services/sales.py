@@ -24,6 +24,8 @@ from loyalty_core.errors import (
     ValidationFailed,
 )
 from loyalty_core.ledger import ops
+from loyalty_core.ledger.posting import Plan
+from loyalty_core.ledger.writer import ConcurrentUpdate
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.services import outbox, programs, sale_write, tiers, till_trust
 from loyalty_core.services.identify import CardContext, resolve_scan, shows_possession_only
@@ -240,43 +242,67 @@ async def _anonymous_membership(card: CardContext, now: dt.datetime) -> CardCont
     return msgspec.structs.replace(card, membership_id=membership_id, account_id=account_id, membership_status="anonymous")
 
 
+# a confirm reads without a lock and writes guarded by the account's version; the last try reads under the
+# account's row lock, so a card that lost twice to other tills waits its turn instead of failing
+CONFIRM_TRIES = 3
+
+
+class _Attempt(msgspec.Struct):
+    locked: bool
+    code_confirmed: bool = False  # the shopper's code is single use: a retry does not ask for it again
+
+
 async def confirm_sale(
     sale: SaleIn, till: Till, now: dt.datetime, gate: till_trust.PhoneGate | None = None, offline: bool = False
 ) -> CalculationOut:
     """Recompute the sale and write it in one transaction. A replay returns the first response.
 
+    Optimistic: the card and its account are read without a lock, the sale is priced, and everything is
+    written in one statement that holds only if the account's version is still the one read; when another
+    operation changed the account meanwhile, the sale is read and priced again (at most CONFIRM_TRIES times,
+    then 409 `concurrent-update`).
+
     `gate` checks the shopper's code when the sale spends points by phone (without one such a sale is
     refused); `offline`: the sale comes in a batch, so the longer age window applies."""
     till_trust.check_lines(sale)
     digest = request_hash(sale)
-    try:
-        async with DB.transaction():
-            return await _confirm_in_transaction(sale, till, now, digest, gate, offline)
-    except (asyncpg.UniqueViolationError, DomainError):
-        # The receipt's unique index makes the write exactly-once. A replay fails there, or earlier
-        # when the first confirm changed what it would price (points spent, a limit reached): either
-        # way, if the receipt is confirmed, answer as it did. A replay on the same card waited for the
-        # first confirm's lock, so that one has committed and is seen here.
-        existing = await _existing_sale(till, sale)
-        if existing is None:
-            raise
-        return _replay(existing, digest)
+    attempt = _Attempt(locked=False)
+    for n in range(1, CONFIRM_TRIES + 1):
+        attempt.locked = n == CONFIRM_TRIES
+        try:
+            async with DB.transaction():
+                return await _confirm_in_transaction(sale, till, now, digest, gate, offline, attempt)
+        except ConcurrentUpdate:
+            existing = await _existing_sale(till, sale)
+            if existing is not None:
+                return _replay(existing, digest)
+            if n == CONFIRM_TRIES:
+                raise
+        except (asyncpg.UniqueViolationError, DomainError):
+            # The receipt's unique index makes the write exactly-once. A replay fails there, or earlier
+            # when the first confirm changed what it would price (points spent, a limit reached): either
+            # way, if the receipt is confirmed, answer as it did. A replay that raced the first confirm
+            # waited on the receipt's index entry until it committed, so that one is seen here.
+            existing = await _existing_sale(till, sale)
+            if existing is None:
+                raise
+            return _replay(existing, digest)
+    raise AssertionError("unreachable")
 
 
 async def _confirm_in_transaction(
-    sale: SaleIn, till: Till, now: dt.datetime, digest: str, gate: till_trust.PhoneGate | None, offline: bool
+    sale: SaleIn, till: Till, now: dt.datetime, digest: str, gate: till_trust.PhoneGate | None, offline: bool,
+    attempt: _Attempt,
 ) -> CalculationOut:
-    card = await resolve_scan(sale.card, now, lock_account=True) if sale.card else None
-    state = None
+    card = await resolve_scan(sale.card, now, lock_account=attempt.locked) if sale.card else None
+    plan = None
     if card is not None:
         if card.membership_id is None or card.account_id is None:
             card = await _anonymous_membership(card, now)
-            state = await ops.lock_account(card.account_id, now)  # type: ignore[arg-type]
-        else:
-            state = ops.AccountState(id=card.account_id, active=card.account_active, pending=card.account_pending,  # type: ignore[arg-type]
-                                     debt=card.account_debt or 0)
-            await ops.apply_due(state, now)
-    priced, version, earning = await _price(sale, card, till, state.active if state else 0, now, offline)
+        view = (await ops.load_views([card.account_id], lock="lock" if attempt.locked else ""))[0]  # type: ignore[list-item]
+        plan = Plan(view, now)
+        plan.settle(now)  # what fell due is written with the sale, before it in the ledger
+    priced, version, earning = await _price(sale, card, till, plan.view.active if plan else 0, now, offline)
     rejected = [c for c in priced.coupons if c.status == "rejected"]
     if rejected:
         # the till must not print a receipt with a discount the shopper did not get: calculate again
@@ -284,30 +310,27 @@ async def _confirm_in_transaction(
             "; ".join(f"{c.code}: {c.reason}" for c in rejected),
             coupons=[{"code": c.code, "reason": c.reason} for c in rejected],
         )
-    if (phone := till_trust.spends_by_phone(sale)) is not None and card is not None:
+    if (phone := till_trust.spends_by_phone(sale)) is not None and card is not None and not attempt.code_confirmed:
         # checked once the sale is known to go through, so a refused sale does not burn the shopper's code;
         # a replay of a confirmed receipt fails here and is answered with its first response
         if gate is None:
             raise ConfirmationRequired("Paying with points by phone needs the shopper's code")
         await gate.confirm_spend(phone, sale.confirmation_code)
+        attempt.code_confirmed = True
     t = priced.totals
-    taken: list[tuple[int, int]] = []
-    accrual = None
-    if state is not None and card is not None:
-        taken = await ops.plan_spend(state, t.redeemed_points)
+    after = None
+    if plan is not None and card is not None:
+        accrual = None
         if t.accrued_points:
             settings = (await programs.rules_document(card.program_id, version)).settings  # type: ignore[attr-defined]
             activates_at = till_trust.activation_time(sale, settings.pending_days, now)
-            accrual = (activates_at <= now, activates_at, activates_at + dt.timedelta(days=settings.expiry_days))
-    after = None
-    if state is not None:
-        active, pending = sale_write.balance_after(state, t.redeemed_points, t.accrued_points if accrual else 0,
-                                                   accrual, now)
-        after = BalanceAfter(active=active, pending=pending)
+            accrual = (activates_at, activates_at + dt.timedelta(days=settings.expiry_days))
+        sale_write.plan_sale(plan, sale, card, priced, earning, accrual, now)
+        after = BalanceAfter(active=plan.view.active, pending=plan.view.pending)
     response = calculation_out(priced, after, card)
     response.status = "confirmed"  # the sale id is set by the statement that writes the row
     response.sale_id = await sale_write.write_confirmed_sale(
-        sale, till.till_id, till.store_id, card, state, priced, version, digest, earning, taken, accrual, response, now
+        sale, till.till_id, till.store_id, card, plan, priced, version, digest, earning, response, now
     )
     await outbox.use_coupons(priced, card, response.sale_id)
     return response
