@@ -277,6 +277,52 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _user_tables(db_url: str) -> int:
+    import asyncpg
+
+    async def count() -> int:
+        conn = await asyncpg.connect(db_url)
+        try:
+            return int(await conn.fetchval(
+                "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from backend import backup
+
+    db_url, _, _ = _services()
+    note(f"backing up {_redact(db_url)} to {args.file} (online: tills keep working) ...")
+    try:
+        size = backup.backup(db_url, Path(args.file), _user_tables(db_url))
+    except backup.BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    say(f"backup written: {Path(args.file).resolve()} ({size} bytes)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from backend import backup
+
+    if not Path(args.file).is_file():
+        raise CommandError(f"{args.file}: no such file")
+    db_url, _, _ = _services()
+    existing = _user_tables(db_url)
+    if existing and not args.replace:
+        raise CommandError(f"{_redact(db_url)} already has {existing} tables: add --replace to drop them and load the "
+                           "backup instead (stop `kopilka serve` and the worker first)")
+    note(f"restoring {args.file} into {_redact(db_url)} (one transaction: all or nothing) ...")
+    try:
+        backup.restore(db_url, Path(args.file), replace=args.replace)
+    except backup.BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    say(f"restored {args.file}; check it with `kopilka ledger verify`")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import logging
 
@@ -357,7 +403,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["KOPILKA_DEV_MODE"] = "1"  # the worker processes read it too
     get_settings.cache_clear()
     codes = _code_delivery(get_settings().server.host, args.unsafe_dev_gateway)  # before anything starts
-    _refuse_a_taken_port(get_settings().server.host, get_settings().server.port)
     _refuse_a_taken_port(get_settings().server.host, get_settings().server.port)
     # Ctrl-C and SIGTERM end with a normal exit that stops the embedded servers we started or adopted
     _stop_on_sigterm()
@@ -523,26 +568,6 @@ def _refuse_a_taken_port(host: str, port: int) -> None:
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _refuse_a_taken_port(host: str, port: int) -> None:
-    """Say so before migrating and printing URLs that belong to whoever holds the port (uvicorn would only
-    fail after all that, with "[Errno 98] ... address already in use" under the banner)."""
-    import errno
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closed port in TIME_WAIT is free
-        try:
-            probe.bind((host.strip("[]"), port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise CommandError(
-                    f"port {port} on {host} is already in use (another `kopilka serve` or `make run`?): stop it, "
-                    "or choose another port with --port or KOPILKA_PORT"
-                ) from None
-            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-
 def _is_loopback(host: str) -> bool:
     import ipaddress
 
@@ -677,6 +702,15 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_parser("verify", help="check every ledger invariant; exit 1 when one fails").set_defaults(
         handler=cmd_ledger_verify
     )
+
+    backup = commands.add_parser("backup", help="write a consistent copy of the database to FILE while it serves")
+    backup.add_argument("file", help="where to write the backup (pg_dump custom format)")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser("restore", help="load a backup made by `kopilka backup` (all or nothing)")
+    restore.add_argument("file", help="the backup file")
+    restore.add_argument("--replace", action="store_true",
+                         help="drop what the database holds first (stop serve and the worker before)")
+    restore.set_defaults(handler=cmd_restore)
 
     worker = commands.add_parser("worker", help="deliver the notification outbox (push, wallet pass updates)")
     worker.add_argument("--once", action="store_true", help="deliver one batch and exit")
