@@ -277,18 +277,20 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     return 1
 
 
-def _user_tables(db_url: str) -> int:
+def _database_shape(db_url: str) -> tuple[int, int]:
+    """(tables, server major version) of the database at `db_url`."""
     import asyncpg
 
-    async def count() -> int:
+    async def shape() -> tuple[int, int]:
         conn = await asyncpg.connect(db_url)
         try:
-            return int(await conn.fetchval(
-                "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"))
+            tables = await conn.fetchval(
+                "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
+            return int(tables), int(await conn.fetchval("SHOW server_version_num")) // 10000
         finally:
             await conn.close()
 
-    return asyncio.run(count())
+    return asyncio.run(shape())
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -297,7 +299,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     db_url, _, _ = _services()
     note(f"backing up {_redact(db_url)} to {args.file} (online: tills keep working) ...")
     try:
-        size = backup.backup(db_url, Path(args.file), _user_tables(db_url))
+        size = backup.backup(db_url, Path(args.file), *_database_shape(db_url))
     except backup.BackupError as exc:
         raise CommandError(str(exc)) from exc
     say(f"backup written: {Path(args.file).resolve()} ({size} bytes)")
@@ -310,13 +312,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not Path(args.file).is_file():
         raise CommandError(f"{args.file}: no such file")
     db_url, _, _ = _services()
-    existing = _user_tables(db_url)
+    existing, server_major = _database_shape(db_url)
     if existing and not args.replace:
         raise CommandError(f"{_redact(db_url)} already has {existing} tables: add --replace to drop them and load the "
                            "backup instead (stop `kopilka serve` and the worker first)")
     note(f"restoring {args.file} into {_redact(db_url)} (one transaction: all or nothing) ...")
     try:
-        backup.restore(db_url, Path(args.file), replace=args.replace)
+        backup.restore(db_url, Path(args.file), replace=args.replace, server_major=server_major)
     except backup.BackupError as exc:
         raise CommandError(str(exc)) from exc
     say(f"restored {args.file}; check it with `kopilka ledger verify`")
@@ -393,7 +395,7 @@ def _serve_worker_metrics() -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     metrics_dir = _metrics_dir()  # before anything imports prometheus_client: it picks its storage on import
-    from backend.settings import get_settings
+    from backend.settings import default_public_url, get_settings
 
     if args.port is not None:
         os.environ["KOPILKA_PORT"] = str(args.port)
@@ -414,8 +416,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = get_settings()
         banner = run_db(lambda: _prepare(seed=args.demo), pool_max=2, needs_schema=False)
         server = settings.server
-        shown_host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
-        base = f"http://{shown_host}:{server.port}"
+        base = default_public_url(server.host, server.port)
         say(
             "",
             f"Kopilka on {base}  ({args.workers} worker process{'es' if args.workers != 1 else ''})",
