@@ -61,12 +61,21 @@ def load_settings() -> Settings:
         server=ServerSettings(
             host=host,
             port=port,
-            public_url=os.environ.get("KOPILKA_PUBLIC_URL", f"http://{host}:{port}"),
+            public_url=os.environ.get("KOPILKA_PUBLIC_URL") or default_public_url(host, port),
             max_body_bytes=int(os.environ.get("KOPILKA_MAX_BODY_BYTES", "1048576")),
             debug=_env_bool("KOPILKA_DEBUG"),
         ),
         security=SecuritySettings(secret_key=_secret_key(data_dir)),
     )
+
+
+def default_public_url(host: str, port: int) -> str:
+    """http://HOST:PORT as a browser types it: a wildcard bind address is no address to visit (this machine's
+    loopback is), and an IPv6 address goes in brackets. What `serve` prints and links point at."""
+    host = host.strip().strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _secret_key(data_dir: Path) -> str:

@@ -42,7 +42,11 @@ def load_identity_settings() -> IdentitySettings:
     issuer = os.environ.get("KOPILKA_OIDC_ISSUER")
     oidc = None
     if issuer:
-        public_url = os.environ.get("KOPILKA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+        from backend.settings import default_public_url
+
+        # the same default as the app's (backend/settings.py): `serve --port 8080` must not send the provider to :8000
+        public_url = (os.environ.get("KOPILKA_PUBLIC_URL") or default_public_url(
+            os.environ.get("KOPILKA_HOST", "127.0.0.1"), int(os.environ.get("KOPILKA_PORT", "8000")))).rstrip("/")
         oidc = OidcSettings(
             issuer=issuer.rstrip("/"),
             client_id=os.environ.get("KOPILKA_OIDC_CLIENT_ID", ""),
