@@ -157,8 +157,11 @@ async def period_counters(membership_id: int, program: object, now: dt.datetime,
     result: dict[str, int] = {}
     for counter in counters:
         since = period_start(counter.period, counter.days, now, timezone)
+        # a purchase taken back whole is no purchase: buying and returning a loaf four times must not make the
+        # next receipt "the 5th purchase this month" (cancelled sales never counted)
         rows = await Store.raw(
-            "SELECT count(*) AS n FROM sale WHERE membership = {} AND status = 'confirmed' AND occurred_at >= {}",
+            "SELECT count(*) AS n FROM sale s WHERE s.membership = {} AND s.status = 'confirmed' AND s.occurred_at >= {} "
+            "AND EXISTS (SELECT 1 FROM sale_line l WHERE l.sale = s.id AND l.returned_quantity_milli < l.quantity_milli)",
             membership_id, since,
         )
         result[counter.name] = rows[0]["n"]

@@ -207,6 +207,43 @@ async def test_one_mailbox_gets_one_welcome_bonus_whatever_sub_address_or_gmail_
     assert (await dotted.get("/balance")).json()["active"] == 500
 
 
+# --- buying and returning to farm a purchase-count bonus ------------------------------------------------------
+
+
+async def test_purchases_returned_whole_do_not_count_toward_every_5th_purchase(http, db_pool) -> None:
+    """The demo's "every 5th purchase this month: +100": four loaves bought and returned made the next real receipt
+    the 5th purchase; repeated before every shop, +100 points each time for nothing."""
+    from loyalty_core.engine.conditions import Arith, Compare, Var
+    from loyalty_core.engine.effects import FixedPoints
+    from loyalty_core.engine.program import CounterDef
+
+    fifth = RuleGroup(code="counts", name="Counts", stage="accrual", rules=[Rule(
+        code="every-5th", name="Every 5th purchase", effect=FixedPoints(points=100),
+        condition=Compare(left=Arith(fn="%", left=Arith(fn="+", left=Var(name="member.counter.month"), right=1),
+                                     right=5), cmp="==", right=0))])
+    shop = await make_shop(msgspec.structs.replace(basic_rules(counters=[CounterDef(name="month", period="month")]),
+                                                   groups=[fifth]))
+    card = await emit_card(shop)
+
+    async def buy() -> dict:
+        done = await http.post("/pos/v1/sales/confirm", headers=shop.headers,
+                               json=sale_body(shop, [("bread", 1, 4_990)], card=card))
+        assert done.status_code == 200, done.text
+        return done.json()
+
+    for n in range(4):
+        bought = await buy()
+        back = await http.post(f"/pos/v1/sales/{bought['sale_id']}/returns", headers=shop.headers,
+                               json={"return_id": f"R{n}", "lines": [{"line_no": 1, "quantity": 1}]})
+        assert back.status_code == 200, back.text
+    kept = await buy()
+    assert "every-5th" not in [a["rule"] for a in kept["applied"]], kept
+    # kept purchases count as before: four more make the 5th
+    for _ in range(3):
+        await buy()
+    assert "every-5th" in [a["rule"] for a in (await buy())["applied"]]
+
+
 # --- reported, not fixed here ----------------------------------------------------------------------------------
 
 
