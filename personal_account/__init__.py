@@ -17,10 +17,10 @@ def _router() -> Any:
     from litestar.static_files import create_static_files_router
 
     from personal_account.account import AccountController
-    from personal_account.auth import SignInController
+    from personal_account.auth import SignInController, invite, web_manifest
     from personal_account.live import balance_stream
     from personal_account.oidc import OidcSignInController
-    from personal_account.pages import CardPagesController, WalletController
+    from personal_account.pages import CardPagesController, WalletController, qr_fragment
     from personal_account.session import check_csrf
     from personal_account.web import EXCEPTION_HANDLERS, STATIC_DIR
 
@@ -32,7 +32,8 @@ def _router() -> Any:
     # bearer tokens and problem+json.
     return Router(
         path="/",
-        route_handlers=[SignInController, OidcSignInController, CardPagesController, AccountController, WalletController, balance_stream, static],
+        route_handlers=[SignInController, OidcSignInController, CardPagesController, AccountController, WalletController, balance_stream,
+                         qr_fragment, web_manifest, invite, static],
         before_request=check_csrf,
         exception_handlers=EXCEPTION_HANDLERS,
         include_in_schema=False,

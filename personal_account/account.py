@@ -16,8 +16,8 @@ from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 
 from backend.api.guards import client_ip
-from loyalty_core.errors import DomainError
-from loyalty_core.services import members, members_cards, members_extras
+from loyalty_core.errors import CardBlocked, DomainError
+from loyalty_core.services import members, members_cards, members_extras, members_points
 from loyalty_core.services.identity import ConsentIn
 from loyalty_core.services.members import Member
 from personal_account import i18n
@@ -37,6 +37,7 @@ from personal_account.web import (
     Web,
     back_to,
     formats,
+    not_found,
     page,
 )
 
@@ -44,6 +45,7 @@ CardNumber = Annotated[str, PathParameter(name="number", min_length=1, max_lengt
 DeviceId = Annotated[int, PathParameter(name="device_id", ge=1, le=2**31 - 1)]
 CONSENT_CHANNELS = ("sms", "email", "push")
 DELETE_WORDS = {"DELETE", "УДАЛИТЬ"}
+BLOCK_REASONS = ("lost", "stolen", "damaged")
 
 
 async def _outcome(request: Request, back: str, call: Any, ok: str | Callable[[Any], str]) -> Redirect:
@@ -76,9 +78,15 @@ class AccountController(Controller):
         try:
             choice = msgspec.convert({"categories": codes}, members_extras.FavouritesIn)
         except msgspec.ValidationError:  # a code no list offers (too long, malformed): the page again, with why
-            await add_flash(request, "! " + formats(request).t("Choose categories from the list."))
-            return await _favourites_page(request, member, now, status=422)
-        return await _outcome(request, "/favourites", members_extras.choose_favourites(member, choice, now), "Saved.")
+            return await _favourites_page(request, member, now, status=422, ticked=set(codes),
+                                          error=formats(request).t("Choose categories from the list."))
+        try:
+            await members_extras.choose_favourites(member, choice, now)
+        except DomainError as exc:  # the page again with the shopper's ticks, and why
+            return await _favourites_page(request, member, now, status=exc.status, ticked=set(codes),
+                                          error=formats(request, member.timezone).error(exc.detail))
+        await add_flash(request, "Saved.")
+        return back_to("/favourites")
 
     # --- profile, consents, devices ---------------------------------------------------------------
 
@@ -98,7 +106,7 @@ class AccountController(Controller):
         try:
             change = msgspec.convert(raw, members.ProfileUpdate)
         except msgspec.ValidationError:
-            await add_flash(request, "! " + formats(request).t("Birth date") + ": ?")
+            await add_flash(request, "! That is not a plausible birth date.")
             return back_to("/profile")
         redirect = await _outcome(request, "/profile", members.update_profile(web.customer_id, change), "Saved.")
         redirect.cookies.append(cookie(request, LANG_COOKIE, raw["locale"], max_age=365 * 86400))
@@ -145,10 +153,30 @@ class AccountController(Controller):
         """A card linked at a till or by the call centre is the shopper's: it may pay with points from now on."""
         return await _outcome(request, "/cards", members_cards.confirm_card(member, number), "Card confirmed.")
 
+    @get("/cards/{number:str}/block")
+    async def block_form(self, request: Request, member: CurrentMember, number: CardNumber) -> Template:
+        """Blocking cannot be undone: a page to confirm it, with the reason to pick."""
+        cards = {c.number: c for c in await members_cards.cards(member)}
+        if number not in cards:
+            raise not_found()
+        if cards[number].status != "active":
+            raise CardBlocked(f"Card {number} is {cards[number].status}")
+        return await page(request, "block.html", member=member, number=number)
+
+    # a form's URL opened directly (a bookmark, a reload after an error): the page that has the form
+    @get(["/cards/bind", "/cards/{number:str}/replace"])
+    async def cards_forms(self) -> Redirect:
+        return back_to("/cards")
+
+    @get(["/profile/consents", "/profile/devices/{device_id:int}/remove"])
+    async def profile_forms(self) -> Redirect:
+        return back_to("/profile")
+
     @post("/cards/{number:str}/block")
     async def block(self, request: Request, member: CurrentMember, number: CardNumber) -> Redirect:
         form = await request.form()
-        reason = str(form.get("reason", "")).strip()[:500] or "lost"
+        reason = str(form.get("reason", "")).strip()[:500]
+        reason = reason if reason in BLOCK_REASONS else "lost"
         return await _outcome(request, "/cards", members_cards.block_card(member, number, members_cards.CardBlock(reason=reason)),
                               "Card blocked.")
 
@@ -161,14 +189,15 @@ class AccountController(Controller):
     # --- deletion ---------------------------------------------------------------------------------
 
     @get("/account/delete")
-    async def delete_form(self, request: Request) -> Template:
-        return await page(request, "delete.html", error="")
+    async def delete_form(self, request: Request, member: CurrentMember, now: Now) -> Template:
+        return await page(request, "delete.html", member=member, error="", **await _at_stake(member, now))
 
     @post("/account/delete")
-    async def delete_account(self, request: Request, web: Web, now: Now) -> Template | Redirect:
+    async def delete_account(self, request: Request, web: Web, member: CurrentMember, now: Now) -> Template | Redirect:
         form = await request.form()
         if str(form.get("confirm", "")).strip().upper() not in DELETE_WORDS:
-            return await page(request, "delete.html", status=422, error="Type DELETE to confirm")
+            return await page(request, "delete.html", status=422, member=member, error="Type DELETE to confirm",
+                              **await _at_stake(member, now))
         await members.delete_account(web.customer_id, now)
         await end(request, request.state.sid)
         return Redirect("/login?deleted=1", status_code=303, cookies=[expired_cookie(request, SESSION_COOKIE)])
@@ -184,11 +213,20 @@ _BIND_PROBLEMS = {
 }
 
 
-async def _favourites_page(request: Request, member: Member, now: dt.datetime, status: int = 200) -> Template:
+async def _favourites_page(request: Request, member: Member, now: dt.datetime, status: int = 200,
+                           ticked: set[str] | None = None, error: str = "") -> Template:
     found = await members_extras.favourites(member, now)
-    chosen = {c.code for c in found.chosen}
+    chosen = ticked if ticked is not None else {c.code for c in found.chosen}
+    today = _today(now, member.timezone)
+    lock_until = (today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)  # a choice saved now holds this month
     return await page(request, "favourites.html", status=status, member=member, fav=found, chosen=chosen,
-                      can_change=found.next_change_on <= _today(now, member.timezone))
+                      can_change=found.next_change_on <= today, lock_until=lock_until, error=error)
+
+
+async def _at_stake(member: Member, now: dt.datetime) -> dict[str, int]:
+    """What deleting the account loses: every point, the pending ones included."""
+    balance = await members_points.balance(member, now)
+    return {"lost": balance.active + balance.pending, "pending": balance.pending}
 
 
 def _today(now: dt.datetime, timezone: str) -> dt.date:

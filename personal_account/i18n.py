@@ -6,7 +6,10 @@ Messages are keyed by their English text, so a missing Russian entry shows Engli
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
+
 from loyalty_core.engine.language import points_word
 
 LANGUAGES = ("ru", "en")
@@ -38,16 +41,16 @@ RU: dict[str, str] = {
     "Your name (for a new card)": "Ваше имя (для новой карты)",
     "I agree to receive offers by": "Согласен получать предложения по",
     "Continue": "Продолжить",
-    "Send a new code": "Отправить код ещё раз",
+    "Send a new code": "Отправить новый код",
     "Use another phone or e-mail": "Другой телефон или e-mail",
     "Points": "Баллы",
     "points": "баллов",
-    "Balance": "Баллы",
+    "Balance": "Баланс",
     "Pending": "Ожидают начисления",
     "available from": "станут доступны",
     "Expiring soon": "Скоро сгорят",
     "expire on": "сгорят",
-    "Nothing expires soon.": "Ближайшее время ничего не сгорает.",
+    "Nothing expires soon.": "В ближайшие 60 дней ничего не сгорает.",
     "Nothing pending.": "Нет ожидающих баллов.",
     "Show this code at the till": "Покажите этот код на кассе",
     "Card": "Карта",
@@ -60,7 +63,6 @@ RU: dict[str, str] = {
     "Google Wallet is not set up for this program.": "Google Wallet для этой программы не настроен.",
     "Invite a friend": "Пригласите друга",
     "Your code": "Ваш код",
-    "friends joined": "друзей присоединились",
     "Link to share": "Ссылка для приглашения",
     "Latest purchases": "Последние покупки",
     "All purchases": "Все покупки",
@@ -95,7 +97,7 @@ RU: dict[str, str] = {
     "import": "Перенос баллов",
     "transfer": "Перенос баллов",
     "pending": "ожидают",
-    "active": "активные",
+    "active": "активна",
     "Choose up to": "Выберите до",
     "categories: they earn extra points all month.": "категорий: по ним начисляется больше баллов весь месяц.",
     "You can change the choice once a calendar month.": "Выбор можно менять раз в календарный месяц.",
@@ -282,3 +284,200 @@ def datetime(value: dt.datetime | None, language: str, timezone: str = "Europe/M
         return ""
     local = value.astimezone(ZoneInfo(timezone))
     return f"{date(local.date(), language)}, {local:%H:%M}"
+
+
+# --- what the issue 16 pass added: plurals, errors with values, names per language ------------------
+
+RU.update({
+    "Nothing expires in the next 60 days.": "В ближайшие 60 дней ничего не сгорает.",
+    "Card": "Карта",
+    "Offers": "Акции",
+    "Sign-out and more": "Выход и другое",
+    "More": "Ещё",
+    "My cards": "Мои карты",
+    "Card number for typing": "Номер карты для ввода вручную",
+    "The code changes every 30 seconds: a screenshot will not work at the till.":
+        "Код меняется каждые 30 секунд — скриншот на кассе не сработает.",
+    "Your session has ended. Sign in again to see your card.": "Сеанс завершён. Войдите снова, чтобы увидеть карту.",
+    "Sign in again": "Войти снова",
+    "Happy birthday!": "С днём рождения!",
+    "Your birthday is coming": "Скоро ваш день рождения",
+    "Your tier": "Ваш уровень",
+    "of every purchase back in points": "от каждой покупки возвращается баллами",
+    "Only": "Осталось всего",
+    "to reach": "до уровня",
+    "You reached the tier": "Вы достигли уровня",
+    "Every day": "Каждый день",
+    "Always": "Без срока",
+    "What you get": "Что вы получите",
+    "Choose favourite categories": "Выбрать любимые категории",
+    "Favourite categories earn more": "Любимые категории — больше баллов",
+    "Points history": "История баллов",
+    "All movements of points": "Все движения баллов",
+    # receipt
+    "Paid in money": "Оплачено деньгами",
+    "Paid in points": "Оплачено баллами",
+    "Points earned": "Начислено баллов",
+    "No points": "Баллы не начислены",
+    "is not part of the programme": "не участвует в программе",
+    "This item is not part of the programme": "Этот товар не участвует в программе",
+    "the purchase was cancelled": "покупка отменена",
+    "the item was returned": "товар возвращён",
+    "paid in full with points": "полностью оплачено баллами",
+    "Returned": "Возвращено",
+    "Returned money": "Возвращено деньгами",
+    "Points taken back": "Баллы списаны при возврате",
+    "Points given back": "Баллы возвращены",
+    "Points kept": "Баллов осталось с покупки",
+    "Money after returns": "Итого после возврата",
+    "The purchase was cancelled: its points were taken back and points paid were returned.":
+        "Покупка отменена: начисленные баллы списаны, оплаченные баллами — возвращены.",
+    "How the points add up": "Как сложились баллы",
+    "Base points of your tier": "Базовые баллы вашего уровня",
+    "Promotions on this receipt": "Акции в этом чеке",
+    "In all": "Итого",
+    "lines": "строки",
+    "Line": "Строка",
+    "Price": "Цена",
+    "Discount": "Скидка",
+    # flows
+    "Confirm blocking": "Подтвердите блокировку",
+    "Block card": "Заблокировать карту",
+    "Why are you blocking it?": "Почему вы блокируете карту?",
+    "I lost it": "Потеряна",
+    "It was stolen": "Украдена",
+    "It is damaged": "Повреждена",
+    "stolen": "украдена",
+    "damaged": "повреждена",
+    "Once blocked, the card no longer works at the till. This cannot be undone; your points stay and you can get a new card.":
+        "После блокировки карта перестанет работать на кассе. Отменить это нельзя; баллы останутся, можно выпустить новую карту.",
+    "Yes, block the card": "Да, заблокировать",
+    "Cancel": "Отмена",
+    "Saving locks your choice until": "После сохранения выбор нельзя будет изменить до",
+    "You will lose": "Вы потеряете",
+    "including pending": "включая ожидающие",
+    "Welcome back": "С возвращением",
+    "Welcome to Kopilka!": "Добро пожаловать в Копилку!",
+    "Tell us your name and which messages you want. You can change this later in your profile.":
+        "Как вас зовут и какие сообщения вам присылать? Это можно изменить позже в профиле.",
+    "Your name": "Ваше имя",
+    "Skip": "Пропустить",
+    "Attempts left:": "Осталось попыток:",
+    "Wrong code.": "Неверный код.",
+    "Too many wrong codes: this code no longer works. Request a new one.":
+        "Слишком много неверных попыток: этот код больше не действует. Запросите новый.",
+    "The code has expired or was not requested. Request a new one.":
+        "Код истёк или не запрашивался. Запросите новый.",
+    "You can request a new code in": "Новый код можно запросить через",
+    "seconds": "с",
+    "Too many codes were sent. You can request a new one in": "Отправлено слишком много кодов. Новый можно запросить через",
+    "minutes": "мин",
+    "We sent a new code.": "Мы отправили новый код.",
+    "Invited by a friend": "Вас пригласил друг",
+    "invites you to Kopilka": "приглашает вас в Копилку",
+    "You get": "Вы получите",
+    "your friend gets": "ваш друг получит",
+    "Join and get points": "Присоединиться",
+    "This invitation link is not valid. You can still join.": "Эта ссылка-приглашение недействительна, но вы всё равно можете присоединиться.",
+    "points for joining": "за регистрацию",
+    "points when you make your first purchase": "после вашей первой покупки",
+    "That is not a plausible birth date.": "Это не похоже на дату рождения.",
+    "The address has a value that is not allowed.": "В адресе недопустимое значение.",
+    "This card is not one of yours.": "Это не ваша карта.",
+    "This card was already replaced.": "Эта карта уже заменена.",
+    "This card is already blocked.": "Эта карта уже заблокирована.",
+    "This device is not one of yours.": "Это не ваше устройство.",
+    "We could not do this. Check the form and try again.": "Не получилось. Проверьте данные и попробуйте ещё раз.",
+    "Language saved.": "Язык сохранён.",
+    "Install": "Установить",
+    "demo starting balance": "стартовые баллы демо-версии",
+    "due": "срок настал",
+    "Base points of your tier": "Базовые баллы уровня",
+    "Open the menu of your browser and choose «Add to Home Screen» to open the card like an app.":
+        "В меню браузера выберите «На экран „Домой“», чтобы открывать карту как приложение.",
+})
+
+
+def plural(n: int, language: str, forms_ru: tuple[str, str, str], forms_en: tuple[str, str]) -> str:
+    """The word after a number: plural('1 друг присоединился') rules for Russian, one/other for English."""
+    from loyalty_core.engine.language import ru_plural
+
+    if language == "ru":
+        return ru_plural(n, *forms_ru)
+    return forms_en[0] if abs(n) == 1 else forms_en[1]
+
+
+def localized(names: dict[str, str] | None, fallback: str, language: str) -> str:
+    """A rules-document text per language (`names: {ru, en}`); the document's own `name` when a language is missing."""
+    if names:
+        return names.get(language) or fallback or next(iter(names.values()), "")
+    return fallback
+
+
+_ERRORS: list[tuple[re.Pattern[str], Callable[[re.Match[str], str], str]]] = []
+
+
+def _error(pattern: str) -> Callable[[Callable[[re.Match[str], str], str]], Callable[[re.Match[str], str], str]]:
+    def register(render: Callable[[re.Match[str], str], str]) -> Callable[[re.Match[str], str], str]:
+        _ERRORS.append((re.compile(pattern), render))
+        return render
+    return register
+
+
+@_error(r"^choose between 1 and (\d+) categories$")
+def _choose_between(m: re.Match[str], lang: str) -> str:
+    n = int(m[1])
+    if lang == "ru":
+        return f"Выберите от 1 до {n} {plural(n, 'ru', ('категории', 'категорий', 'категорий'), ('', ''))}."
+    return f"Choose between 1 and {n} {'category' if n == 1 else 'categories'}."
+
+
+@_error(r"^Favourite categories can be changed once a month; next change from (\d{4}-\d\d-\d\d)$")
+def _once_a_month(m: re.Match[str], lang: str) -> str:
+    day = date(dt.date.fromisoformat(m[1]), lang)
+    if lang == "ru":
+        return f"Любимые категории можно менять раз в месяц; следующая смена — с {day}."
+    return f"Favourite categories can be changed once a month; the next change is from {day}."
+
+
+_FIXED_ERRORS = {
+    r"^not selectable as favourite: .*$": "Choose categories from the list.",
+    r"^birth_date is not a plausible birth date$": "That is not a plausible birth date.",
+    r"^Card \S+ is not one of your cards$": "This card is not one of yours.",
+    r"^Card \S+ was already replaced$": "This card was already replaced.",
+    r"^Card \S+ is (blocked|replaced)$": "This card is already blocked.",
+    r"^device \d+ is not one of yours$": "This device is not one of yours.",
+    r"^Validation failed for .*$": "The address has a value that is not allowed.",
+    r"^Too many attempts; try again in \d+ s$": "Too many attempts; try again later.",
+}
+
+
+def error_text(text: str, language: str) -> str:
+    """A message for the shopper in their language: the catalogue, the known messages with values, and a
+    general sentence rather than English on the Russian site for anything else (details stay in the log)."""
+    text = text.strip()
+    if language in CATALOGUE and text in CATALOGUE[language] or language == "en" and text in RU:
+        return translate(language, text)
+    for pattern, render in _ERRORS:
+        if m := pattern.match(text):
+            return render(m, language)
+    for pattern, fixed in _FIXED_ERRORS.items():
+        if re.match(pattern, text):
+            return translate(language, fixed)
+    if language == "ru" and re.search(r"[A-Za-z]{3}", text) and not re.search(r"[А-Яа-яЁё]", text):
+        return RU["We could not do this. Check the form and try again."]
+    return text
+
+
+def phone_display(value: str) -> str:
+    """+79991234567 -> '+7 999 123-45-67' (other countries: the international format)."""
+    try:
+        import phonenumbers
+
+        number = phonenumbers.parse(value, "RU")
+    except Exception:  # an e-mail or something odd: as it is
+        return value
+    if number.country_code == 7 and len(str(number.national_number)) == 10:
+        d = str(number.national_number)
+        return f"+7{NBSP}{d[:3]}{NBSP}{d[3:6]}-{d[6:8]}-{d[8:]}"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

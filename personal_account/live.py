@@ -54,6 +54,14 @@ def channel(account_id: int) -> str:
     return f"balance:{account_id}"
 
 
+def wake(app: Litestar, account_id: int | None) -> None:
+    """Wake the account's open dashboards now (a sign-out: they show the session ended at once)."""
+    if account_id is None:
+        return
+    with contextlib.suppress(Exception):  # the live view is a nicety: never fail a sign-out over it
+        app.plugins.get(ChannelsPlugin).publish({"account": account_id}, channel(account_id))
+
+
 class ValkeyPubSub(ChannelsBackend):
     """Litestar's Redis pub/sub backend on a Valkey client made at startup and closed at shutdown.
 
@@ -189,7 +197,7 @@ async def render_live(request: Request, member: Member) -> dict[str, str]:
     """Each live block of the dashboard, rendered: event name -> HTML."""
     engine = request.app.template_engine
     fmt = formats(request, member.timezone)
-    blocks = await live_contexts(member, dt.datetime.now(dt.UTC))
+    blocks = await live_contexts(member, dt.datetime.now(dt.UTC), fmt)
     return {event: engine.get_template(template).render(f=fmt, t=fmt.t, **context).strip()  # type: ignore[union-attr]
             for event, (template, context) in blocks.items()}
 
@@ -216,6 +224,10 @@ async def dashboard_events(request: Request, member: Member) -> AsyncIterator[Se
             while not wake.empty():  # a burst of changes: render once
                 wake.get_nowait()
             if await current(request) is None:  # signed out in another tab, or the account was deleted
+                # say so on the page rather than leave a card that no longer works on screen
+                fmt = formats(request, member.timezone)
+                ended = request.app.template_engine.get_template("_session_ended.html")  # type: ignore[union-attr]
+                yield ServerSentEventMessage(data=ended.render(t=fmt.t, f=fmt).strip(), event="ended")
                 return
 
 

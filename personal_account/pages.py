@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, Response, get
 from litestar.params import PathParameter, QueryParameter
@@ -14,8 +14,17 @@ from litestar.response import Redirect, Template
 from loyalty_core.errors import CardNotFound, NotFound, SaleNotFound
 from loyalty_core.services import members, members_cards, members_extras, members_points
 from loyalty_core.services.members import Member
-from personal_account.session import signed_in_guard
-from personal_account.web import DEPENDENCIES, CurrentMember, Now, Web, not_found, page
+from personal_account.session import current, signed_in_guard
+from personal_account.texts import (
+    birthday_banner,
+    document_of,
+    offer_cards,
+    percent,
+    points_breakdown,
+    receipt_lines,
+    tier_names,
+)
+from personal_account.web import DEPENDENCIES, CurrentMember, Formats, Now, Web, formats, not_found, page
 
 PAGE_SIZE = 20
 Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -23,12 +32,11 @@ SaleId = Annotated[int, PathParameter(name="sale_id", ge=1, le=2**31 - 1)]
 _SVG_SIZE = re.compile(r'\swidth="[^"]*"\sheight="[^"]*"')
 
 
-@functools.lru_cache(maxsize=4096)
-def card_qr(number: str) -> str:
-    """The card number's QR as inline SVG (static payload: cached per process; CSS sizes it)."""
+def card_qr(payload: str) -> str:
+    """A QR as inline SVG (CSS sizes it)."""
     from wallet_passes.qr import card_qr_svg
 
-    svg = _SVG_SIZE.sub("", card_qr_svg(number, border=2), count=1)
+    svg = _SVG_SIZE.sub("", card_qr_svg(payload, border=2), count=1)
     return svg.replace("<svg ", '<svg class="qr" role="img" aria-hidden="true" focusable="false" ', 1)
 
 
@@ -44,26 +52,53 @@ def tier_percent(tier: members_points.TierProgress) -> int:
     return max(0, min(100, (tier.spend - floor) * 100 // span))
 
 
+EXPIRING_WITHIN_DAYS = 60  # "Скоро сгорят" lists only points that burn within this many days
+
+
 async def balance_context(member: Member, now: dt.datetime) -> dict[str, Any]:
-    return {"balance": await members_points.balance(member, now)}
+    balance = await members_points.balance(member, now)
+    horizon = now.astimezone(ZoneInfo(member.timezone)).date() + dt.timedelta(days=EXPIRING_WITHIN_DAYS)
+    return {"balance": balance, "expiring_soon": [lot for lot in balance.expiring if lot.on <= horizon]}
 
 
-async def tier_context(member: Member) -> dict[str, Any]:
+async def tier_context(member: Member, fmt: Formats) -> dict[str, Any]:
     tier = await members_points.tier_progress(member)
-    return {"tier": tier, "tier_percent": tier_percent(tier)}
+    document = await document_of(member)
+    names = tier_names(document, fmt)
+    rates = {t.code: t.accrual_bp for t in document.settings.tiers}
+    current = tier.current
+    close = False
+    if tier.next is not None and tier.remaining_to_next is not None:
+        floor = current.threshold_spend if current else 0
+        close = tier.remaining_to_next * 4 <= max(tier.next.threshold_spend - floor, 1)  # the last quarter
+    return {
+        "tier": tier, "tier_percent": tier_percent(tier), "tier_close": close,
+        "tier_name": names.get(current.code, current.name) if current else "—",
+        "next_tier_name": names.get(tier.next.code, tier.next.name) if tier.next else "",
+        "tier_rate": percent(rates[current.code], fmt.lang) if current and rates.get(current.code) else "",
+    }
 
 
 async def recent_context(member: Member) -> dict[str, Any]:
     return {"recent": (await members_points.purchases(member, None, 3)).items}
 
 
-async def live_contexts(member: Member, now: dt.datetime) -> dict[str, tuple[str, dict[str, Any]]]:
+async def live_contexts(member: Member, now: dt.datetime, fmt: Formats) -> dict[str, tuple[str, dict[str, Any]]]:
     """The dashboard's live blocks: SSE event name -> (fragment template, its context)."""
     return {
         "balance": ("_balance.html", await balance_context(member, now)),
-        "tier": ("_tier.html", await tier_context(member)),
+        "tier": ("_tier.html", await tier_context(member, fmt)),
         "purchases": ("_recent.html", await recent_context(member)),
     }
+
+
+def qr_context(request: Request, card: members_cards.CardOut | None, now: dt.datetime) -> dict[str, Any]:
+    """The card's QR as the app's rotating signed token (a screenshot stops working), fetched again before it expires."""
+    if card is None:
+        return {"qr": ""}
+    token = members_cards.qr_token(card.number, request.app.state.settings.security.secret_key, now)
+    return {"qr": card_qr(token.token), "qr_refresh": token.refresh_after,
+            "qr_expires": int(now.timestamp()) + token.expires_in}
 
 
 def wallet_options(request: Request) -> dict[str, bool]:
@@ -89,11 +124,13 @@ class CardPagesController(Controller):
         cards = await members_cards.cards(member)
         card = active_card(cards)
         referral = await members_extras.referral(member)
+        fmt = formats(request, member.timezone)
+        birthday = birthday_banner(member, profile.birth_date, await document_of(member), now, fmt)
         return await page(
             request, "dashboard.html", member=member, name=profile.name, card=card, cards=cards,
-            qr=card_qr(card.number) if card else "", **await tier_context(member), **await recent_context(member),
-            referral=referral, referral_url=f"{request.app.state.settings.server.public_url}/login?ref={referral.code}",
-            wallet=wallet_options(request), **await balance_context(member, now),
+            **qr_context(request, card, now), **await tier_context(member, fmt), **await recent_context(member),
+            referral=referral, referral_url=f"{request.app.state.settings.server.public_url}/invite/{referral.code}",
+            wallet=wallet_options(request), birthday=birthday, **await balance_context(member, now),
         )
 
     @get("/fragments/balance")
@@ -113,7 +150,13 @@ class CardPagesController(Controller):
             sale = await members_points.purchase(member, sale_id)
         except SaleNotFound:
             raise not_found() from None
-        return await page(request, "receipt.html", member=member, sale=sale)
+        fmt = formats(request, member.timezone)
+        document = await document_of(member)
+        tier = (await members_points.tier_progress(member)).current
+        tier_label = tier_names(document, fmt).get(tier.code, tier.name) if tier else ""
+        return await page(request, "receipt.html", member=member, sale=sale,
+                          lines=await receipt_lines(sale.id, document, fmt),
+                          why=points_breakdown(sale, document, tier_label, fmt))
 
     @get("/history")
     async def history(self, request: Request, member: CurrentMember, cursor: Cursor = None) -> Template:
@@ -123,8 +166,24 @@ class CardPagesController(Controller):
 
     @get("/offers")
     async def offers(self, request: Request, member: CurrentMember, now: Now) -> Template:
-        return await page(request, "offers.html", member=member, offers=await members_extras.offers(member, now),
+        fmt = formats(request, member.timezone)
+        cards = offer_cards(await members_extras.offers(member, now), await document_of(member), fmt)
+        return await page(request, "offers.html", member=member, offers=cards,
                           coupons=await members_extras.coupons(member))
+
+
+@get("/fragments/qr", include_in_schema=False)
+async def qr_fragment(request: Request) -> Template:
+    """A fresh token for the dashboard's QR (htmx polls it before the shown one expires). A session that ended
+    meanwhile gets the notice instead, with 286: htmx stops polling, and no stale card stays on screen."""
+    found = await current(request)
+    if found is None:
+        return await page(request, "_session_ended.html", status=286)
+    request.state.sid, request.state.web = found
+    member = await members.member_of(found[1].customer_id, found[1].program)
+    now = dt.datetime.now(dt.UTC)
+    card = active_card(await members_cards.cards(member))
+    return await page(request, "_qr.html", member=member, card=card, **qr_context(request, card, now))
 
 
 class WalletController(Controller):

@@ -87,6 +87,19 @@ class Formats:
     def date(self, value: Any) -> str:
         return i18n.date(value, self.lang, self.timezone)
 
+    def error(self, text: str) -> str:
+        """A refusal in the shopper's language (known messages with their values; never English on the Russian site)."""
+        return i18n.error_text(text, self.lang)
+
+    def name(self, names: dict[str, str] | None, fallback: str) -> str:
+        return i18n.localized(names, fallback, self.lang)
+
+    def plural(self, n: int, ru: tuple[str, str, str], en: tuple[str, str]) -> str:
+        return f"{i18n.number(n, self.lang)}{i18n.NBSP}{i18n.plural(n, self.lang, ru, en)}"
+
+    def phone(self, value: str) -> str:
+        return i18n.phone_display(value)
+
     def datetime(self, value: Any) -> str:
         return i18n.datetime(value, self.lang, self.timezone)
 
@@ -145,7 +158,7 @@ def _error_page(request: Request, status: int, detail: str) -> Response:
     title = fmt.t("Page not found") if status == 404 else fmt.t("Something went wrong") if status >= 500 else fmt.t("Error")
     return Template(template_name="error.html", status_code=status, headers={"Cache-Control": "no-store"},
                     context=dict(f=fmt, t=fmt.t, lang=fmt.lang, csrf="", path=request.url.path, flash="",
-                                 signed_in=False, static=static_url, status=status, title=title, detail=fmt.t(detail)))
+                                 signed_in=False, static=static_url, status=status, title=title, detail=fmt.error(detail)))
 
 
 def sign_in_required(request: Request, _: SignInRequired) -> Response:

@@ -26,6 +26,7 @@ class TierDef(msgspec.Struct, frozen=True, kw_only=True):
     rank: int  # higher is better
     threshold_spend_minor: int  # spend (minor units) over the qualifying period to reach it
     accrual_bp: int  # base points on every purchase, built in: no rule needed
+    names: dict[str, str] = {}  # per language for the shopper's website; `name` when a language is missing
 
 
 class CounterDef(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,6 +68,9 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True):
     code: str  # stable id, shown in the trace and stored with the sale
     name: str  # shown to cashier and shopper
     effect: Effect
+    # the shopper's website shows names[its language] (then `name`); descriptions say what you get, per language
+    names: dict[str, str] = {}
+    descriptions: dict[str, str] = {}
     priority: int = 0  # higher first
     active: bool = True
     schedule: Schedule | None = None

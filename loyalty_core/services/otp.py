@@ -156,9 +156,10 @@ def _code_hash(secret: str, who: Identifier, code: str) -> str:
 
 
 async def request_code(
-    valkey: Any, gateway: Gateway, who: Identifier, ip: str, secret: str, policy: OtpPolicy = OtpPolicy()
+    valkey: Any, gateway: Gateway, who: Identifier, ip: str, secret: str, policy: OtpPolicy = OtpPolicy(),
+    language: str = "en",
 ) -> None:
-    """Send a fresh 6-digit code (a new request replaces the previous code)."""
+    """Send a fresh 6-digit code (a new request replaces the previous code), in the shopper's language (ru | en)."""
     await hit(valkey, f"send:ip:{ip}", policy.sends_per_ip, policy.window)
     await hit(valkey, f"send:id:{who.value}", policy.sends_per_identifier, policy.window)
     code = f"{secrets.randbelow(1_000_000):06d}"
@@ -169,7 +170,11 @@ async def request_code(
         pipe.expire(key, policy.code_ttl)
         await pipe.execute()
     minutes = max(policy.code_ttl // 60, 1)
-    await gateway.send(who, f"Kopilka: your code is {code}. It expires in {minutes} min. Do not tell it to anyone.")
+    if language == "ru":
+        text = f"Копилка: ваш код {code}. Действует {minutes} мин. Никому его не сообщайте."
+    else:
+        text = f"Kopilka: your code is {code}. It expires in {minutes} min. Do not tell it to anyone."
+    await gateway.send(who, text)
 
 
 async def check_code(

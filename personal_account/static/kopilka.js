@@ -5,3 +5,22 @@ document.addEventListener("focusin", function (event) {
     target.select(); // the referral link, ready to copy
   }
 });
+
+// The code page: count down to "send a new code", then enable it (the server refuses an early resend anyway).
+document.addEventListener("DOMContentLoaded", function () {
+  var counter = document.querySelector("[data-countdown]");
+  var button = document.querySelector("[data-testid=resend]");
+  if (!counter || !button) return;
+  var left = parseInt(counter.getAttribute("data-countdown"), 10) || 0;
+  var tick = setInterval(function () {
+    left -= 1;
+    if (left <= 0) {
+      clearInterval(tick);
+      button.disabled = false;
+      var note = counter.closest("p");
+      if (note) note.hidden = true;
+      return;
+    }
+    counter.textContent = String(left);
+  }, 1000);
+});

@@ -52,7 +52,7 @@ async def test_session_cookie_flags(browser: NoJsBrowser) -> None:
 async def test_signing_out_ends_the_session_server_side(browser: NoJsBrowser) -> None:
     await browser.sign_in()
     cookie = browser.http.cookies.get("kp_session")
-    await browser.open("/")
+    await browser.open("/profile")  # sign-out lives in the profile tab (issue 16)
     out = await browser.submit("/logout", {})
     assert out.status_code == 303 and out.headers["location"] == "/login?bye=1"
     # replaying the old cookie gets nowhere

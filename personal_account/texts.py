@@ -1,0 +1,193 @@
+"""What the website says about the program's rules, in the shopper's language: rule, offer and tier names
+(`names: {ru, en}` in the rules document, the document's `name` when a language is missing), what an offer
+gives, the birthday banner, and the receipt explained line by line."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from loyalty_core.services.members import Member
+from personal_account import i18n
+from personal_account.web import Formats
+
+
+async def document_of(member: Member) -> Any:
+    from loyalty_core.services.programs import rules_document
+
+    return await rules_document(member.program_id, member.rules_version)
+
+
+def rules_by_code(document: Any) -> dict[str, Any]:
+    return {rule.code: rule for group in document.groups for rule in group.rules}
+
+
+def tier_names(document: Any, fmt: Formats) -> dict[str, str]:
+    return {t.code: fmt.name(t.names, t.name) for t in document.settings.tiers}
+
+
+def percent(bp: int, lang: str) -> str:
+    whole, rest = divmod(bp, 100)
+    text = f"{whole}" if not rest else f"{whole}.{rest:02d}".rstrip("0")
+    return (text.replace(".", ",") if lang == "ru" else text) + "%"
+
+
+def what_you_get(rule: Any, fmt: Formats) -> str:
+    """The rule's description in this language, else a sentence made from its effect."""
+    described = i18n.localized(rule.descriptions, "", fmt.lang)
+    if described:
+        return described
+    effect, ru = rule.effect, fmt.lang == "ru"
+    match type(effect).__name__:
+        case "PercentPoints" | "CheapestItemBonus":
+            return f"+{percent(effect.bp, fmt.lang)} " + ("баллами" if ru else "in points")
+        case "Multiplier":
+            factor = str(effect.factor_bp // 10_000) if effect.factor_bp % 10_000 == 0 else f"{effect.factor_bp / 10_000:g}"
+            return ("Баллы ×" if ru else "Points ×") + factor
+        case "FixedPoints" | "EventBonus":
+            return "+" + fmt.pts(effect.points)
+        case "PointsPerItem":
+            return "+" + fmt.pts(effect.points) + (" за товар" if ru else " per item")
+        case "PointsPerAmount":
+            return "+" + fmt.pts(effect.points) + (" за каждые " if ru else " for every ") + fmt.money(effect.per_amount)
+        case "PercentDiscount":
+            return ("Скидка " if ru else "") + percent(effect.bp, fmt.lang) + ("" if ru else " off")
+        case "AmountDiscount":
+            return ("Скидка " if ru else "") + fmt.money(effect.amount) + ("" if ru else " off")
+    return ""
+
+
+def birthday_banner(member: Member, birth_date: dt.date | None, document: Any, now: dt.datetime,
+                    fmt: Formats) -> dict[str, Any] | None:
+    """The birthday rule of the program, when the shopper's birthday is within its window (or a week away)."""
+    if birth_date is None:
+        return None
+    rule = next((r for g in document.groups if g.active for r in g.rules
+                 if r.active and r.target is not None and r.target.birthday_window_days is not None), None)
+    if rule is None:
+        return None
+    today = now.astimezone(ZoneInfo(member.timezone)).date()
+    days = None
+    for year in (today.year - 1, today.year, today.year + 1):
+        try:
+            day = birth_date.replace(year=year)
+        except ValueError:  # 29 February in a common year: the 28th
+            day = dt.date(year, 2, 28)
+        delta = (day - today).days
+        if days is None or abs(delta) < abs(days):
+            days = delta
+    window = rule.target.birthday_window_days
+    if days is None or not (-window <= days <= 7):
+        return None
+    return {"today": abs(days) <= window, "text": f"{fmt.name(rule.names, rule.name)}: {what_you_get(rule, fmt)}"}
+
+
+def offer_cards(offers: list[Any], document: Any, fmt: Formats) -> list[dict[str, Any]]:
+    by_code = rules_by_code(document)
+    cards = []
+    for offer in offers:
+        rule = by_code.get(offer.rule)
+        schedule = rule.schedule if rule is not None else None
+        hours = [f"{h.start}:00–{h.end}:00" for h in (schedule.hours if schedule is not None else [])]
+        cards.append({
+            "rule": offer.rule,
+            "name": fmt.name(rule.names, rule.name) if rule is not None else offer.name,
+            "gives": what_you_get(rule, fmt) if rule is not None else "",
+            "until": offer.valid_to, "from": offer.valid_from, "needs_coupon": offer.needs_coupon,
+            "weekdays": [weekday(d, fmt.lang) for d in offer.weekdays], "hours": hours,
+            "stage": offer.stage,
+        })
+    return cards
+
+
+def weekday(n: int, lang: str) -> str:
+    return (("пн", "вт", "ср", "чт", "пт", "сб", "вс") if lang == "ru" else ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))[(n - 1) % 7]
+
+
+# --- the receipt, line by line ---------------------------------------------------------------------
+
+
+class ReceiptLine(msgspec.Struct, kw_only=True):
+    line_no: int
+    name: str
+    quantity_milli: int
+    price: int
+    amount: int
+    discount: int
+    redeemed_points: int
+    redeemed_amount: int
+    to_pay: int
+    accrued_points: int
+    returned_quantity_milli: int
+    returned_amount: int = 0  # money given back for this line
+    clawed_back_points: int = 0  # points earned on it and taken back by returns
+    refunded_points: int = 0  # points paid for it and given back by returns
+    no_points_reason: str = ""
+
+
+async def receipt_lines(sale_id: int, document: Any, fmt: Formats) -> list[ReceiptLine]:
+    """Each line with what was paid in money and in points, what it earned, what returns took back, and why it
+    earned nothing (excluded goods, cancelled, returned, paid with points)."""
+    from loyalty_core.tables import Sale
+
+    rows = await Sale.raw(
+        "SELECT l.line_no, COALESCE(p.name, l.sku) AS name, l.sku, l.quantity_milli, l.price, l.amount, l.discount, "
+        "l.redeemed_points, l.redeemed_amount, l.to_pay, l.accrued_points, l.returned_quantity_milli, "
+        "p.excluded, c.name AS category, COALESCE(c.path, ARRAY[]::varchar[]) AS path, s.status, "
+        "COALESCE(r.amount, 0) AS returned_amount, COALESCE(r.clawed, 0) AS clawed_back_points, "
+        "COALESCE(r.refunded, 0) AS refunded_points "
+        "FROM sale_line l JOIN sale s ON s.id = l.sale LEFT JOIN product p ON p.sku = l.sku "
+        "LEFT JOIN category c ON c.id = p.category "
+        "LEFT JOIN (SELECT rl.line_no, sum(rl.refunded_amount)::bigint AS amount, sum(rl.clawed_back_points)::bigint AS clawed, "
+        "  sum(rl.refunded_points)::bigint AS refunded FROM return_line rl JOIN sale_return sr ON sr.id = rl.sale_return "
+        "  WHERE sr.sale = {} GROUP BY rl.line_no) r ON r.line_no = l.line_no "
+        "WHERE l.sale = {} ORDER BY l.line_no",
+        sale_id, sale_id,
+    )
+    settings = document.settings
+    excluded_skus, excluded_categories = set(settings.excluded_skus), set(settings.excluded_categories)
+    lines = []
+    for row in rows:
+        reason = ""
+        if not row["accrued_points"]:
+            if row["excluded"] or row["sku"] in excluded_skus or excluded_categories & set(row["path"]):
+                what = row["category"] or row["name"]
+                reason = f"{what.lower() if fmt.lang == 'ru' else what} {fmt.t('is not part of the programme')}" \
+                    if row["category"] else fmt.t("This item is not part of the programme")
+            elif row["status"] == "cancelled":
+                reason = fmt.t("the purchase was cancelled")
+            elif row["returned_quantity_milli"] >= row["quantity_milli"]:
+                reason = fmt.t("the item was returned")
+            elif row["to_pay"] == 0 and row["redeemed_points"]:
+                reason = fmt.t("paid in full with points")
+        for key in ("excluded", "category", "path", "status", "sku"):
+            row.pop(key)
+        lines.append(ReceiptLine(**row, no_points_reason=reason))
+    return lines
+
+
+def points_breakdown(sale: Any, document: Any, tier_accrual_name: str, fmt: Formats) -> dict[str, Any]:
+    """The receipt's points as a sum the shopper can check: the tier's base points plus each promotion."""
+    by_code = rules_by_code(document)
+    promos = []
+    for applied in sale.applied:
+        if not applied.points and not applied.discount:
+            continue
+        rule = by_code.get(applied.rule)
+        promos.append({
+            "name": fmt.name(rule.names, rule.name) if rule is not None else applied.name,
+            "gives": what_you_get(rule, fmt) if rule is not None else "",
+            "points": applied.points, "discount": applied.discount,
+            # the engine's own sentence only when it speaks this page's language
+            "explanation": applied.explanation if getattr(settings_of(document), "language", "ru") == fmt.lang else "",
+        })
+    bonus = sum(p["points"] for p in promos)
+    return {"base": max(sale.accrued_points - bonus, 0), "promos": promos, "total": sale.accrued_points,
+            "tier": tier_accrual_name}
+
+
+def settings_of(document: Any) -> Any:
+    return document.settings
