@@ -280,3 +280,15 @@ async def test_one_support_key_cannot_mint_a_fortune_alone(http, db_pool) -> Non
     minted = await http.post(f"/admin/v1/members/{membership}/adjustments", headers=support,
                              json={"points": 10_000_000, "reason": "goodwill"})
     assert minted.status_code in (202, 403, 409, 422), minted.text
+
+
+@pytest.mark.xfail(strict=True, reason="simulate: a marketer key (rules and coupons) resolves any phone or sequential "
+                   "membership id to the member's birth date, balance and purchase counts, without the till's phone limit")
+async def test_a_marketer_cannot_read_a_members_birth_date_and_balance_by_phone(http, db_pool) -> None:
+    shop = await make_shop()
+    shopper = Shopper(http=http, to=new_phone(), program=shop.program_code)
+    await shopper.log_in(birth_date="1990-05-17")
+    marketer = {"Authorization": f"Bearer {(await create_operator_key(unique('mkt'), ['marketer'])).key}"}
+    body = sale_body(shop, [("cheese", 1, 59_900)])
+    seen = await http.post("/admin/v1/simulate", headers=marketer, json={"lines": body["lines"], "card": shopper.to})
+    assert seen.status_code in (403, 404, 422) or (seen.json()["member"] or {}).get("birth_date") is None, seen.text
