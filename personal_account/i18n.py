@@ -393,6 +393,9 @@ RU.update({
     "demo starting balance": "стартовые баллы демо-версии",
     "due": "срок настал",
     "Base points of your tier": "Базовые баллы уровня",
+    "points taken back": "списано",
+    "points given back": "возвращено баллами",
+    "Limit of points per receipt": "Ограничение баллов на чек",
     "Open the menu of your browser and choose «Add to Home Screen» to open the card like an app.":
         "В меню браузера выберите «На экран „Домой“», чтобы открывать карту как приложение.",
 })

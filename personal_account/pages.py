@@ -152,11 +152,8 @@ class CardPagesController(Controller):
             raise not_found() from None
         fmt = formats(request, member.timezone)
         document = await document_of(member)
-        tier = (await members_points.tier_progress(member)).current
-        tier_label = tier_names(document, fmt).get(tier.code, tier.name) if tier else ""
         return await page(request, "receipt.html", member=member, sale=sale,
-                          lines=await receipt_lines(sale.id, document, fmt),
-                          why=points_breakdown(sale, document, tier_label, fmt))
+                          lines=await receipt_lines(sale.id, document, fmt), why=points_breakdown(sale, document, fmt))
 
     @get("/history")
     async def history(self, request: Request, member: CurrentMember, cursor: Cursor = None) -> Template:

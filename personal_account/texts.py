@@ -169,11 +169,18 @@ async def receipt_lines(sale_id: int, document: Any, fmt: Formats) -> list[Recei
     return lines
 
 
-def points_breakdown(sale: Any, document: Any, tier_accrual_name: str, fmt: Formats) -> dict[str, Any]:
-    """The receipt's points as a sum the shopper can check: the tier's base points plus each promotion."""
+def points_breakdown(sale: Any, document: Any, fmt: Formats) -> dict[str, Any]:
+    """The receipt's points as a sum the shopper can check: the tier's base points plus each promotion's."""
     by_code = rules_by_code(document)
-    promos = []
+    tiers = {t.name: t for t in document.settings.tiers}
+    same_language = document.settings.language == fmt.lang
+    promos, base, tier_name = [], 0, ""
     for applied in sale.applied:
+        if applied.rule == "tier":  # the tier's built-in accrual: the base every purchase earns
+            base += applied.points
+            tier = tiers.get(applied.name)
+            tier_name = fmt.name(tier.names, tier.name) if tier is not None else applied.name
+            continue
         if not applied.points and not applied.discount:
             continue
         rule = by_code.get(applied.rule)
@@ -182,12 +189,8 @@ def points_breakdown(sale: Any, document: Any, tier_accrual_name: str, fmt: Form
             "gives": what_you_get(rule, fmt) if rule is not None else "",
             "points": applied.points, "discount": applied.discount,
             # the engine's own sentence only when it speaks this page's language
-            "explanation": applied.explanation if getattr(settings_of(document), "language", "ru") == fmt.lang else "",
+            "explanation": applied.explanation if same_language else "",
         })
-    bonus = sum(p["points"] for p in promos)
-    return {"base": max(sale.accrued_points - bonus, 0), "promos": promos, "total": sale.accrued_points,
-            "tier": tier_accrual_name}
-
-
-def settings_of(document: Any) -> Any:
-    return document.settings
+    rest = sale.accrued_points - base - sum(p["points"] for p in promos)  # caps and rounding: shown, so it adds up
+    return {"base": base + max(rest, 0), "promos": promos, "total": sale.accrued_points, "tier": tier_name,
+            "capped": min(rest, 0)}
