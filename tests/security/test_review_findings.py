@@ -244,6 +244,27 @@ async def test_purchases_returned_whole_do_not_count_toward_every_5th_purchase(h
     assert "every-5th" in [a["rule"] for a in (await buy())["applied"]]
 
 
+# --- the daily cap across tills ---------------------------------------------------------------------------------
+
+
+async def test_the_daily_accrual_cap_holds_across_tills_confirming_at_the_same_moment(http, db_pool) -> None:
+    import asyncio
+
+    shop = await make_shop(basic_rules(max_accrual_per_day=50))
+    second = {"Authorization": f"Bearer {(await setup.create_till_key(shop.store_code, 'till-2')).key}"}
+    card = await emit_card(shop)
+    bodies = [sale_body(shop, [("cheese", 2, 59_900)], card=card) for _ in range(6)]  # 35 points each uncapped
+    answers = await asyncio.gather(*(
+        http.post("/pos/v1/sales/confirm", headers=shop.headers if n % 2 else second, json=body)
+        for n, body in enumerate(bodies)
+    ))
+    assert all(a.status_code in (200, 409) for a in answers), [a.text for a in answers]
+    accrued = [a.json()["totals"]["accrued_points"] for a in answers if a.status_code == 200]
+    assert accrued and sum(accrued) <= 50, accrued
+    shown = await http.post("/pos/v1/identify", headers=shop.headers, json={"scan": card})
+    assert shown.json()["balance"]["pending"] <= 50, shown.text
+
+
 # --- reported, not fixed here ----------------------------------------------------------------------------------
 
 
