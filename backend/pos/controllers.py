@@ -12,7 +12,6 @@ from backend import observability as metrics
 from backend.input_guard import ITEMS_CHECKED_BY_HANDLER
 from backend.pos.auth import TillPrincipal, current_till
 from backend.pos.confirmations import phone_gate
-from backend.pos.idempotency import idempotent
 from loyalty_core.engine import StoreInfo
 from loyalty_core.services import returns, sales
 from loyalty_core.services.sale_types import (
@@ -67,9 +66,8 @@ class TillController(Controller):
     ) -> CalculationOut:
         till, gate = _till(current_till(request)), phone_gate(request)
         await gate.count(data.card)
-        out = await idempotent(
-            till.till_id, idempotency_key, data, CalculationOut, lambda: sales.confirm_sale(data, till, _now(), gate)
-        )
+        # the key is claimed in the confirm's own transaction (loyalty_core.ledger.command)
+        out = await sales.confirm_sale(data, till, _now(), gate, idempotency_key=idempotency_key)
         metrics.count_confirm(out)
         return out
 

@@ -473,12 +473,3 @@ class Plan:
             self._move(debt=debt)
             self._owe(None, debt)
 
-
-def balance_after_sale(view: View, redeemed: int, accrued: int, accrual_active: bool, born_expired: bool) -> tuple[int, int]:
-    """(active, pending) after a sale: the debt paid from the accrual first, points born expired burnt."""
-    if not accrued or born_expired:
-        return view.active - redeemed, view.pending
-    kept = accrued - min(view.debt, accrued)
-    if accrual_active:
-        return view.active - redeemed + kept, view.pending
-    return view.active - redeemed, view.pending + kept

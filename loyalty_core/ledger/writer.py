@@ -4,9 +4,9 @@ Lots, entries, balances, the membership's tier and the outbox rows of an operati
 statement of data-modifying CTEs with the posting as one JSON parameter (one round trip, one plan; asyncpg
 checks array parameters element by element in Python, which costs more than PostgreSQL's JSON parser).
 Every write bumps `account.version` and holds only if the version is still the one the plan was read at
-(`UPDATE account ... WHERE id = $ AND version = $`); every other row of the ledger joins that update, so a
-conflict writes nothing and raises `ConcurrentUpdate` (the caller's transaction is rolled back and it may
-read again). No other code writes `point_lot`, `ledger_entry` or an account's sums.
+(`UPDATE account ... WHERE id = $ AND version = $`); every other row (lots, entries, the membership, the
+pass, the messages) joins that update, so a conflict writes none of them and raises `ConcurrentUpdate`; the
+caller lets it leave its transaction (rolling back its own rows, a head's included) and may read again. No other code writes `point_lot`, `ledger_entry` or an account's sums.
 
 A use-case may write its own rows in the same statement (`Head`: a confirm's sale and lines); it names the
 id of the sale it writes, which entries, lots and messages refer to as `posting.THIS_SALE`.
@@ -19,6 +19,7 @@ import msgspec
 from loyalty_core import db
 from loyalty_core.errors import DomainError
 from loyalty_core.ledger.posting import Posting, View
+from loyalty_core.piccolo_conf import DB
 
 
 class ConcurrentUpdate(DomainError):
@@ -44,6 +45,7 @@ class Written(msgspec.Struct):
     tier_id: int | None = None
     tier_code: str | None = None
     tier_name: str | None = None
+    tier_old_code: str | None = None
     tier_up: bool = False
     tier_changed: bool = False
 
@@ -55,6 +57,7 @@ acct AS (
          debt = a.debt + (p.j->>'debt')::bigint, version = a.version + 1, updated_at = (p.j->>'at')::timestamptz
   FROM p WHERE a.id = (p.j->>'account')::integer AND a.version = (p.j->>'version')::bigint
   RETURNING a.id, a.active, a.pending, a.debt, a.version),
+held AS (SELECT 1 FROM p WHERE p.j->>'account' IS NULL UNION ALL SELECT 1 FROM acct),
 nl AS (
   SELECT nextval(pg_get_serial_sequence('point_lot', 'id'))::integer AS id, n.*
   FROM p CROSS JOIN acct CROSS JOIN jsonb_to_recordset(p.j->'new_lots') AS n(ref integer, amount bigint, remaining bigint,
@@ -77,7 +80,7 @@ entries AS (
   LEFT JOIN nl ON nl.ref = -(e.v->>0)::integer
   ORDER BY e.n),
 mc AS (
-  SELECT m.* FROM p CROSS JOIN jsonb_to_record(COALESCE(NULLIF(p.j->'member', 'null'::jsonb), '{{}}'::jsonb))
+  SELECT m.* FROM p CROSS JOIN held CROSS JOIN jsonb_to_record(COALESCE(NULLIF(p.j->'member', 'null'::jsonb), '{{}}'::jsonb))
        AS m(membership integer, program integer, window_start timestamptz, as_of timestamptz, add_spend bigint,
             purchase_at timestamptz, customer integer, card integer)
   WHERE m.membership IS NOT NULL),
@@ -103,17 +106,17 @@ pass AS (
   -- whole seconds, strictly increasing per card: HTTP Last-Modified has one-second resolution
   UPDATE card SET pass_updated_at = GREATEST(date_trunc('second', statement_timestamp()),
                                              date_trunc('second', pass_updated_at) + interval '1 second')
-  FROM p WHERE card.id = (p.j->>'pass_card')::integer),
+  FROM p CROSS JOIN held WHERE card.id = (p.j->>'pass_card')::integer),
 messages AS (
   INSERT INTO notification (customer, card, kind, payload, status, attempts, next_attempt_at, last_error, created_at)
   SELECT NULL::integer, (p.j->>'pass_card')::integer, 'pass_update',
          jsonb_build_object('card_id', (p.j->>'pass_card')::integer), 'pending', 0, now(), '', now()
-  FROM p WHERE p.j->>'pass_card' IS NOT NULL
+  FROM p CROSS JOIN held WHERE p.j->>'pass_card' IS NOT NULL
   UNION ALL
   SELECT (m.v->>'customer')::integer, (m.v->>'card')::integer, m.v->>'kind',
          CASE WHEN m.v->'payload'->>'sale_id' = '-1' THEN jsonb_set(m.v->'payload', '{{sale_id}}', to_jsonb({sale}))
               ELSE m.v->'payload' END, 'pending', 0, now(), '', now()
-  FROM p CROSS JOIN jsonb_array_elements(p.j->'messages') AS m(v)
+  FROM p CROSS JOIN held CROSS JOIN jsonb_array_elements(p.j->'messages') AS m(v)
   UNION ALL
   SELECT member.customer, member.card, 'tier_changed',
          jsonb_build_object('tier', member.code, 'name', member.name,
@@ -122,7 +125,7 @@ messages AS (
   AND member.code IS DISTINCT FROM member.old_code)
 SELECT acct.id IS NOT NULL AS written, acct.active, acct.pending, acct.debt, acct.version, {sale} AS sale_id,
        (SELECT json_object_agg(nl.ref, nl.id) FROM nl)::text AS new_lots,
-       member.tier_id, member.code AS tier_code, member.name AS tier_name,
+       member.tier_id, member.code AS tier_code, member.name AS tier_name, member.old_code AS tier_old_code,
        (member.old_rank IS NULL OR member.rank > member.old_rank) AS tier_up,
        (member.tier_id IS NOT NULL AND member.code IS DISTINCT FROM member.old_code) AS tier_changed
 FROM (SELECT 1) one LEFT JOIN acct ON true LEFT JOIN member ON true
@@ -147,13 +150,17 @@ async def write(posting: Posting, *args: object, head: Head | None = None, view:
     """Write `posting` (and the head's rows, with `args` as its $2...) in one statement, in the caller's
     transaction. Raises ConcurrentUpdate, with nothing written by the ledger, when the account's version
     moved since the plan read it. With `view`, the view is brought to what was written (version, lot ids)."""
+    if DB.current_transaction.get() is None:  # one statement is atomic anyway; db.connection() needs one open
+        async with DB.transaction():
+            return await write(posting, *args, head=head, view=view)
     row = await db.connection().fetchrow(_statement(head), _encode(posting).decode(), *args)
     if posting.account is not None and not row["written"]:
         raise ConcurrentUpdate("The card's points changed while this operation was priced; send it again")
     out = Written(
         written=row["written"] or posting.account is None, active=row["active"], pending=row["pending"],
         debt=row["debt"], version=row["version"], sale_id=row["sale_id"], tier_id=row["tier_id"],
-        tier_code=row["tier_code"], tier_name=row["tier_name"], tier_up=bool(row["tier_up"]),
+        tier_code=row["tier_code"], tier_name=row["tier_name"], tier_old_code=row["tier_old_code"],
+        tier_up=bool(row["tier_up"]),
         tier_changed=bool(row["tier_changed"]),
     )
     if row["new_lots"]:

@@ -20,12 +20,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from loyalty_core.errors import CardNotFound, DomainError, IdempotencyConflict, NotFound, ValidationFailed
-from loyalty_core.ledger import ops
+from loyalty_core.errors import CardNotFound, DomainError, NotFound, ValidationFailed
+from loyalty_core.ledger import command, ops, writer
+from loyalty_core.ledger.posting import Plan
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import outbox, programs
+from loyalty_core.services import programs
 from loyalty_core.services.sale_types import AwareDateTime
-from loyalty_core.tables import IdempotencyRecord, Membership
+from loyalty_core.tables import Membership
 
 SCOPE = "operator:adjust"
 SignedPoints = Annotated[int, Meta(ge=-(10**9), le=10**9)]
@@ -113,21 +114,9 @@ async def _member(membership_id: int) -> dict[str, Any]:
     return rows[0]
 
 
-async def _claim(key: str, digest: str) -> AdjustmentOut | None:
-    """Record the operation id in this transaction; if it is already there, the first answer."""
-    rows = await IdempotencyRecord.raw(
-        "INSERT INTO idempotency_record (scope, key, request_hash, response, status_code, created_at) "
-        "VALUES ({}, {}, {}, {}, 200, now()) ON CONFLICT (scope, key) DO NOTHING RETURNING id",
-        SCOPE, key, digest, "{}",
-    )
-    if rows:
-        return None
-    found = await IdempotencyRecord.raw(
-        "SELECT request_hash, response FROM idempotency_record WHERE scope = {} AND key = {}", SCOPE, key
-    )
-    if found[0]["request_hash"] != digest:
-        raise IdempotencyConflict(f"operation {key!r} was already used for another adjustment")
-    return msgspec.json.decode(found[0]["response"], type=AdjustmentOut)
+def _key(key: str, membership_id: int, adjustment: AdjustmentIn) -> command.Key:
+    return command.Key(SCOPE, key, _digest(membership_id, adjustment),
+                       conflict=f"operation {key!r} was already used for another adjustment")
 
 
 async def adjust_points(
@@ -137,7 +126,9 @@ async def adjust_points(
     _checked(adjustment, now)
     key = key or adjustment.operation_id
     async with DB.transaction():
-        if key is not None and (first := await _claim(key, _digest(membership_id, adjustment))) is not None:
+        # the operation id is claimed in this transaction (loyalty_core.ledger.command): with the points or not at all
+        claimed = _key(key, membership_id, adjustment) if key is not None else None
+        if claimed is not None and (first := await command.claim(claimed, AdjustmentOut)) is not None:
             return first
         member = await _member(membership_id)
         state = await ops.lock_account(await ops.ensure_account(membership_id), now)
@@ -152,20 +143,22 @@ async def adjust_points(
                 out.activates_at + dt.timedelta(days=settings.expiry_days) if settings.expiry_days else None
             )
             out.state = "active" if out.activates_at <= now else "pending"
-            await ops.accrue(state, adjustment.points, now, kind="adjust", source="adjust",
-                             activates_at=out.activates_at, expires_at=out.expires_at, reason=reason)
+        plan = Plan(state, now)
+        if adjustment.points > 0:
+            plan.accrue(adjustment.points, now, kind="adjust", source="adjust",
+                        activates_at=out.activates_at, expires_at=out.expires_at, reason=reason)  # type: ignore[arg-type]
         else:
-            await ops.spend(state, -adjustment.points, now, kind="adjust", reason=reason)
+            plan.spend(-adjustment.points, kind="adjust", reason=reason)
         out.balance = BalanceOut(active=state.active, pending=state.pending)
-        await outbox.after_balance_change(
-            member["card_id"], member["customer"], "points_adjusted",
-            {"points": adjustment.points, "reason": reason, "active": state.active, "pending": state.pending},
-        )
-        if key is not None:
-            await IdempotencyRecord.raw(
-                "UPDATE idempotency_record SET response = {} WHERE scope = {} AND key = {}",
-                msgspec.json.encode(out).decode(), SCOPE, key,
-            )
+        # the points, the pass and the shopper's message: one statement of the ledger writer
+        plan.pass_update(member["card_id"])
+        if member["customer"] is not None:
+            plan.message("points_adjusted", {"points": adjustment.points, "reason": reason, "active": state.active,
+                                             "pending": state.pending},
+                         customer=member["customer"], card=member["card_id"])
+        await writer.write(plan.posting(), view=state)
+        if claimed is not None:
+            await command.store([claimed], out)
         return out
 
 

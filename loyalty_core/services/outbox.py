@@ -33,35 +33,6 @@ async def pass_changed(card_id: int, now: dt.datetime) -> None:
     await enqueue("pass_update", {"card_id": card_id}, card_id=card_id)
 
 
-async def after_sale(card: Any, priced: Any, state: Any, tier_change: Any, sale_id: int) -> None:
-    """The pass update and the shopper's messages for a confirmed sale, in one statement (the till's hot path)."""
-    messages: list[tuple[str, dict[str, Any]]] = []
-    if card.customer_id is not None and priced.totals.accrued_points:
-        messages.append(("points_accrued", {"points": priced.totals.accrued_points, "sale_id": sale_id,
-                                            "active": state.active, "pending": state.pending}))
-    if card.customer_id is not None and tier_change is not None:
-        messages.append(("tier_changed", {"tier": tier_change.new_code, "name": tier_change.new_name, "up": tier_change.up}))
-    await Notification.raw(
-        "WITH pass AS (UPDATE card SET pass_updated_at = GREATEST(date_trunc('second', {}::timestamptz), "
-        "date_trunc('second', pass_updated_at) + interval '1 second') WHERE id = {}) "
-        "INSERT INTO notification (customer, card, kind, payload, status, attempts, next_attempt_at, last_error, created_at) "
-        "SELECT m.customer, {}, m.kind, m.payload::jsonb, 'pending', 0, now(), '', now() "
-        "FROM unnest({}::integer[], {}::varchar[], {}::text[]) AS m(customer, kind, payload)",
-        dt.datetime.now(dt.timezone.utc), card.card_id, card.card_id,
-        [None, *[card.customer_id for _ in messages]],
-        ["pass_update", *[kind for kind, _ in messages]],
-        [msgspec.json.encode({"card_id": card.card_id}).decode(), *[msgspec.json.encode(p).decode() for _, p in messages]],
-    )
-
-
-async def after_balance_change(card_id: int | None, customer_id: int | None, kind: str, payload: dict[str, Any]) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
-    if card_id is not None:
-        await pass_changed(card_id, now)
-    if customer_id is not None and kind:
-        await enqueue(kind, payload, customer_id=customer_id, card_id=card_id)
-
-
 async def use_coupons(priced: Any, card: Any, sale_id: int) -> None:
     """Applied coupons are used up by this sale; coupons a rule issues are given to the member.
 

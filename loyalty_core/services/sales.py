@@ -23,10 +23,9 @@ from loyalty_core.errors import (
     RedeemLimit,
     ValidationFailed,
 )
-from loyalty_core.ledger import ops
+from loyalty_core.ledger import command, ops
 from loyalty_core.ledger.posting import Plan
 from loyalty_core.ledger.writer import ConcurrentUpdate
-from loyalty_core.piccolo_conf import DB
 from loyalty_core.services import outbox, programs, sale_write, tiers, till_trust
 from loyalty_core.services.identify import CardContext, resolve_scan, shows_possession_only
 from loyalty_core.services.pricing import build_pricing_input
@@ -253,7 +252,8 @@ class _Attempt(msgspec.Struct):
 
 
 async def confirm_sale(
-    sale: SaleIn, till: Till, now: dt.datetime, gate: till_trust.PhoneGate | None = None, offline: bool = False
+    sale: SaleIn, till: Till, now: dt.datetime, gate: till_trust.PhoneGate | None = None, offline: bool = False,
+    idempotency_key: str | None = None,
 ) -> CalculationOut:
     """Recompute the sale and write it in one transaction. A replay returns the first response.
 
@@ -263,19 +263,23 @@ async def confirm_sale(
     then 409 `concurrent-update`).
 
     `gate` checks the shopper's code when the sale spends points by phone (without one such a sale is
-    refused); `offline`: the sale comes in a batch, so the longer age window applies."""
+    refused); `offline`: the sale comes in a batch, so the longer age window applies. Each try is one command
+    (`ledger.command`): the receipt is claimed by the sale row, the till's `Idempotency-Key` in the same
+    transaction."""
     till_trust.check_lines(sale)
     digest = request_hash(sale)
+    keys = [command.Key(f"till:{till.till_id}", idempotency_key, digest)] if idempotency_key else []
     attempt = _Attempt(locked=False)
     for n in range(1, CONFIRM_TRIES + 1):
         attempt.locked = n == CONFIRM_TRIES
         try:
-            async with DB.transaction():
-                return await _confirm_in_transaction(sale, till, now, digest, gate, offline, attempt)
+            return await command.execute(
+                keys, lambda: _confirm_in_transaction(sale, till, now, digest, gate, offline, attempt), CalculationOut
+            )
         except ConcurrentUpdate:
             existing = await _existing_sale(till, sale)
             if existing is not None:
-                return _replay(existing, digest)
+                return await _replayed(keys, _replay(existing, digest))
             if n == CONFIRM_TRIES:
                 raise
         except (asyncpg.UniqueViolationError, DomainError):
@@ -286,8 +290,16 @@ async def confirm_sale(
             existing = await _existing_sale(till, sale)
             if existing is None:
                 raise
-            return _replay(existing, digest)
+            return await _replayed(keys, _replay(existing, digest))
     raise AssertionError("unreachable")
+
+
+async def _replayed(keys: list[command.Key], answer: CalculationOut) -> CalculationOut:
+    """A receipt confirmed before, asked again under a new Idempotency-Key: the key keeps the same answer."""
+    async def same() -> CalculationOut:
+        return answer
+
+    return await command.execute(keys, same, CalculationOut) if keys else answer
 
 
 async def _confirm_in_transaction(

@@ -28,37 +28,22 @@ async def assign_initial_tier(membership_id: int, program_id: int) -> None:
 
 
 async def recompute_tier(
-    membership_id: int, program_id: int, as_of: dt.datetime, purchase_at: dt.datetime | None = None
+    membership_id: int, program_id: int, as_of: dt.datetime, *, customer_id: int | None = None
 ) -> TierChange | None:
     """Spend over the window (as_of - 12 months, as_of] decides the tier, whatever order sales arrived in;
-    returns the change, if any.
+    returns the change, if any, and queues `tier_changed` to `customer_id` then. Written by the ledger
+    writer (the one copy of the tier's SQL; a confirm and a return recompute it in their own statement).
+    Runs in the caller's transaction."""
+    from loyalty_core.ledger import writer
+    from loyalty_core.ledger.posting import MemberChange, Posting
 
-    With `purchase_at`, the same statement counts the purchase on the membership (one round trip
-    on the till's hot path). Runs in the caller's transaction.
-    """
-    rows = await Membership.raw(
-        "WITH spend AS (SELECT COALESCE(SUM(earning_spend - returned_earning_spend), 0) AS s FROM sale "
-        "WHERE membership = {} AND status = 'confirmed' AND occurred_at > {} AND occurred_at <= {}), "
-        "best AS (SELECT t.id, t.code, t.name, t.rank FROM tier t, spend WHERE t.program = {} AND t.threshold_spend <= spend.s "
-        "ORDER BY t.threshold_spend DESC, t.rank DESC LIMIT 1), "
-        "old AS (SELECT t.code, t.rank FROM membership m JOIN tier t ON t.id = m.tier WHERE m.id = {}) "
-        "UPDATE membership m SET tier_spend = spend.s, tier = COALESCE(best.id, m.tier), "
-        "purchases_count = m.purchases_count + CASE WHEN {}::timestamptz IS NULL THEN 0 ELSE 1 END, "
-        "first_purchase_at = COALESCE(m.first_purchase_at, {}::timestamptz), "
-        "last_purchase_at = GREATEST(m.last_purchase_at, {}::timestamptz) "
-        "FROM spend LEFT JOIN best ON true WHERE m.id = {} "
-        "RETURNING best.id AS tier_id, best.code, best.name, best.rank, "
-        "(SELECT code FROM old) AS old_code, (SELECT rank FROM old) AS old_rank",
-        membership_id, as_of - TIER_WINDOW, as_of, program_id, membership_id,
-        purchase_at, purchase_at, purchase_at, membership_id,
-    )
-    row = rows[0]
-    if row["tier_id"] is None or row["code"] == row["old_code"]:
+    written = await writer.write(Posting(account=None, version=0, at=as_of, member=MemberChange(
+        membership=membership_id, program=program_id, window_start=as_of - TIER_WINDOW, as_of=as_of,
+        customer=customer_id)))
+    if not written.tier_changed:
         return None
-    return TierChange(
-        membership_id=membership_id, old_code=row["old_code"], new_code=row["code"], new_name=row["name"],
-        up=row["old_rank"] is None or row["rank"] > row["old_rank"],
-    )
+    return TierChange(membership_id=membership_id, old_code=written.tier_old_code, new_code=written.tier_code or "",
+                      new_name=written.tier_name or "", up=written.tier_up)
 
 
 async def next_tier(program_id: int, spend: int) -> dict | None:
@@ -79,7 +64,6 @@ async def recompute_lapsed_tiers(now: dt.datetime, since: dt.datetime | None = N
     whose stored spend differs from its window's is recomputed. Safe to repeat; each change queues a message.
     """
     from loyalty_core.piccolo_conf import DB
-    from loyalty_core.services import outbox
 
     edge = now - TIER_WINDOW
     if since is None:
@@ -102,10 +86,7 @@ async def recompute_lapsed_tiers(now: dt.datetime, since: dt.datetime | None = N
     for row in rows:
         async with DB.transaction():
             await Membership.raw("SELECT id FROM membership WHERE id = {} FOR UPDATE", row["membership"])
-            change = await recompute_tier(row["membership"], row["program"], now)
+            change = await recompute_tier(row["membership"], row["program"], now, customer_id=row["customer"])
             if change is not None:
                 changes.append(change)
-                if row["customer"] is not None:
-                    await outbox.enqueue("tier_changed", {"tier": change.new_code, "name": change.new_name, "up": change.up},
-                                         customer_id=row["customer"])
     return changes
