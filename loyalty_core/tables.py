@@ -267,6 +267,8 @@ class LedgerEntry(Table):
 
     id = BigSerial(primary_key=True)
     account = ForeignKey(Account, null=False)
+    # no constraint in the database (migration 2026-11-29T15:12): the ledger writer writes a lot and its entries in
+    # one statement; `kopilka ledger verify` checks that every entry's lot is a lot of its account
     lot = ForeignKey(PointLot, null=True, default=None)
     # accrue activate redeem return_clawback return_refund expire adjust import transfer
     # debt (+, bucket debt) debt_paid (- from a lot, and - bucket debt) debt_write_off (- bucket debt)
@@ -310,6 +312,8 @@ class Sale(Table):
 
 
 class SaleLine(Table):
+    # no constraint in the database (migration 2026-11-29T15:12): the confirm writes the sale and its lines in one
+    # statement; `kopilka ledger verify` checks that every line has its sale
     sale = ForeignKey(Sale, null=False)
     line_no = Integer()
     sku = Varchar(length=64)

@@ -86,6 +86,19 @@ CHECKS: list[tuple[str, str]] = [
         "GROUP BY sl.id, sl.quantity_milli, r.q HAVING SUM(r.q) > sl.quantity_milli",
     ),
     (
+        # the foreign key was dropped: the confirm writes the sale and its lines in one statement
+        "every sale line belongs to a sale",
+        "SELECT 'sale line ' || sl.id, 'sale=' || sl.sale || ' does not exist' FROM sale_line sl "
+        "WHERE NOT EXISTS (SELECT 1 FROM sale s WHERE s.id = sl.sale)",
+    ),
+    (
+        # the foreign key was dropped: the ledger writer writes a lot and its entries in one statement
+        "every ledger entry's lot is a lot of its account",
+        "SELECT 'ledger entry ' || e.id, 'lot=' || e.lot || ' account=' || e.account || "
+        "COALESCE(' (the lot is of account ' || p.account || ')', ' (no such lot)') FROM ledger_entry e "
+        "LEFT JOIN point_lot p ON p.id = e.lot WHERE e.lot IS NOT NULL AND (p.id IS NULL OR p.account <> e.account)",
+    ),
+    (
         "every confirmed sale's accrual and redemption is applied exactly once",
         "SELECT 'sale ' || s.id, 'accrued=' || s.accrued_points || ' lots=' || COALESCE(l.a, 0) || "
         "' redeemed=' || s.redeemed_points || ' entries=' || COALESCE(e.r, 0) FROM sale s "
