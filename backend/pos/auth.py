@@ -23,6 +23,8 @@ class TillPrincipal(msgspec.Struct, frozen=True):
     # the program an anonymous sale (no card) is priced by, read with the key: its current rules version
     program_id: int | None = None
     program_rules_version: int | None = None
+    # the program the store is bound to: its tills reach that program's cards only (None: every program)
+    store_program_id: int | None = None
 
 
 def _bearer(connection: ASGIConnection) -> str:
@@ -37,9 +39,10 @@ def _bearer(connection: ASGIConnection) -> str:
 _TILL_BY_KEY = """
 SELECT t.id AS till_id, t.code AS till_code, s.id AS store_id, s.code AS store_code, s.timezone AS store_timezone,
        COALESCE(s.region, '') AS store_region, COALESCE(s.format, '') AS store_format, s.attributes AS store_attributes,
-       p.id AS program_id, p.rules_version AS program_rules_version
+       p.id AS program_id, p.rules_version AS program_rules_version, s.program AS store_program_id
 FROM till_key k JOIN till t ON t.id = k.till JOIN store s ON s.id = t.store
-LEFT JOIN LATERAL (SELECT id, rules_version FROM program ORDER BY id LIMIT 1) p ON true
+LEFT JOIN LATERAL (SELECT id, rules_version FROM program WHERE s.program IS NULL OR id = s.program
+                   ORDER BY id LIMIT 1) p ON true
 WHERE k.key_hash = $1 AND k.revoked_at IS NULL
 """
 

@@ -28,10 +28,11 @@ class ConfirmationSent(msgspec.Struct):
 
 def phone_gate(request: Request, sends_codes: bool = False) -> PhoneGate:
     """This till's phone limit and spend codes, for one request (the SMS gateway only where a code is sent)."""
-    valkey = request.app.state.valkey
+    valkey, till = request.app.state.valkey, current_till(request)
     return PhoneGate(
-        valkey, current_till(request).till_id, request.app.state.settings.security.secret_key,
+        valkey, till.till_id, request.app.state.settings.security.secret_key,
         PHONE_LOOKUPS_PER_MINUTE, gateway_for(get_identity_settings(), valkey) if sends_codes else None,
+        program_id=till.store_program_id,
     )
 
 

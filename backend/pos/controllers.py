@@ -41,7 +41,7 @@ def _till(principal: TillPrincipal) -> sales.Till:
     if principal.program_id is not None and principal.program_rules_version is not None:
         program = (principal.program_id, principal.program_rules_version)
     return sales.Till(till_id=principal.till_id, store_id=principal.store_id, store_timezone=principal.store_timezone,
-                      store=store, program=program)
+                      store=store, program=program, bound_program=principal.store_program_id)
 
 
 class TillController(Controller):
@@ -50,7 +50,7 @@ class TillController(Controller):
     @post("/identify", status_code=200, summary="Identify a shopper from a scan")
     async def identify(self, request: Request, data: IdentifyIn) -> IdentifyOut:
         await phone_gate(request).count(data.scan)  # a phone is guessable: only so many a minute per till
-        return await sales.identify(data.scan, _now())
+        return await sales.identify(data.scan, _now(), current_till(request).store_program_id)
 
     @post("/sales/calculate", status_code=200, summary="Price a basket (writes nothing)")
     async def calculate(self, request: Request, data: SaleIn) -> CalculationOut:

@@ -35,7 +35,8 @@ async def register_member_at_till(request: Request, data: TillRegistration) -> R
 
     codes = TillLinkCodes(valkey, till.till_id, request.app.state.settings.security.secret_key, send)
     result = await register_at_till(data, dt.datetime.now(dt.UTC), codes,
-                                    place=f"till {till.till_code} of store {till.store_code}")
+                                    place=f"till {till.till_code} of store {till.store_code}",
+                                    program_id=till.store_program_id)
     return Response(result, status_code=HTTP_201_CREATED if result.linked else HTTP_202_ACCEPTED)
 
 

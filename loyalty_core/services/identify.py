@@ -90,6 +90,11 @@ _BY_NUMBER = {lock: _card_query("c.number = $1", lock) for lock in (False, True)
 _BY_CUSTOMER = {
     lock: _card_query("m.customer = $1 AND c.status = 'active' ORDER BY c.id DESC LIMIT 1", lock) for lock in (False, True)
 }
+# the same within one program (a till of a store bound to a program looks a phone up there only)
+_BY_CUSTOMER_IN = {
+    lock: _card_query("m.customer = $1 AND c.program = $2 AND c.status = 'active' ORDER BY c.id DESC LIMIT 1", lock)
+    for lock in (False, True)
+}
 
 
 async def _load(query: str, *args: object) -> dict | None:
@@ -141,11 +146,12 @@ def _as_phone(scan: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-async def resolve_scan(scan: str, now: dt.datetime, lock_account: bool = False) -> CardContext:
+async def resolve_scan(scan: str, now: dt.datetime, lock_account: bool = False, program_id: int | None = None) -> CardContext:
     """Find the card a scan names. Blocked/replaced cards and stale app tokens are refused with their own errors.
 
     With `lock_account` (inside a transaction) the member's account row is locked in the same statement
-    and its balance comes back in `account_active` / `account_pending`.
+    and its balance comes back in `account_active` / `account_pending`. With `program_id` (the program a till's
+    store is bound to) a card of any other program does not exist for the caller: `card-not-found`.
     """
     scan = scan.strip()
     row: dict | None
@@ -156,9 +162,12 @@ async def resolve_scan(scan: str, now: dt.datetime, lock_account: bool = False) 
         row = None
         if customer is not None:
             # the member's current active card, newest first
-            row = await _load(_BY_CUSTOMER[lock_account], customer["id"])
+            row = await (_load(_BY_CUSTOMER[lock_account], customer["id"]) if program_id is None
+                         else _load(_BY_CUSTOMER_IN[lock_account], customer["id"], program_id))
     else:
         row = await _load(_BY_NUMBER[lock_account], scan)
+    if row is not None and program_id is not None and row["program_id"] != program_id:
+        row = None  # another program's card: a partner's till neither reads nor spends it
     if row is None:
         raise CardNotFound("No card or member matches this scan")
     if row["card_status"] == "blocked":

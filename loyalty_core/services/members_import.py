@@ -77,7 +77,8 @@ async def _status(customer_id: int, program: ProgramRef) -> tuple[int | None, st
     return (row["id"], row["status"]) if row else (None, "pending")
 
 
-async def register_at_till(reg: TillRegistration, now: dt.datetime, codes: TillLinkCodes, place: str = "") -> TillRegistered:
+async def register_at_till(reg: TillRegistration, now: dt.datetime, codes: TillLinkCodes, place: str = "",
+                           program_id: int | None = None) -> TillRegistered:
     """The till scanned the card (proof of possession); the phone is only typed, so the phone's owner confirms.
 
     - a card of another member -> 409 `card-taken`, never moved;
@@ -92,6 +93,8 @@ async def register_at_till(reg: TillRegistration, now: dt.datetime, codes: TillL
     number = reg.card_number.strip()
     phone = normalise_phone(reg.phone)
     program, card = await _card_at_till(number)
+    if program_id is not None and program.id != program_id:  # a store bound to a program hands out its cards only
+        raise CardNotFound(f"Card {number} was never emitted")
     owner = await Customer.select(Customer.id).where(Customer.phone == phone).first()
     owner_id = owner["id"] if owner else None
     if card["customer"] is not None and card["customer"] != owner_id:

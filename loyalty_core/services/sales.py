@@ -58,6 +58,8 @@ class Till(msgspec.Struct, frozen=True):
     store: StoreInfo | None = None  # the store's facts when the caller has them; else read by store_id
     # (program id, rules version) a sale without a card is priced by, when the caller read it; else looked up
     program: tuple[int, int] | None = None
+    # the program the store is bound to: another program's card is `card-not-found` here (None: any program)
+    bound_program: int | None = None
 
 
 def request_hash(body: msgspec.Struct) -> str:
@@ -73,8 +75,8 @@ def request_hash(body: msgspec.Struct) -> str:
 # --- identify ---------------------------------------------------------------------------
 
 
-async def identify(scan: str, now: dt.datetime) -> IdentifyOut:
-    card = await resolve_scan(scan, now)
+async def identify(scan: str, now: dt.datetime, program_id: int | None = None) -> IdentifyOut:
+    card = await resolve_scan(scan, now, program_id=program_id)
     messages: list[str] = []
     if card.account_id is not None:
         bal = await ops.balance(card.account_id, now, card.program_timezone, horizon_days=60)
@@ -190,7 +192,7 @@ def calculation_out(priced: PricedBasket, balance_after: BalanceAfter | None, ca
 async def calculate_sale(sale: SaleIn, till: Till, now: dt.datetime) -> CalculationOut:
     """What confirm would do, with nothing written. Due activations are counted as of `now`."""
     till_trust.check_lines(sale)
-    card = await resolve_scan(sale.card, now) if sale.card else None
+    card = await resolve_scan(sale.card, now, program_id=till.bound_program) if sale.card else None
     active = pending = debt = 0
     if card is not None and card.account_id is not None:
         bal = await ops.balance(card.account_id, now, card.program_timezone)
@@ -306,7 +308,8 @@ async def _confirm_in_transaction(
     sale: SaleIn, till: Till, now: dt.datetime, digest: str, gate: till_trust.PhoneGate | None, offline: bool,
     attempt: _Attempt,
 ) -> CalculationOut:
-    card = await resolve_scan(sale.card, now, lock_account=attempt.locked) if sale.card else None
+    card = (await resolve_scan(sale.card, now, lock_account=attempt.locked, program_id=till.bound_program)
+            if sale.card else None)
     plan = None
     if card is not None:
         if card.membership_id is None or card.account_id is None:

@@ -114,9 +114,11 @@ class PhoneGate:
     """One till's phone look-ups and spend codes, for one request."""
 
     def __init__(self, valkey: Any, till_id: int, secret: str, lookups_per_minute: int,
-                 gateway: otp.Gateway | None = None, policy: SpendCodePolicy = SpendCodePolicy()) -> None:
+                 gateway: otp.Gateway | None = None, policy: SpendCodePolicy = SpendCodePolicy(),
+                 program_id: int | None = None) -> None:
         self.valkey, self.till_id, self.secret = valkey, till_id, secret
         self.lookups_per_minute, self.gateway, self.policy = lookups_per_minute, gateway, policy
+        self.program_id = program_id  # the store's program: another program's shoppers get no code from here
 
     async def count(self, scan: str | None) -> None:
         """One phone look-up by this till; over the limit -> 429 `rate-limited`."""
@@ -138,7 +140,7 @@ class PhoneGate:
             raise ValidationFailed("scan must be the shopper's phone in international format, e.g. +79990000001")
         if self.gateway is None:
             raise RuntimeError("PhoneGate.send_code needs a gateway")
-        await resolve_scan(phone, now)  # unknown / blocked -> the same problems identify gives
+        await resolve_scan(phone, now, program_id=self.program_id)  # unknown / blocked: as identify answers
         await otp.hit(self.valkey, f"till-code:send:{phone}", self.policy.sends_per_phone, self.policy.window)
         code = f"{secrets.randbelow(1_000_000):06d}"
         async with self.valkey.pipeline(transaction=True) as pipe:

@@ -244,6 +244,40 @@ async def test_purchases_returned_whole_do_not_count_toward_every_5th_purchase(h
     assert "every-5th" in [a["rule"] for a in (await buy())["applied"]]
 
 
+# --- a store bound to another program --------------------------------------------------------------------------
+
+
+async def test_a_store_bound_to_another_program_cannot_read_or_spend_a_members_points(http, valkey, db_pool) -> None:
+    """Stores may be bound to one program so that a partner's store does not reach another program's points; that
+    held for returns by receipt, but its tills identified any program's card and spent its points."""
+    from tests.factories import make_member
+    from tests.security.test_till_scope import another_store
+
+    ours, theirs = await make_shop(), await make_shop()
+    partner = await another_store(theirs, program=theirs.program_id)
+    member = await make_member(ours, points=1_000)
+    assert (await http.post("/pos/v1/identify", headers=partner.headers, json={"scan": member.card})).status_code == 404
+    assert (await http.post("/pos/v1/identify", headers=partner.headers, json={"scan": member.phone})).status_code == 404
+    body = sale_body(partner, [("cheese", 1, 100_000)], card=member.card, redeem=200)
+    for path in ("/pos/v1/sales/calculate", "/pos/v1/sales/confirm"):
+        refused = await http.post(path, headers=partner.headers, json=body)
+        assert refused.status_code == 404 and _type(refused) == "card-not-found", refused.text
+    batch = await http.post("/pos/v1/sales/batch", headers=partner.headers, json={"sales": [body]})
+    assert batch.json()["results"][0]["status"] == "rejected", batch.text
+    asked = await http.post("/pos/v1/confirmations", headers=partner.headers, json={"scan": member.phone})
+    assert asked.status_code == 404, asked.text
+    card = await emit_card(ours)
+    handed = await http.post("/pos/v1/members", headers=partner.headers, json={"phone": new_phone(), "card_number": card})
+    assert handed.status_code == 404, handed.text
+    assert await count_rows("sale", "card_number = {}", member.card) == 0
+    # the member's own program's stores, and unbound stores, still serve the card
+    assert (await http.post("/pos/v1/identify", headers=ours.headers, json={"scan": member.card})).status_code == 200
+    own = await another_store(ours, program=ours.program_id)
+    spent = await http.post("/pos/v1/sales/confirm", headers=own.headers,
+                            json=sale_body(own, [("cheese", 1, 100_000)], card=member.card, redeem=200))
+    assert spent.status_code == 200 and spent.json()["totals"]["redeemed_points"] == 200, spent.text
+
+
 # --- the daily cap across tills ---------------------------------------------------------------------------------
 
 
