@@ -309,6 +309,7 @@ RU.update({
     "You reached the tier": "Вы достигли уровня",
     "Every day": "Каждый день",
     "Always": "Без срока",
+    "On your birthday": "В ваш день рождения",
     "What you get": "Что вы получите",
     "Choose favourite categories": "Выбрать любимые категории",
     "Favourite categories earn more": "Любимые категории — больше баллов",

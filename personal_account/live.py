@@ -81,9 +81,9 @@ class ValkeyPubSub(ChannelsBackend):
         return self._backend
 
     async def on_startup(self) -> None:
-        import valkey.asyncio as valkey_asyncio
+        from backend.valkey_client import connect
 
-        self._client = valkey_asyncio.from_url(self.url)
+        self._client = connect(self.url)  # one server, or the primary that Valkey Sentinel names
         self._backend = RedisChannelsPubSubBackend(redis=self._client)
         await self._backend.on_startup()
 

@@ -99,6 +99,7 @@ def offer_cards(offers: list[Any], document: Any, fmt: Formats) -> list[dict[str
             "until": offer.valid_to, "from": offer.valid_from, "needs_coupon": offer.needs_coupon,
             "weekdays": [weekday(d, fmt.lang) for d in offer.weekdays], "hours": hours,
             "stage": offer.stage,
+            "birthday": bool(rule is not None and rule.target is not None and rule.target.birthday_window_days is not None),
         })
     return cards
 

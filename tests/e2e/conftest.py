@@ -48,10 +48,11 @@ async def phone(chromium: Any, server: str) -> AsyncIterator[Any]:
     await context.close()
 
 
-async def screenshot(page: Any, name: str) -> Path:
+async def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
+    """full_page=False: the screen as the shopper sees it (the fixed tab bar at the bottom of a phone)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
+    await page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

@@ -9,10 +9,12 @@ Every check waits for what it asserts (expect): on a loaded machine a page is no
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -61,7 +63,7 @@ async def test_a_shopper_on_a_phone_in_russian(chromium: Any, phone: Any, server
     await page.get_by_label("Код", exact=True).fill("000000" if code != "000000" else "111111")
     await page.get_by_role("button", name="Продолжить").click()
     await expect(page.get_by_test_id("code-error")).to_have_text("Неверный код. Осталось попыток: 4")
-    await screenshot(page, "code-phone")
+    await screenshot(page, "code-phone", full_page=False)
     await page.get_by_label("Код", exact=True).fill(code)
     await page.get_by_role("button", name="Продолжить").click()
     await page.wait_for_url(re.compile(r"/welcome$"))
@@ -97,7 +99,7 @@ async def test_a_shopper_on_a_phone_in_russian(chromium: Any, phone: Any, server
     await expect(page.get_by_test_id("tier-banner")).to_contain_text("до уровня «Серебряный»", timeout=10_000)
     await expect(page.get_by_test_id("tier")).to_have_text("Базовый")
     assert await page.evaluate("window.__sameDocument") is True
-    await screenshot(page, "dashboard-phone")
+    await screenshot(page, "dashboard-phone", full_page=False)
     desktop = await desktop_twin(chromium, phone, server)
     wide = await desktop.new_page()
     await wide.goto("/")
@@ -119,7 +121,7 @@ async def test_a_shopper_on_a_phone_in_russian(chromium: Any, phone: Any, server
     await expect(page.get_by_test_id("why-total")).to_have_text(re.compile(rf"^{number(earned, 'ru')}{NBSP}балл"))
     lines_sum = sum(int(re.sub(r"\D", "", t)) for t in await page.get_by_test_id("line-earned").all_inner_texts())
     assert lines_sum == earned  # the explanation adds up from the lines
-    await screenshot(page, "receipt-phone")
+    await screenshot(page, "receipt-phone", full_page=False)
     receipt_url = page.url
     await wide.goto(receipt_url)
     await screenshot(wide, "receipt-desktop")
@@ -129,14 +131,14 @@ async def test_a_shopper_on_a_phone_in_russian(chromium: Any, phone: Any, server
     await expect(page.get_by_test_id("offer-own-brand")).to_contain_text("Собственная марка")
     await expect(page.get_by_test_id("offer-own-brand")).to_contain_text("+2% баллами за товары своей марки")
     await expect(page.get_by_test_id("offer-winter")).to_contain_text("до ")
-    await screenshot(page, "offers-phone")
+    await screenshot(page, "offers-phone", full_page=False)
     await page.get_by_test_id("to-favourites").click()
     await expect(page.get_by_test_id("lock-warning")).to_contain_text("После сохранения выбор нельзя будет изменить до")
     await page.locator("input[name=category]").first.check()
     await page.get_by_role("button", name="Сохранить выбор").click()
     await expect(page.get_by_test_id("flash")).to_have_text("Сохранено.")
     await expect(page.locator("input[name=category]").first).to_be_checked()
-    await screenshot(page, "favourites-phone")
+    await screenshot(page, "favourites-phone", full_page=False)
 
     # --- the wallet pass verifies like Wallet checks it
     await tabs.get_by_role("link", name="Карта").click()
@@ -151,7 +153,7 @@ async def test_a_shopper_on_a_phone_in_russian(chromium: Any, phone: Any, server
     await page.get_by_test_id("to-cards").click()
     await page.get_by_test_id("block").click()
     await expect(page.get_by_role("heading", name=re.compile("Заблокировать карту"))).to_be_visible()
-    await screenshot(page, "block-phone")
+    await screenshot(page, "block-phone", full_page=False)
     await page.get_by_label("Украдена").check()
     await page.get_by_test_id("confirm-block").click()
     await expect(page.get_by_test_id("flash")).to_have_text("Карта заблокирована.")
@@ -182,7 +184,7 @@ async def test_a_shopper_on_a_phone_in_russian(chromium: Any, phone: Any, server
     await other.get_by_test_id("sign-out").click()
     await other.wait_for_url(re.compile(r"/login\?bye=1"))
     await expect(page.get_by_test_id("session-ended")).to_be_visible(timeout=10_000)
-    await screenshot(page, "session-ended-phone")
+    await screenshot(page, "session-ended-phone", full_page=False)
     await desktop.close()
 
 
@@ -228,6 +230,15 @@ async def test_a_shopper_on_a_desktop_in_english_and_the_language_follows_them(c
     await screenshot(page, "offers-desktop-en")
     await page.goto("/profile")
     await expect(page.locator("#locale")).to_have_value("en")
+    today = dt.datetime.now(ZoneInfo("Europe/Moscow")).date()  # the program's time zone
+    await page.locator("#birth").fill(today.replace(year=1992).isoformat())  # 1992: a leap year, 29 February too
+    await page.get_by_role("button", name="Save", exact=True).click()
+    await expect(page.get_by_test_id("flash")).to_have_text("Saved.")
+    await page.goto("/")
+    await expect(page.get_by_test_id("birthday-banner")).to_contain_text("Happy birthday!")
+    await expect(page.get_by_test_id("birthday-banner")).to_contain_text("Birthday ×10: Points ×10")
+    await screenshot(page, "dashboard-desktop-en")
+    await page.goto("/profile")
     await screenshot(page, "profile-desktop-en")
     found = await axe_violations(chromium, server, ["/", "/purchases", f"/purchases/{sale['sale_id']}", "/history",
                                                     "/offers", "/favourites", "/profile", "/cards", "/account/delete"],
@@ -252,13 +263,14 @@ async def test_a_shopper_on_a_desktop_in_english_and_the_language_follows_them(c
 async def test_on_a_320_px_phone_nothing_is_cut(chromium: Any, server: str, db_pool: None) -> None:
     from playwright.async_api import expect
 
-    shop = await program_with_promotions()
+    shop = await program_with_promotions(expiry_days=30)  # the welcome bonus burns within 60 days
     context = await chromium.new_context(base_url=server, viewport=SMALL, device_scale_factor=2, locale="ru-RU",
                                          is_mobile=True, has_touch=True)
     page = await context.new_page()
     await page.goto("/login")
     await no_sideways_scroll(page)
     await sign_in(page, shop, name="Константин")
+    await expect(page.get_by_test_id("expiring")).to_contain_text(f"500{NBSP}баллов сгорят")
     card = (await page.get_by_test_id("card-number").inner_text()).strip()
     sale = await till_sale(server, shop, card, [("cheese", 3, 59_900), ("wine", 1, 99_900), ("milk", 12, 9_990)], redeem=200)
     for path in ("/", "/purchases", f"/purchases/{sale['sale_id']}", "/offers", "/profile", "/cards", "/history",
@@ -275,7 +287,7 @@ async def test_on_a_320_px_phone_nothing_is_cut(chromium: Any, server: str, db_p
     assert box and box["x"] + box["width"] <= 320
     await screenshot(page, "cards-320")
     await page.goto("/")
-    await screenshot(page, "dashboard-320")
+    await screenshot(page, "dashboard-320", full_page=False)
     found = await axe_violations(chromium, server, ["/", f"/purchases/{sale['sale_id']}", "/cards"],
                                  state=await context.storage_state(), viewport=SMALL)
     assert found == {}, found

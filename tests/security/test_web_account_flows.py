@@ -167,3 +167,43 @@ def csrf_safe(html: str) -> str:
     except AssertionError:
         return ""
     return "csrf"
+
+
+async def test_a_killed_code_says_so_and_the_send_limit_says_how_long_to_wait(server: str, shop: Shop) -> None:
+    from tests.identity.shopper import code_sent_to
+
+    async with NoJsBrowser(server, program=shop.program_code) as b:
+        await b.open("/login", params={"program": shop.program_code})
+        sent = await b.submit("/login", {"to": b.to, "program": shop.program_code})
+        await b.open(sent.headers["location"])
+        right = await code_sent_to(b.to)
+        wrong = "000000" if right != "000000" else "111111"
+        answers = [await b.submit("/login/code", {"code": wrong, "program": shop.program_code, "next": "/"},
+                                  page=sent.headers["location"]) for _ in range(5)]
+        assert "Осталось попыток: 1" in answers[3].text
+        assert "этот код больше не действует" in answers[4].text and "disabled" in answers[4].text
+        late = await b.submit("/login/code", {"code": right, "program": shop.program_code, "next": "/"},
+                              page=sent.headers["location"])
+        assert late.status_code == 422 and "kp_session" not in late.headers.get("set-cookie", "")
+        # five codes a quarter of an hour per phone: the sixth request says how long to wait, in minutes
+        statuses = [(await b.submit("/login", {"to": b.to, "program": shop.program_code}, page="/login")).status_code
+                    for _ in range(4)]
+        assert statuses == [303] * 4
+        limited = await b.submit("/login", {"to": b.to, "program": shop.program_code}, page="/login")
+        assert limited.status_code == 429
+        assert re.search(r"Новый можно запросить через \d+ мин", limited.text), limited.text[-1500:]
+
+
+async def test_a_bad_address_and_a_refusal_read_in_the_shoppers_language(server: str, shop: Shop,
+                                                                         browser: NoJsBrowser) -> None:
+    await browser.sign_in()
+    bad = await browser.open("/purchases", params={"cursor": "!!"})
+    assert bad.status_code == 400 and "В адресе недопустимое значение." in bad.text and "Validation failed" not in bad.text
+    await browser.open("/profile")
+    later = (dt.date.today() + dt.timedelta(days=3)).isoformat()
+    await browser.submit("/profile", {"name": "", "birth_date": later, "locale": "ru"})
+    page = (await browser.open("/profile")).text
+    assert "Это не похоже на дату рождения." in page and "plausible" not in page
+    await browser.open("/lang/en", params={"next": "/"})
+    english = await browser.open("/purchases", params={"cursor": "!!"})
+    assert "The address has a value that is not allowed." in english.text
