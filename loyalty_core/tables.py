@@ -400,6 +400,8 @@ class Notification(Table):
     """Transactional outbox: written in the same transaction as the change that causes it."""
 
     id = BigSerial(primary_key=True)
+    # no constraints in the database (migration 2026-11-29T15:16): the ledger writer writes messages in the statement
+    # that stamps the card's pass; `kopilka ledger verify` checks that every message's customer and card exist
     customer = ForeignKey(Customer, null=True, default=None)
     card = ForeignKey(Card, null=True, default=None)
     kind = Varchar(length=32)  # welcome points_accrued points_activated points_expiring tier_changed coupon_issued pass_update

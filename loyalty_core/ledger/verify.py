@@ -99,6 +99,14 @@ CHECKS: list[tuple[str, str]] = [
         "LEFT JOIN point_lot p ON p.id = e.lot WHERE e.lot IS NOT NULL AND (p.id IS NULL OR p.account <> e.account)",
     ),
     (
+        # the foreign keys were dropped: the ledger writer writes messages in the statement that stamps the pass
+        "every message's customer and card exist",
+        "SELECT 'notification ' || n.id, 'customer=' || COALESCE(n.customer::text, '-') || ' card=' || "
+        "COALESCE(n.card::text, '-') FROM notification n "
+        "WHERE (n.customer IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customer c WHERE c.id = n.customer)) "
+        "OR (n.card IS NOT NULL AND NOT EXISTS (SELECT 1 FROM card c WHERE c.id = n.card))",
+    ),
+    (
         "every confirmed sale's accrual and redemption is applied exactly once",
         "SELECT 'sale ' || s.id, 'accrued=' || s.accrued_points || ' lots=' || COALESCE(l.a, 0) || "
         "' redeemed=' || s.redeemed_points || ' entries=' || COALESCE(e.r, 0) FROM sale s "
