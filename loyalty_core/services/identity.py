@@ -121,9 +121,13 @@ def normalised_contacts(phone: str | None, email: str | None) -> tuple[str | Non
 
 
 async def find_or_create_customer(
-    phone: str | None, email: str | None, now: dt.datetime, name: str = "", birth_date: dt.date | None = None
+    phone: str | None, email: str | None, now: dt.datetime, name: str = "", birth_date: dt.date | None = None,
+    add_contacts: bool = True,
 ) -> tuple[int, bool]:
-    """(customer id, created). Contacts already normalised. Locks the customer row: run in a transaction."""
+    """(customer id, created). Contacts already normalised. Locks the customer row: run in a transaction.
+    `add_contacts`: the caller proved every contact it names (a code, an identity provider), so one the found
+    customer lacks is added; otherwise (call centre, import) an unproven contact never joins an existing customer,
+    or a caller could add their phone to someone's e-mail account and log in to it."""
     by_phone = await Customer.select(Customer.id, Customer.email).where(Customer.phone == phone).first() if phone else None
     by_email = await Customer.select(Customer.id, Customer.phone).where(Customer.email == email).first() if email else None
     if by_phone and by_email and by_phone["id"] != by_email["id"]:
@@ -138,15 +142,15 @@ async def find_or_create_customer(
         if rows:
             return rows[0]["id"], True
         # a concurrent registration of the same person won the insert: use theirs
-        return await find_or_create_customer(phone, email, now, name, birth_date)
+        return await find_or_create_customer(phone, email, now, name, birth_date, add_contacts)
     customer_id = found["id"]
     await Customer.raw("SELECT id FROM customer WHERE id = {} FOR UPDATE", customer_id)
     fill: dict = {}
     # a contact is added when the customer has none of that kind; a different one on file is kept
     # (changing a proven contact needs the shopper's own code, not a form filled in by someone else)
-    if phone and by_phone is None and by_email is not None and by_email["phone"] is None:
+    if add_contacts and phone and by_phone is None and by_email is not None and by_email["phone"] is None:
         fill[Customer.phone] = phone
-    if email and by_email is None and by_phone is not None and by_phone["email"] is None:
+    if add_contacts and email and by_email is None and by_phone is not None and by_phone["email"] is None:
         fill[Customer.email] = email
     if name:
         current = await Customer.select(Customer.name).where(Customer.id == customer_id).first()
@@ -270,7 +274,8 @@ async def register_member(
     `linked_via` says where a card was linked (shown to the member when the card waits for their confirmation)."""
     phone, email = normalised_contacts(reg.phone, reg.email)
     async with DB.transaction():
-        customer_id, new_customer = await find_or_create_customer(phone, email, now, reg.name, reg.birth_date)
+        customer_id, new_customer = await find_or_create_customer(phone, email, now, reg.name, reg.birth_date,
+                                                                  add_contacts=channel in _CONTACT_PROVING_CHANNELS)
         existing = await _membership_of(customer_id, program.id)
         card = await card_for_registration(reg.card_number, program.id) if reg.card_number else None
         if card is not None:
@@ -302,6 +307,8 @@ async def register_member(
 
 
 _LINKED_VIA = {"till": "a till", "call_center": "the call centre", "import": "an import"}
+# channels on which the shopper proved every contact of the registration (a code to it, a provider's verified claim)
+_CONTACT_PROVING_CHANNELS = frozenset({"app", "web", "oidc"})
 
 
 def _needs_member_confirmation(channel: str, new_customer: bool) -> bool:

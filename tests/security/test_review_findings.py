@@ -182,6 +182,33 @@ async def test_an_import_cannot_give_an_existing_member_a_card_that_spends_their
     assert (await _spend(http, shop, fresh_card)).status_code == 200
 
 
+# --- account takeover by adding a contact --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channel", ["call_centre", "import"])
+async def test_a_caller_cannot_add_their_phone_to_someone_elses_email_account(http, db_pool, channel) -> None:
+    """The call centre (or an import) registering {phone: the caller's, email: a member's} added the phone to the
+    member's account (it had none), and the caller's phone code then logged in to it: points, profile, deletion."""
+    shop = await _welcome_shop()
+    victim = Shopper(http=http, to=f"{unique('victim')}@example.com", program=shop.program_code)
+    await victim.log_in()
+    caller_phone = new_phone()
+    if channel == "call_centre":
+        support = {"Authorization": f"Bearer {(await create_operator_key(unique('desk'), ['support'])).key}"}
+        done = await http.post("/admin/v1/members", headers=support, params={"program": shop.program_code},
+                               json={"phone": caller_phone, "email": victim.to})
+    else:
+        importer = {"Authorization": f"Bearer {(await create_operator_key(unique('legacy'), ['import'])).key}"}
+        done = await http.post("/admin/v1/members/import", headers=importer, params={"program": shop.program_code},
+                               json=[{"phone": caller_phone, "email": victim.to}])
+    assert done.status_code == 201, done.text
+    caller = Shopper(http=http, to=caller_phone, program=shop.program_code)
+    await caller.log_in()
+    assert caller.customer_id != victim.customer_id
+    assert (await caller.get("/me")).json()["email"] is None
+    assert (await victim.get("/me")).json()["phone"] is None
+
+
 # --- the welcome bonus by e-mail sub-addresses --------------------------------------------------------------
 
 
