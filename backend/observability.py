@@ -305,6 +305,9 @@ def logging_config() -> Any:
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            # Cyrillic as it is (the shoppers' SMS, names, explanations): a terminal and log tools read UTF-8;
+            # line breaks and control characters are still escaped
+            "json_ensure_ascii": False,
         }},
         loggers={"kopilka": {"level": "INFO"}, "kopilka.access": {"level": "INFO" if access else "WARNING"}},
     )
