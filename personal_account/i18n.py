@@ -310,6 +310,8 @@ RU.update({
     "Every day": "Каждый день",
     "Always": "Без срока",
     "On your birthday": "В ваш день рождения",
+    "for bringing a friend": "за приглашённого друга",
+    "Balance moved from the old programme": "Перенос баланса из прежней программы",
     "What you get": "Что вы получите",
     "Choose favourite categories": "Выбрать любимые категории",
     "Favourite categories earn more": "Любимые категории — больше баллов",

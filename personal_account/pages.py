@@ -18,6 +18,7 @@ from personal_account.session import current, signed_in_guard
 from personal_account.texts import (
     birthday_banner,
     document_of,
+    history_reason,
     offer_cards,
     percent,
     points_breakdown,
@@ -158,8 +159,10 @@ class CardPagesController(Controller):
     @get("/history")
     async def history(self, request: Request, member: CurrentMember, cursor: Cursor = None) -> Template:
         found = await members_points.history(member, cursor, PAGE_SIZE)
+        fmt, document = formats(request, member.timezone), await document_of(member)
+        reasons = {e.id: history_reason(e.reason, document, fmt) for e in found.items}
         return await page(request, "history.html", member=member, items=found.items, next_cursor=found.next_cursor,
-                          first_page=cursor is None)
+                          first_page=cursor is None, reasons=reasons)
 
     @get("/offers")
     async def offers(self, request: Request, member: CurrentMember, now: Now) -> Template:

@@ -5,6 +5,7 @@ gives, the birthday banner, and the receipt explained line by line."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -195,3 +196,30 @@ def points_breakdown(sale: Any, document: Any, fmt: Formats) -> dict[str, Any]:
     rest = sale.accrued_points - base - sum(p["points"] for p in promos)  # caps and rounding: shown, so it adds up
     return {"base": base + max(rest, 0), "promos": promos, "total": sale.accrued_points, "tier": tier_name,
             "capped": min(rest, 0)}
+
+
+# --- points history: the reasons the engine and the services wrote, in this page's language -----------------
+
+_AWARD = re.compile(r"^(?P<name>.+): (?P<n>\d[\d\u00a0 ]*?)[\s\u00a0](?:балл\w*|points?)"
+                    r"(?P<friend> за приглашённого друга| for bringing a friend)?$")
+_RECEIPT = re.compile(r"^receipt (?P<id>\S+)$")
+_LEGACY = re.compile(r"^legacy balance ?(?P<id>\S*)$")
+
+
+def history_reason(reason: str, document: Any, fmt: Formats) -> str:
+    """An award ("Welcome bonus: 500 points", written in the program's language) with the rule's name in this
+    language and the points with their word; the services' fixed reasons through the catalogue."""
+    if not reason:
+        return ""
+    if m := _AWARD.match(reason):
+        rule = next((r for g in document.groups for r in g.rules
+                     if m["name"] in (r.name, *r.names.values())), None)
+        name = fmt.name(rule.names, rule.name) if rule is not None else m["name"]
+        points = int(re.sub(r"\D", "", m["n"]))
+        text = f"{name}: {fmt.pts(points)}"
+        return text + (" " + fmt.t("for bringing a friend") if m["friend"] else "")
+    if m := _RECEIPT.match(reason):
+        return f"{fmt.t('Receipt')} {m['id']}"
+    if m := _LEGACY.match(reason):
+        return f"{fmt.t('Balance moved from the old programme')} {m['id']}".strip()
+    return fmt.t(reason)

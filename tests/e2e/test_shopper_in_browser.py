@@ -224,6 +224,8 @@ async def test_a_shopper_on_a_desktop_in_english_and_the_language_follows_them(c
     await expect(page.get_by_role("heading", name="How the points add up")).to_be_visible()
     await expect(page.get_by_test_id("reasons")).to_contain_text("Own brand")
     await screenshot(page, "receipt-desktop-en")
+    await page.goto("/history")  # the award the engine wrote in the program's language (Russian), read in English
+    await expect(page.get_by_test_id("reason").last).to_have_text("Welcome bonus: 500 points")
     await page.goto("/offers")
     await expect(page.get_by_test_id("offer-own-brand")).to_contain_text("+2% in points on own-brand goods")
     await expect(page.get_by_test_id("offer-winter")).to_contain_text("Winter points")
