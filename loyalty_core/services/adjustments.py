@@ -24,7 +24,7 @@ from loyalty_core.errors import CardNotFound, DomainError, NotFound, ValidationF
 from loyalty_core.ledger import command, ops, writer
 from loyalty_core.ledger.posting import Plan
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import programs
+from loyalty_core.services import audit, programs
 from loyalty_core.services.sale_types import AwareDateTime
 from loyalty_core.tables import Membership
 
@@ -157,6 +157,11 @@ async def adjust_points(
                                              "pending": state.pending},
                          customer=member["customer"], card=member["card_id"])
         await writer.write(plan.posting(), view=state)
+        # staff are audited (DESIGN.md): which key moved whose points, beside the birth-date corrections
+        subject = f"customer:{member['customer']}" if member["customer"] is not None else f"membership:{membership_id}"
+        await audit.record(operator or "unknown", "points.adjust", subject, {},
+                           {"membership_id": membership_id, "points": adjustment.points, "state": out.state,
+                            "operation_id": key}, reason, now)
         if claimed is not None:
             await command.store([claimed], out)
         return out

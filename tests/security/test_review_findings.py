@@ -326,6 +326,32 @@ async def test_the_daily_accrual_cap_holds_across_tills_confirming_at_the_same_m
     assert shown.json()["balance"]["pending"] <= 50, shown.text
 
 
+# --- staff are audited ----------------------------------------------------------------------------------------
+
+
+async def test_a_point_adjustment_records_which_operator_key_made_it(http, db_pool) -> None:
+    """Adjustments kept only the reason: nothing said which support key gave a member 10 000 points."""
+    shop = await _welcome_shop()
+    shopper = Shopper(http=http, to=new_phone(), program=shop.program_code)
+    await shopper.log_in()
+    membership = (await http.post("/pos/v1/identify", headers=shop.headers,
+                                  json={"scan": shopper.card})).json()["member"]["id"]
+    desk = unique("desk")
+    support = {"Authorization": f"Bearer {(await create_operator_key(desk, ['support'])).key}"}
+    given = await http.post(f"/admin/v1/members/{membership}/adjustments", headers=support,
+                            json={"points": 10_000, "reason": "goodwill"})
+    assert given.status_code == 201, given.text
+    trail = (await http.get(f"/admin/v1/members/{shopper.customer_id}/audit", headers=support)).json()
+    [event] = [e for e in trail if e["action"] == "points.adjust"]
+    assert (event["actor"], event["reason"], event["after"]["points"]) == (desk, "goodwill", 10_000), event
+    mass = await http.post("/admin/v1/adjustments/mass", headers=support,
+                           json={"membership_ids": [membership], "points": -100, "reason": "correction"})
+    assert mass.status_code == 200, mass.text
+    trail = (await http.get(f"/admin/v1/members/{shopper.customer_id}/audit", headers=support)).json()
+    assert [(e["actor"], e["after"]["points"]) for e in trail if e["action"] == "points.adjust"] == [
+        (desk, -100), (desk, 10_000)]
+
+
 # --- reported, not fixed here ----------------------------------------------------------------------------------
 
 
