@@ -347,3 +347,63 @@ async def test_the_invite_link_and_the_pages_before_sign_in(chromium: Any, phone
         await expect(visitor.locator("link[rel=manifest]")).to_have_attribute("href", "/manifest.webmanifest")
     finally:
         await anonymous.close()
+
+
+# English words of the interface that must not show on a Russian page (catalogue data such as "Cheese" may)
+ENGLISH_UI = re.compile(r"\b(points?|Why|Validation|friends?|joined|Own brand|Happy|expire|until|Welcome|Saved|Error|"
+                        r"Balance|Pending|Tier|Receipt|Total|Discount|Earned|Returned|Offers?|Profile|Card|Sign)\b")
+CYRILLIC = re.compile(r"[А-Яа-яЁё]")
+
+
+async def test_every_page_in_both_languages_on_a_phone_and_a_desktop(chromium: Any, server: str, db_pool: None) -> None:
+    """No word of the other language on any page, the tabs where a thumb or an eye expects them, nothing scrolling
+    sideways, and axe-core with no violations: Russian and English, 390 px and 1280 px."""
+    from playwright.async_api import expect
+
+    from tests.e2e.conftest import PHONE
+
+    shop = await program_with_promotions()
+    context = await chromium.new_context(base_url=server, viewport=PHONE, locale="ru-RU")
+    page = await context.new_page()
+    await sign_in(page, shop, name="Ann")
+    card = (await page.get_by_test_id("card-number").inner_text()).strip()
+    sale = await till_sale(server, shop, card, [("cheese", 2, 59_900), ("wine", 1, 99_900), ("milk", 1, 9_990)], redeem=50)
+    await till_return(server, shop, sale["sale_id"], 1, 1)
+    state = await context.storage_state()
+    await context.close()
+    paths = ["/", "/purchases", f"/purchases/{sale['sale_id']}", "/history", "/offers", "/favourites", "/profile",
+             "/cards", f"/cards/{card}/block", "/account/delete", "/no-such-page"]
+    found: dict[str, list[str]] = {}
+    for viewport, lang in ((PHONE, "en"), (DESKTOP, "ru"), (PHONE, "ru"), (DESKTOP, "en")):
+        # bypass_csp: axe-core is an injected script; these pages run under the CSP in the other stories
+        browser = await chromium.new_context(base_url=server, viewport=viewport, storage_state=state, bypass_csp=True)
+        try:
+            tab = await browser.new_page()
+            await tab.goto(f"/lang/{lang}?next=/")
+            for path in paths:
+                await tab.goto(path)
+                await expect(tab.locator("main h1").first).to_be_visible()
+                text = await tab.locator("main").inner_text()
+                if path != "/no-such-page":  # the error pages carry no tabs
+                    tabs = tab.get_by_role("navigation", name="Main menu" if lang == "en" else "Главное меню")
+                    await expect(tabs).to_be_visible()
+                    box = await tabs.bounding_box()
+                    assert box is not None
+                    if viewport is PHONE:
+                        assert abs(box["y"] + box["height"] - viewport["height"]) <= 1, (path, box)
+                    else:
+                        assert box["y"] < 100, (path, box)
+                    text += "\n" + await tabs.inner_text()
+                if lang == "en":
+                    # a language's own name stays itself in the language picker
+                    leaks = [line for line in text.splitlines() if CYRILLIC.search(line.replace("Русский", ""))]
+                    assert not leaks, (path, leaks)
+                else:
+                    leaks = [line for line in text.splitlines() if ENGLISH_UI.search(line)]
+                    assert not leaks, (path, leaks)
+                await no_sideways_scroll(tab)
+                if (viewport is PHONE) == (lang == "en"):  # the other two pairings run axe in the stories above
+                    found.update(await axe_here(tab, f"{lang} {viewport['width']} {path}"))
+        finally:
+            await browser.close()
+    assert found == {}, found
