@@ -41,9 +41,11 @@ class AdminMembersController(Controller):
         return await register_by_call_centre(await resolve_program(program), data, now)
 
     @post("/import", guards=[require_roles("import")], status_code=HTTP_201_CREATED)
-    async def import_(self, data: list[ImportedMember], now: dt.datetime, program: ProgramCode = None) -> ImportReport:
-        """A JSON list of members with legacy balances; all or nothing; re-running it changes nothing."""
-        return await import_members(await resolve_program(program), data, now)
+    async def import_(self, request: Request, data: list[ImportedMember], now: dt.datetime,
+                      program: ProgramCode = None) -> ImportReport:
+        """A JSON list of members with legacy balances; all or nothing; re-running it changes nothing. Audited: the
+        key's name, the rows and the points per customer (`audit_event`, subject `program:CODE`)."""
+        return await import_members(await resolve_program(program), data, now, current_operator(request).name)
 
     @post("/{customer_id:int}/birth-date", guards=[require_roles("support")], status_code=HTTP_200_OK)
     async def correct_birth_date(self, request: Request, customer_id: CustomerId, data: members.BirthDateCorrection,

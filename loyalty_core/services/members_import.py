@@ -10,6 +10,7 @@ import msgspec
 from loyalty_core.errors import CardBlocked, CardNotFound, CardTaken, DomainError, ValidationFailed
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
+from loyalty_core.services import audit
 from loyalty_core.services.card_proof import CardSecret, TillLinkCodes
 from loyalty_core.services.identity import (
     CardNumber,
@@ -195,7 +196,8 @@ def _check_rows(rows: list[ImportedMember]) -> None:
         raise ValidationFailed("; ".join(problems[:20]), rows=problems)
 
 
-async def import_members(program: ProgramRef, rows: list[ImportedMember], now: dt.datetime) -> ImportReport:
+async def import_members(program: ProgramRef, rows: list[ImportedMember], now: dt.datetime,
+                         operator: str = "") -> ImportReport:
     """All or nothing, in one transaction. A legacy balance is written once, when the membership is created,
     so re-running the same file registers nobody twice and imports no point twice."""
     _check_rows(rows)
@@ -214,6 +216,13 @@ async def import_members(program: ProgramRef, rows: list[ImportedMember], now: d
                                  reason=f"legacy balance {row.legacy_id}".strip())
             out.append(ImportedRow(row=i, customer_id=registered.customer_id, card_number=registered.card_number,
                                    new_customer=registered.new_customer, new_membership=registered.new_membership, points_imported=points))
+        # an import writes points active at once: which key brought how many, for whom (staff are audited)
+        imported = [r for r in out if r.points_imported]
+        await audit.record(operator or "unknown", "members.import", f"program:{program.code}", {},
+                           {"rows": len(out), "new_customers": sum(1 for r in out if r.new_customer),
+                            "points": sum(r.points_imported for r in out),
+                            "points_by_customer": {str(r.customer_id): r.points_imported for r in imported}},
+                           "", now)
     return ImportReport(
         imported=len(out),
         new_customers=sum(1 for r in out if r.new_customer),

@@ -352,6 +352,21 @@ async def test_a_point_adjustment_records_which_operator_key_made_it(http, db_po
         (desk, -100), (desk, 10_000)]
 
 
+async def test_an_import_records_which_key_brought_how_many_points_for_whom(http, db_pool) -> None:
+    from loyalty_core.services.audit import events_of
+
+    shop = await make_shop()
+    name = unique("legacy")
+    importer = {"Authorization": f"Bearer {(await create_operator_key(name, ['import'])).key}"}
+    done = await http.post("/admin/v1/members/import", headers=importer, params={"program": shop.program_code},
+                           json=[{"phone": new_phone(), "balance": 700}, {"phone": new_phone()}])
+    assert done.status_code == 201, done.text
+    [event] = await events_of(f"program:{shop.program_code}")
+    first = done.json()["rows"][0]["customer_id"]
+    assert (event.actor, event.action, event.after["points"]) == (name, "members.import", 700)
+    assert event.after["points_by_customer"] == {str(first): 700} and event.after["rows"] == 2
+
+
 # --- reported, not fixed here ----------------------------------------------------------------------------------
 
 
