@@ -92,8 +92,10 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
     detail = exc.detail or "Request failed"
     if slug == "validation-error" and isinstance(exc.extra, list):
         messages = [str(e.get("message", "")) for e in exc.extra if isinstance(e, dict)]
-        if any(messages):
-            detail = f"{detail}: {'; '.join(m for m in messages if m)}"
+        # a decoding error's detail already is its one message: say each reason once
+        messages = [m for m in dict.fromkeys(messages) if m and m not in detail]
+        if messages:
+            detail = f"{detail}: {'; '.join(messages)}"
     titles = {"validation-error": "Invalid request", "not-found": "Not found", "unauthorized": "Not authenticated"}
     response = problem_response(slug, status, titles.get(slug, detail), detail, **extra)
     if exc.headers:
