@@ -103,11 +103,6 @@ async def _pending(request: Request) -> dict[str, Any] | None:
     return found if isinstance(found, dict) and isinstance(found.get("to"), str) else None
 
 
-async def _pending_contact(request: Request) -> str | None:
-    found = await _pending(request)
-    return found["to"] if found else None
-
-
 def _wait_text(fmt_t: Any, seconds: int) -> str:
     if seconds >= 120:
         return f"{fmt_t('Too many codes were sent. You can request a new one in')} {(seconds + 59) // 60} {fmt_t('minutes')}."

@@ -22,7 +22,7 @@ async def program_with_promotions(**settings: Any) -> Shop:
     """The foundation's tiers, names in Russian and English, a welcome bonus (spendable at once), an own-brand bonus,
     a birthday bonus and a promotion that ends, so every block of the website has something to show."""
     from loyalty_core.engine.effects import EventBonus, Multiplier, PercentPoints
-    from loyalty_core.engine.program import RuleGroup, Rule, TierDef
+    from loyalty_core.engine.program import Rule, RuleGroup
     from loyalty_core.engine.targeting import LineFilter, Schedule, Targeting
 
     base = basic_rules(pending_days=0, **settings)
