@@ -24,3 +24,12 @@ document.addEventListener("DOMContentLoaded", function () {
     counter.textContent = String(left);
   }, 1000);
 });
+
+// The card's QR token lives 30 s: a phone coming back from the lock screen or another app asks for a fresh one at
+// once instead of waiting for the next poll (browsers slow timers down in hidden tabs).
+document.addEventListener("visibilitychange", function () {
+  var qr = document.getElementById("card-qr");
+  if (document.visibilityState === "visible" && qr && window.htmx) {
+    window.htmx.trigger(qr, "kprefresh");
+  }
+});

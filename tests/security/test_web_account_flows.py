@@ -47,7 +47,7 @@ async def test_the_qr_is_the_signed_rotating_token_and_the_till_resolves_it(serv
     card = card_of(home)
     assert card_qr(card) not in home  # not the static number (a screenshot of it would work for ever)
     fragment = await browser.open("/fragments/qr")
-    assert fragment.status_code == 200 and 'hx-trigger="every 25s"' in fragment.text
+    assert fragment.status_code == 200 and 'hx-trigger="every 25s, kprefresh"' in fragment.text
     now = int(dt.datetime.now(dt.UTC).timestamp())
     tokens = {issue_app_qr_token(card, SECRET, dt.datetime.fromtimestamp(t, dt.UTC), period=30): t
               for t in range(now - 5, now + 2)}
