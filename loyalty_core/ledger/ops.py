@@ -49,22 +49,28 @@ class _ViewRow(msgspec.Struct):
     debts: list[dict]
 
 
-# One statement: the accounts, their lots in play (pending and active, and a returned sale's own lots in any
-# state) and, when they owe, their unpaid debts by owing lot, oldest first.
-_VIEWS = """
-SELECT json_build_object(
+def _view_json(sale_param: str | None) -> str:
+    """The account `a` as a plan reads it, as one JSON value: sums, version, its lots in play (pending and active,
+    and with `sale_param` a returned sale's own lots in any state) and, when it owes, its unpaid debts by owing
+    lot, oldest first."""
+    own = f" OR (l.sale = {sale_param} AND l.source = 'sale')" if sale_param else ""
+    return f"""json_build_object(
   'id', a.id, 'active', a.active, 'pending', a.pending, 'debt', a.debt, 'version', a.version,
   'lots', (SELECT COALESCE(json_agg(json_build_object('id', l.id, 'state', l.state, 'remaining', l.remaining,
                    'activates_at', l.activates_at, 'expires_at', l.expires_at, 'sale', l.sale, 'source', l.source)
                    ORDER BY l.id), '[]') FROM point_lot l
-           WHERE l.account = a.id AND (l.state IN ('pending', 'active') OR (l.sale = $2 AND l.source = 'sale'))),
+           WHERE l.account = a.id AND (l.state IN ('pending', 'active'){own})),
   'debts', CASE WHEN a.debt > 0 THEN (
       SELECT COALESCE(json_agg(json_build_object('lot', d.lot, 'owed', d.owed) ORDER BY d.first), '[]') FROM (
         SELECT lot, SUM(amount)::bigint AS owed, MIN(id) AS first FROM ledger_entry
         WHERE account = a.id AND bucket = 'debt' GROUP BY lot HAVING SUM(amount) > 0) d)
-    ELSE '[]'::json END)::text AS view
-FROM account a WHERE a.id = ANY($1::integer[]) ORDER BY a.id
-"""
+    ELSE '[]'::json END)"""
+
+
+# One statement: the accounts as plans read them, in id order.
+_VIEWS = f"SELECT {_view_json('$2')}::text AS view FROM account a WHERE a.id = ANY($1::integer[]) ORDER BY a.id"
+# The same as a column of another read over an account `a` (the till's card look-up: one statement for both).
+VIEW_COLUMN = f"CASE WHEN a.id IS NULL THEN NULL ELSE {_view_json(None)}::text END AS account_view"
 _LOCKS = {"": "", "lock": " FOR UPDATE OF a", "skip": " FOR UPDATE OF a SKIP LOCKED"}
 _decode_view = msgspec.json.Decoder(_ViewRow).decode
 
@@ -74,6 +80,10 @@ def _view(row: _ViewRow) -> View:
 
     return View(id=row.id, active=row.active, pending=row.pending, debt=row.debt, version=row.version,
                 lots={lot.id: lot for lot in row.lots}, debts=[Debt(d["lot"], d["owed"]) for d in row.debts])
+
+
+def decode_view(text: str) -> View:
+    return _view(_decode_view(text))
 
 
 async def load_views(account_ids: Sequence[int], *, lock: str = "", sale_id: int | None = None) -> list[View]:

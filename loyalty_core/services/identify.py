@@ -9,6 +9,7 @@ import phonenumbers
 
 from loyalty_core import db
 from loyalty_core.errors import CardBlocked, CardNotFound, TokenExpired
+from loyalty_core.ledger.ops import VIEW_COLUMN
 from loyalty_core.tables import Customer
 
 APP_TOKEN_PREFIX = "KQ1."
@@ -36,11 +37,10 @@ class CardContext(msgspec.Struct, kw_only=True):
     referred_by: int | None
     account_id: int | None
     favourite_categories: list[str] = []
-    # read under the account's row lock when resolve_scan(..., lock_account=True); else None
-    account_active: int | None = None
-    account_pending: int | None = None
+    # the account as the ledger's plans read it (JSON, `ops.decode_view`) when resolve_scan(..., ledger_view=True)
+    # or lock_account=True (then read under the account's row lock); else None
+    account_view: str | None = None
     birth_date_known_since: dt.datetime | None = None  # when the birth date was set or last corrected
-    account_debt: int | None = None
     # linked by a till / the call centre / an import; the member has not confirmed it: it cannot pay with points
     confirm_needed: bool = False
 
@@ -72,28 +72,31 @@ _ACCOUNT = "LEFT JOIN account a ON a.membership = m.id AND a.currency = 'points'
 # The lock is taken inside the statement (a LATERAL subquery: FOR UPDATE cannot reach the nullable side of an
 # outer join); after waiting for it the row's newest version is returned, so the balance read is current.
 _LOCKED_ACCOUNT = (
-    "LEFT JOIN LATERAL (SELECT id, active, pending, debt FROM account WHERE membership = m.id AND currency = 'points' "
-    "FOR UPDATE) a ON true"
+    "LEFT JOIN LATERAL (SELECT id, active, pending, debt, version FROM account WHERE membership = m.id "
+    "AND currency = 'points' FOR UPDATE) a ON true"
 )
+# "": the card only; "view": with the account as the ledger reads it (a confirm: one read for both); "lock": the same
+# under the account's row lock
+_MODES = ("", "view", "lock")
 
 
-def _card_query(where: str, lock_account: bool) -> str:
+def _card_query(where: str, mode: str) -> str:
     return _CARD_QUERY.format(
         where=where,
-        balance="a.active AS account_active, a.pending AS account_pending, a.debt AS account_debt," if lock_account else "",
-        account=_LOCKED_ACCOUNT if lock_account else _ACCOUNT,
+        balance=f"{VIEW_COLUMN}," if mode else "",
+        account=_LOCKED_ACCOUNT if mode == "lock" else _ACCOUNT,
     )
 
 
 # the two shapes of look-up, built once: by card number, by the member's current card
-_BY_NUMBER = {lock: _card_query("c.number = $1", lock) for lock in (False, True)}
+_BY_NUMBER = {mode: _card_query("c.number = $1", mode) for mode in _MODES}
 _BY_CUSTOMER = {
-    lock: _card_query("m.customer = $1 AND c.status = 'active' ORDER BY c.id DESC LIMIT 1", lock) for lock in (False, True)
+    mode: _card_query("m.customer = $1 AND c.status = 'active' ORDER BY c.id DESC LIMIT 1", mode) for mode in _MODES
 }
 # the same within one program (a till of a store bound to a program looks a phone up there only)
 _BY_CUSTOMER_IN = {
-    lock: _card_query("m.customer = $1 AND c.program = $2 AND c.status = 'active' ORDER BY c.id DESC LIMIT 1", lock)
-    for lock in (False, True)
+    mode: _card_query("m.customer = $1 AND c.program = $2 AND c.status = 'active' ORDER BY c.id DESC LIMIT 1", mode)
+    for mode in _MODES
 }
 
 
@@ -146,26 +149,28 @@ def _as_phone(scan: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-async def resolve_scan(scan: str, now: dt.datetime, lock_account: bool = False, program_id: int | None = None) -> CardContext:
+async def resolve_scan(scan: str, now: dt.datetime, lock_account: bool = False, program_id: int | None = None,
+                       ledger_view: bool = False) -> CardContext:
     """Find the card a scan names. Blocked/replaced cards and stale app tokens are refused with their own errors.
 
-    With `lock_account` (inside a transaction) the member's account row is locked in the same statement
-    and its balance comes back in `account_active` / `account_pending`. With `program_id` (the program a till's
+    With `ledger_view` the member's account comes back as the ledger's plans read it (`account_view`), in the same
+    statement; with `lock_account` (inside a transaction) also under the account's row lock. With `program_id` (the program a till's
     store is bound to) a card of any other program does not exist for the caller: `card-not-found`.
     """
     scan = scan.strip()
+    mode = "lock" if lock_account else "view" if ledger_view else ""
     row: dict | None
     if scan.startswith(APP_TOKEN_PREFIX):
-        row = await _load(_BY_NUMBER[lock_account], _card_from_app_token(scan, now))
+        row = await _load(_BY_NUMBER[mode], _card_from_app_token(scan, now))
     elif (phone := _as_phone(scan)) is not None:
         customer = await Customer.select(Customer.id).where(Customer.phone == phone).first()
         row = None
         if customer is not None:
             # the member's current active card, newest first
-            row = await (_load(_BY_CUSTOMER[lock_account], customer["id"]) if program_id is None
-                         else _load(_BY_CUSTOMER_IN[lock_account], customer["id"], program_id))
+            row = await (_load(_BY_CUSTOMER[mode], customer["id"]) if program_id is None
+                         else _load(_BY_CUSTOMER_IN[mode], customer["id"], program_id))
     else:
-        row = await _load(_BY_NUMBER[lock_account], scan)
+        row = await _load(_BY_NUMBER[mode], scan)
     if row is not None and program_id is not None and row["program_id"] != program_id:
         row = None  # another program's card: a partner's till neither reads nor spends it
     if row is None:

@@ -308,13 +308,16 @@ async def _confirm_in_transaction(
     sale: SaleIn, till: Till, now: dt.datetime, digest: str, gate: till_trust.PhoneGate | None, offline: bool,
     attempt: _Attempt,
 ) -> CalculationOut:
-    card = (await resolve_scan(sale.card, now, lock_account=attempt.locked, program_id=till.bound_program)
-            if sale.card else None)
+    # one read: the card, the member and the account as the ledger's plan needs it
+    card = (await resolve_scan(sale.card, now, lock_account=attempt.locked, program_id=till.bound_program,
+                               ledger_view=True) if sale.card else None)
     plan = None
     if card is not None:
         if card.membership_id is None or card.account_id is None:
             card = await _anonymous_membership(card, now)
-        view = (await ops.load_views([card.account_id], lock="lock" if attempt.locked else ""))[0]  # type: ignore[list-item]
+            view = (await ops.load_views([card.account_id], lock="lock"))[0]  # type: ignore[list-item]
+        else:
+            view = ops.decode_view(card.account_view)  # type: ignore[arg-type]
         plan = Plan(view, now)
         plan.settle(now)  # what fell due is written with the sale, before it in the ledger
     priced, version, earning = await _price(sale, card, till, plan.view.active if plan else 0, now, offline)
