@@ -310,6 +310,7 @@ RU.update({
     "Every day": "Каждый день",
     "Always": "Без срока",
     "On your birthday": "В ваш день рождения",
+    ": they earn extra points all month.": ": по ним начисляется больше баллов весь месяц.",
     "for bringing a friend": "за приглашённого друга",
     "Balance moved from the old programme": "Перенос баланса из прежней программы",
     "What you get": "Что вы получите",

@@ -154,13 +154,13 @@ async def receipt_lines(sale_id: int, document: Any, fmt: Formats) -> list[Recei
     lines = []
     for row in rows:
         reason = ""
-        if not row["accrued_points"]:
+        if row["status"] == "cancelled":  # whatever it earned was taken back
+            reason = fmt.t("the purchase was cancelled")
+        elif not row["accrued_points"]:
             if row["excluded"] or row["sku"] in excluded_skus or excluded_categories & set(row["path"]):
                 what = row["category"] or row["name"]
                 reason = f"{what.lower() if fmt.lang == 'ru' else what} {fmt.t('is not part of the programme')}" \
                     if row["category"] else fmt.t("This item is not part of the programme")
-            elif row["status"] == "cancelled":
-                reason = fmt.t("the purchase was cancelled")
             elif row["returned_quantity_milli"] >= row["quantity_milli"]:
                 reason = fmt.t("the item was returned")
             elif row["to_pay"] == 0 and row["redeemed_points"]:

@@ -97,6 +97,10 @@ class Formats:
     def plural(self, n: int, ru: tuple[str, str, str], en: tuple[str, str]) -> str:
         return f"{i18n.number(n, self.lang)}{i18n.NBSP}{i18n.plural(n, self.lang, ru, en)}"
 
+    def word_for(self, n: int, ru: tuple[str, str, str], en: tuple[str, str]) -> str:
+        """The word alone, in the number's form: 'до 1 категории', 'до 3 категорий'."""
+        return i18n.plural(n, self.lang, ru, en)
+
     def phone(self, value: str) -> str:
         return i18n.phone_display(value)
 
