@@ -19,10 +19,9 @@ from loyalty_core.errors import (
     SaleNotFound,
     ValidationFailed,
 )
-from loyalty_core.ledger import ops, writer
+from loyalty_core.ledger import command, ops, writer
 from loyalty_core.ledger.maths import proportional_share
 from loyalty_core.ledger.posting import MemberChange, Plan, View
-from loyalty_core.piccolo_conf import DB
 from loyalty_core.services import outbox, programs
 from loyalty_core.services.tiers import TIER_WINDOW
 from loyalty_core.services.sale_types import (
@@ -255,20 +254,23 @@ async def _return_lines(sale_id: int, store_id: int, body: ReturnIn, till: Till,
     existing = await _existing_return(sale_id, store_id, till.till_id, body.return_id)
     if existing is not None:
         return msgspec.json.decode(_replay(existing, digest, what), type=ReturnOut)
+    async def run() -> ReturnOut:
+        sale = await _lock_sale(sale_id, store_id)
+        existing = await _existing_return(sale_id, store_id, till.till_id, body.return_id)
+        if existing is not None:
+            return msgspec.json.decode(_replay(existing, digest, what), type=ReturnOut)
+        if sale["status"] != "confirmed":
+            raise ReturnExceedsSale(f"Sale {sale_id} was cancelled: nothing is left to return")
+        planned = await _reverse(sale, quantities, body.return_id, digest, now, till_id=till.till_id)
+        await _write_reversal(sale, planned, now)
+        response = ReturnOut(return_id=body.return_id, sale_id=sale_id, **msgspec.structs.asdict(planned.result))
+        await SaleReturn.raw("UPDATE sale_return SET response = {} WHERE id = {}",
+                             msgspec.json.encode(response).decode(), sale["return_pk"])
+        return response
+
     try:
-        async with DB.transaction():
-            sale = await _lock_sale(sale_id, store_id)
-            existing = await _existing_return(sale_id, store_id, till.till_id, body.return_id)
-            if existing is not None:
-                return msgspec.json.decode(_replay(existing, digest, what), type=ReturnOut)
-            if sale["status"] != "confirmed":
-                raise ReturnExceedsSale(f"Sale {sale_id} was cancelled: nothing is left to return")
-            planned = await _reverse(sale, quantities, body.return_id, digest, now, till_id=till.till_id)
-            await _write_reversal(sale, planned, now)
-            response = ReturnOut(return_id=body.return_id, sale_id=sale_id, **msgspec.structs.asdict(planned.result))
-            await SaleReturn.raw("UPDATE sale_return SET response = {} WHERE id = {}",
-                                 msgspec.json.encode(response).decode(), sale["return_pk"])
-            return response
+        # one command: the return_id is claimed by the return's row (unique per till) in the same transaction
+        return await command.execute([], run, ReturnOut)
     except asyncpg.UniqueViolationError:
         existing = await _existing_return(sale_id, store_id, till.till_id, body.return_id)
         if existing is None:
@@ -277,32 +279,36 @@ async def _return_lines(sale_id: int, store_id: int, body: ReturnIn, till: Till,
 
 
 async def cancel_sale(sale_id: int, till: Till, now: dt.datetime, any_day: bool = False) -> CancelOut:
-    """Full reversal of a confirmed sale on its business day: accrued points removed, spent points returned."""
-    async with DB.transaction():
-        sale = await _lock_sale(sale_id, till.store_id)
-        if sale["status"] == "cancelled":
-            # one cancel per sale, whichever till of the store sent it
-            existing = await SaleReturn.raw(
-                "SELECT response FROM sale_return WHERE sale = {} AND return_id = {}", sale_id, CANCEL_RETURN_ID
-            )
-            return msgspec.json.decode(existing[0]["response"], type=CancelOut)
-        local_day = now.astimezone(ZoneInfo(sale["timezone"])).date()
-        if not any_day and sale["business_date"] != local_day:
-            raise SaleNotCancellable(
-                f"Sale {sale_id} is from {sale['business_date'].isoformat()}; a cancel is for the same business day, "
-                "use a return instead"
-            )
-        lines = await Sale.raw(
-            "SELECT line_no, quantity_milli - returned_quantity_milli AS left FROM sale_line WHERE sale = {} "
-            "AND quantity_milli > returned_quantity_milli ORDER BY line_no",
-            sale_id,
+    """Full reversal of a confirmed sale on its business day: accrued points removed, spent points returned.
+    One command: the cancel is claimed by the sale's status, under the sale's row lock."""
+    return await command.execute([], lambda: _cancel(sale_id, till, now, any_day), CancelOut)
+
+
+async def _cancel(sale_id: int, till: Till, now: dt.datetime, any_day: bool) -> CancelOut:
+    sale = await _lock_sale(sale_id, till.store_id)
+    if sale["status"] == "cancelled":
+        # one cancel per sale, whichever till of the store sent it
+        existing = await SaleReturn.raw(
+            "SELECT response FROM sale_return WHERE sale = {} AND return_id = {}", sale_id, CANCEL_RETURN_ID
         )
-        planned = await _reverse(sale, {r["line_no"]: r["left"] for r in lines}, CANCEL_RETURN_ID, "cancel", now,
-                                 till_id=till.till_id)
-        await Sale.raw("UPDATE sale SET status = 'cancelled', cancelled_at = {} WHERE id = {}", now, sale_id)
-        await outbox.release_coupons(sale_id)
-        await _write_reversal(sale, planned, now)
-        response = CancelOut(sale_id=sale_id, status="cancelled", **msgspec.structs.asdict(planned.result))
-        await SaleReturn.raw("UPDATE sale_return SET response = {} WHERE id = {}",
-                             msgspec.json.encode(response).decode(), sale["return_pk"])
-        return response
+        return msgspec.json.decode(existing[0]["response"], type=CancelOut)
+    local_day = now.astimezone(ZoneInfo(sale["timezone"])).date()
+    if not any_day and sale["business_date"] != local_day:
+        raise SaleNotCancellable(
+            f"Sale {sale_id} is from {sale['business_date'].isoformat()}; a cancel is for the same business day, "
+            "use a return instead"
+        )
+    lines = await Sale.raw(
+        "SELECT line_no, quantity_milli - returned_quantity_milli AS left FROM sale_line WHERE sale = {} "
+        "AND quantity_milli > returned_quantity_milli ORDER BY line_no",
+        sale_id,
+    )
+    planned = await _reverse(sale, {r["line_no"]: r["left"] for r in lines}, CANCEL_RETURN_ID, "cancel", now,
+                             till_id=till.till_id)
+    await Sale.raw("UPDATE sale SET status = 'cancelled', cancelled_at = {} WHERE id = {}", now, sale_id)
+    await outbox.release_coupons(sale_id)
+    await _write_reversal(sale, planned, now)
+    response = CancelOut(sale_id=sale_id, status="cancelled", **msgspec.structs.asdict(planned.result))
+    await SaleReturn.raw("UPDATE sale_return SET response = {} WHERE id = {}",
+                         msgspec.json.encode(response).decode(), sale["return_pk"])
+    return response
