@@ -224,3 +224,32 @@ def test_a_posting_is_plain_data() -> None:
     plan.message("points_accrued", {"points": 10, "sale_id": THIS_SALE}, customer=1, card=2)
     posting = plan.posting()
     assert msgspec.json.decode(msgspec.json.encode(posting), type=Posting) == posting
+
+
+@settings(max_examples=200, deadline=None)
+@given(lots=lots_st, other=lots_st, owed=st.integers(0, 300), days=st.integers(0, 30))
+def test_a_merge_moves_every_live_point_and_the_debt_keeping_their_dates(lots, other, owed, days) -> None:
+    source, target = Ledger(), Ledger()
+    opening(source, lots)
+    opening(target, other)
+    if owed:  # a debt recorded by an earlier return (its owing lot need not be live)
+        plan = Plan(source.view(), T0)
+        plan._entry(None, "debt", "debt", owed)
+        plan._move(debt=owed)
+        source.apply(plan.posting())
+    now = T0 + dt.timedelta(days=days)
+    out, into = Plan(source.view(), now), Plan(target.view(), now)
+    out.settle(now)
+    into.settle(now)
+    before = (out.view.active + into.view.active, out.view.pending + into.view.pending, out.view.debt + into.view.debt)
+    moved, debts = out.transfer_out("merge")
+    into.transfer_in(moved, sum(d.owed for d in debts), "merge")
+    for plan, db in ((out, source), (into, target)):
+        check_posting(plan.posting())
+        db.apply(plan.posting())
+        check_ledger(db)
+    assert (source.active, source.pending, source.debt) == (0, 0, 0)
+    assert (target.active, target.pending, target.debt) == before
+    dates = sorted((lot["activates_at"], lot["expires_at"], lot["remaining"]) for lot in target.lots.values()
+                   if lot["source"] == "transfer")
+    assert dates == sorted((lot.activates_at, lot.expires_at, lot.remaining) for lot in moved)
