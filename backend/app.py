@@ -7,14 +7,13 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-import valkey.asyncio as valkey_asyncio
 from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from backend import observability
+from backend import observability, valkey_client
 from backend.input_guard import InputGuard
 from backend.problems import EXCEPTION_HANDLERS
 from backend.security_headers import add_security_headers
@@ -42,8 +41,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # the pool is made on the serving loop and closed on it (one pool per loop)
         await db.start_pool()
         # bounded waits: a Valkey that hangs gives a 503 (backend.problems), not a request that never ends
-        app.state.valkey = valkey_asyncio.from_url(settings.valkey.url or "", decode_responses=False,
-                                                   socket_connect_timeout=2, socket_timeout=5)
+        app.state.valkey = valkey_client.connect(settings.valkey.url or "", decode_responses=False,
+                                                 socket_connect_timeout=2, socket_timeout=5)
         pool_gauges = asyncio.create_task(observability.pool_gauges_loop())
         try:
             yield
