@@ -313,13 +313,15 @@ async def test_the_daily_accrual_cap_holds_across_tills_confirming_at_the_same_m
 
     shop = await make_shop(basic_rules(max_accrual_per_day=50))
     second = {"Authorization": f"Bearer {(await setup.create_till_key(shop.store_code, 'till-2')).key}"}
-    card = await emit_card(shop)
+    from tests.factories import make_member
+
+    card = (await make_member(shop)).card
     bodies = [sale_body(shop, [("cheese", 2, 59_900)], card=card) for _ in range(6)]  # 35 points each uncapped
     answers = await asyncio.gather(*(
         http.post("/pos/v1/sales/confirm", headers=shop.headers if n % 2 else second, json=body)
         for n, body in enumerate(bodies)
     ))
-    assert all(a.status_code in (200, 409) for a in answers), [a.text for a in answers]
+    assert all(a.status_code in (200, 409) for a in answers), [(a.status_code, a.text[:300]) for a in answers]
     accrued = [a.json()["totals"]["accrued_points"] for a in answers if a.status_code == 200]
     assert accrued and sum(accrued) <= 50, accrued
     shown = await http.post("/pos/v1/identify", headers=shop.headers, json={"scan": card})
@@ -422,3 +424,20 @@ async def test_a_marketer_cannot_read_a_members_birth_date_or_look_a_phone_up_th
     support = {"Authorization": f"Bearer {(await create_operator_key(unique('desk'), ['support'])).key}"}
     seen = await http.post("/admin/v1/simulate", headers=support, json={"lines": lines, "card": shopper.to})
     assert seen.status_code == 200 and seen.json()["member"]["birth_date"] == "1990-05-17", seen.text
+
+
+@pytest.mark.xfail(strict=False, reason="sales.confirm_sale (shared, being restructured): the first sales of a fresh "
+                   "emitted card confirmed at two tills at once deadlock in PostgreSQL about one run in three "
+                   "(DeadlockDetectedError, a 500); seen before and after the ledger writer change")
+async def test_first_sales_of_a_fresh_card_at_two_tills_at_once_never_give_a_500(http, db_pool) -> None:
+    import asyncio
+
+    shop = await make_shop()
+    second = {"Authorization": f"Bearer {(await setup.create_till_key(shop.store_code, 'till-2')).key}"}
+    card = await emit_card(shop)
+    for _ in range(3):  # a few rounds make the race likely enough to see
+        answers = await asyncio.gather(*(
+            http.post("/pos/v1/sales/confirm", headers=shop.headers if n % 2 else second,
+                      json=sale_body(shop, [("cheese", 2, 59_900)], card=card)) for n in range(6)))
+        assert all(a.status_code in (200, 409) for a in answers), [a.status_code for a in answers]
+        card = await emit_card(shop)
