@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[*route_handlers(), observability.MetricsController],
         lifespan=[lifespan],  # first in, last out: plugins' lifespans run inside it (pool and Valkey ready)
-        plugins=plugins(settings),
+        plugins=[*plugins(settings), *observability.tracing_plugins()],  # traces only when configured
         # malformed input is refused before any handler (docs/security-input.md); latency per route template
         middleware=[InputGuard(), observability.prometheus_config().middleware],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

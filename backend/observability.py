@@ -311,3 +311,38 @@ def logging_config() -> Any:
         }},
         loggers={"kopilka": {"level": "INFO"}, "kopilka.access": {"level": "INFO" if access else "WARNING"}},
     )
+
+
+# --- traces (optional) -----------------------------------------------------------------------------
+
+
+def tracing_plugins() -> list[Any]:
+    """OpenTelemetry traces through Litestar's plugin, when asked for: OTEL_EXPORTER_OTLP_ENDPOINT (or
+    KOPILKA_OTEL_TRACES=otlp) sends spans over OTLP/HTTP to a collector, KOPILKA_OTEL_TRACES=console prints
+    them one JSON per line. A till's `traceparent` header puts the request's span into the till's trace.
+    Needs the `otel` extra (pip install 'kopilka[otel]')."""
+    mode = os.environ.get("KOPILKA_OTEL_TRACES", "").strip().lower()
+    if not mode and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        mode = "otlp"
+    if mode in ("", "off", "0", "no"):
+        return []
+    if mode not in ("otlp", "console"):
+        raise RuntimeError(f"KOPILKA_OTEL_TRACES={mode!r}: use otlp, console or off")
+    try:
+        from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+    except ImportError as exc:
+        raise RuntimeError("traces are asked for (KOPILKA_OTEL_TRACES or OTEL_EXPORTER_OTLP_ENDPOINT) but "
+                           "OpenTelemetry is not installed: pip install 'kopilka[otel]'") from exc
+    exporter: SpanExporter
+    if mode == "console":
+        exporter = ConsoleSpanExporter(formatter=lambda span: span.to_json(indent=None) + "\n")
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()  # endpoint, headers and timeout from the standard OTEL_EXPORTER_OTLP_* variables
+    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "kopilka")}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return [OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=provider, exclude=["^/metrics$", "^/health$"]))]
