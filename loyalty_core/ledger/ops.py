@@ -47,14 +47,21 @@ class _ViewRow(msgspec.Struct):
     version: int
     lots: list[Lot]
     debts: list[dict]
+    customer: int | None = None
+    card: int | None = None
 
 
-def _view_json(sale_param: str | None) -> str:
+def _view_json(sale_param: str | None, holder: bool = False) -> str:
     """The account `a` as a plan reads it, as one JSON value: sums, version, its lots in play (pending and active,
     and with `sale_param` a returned sale's own lots in any state) and, when it owes, its unpaid debts by owing
     lot, oldest first."""
     own = f" OR (l.sale = {sale_param} AND l.source = 'sale')" if sale_param else ""
-    return f"""json_build_object(
+    holder_sql = (
+        "'customer', (SELECT m.customer FROM membership m WHERE m.id = a.membership), "
+        "'card', (SELECT c.id FROM card c WHERE c.membership = a.membership AND c.status = 'active' "
+        "ORDER BY c.id DESC LIMIT 1),\n  " if holder else ""
+    )
+    return f"""json_build_object({holder_sql}
   'id', a.id, 'active', a.active, 'pending', a.pending, 'debt', a.debt, 'version', a.version,
   'lots', (SELECT COALESCE(json_agg(json_build_object('id', l.id, 'state', l.state, 'remaining', l.remaining,
                    'activates_at', l.activates_at, 'expires_at', l.expires_at, 'sale', l.sale, 'source', l.source)
@@ -68,7 +75,8 @@ def _view_json(sale_param: str | None) -> str:
 
 
 # One statement: the accounts as plans read them, in id order.
-_VIEWS = f"SELECT {_view_json('$2')}::text AS view FROM account a WHERE a.id = ANY($1::integer[]) ORDER BY a.id"
+_VIEWS = {holder: f"SELECT {_view_json('$2', holder)}::text AS view FROM account a WHERE a.id = ANY($1::integer[]) "
+                  "ORDER BY a.id" for holder in (False, True)}
 # The same as a column of another read over an account `a` (the till's card look-up: one statement for both).
 VIEW_COLUMN = f"CASE WHEN a.id IS NULL THEN NULL ELSE {_view_json(None)}::text END AS account_view"
 _LOCKS = {"": "", "lock": " FOR UPDATE OF a", "skip": " FOR UPDATE OF a SKIP LOCKED"}
@@ -79,16 +87,19 @@ def _view(row: _ViewRow) -> View:
     from loyalty_core.ledger.posting import Debt
 
     return View(id=row.id, active=row.active, pending=row.pending, debt=row.debt, version=row.version,
-                lots={lot.id: lot for lot in row.lots}, debts=[Debt(d["lot"], d["owed"]) for d in row.debts])
+                lots={lot.id: lot for lot in row.lots}, debts=[Debt(d["lot"], d["owed"]) for d in row.debts],
+                customer=row.customer, card=row.card)
 
 
 def decode_view(text: str) -> View:
     return _view(_decode_view(text))
 
 
-async def load_views(account_ids: Sequence[int], *, lock: str = "", sale_id: int | None = None) -> list[View]:
-    """The accounts as a plan needs them, in id order; `lock`: "" (none), "lock" (FOR UPDATE) or "skip"."""
-    rows = await db.fetch(_VIEWS.rstrip() + _LOCKS[lock], list(account_ids), sale_id)
+async def load_views(account_ids: Sequence[int], *, lock: str = "", sale_id: int | None = None,
+                     holder: bool = False) -> list[View]:
+    """The accounts as a plan needs them, in id order; `lock`: "" (none), "lock" (FOR UPDATE) or "skip"; with
+    `holder`, who holds each (customer, active card) for messages."""
+    rows = await db.fetch(_VIEWS[holder] + _LOCKS[lock], list(account_ids), sale_id)
     return [_view(_decode_view(r["view"])) for r in rows]
 
 

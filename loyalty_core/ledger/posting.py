@@ -52,6 +52,8 @@ class View(msgspec.Struct):
     version: int = 0
     lots: dict[int, Lot] = {}
     debts: list[Debt] = []
+    customer: int | None = None  # the holder, when the read asked for it (messages: the settle job)
+    card: int | None = None  # the membership's active card (its wallet pass shows the balance)
 
 
 class LotChange(msgspec.Struct, array_like=True):

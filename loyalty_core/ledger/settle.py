@@ -11,11 +11,15 @@ from datetime import datetime
 
 import msgspec
 
-from loyalty_core.ledger.ops import AccountState, apply_due, load_views
+from loyalty_core.ledger import writer
+from loyalty_core.ledger.ops import load_views
+from loyalty_core.ledger.posting import Plan
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.tables import Account
 
-AfterAccount = Callable[[AccountState, int, int, datetime], object]
+# adds what the shopper is told to the account's plan before it is written (the settle's messages are rows of
+# its posting): (plan, points activated, points expired, now); the plan's view knows the holder
+AfterAccount = Callable[[Plan, int, int, datetime], object]
 
 
 class SettleReport(msgspec.Struct):
@@ -37,13 +41,16 @@ async def due_account_ids(now: datetime, limit: int, after_id: int = 0) -> list[
 
 async def settle_batch(account_ids: list[int], now: datetime, report: SettleReport, on_settled: AfterAccount | None) -> None:
     async with DB.transaction():
-        for state in await load_views(account_ids, lock="skip"):
-            activated, expired = await apply_due(state, now)
+        for view in await load_views(account_ids, lock="skip", holder=on_settled is not None):
+            plan = Plan(view, now)
+            activated, expired = plan.settle(now)
             report.accounts += 1
             report.activated_points += activated
             report.expired_points += expired
             if on_settled is not None:
-                await on_settled(state, activated, expired, now)  # type: ignore[misc]
+                on_settled(plan, activated, expired, now)
+            if plan.posting().moves_points():
+                await writer.write(plan.posting(), view=view)
     report.batches += 1
 
 

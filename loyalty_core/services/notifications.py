@@ -1,7 +1,7 @@
 """Messages the settle job queues: points activated, points expiring soon, and the pass updates they imply.
 
-`after_settle` is settle_due's `on_settled` callback: it runs inside the
-settle transaction, so the messages commit with the ledger change.
+`after_settle` is settle_due's `on_settled` callback: it adds the messages to
+the account's posting, so they are written by the same statement as the ledger change.
 `queue_expiring_soon` finds points expiring within N days and queues one
 message per account and expiry day; notification.dedupe_key makes a second
 run a no-op, so each lot is announced once.
@@ -11,33 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 
-from loyalty_core.ledger.ops import AccountState
-from loyalty_core.services import outbox
+from loyalty_core.ledger.posting import Plan
 from loyalty_core.tables import Notification
 
 EXPIRING_NOTICE_DAYS = 7
 
 
-async def _holder(account_id: int) -> tuple[int | None, int | None]:
-    """(customer, the membership's active card) of an account."""
-    rows = await Notification.raw(
-        "SELECT m.customer, (SELECT c.id FROM card c WHERE c.membership = m.id AND c.status = 'active' "
-        "ORDER BY c.id DESC LIMIT 1) AS card_id FROM account a JOIN membership m ON m.id = a.membership "
-        "WHERE a.id = {}",
-        account_id,
-    )
-    return (rows[0]["customer"], rows[0]["card_id"]) if rows else (None, None)
-
-
-async def after_settle(state: AccountState, activated: int, expired: int, now: dt.datetime) -> None:
+def after_settle(plan: Plan, activated: int, expired: int, now: dt.datetime) -> None:
+    """The pass shows the new balance; the shopper hears about points that became spendable."""
     if not activated and not expired:
         return
-    customer_id, card_id = await _holder(state.id)
-    if card_id is not None:
-        await outbox.pass_changed(card_id, now)
-    if activated and customer_id is not None:
-        await outbox.enqueue("points_activated", {"points": activated, "active": state.active},
-                             customer_id=customer_id, card_id=card_id)
+    view = plan.view
+    plan.pass_update(view.card)
+    if activated and view.customer is not None:
+        plan.message("points_activated", {"points": activated, "active": view.active},
+                     customer=view.customer, card=view.card)
 
 
 async def queue_expiring_soon(now: dt.datetime, days: int = EXPIRING_NOTICE_DAYS) -> int:
