@@ -432,6 +432,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         import uvicorn
 
+        from backend import observability
+
         uvicorn.run(
             "backend.app:create_app",
             factory=True,
@@ -442,6 +444,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             proxy_headers=True,
             forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
             access_log=False,  # the app logs one JSON line per request, with its request id (backend.observability)
+            log_config=observability.uvicorn_log_config(),  # uvicorn's own lines as JSON too
         )
     except KeyboardInterrupt:
         pass

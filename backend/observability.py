@@ -313,6 +313,19 @@ def logging_config() -> Any:
     )
 
 
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's own logging (start-up, errors) in the same JSON lines, for `kopilka serve`."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    json_lines = {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                  "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}}
+    config["formatters"] = {"default": json_lines, "access": dict(json_lines)}
+    return config
+
+
 # --- traces (optional) -----------------------------------------------------------------------------
 
 
