@@ -351,7 +351,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def work() -> int:
         if args.once:
             return await run_worker(once=True)
-        _serve_worker_metrics()
+        gauges = _serve_worker_metrics()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -364,6 +364,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         finally:
             stop.set()
             await scheduler
+            if gauges is not None:
+                gauges.cancel()
 
     handled = run_db(work, pool_max=8)
     if args.once:
@@ -373,12 +375,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_worker_metrics() -> None:
-    """The worker's own /metrics (push results, job runs) on KOPILKA_WORKER_METRICS_PORT, loopback unless
-    KOPILKA_WORKER_METRICS_HOST says otherwise: it has no token, so only a private network may reach it."""
+def _serve_worker_metrics() -> asyncio.Task[None] | None:
+    """The worker's own /metrics (push results, job runs, its pool) on KOPILKA_WORKER_METRICS_PORT, loopback unless
+    KOPILKA_WORKER_METRICS_HOST says otherwise: it has no token, so only a private network may reach it.
+    Returns the task keeping the pool gauges fresh."""
     port = os.environ.get("KOPILKA_WORKER_METRICS_PORT")
     if not port:
-        return
+        return None
     from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 
     registry = REGISTRY
@@ -388,6 +391,9 @@ def _serve_worker_metrics() -> None:
     host = os.environ.get("KOPILKA_WORKER_METRICS_HOST", "127.0.0.1")
     start_http_server(int(port), addr=host, registry=registry)
     note(f"worker metrics on http://{host}:{port}/metrics")
+    from backend.observability import pool_gauges_loop
+
+    return asyncio.create_task(pool_gauges_loop())
 
 
 # --- serve -------------------------------------------------------------------------------

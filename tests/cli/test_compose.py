@@ -189,7 +189,12 @@ def test_the_compose_commands_run_against_real_servers(empty_env: dict[str, str]
                                                          KOPILKA_WORKER_METRICS_PORT=str(metrics_port)))
         running.append(proc)
         wait_ready(proc, f"http://127.0.0.1:{metrics_port}/metrics", log)
-        assert "kopilka_push_results_total" in httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        deadline = time.monotonic() + 20
+        while "kopilka_db_pool_connections_max 8.0" not in (  # the worker's pool (run_db's pool_max), once read
+                worker_metrics := httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text):
+            assert time.monotonic() < deadline, worker_metrics
+            time.sleep(0.1)
+        assert "kopilka_push_results_total" in worker_metrics and "kopilka_job_runs_total" in worker_metrics
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()
         assert "worker stopped" in log.read_text()
