@@ -42,6 +42,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from pythonjsonlogger.json import JsonFormatter
 
 log = logging.getLogger("kopilka.observability")
 access_log = logging.getLogger("kopilka.access")
@@ -293,6 +294,21 @@ class RequestLog:
             })
 
 
+# Not ASCII-escaped, JSON keeps these three as they are, but they end a line for Python's splitlines()
+# and for some log viewers: escaped, so no value can start a line of its own
+_LINE_ENDS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
+class JsonLines(JsonFormatter):
+    """python-json-logger's formatter, with the Unicode line ends escaped too (one record, one line)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for raw, escaped in _LINE_ENDS.items():
+            text = text.replace(raw, escaped)
+        return text
+
+
 def logging_config() -> Any:
     """Litestar's logging set-up with its one output handler writing JSON lines (python-json-logger), so
     every logger that reaches the root (ours, Litestar's, the libraries') writes one JSON value per line;
@@ -302,7 +318,7 @@ def logging_config() -> Any:
     access = os.environ.get("KOPILKA_REQUEST_LOG", "1").lower() not in {"0", "false", "no", "off"}
     return LoggingConfig(
         formatters={"standard": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "backend.observability.JsonLines",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
             # Cyrillic as it is (the shoppers' SMS, names, explanations): a terminal and log tools read UTF-8;
@@ -320,8 +336,9 @@ def uvicorn_log_config() -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
-    json_lines = {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-                  "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}}
+    json_lines = {"()": "backend.observability.JsonLines", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                  "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+                  "json_ensure_ascii": False}
     config["formatters"] = {"default": json_lines, "access": dict(json_lines)}
     return config
 

@@ -89,3 +89,17 @@ async def test_a_request_id_cannot_start_a_second_line_over_raw_http(server: str
     writer.close()
     assert f"FORGED-{marker}" not in answer
     assert not [line for line in log_lines() if line.startswith(f"FORGED-{marker}")]
+
+
+def test_unicode_line_ends_in_a_message_stay_on_its_line() -> None:
+    """Log lines keep Cyrillic unescaped; U+2028, U+2029 and NEL, which JSON would also keep, are escaped:
+    Python's splitlines() and some log viewers start a new line at them."""
+    import logging
+
+    from backend.observability import JsonLines
+
+    message = "till note\u2028FORGED kopilka.auth: admin logged in\u2029x\x85y Копилка\n"
+    record = logging.LogRecord("kopilka.test", logging.WARNING, __file__, 1, message, None, None)
+    line = JsonLines("%(message)s", json_ensure_ascii=False).format(record)
+    assert len(line.splitlines()) == 1 and "Копилка" in line
+    assert json.loads(line)["message"] == message
