@@ -205,6 +205,7 @@ class AuditEvent(Table):
     after = JSONB(default={})
     reason = Text(default="")
     created_at = Timestamptz(default=TimestamptzNow())
+    origin = Varchar(length=64, default="")  # where from: the client's IP (back office, admin API)
 
 
 class Coupon(Table):
@@ -437,3 +438,47 @@ class ScheduledJob(Table):
     last_finished_at = Timestamptz(null=True, default=None)
     last_result = Text(default="")
     watermark = Timestamptz(null=True, default=None)
+
+
+# --- the back office (back_office/, docs/back-office.md) -------------------------------------
+
+
+class StaffUser(Table):
+    """A back-office user: a local account (argon2 password + TOTP) or one that signs in with the company's OIDC."""
+
+    email = Varchar(length=254, unique=True)  # lower-cased
+    name = Varchar(length=200, default="")
+    roles = Array(base_column=Varchar(length=32), default=[])  # support marketer admin import auditor
+    password_hash = Varchar(length=200, null=True, default=None)  # argon2id; None: OIDC only
+    totp_secret = Varchar(length=64, null=True, default=None)  # base32
+    source = Varchar(length=16, default="local")  # local | oidc
+    status = Varchar(length=16, default="active")  # active | disabled
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_sign_in_at = Timestamptz(null=True, default=None)
+
+
+class PendingApproval(Table):
+    """Four eyes: a change above a limit waits here until another person approves it (or anyone rejects it)."""
+
+    id = BigSerial(primary_key=True)
+    kind = Varchar(length=32)  # points.adjust | points.adjust_many
+    subject = Varchar(length=100)  # e.g. membership:42
+    payload = JSONB(default={})  # the request as sent, replayed on approval
+    points = BigInt(default=0)
+    reason = Text(default="")
+    requested_by = Varchar(length=120)  # who, as the audit names them
+    requested_ref = Varchar(length=64)  # the identity compared for "not the same person": staff:<id> | key:<id>
+    requested_at = Timestamptz(default=TimestamptzNow())
+    status = Varchar(length=16, default="pending")  # pending | approved | rejected | failed
+    decided_by = Varchar(length=120, default="")
+    decided_at = Timestamptz(null=True, default=None)
+    result = JSONB(default={})
+
+
+class OfficeSetting(Table):
+    """Settings the admin changes in the back office (e.g. the adjustment limit above which four eyes apply)."""
+
+    key = Varchar(length=64, unique=True)
+    value = JSONB(default={})
+    updated_by = Varchar(length=120, default="")
+    updated_at = Timestamptz(default=TimestamptzNow())
