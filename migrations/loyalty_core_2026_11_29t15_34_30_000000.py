@@ -13,7 +13,6 @@ FORWARDS = [
     "CREATE INDEX customer_email_trgm_idx ON customer USING gin (email gin_trgm_ops)",
     # the auditor's filters: newest first, by actor, by subject
     "CREATE INDEX audit_event_created_idx ON audit_event (created_at DESC, id DESC)",
-    "CREATE INDEX audit_event_subject_idx ON audit_event (subject, created_at DESC)",
     "CREATE INDEX audit_event_actor_idx ON audit_event (actor, created_at DESC)",
     "CREATE INDEX pending_approval_open_idx ON pending_approval (requested_at) WHERE status = 'pending'",
 ]
