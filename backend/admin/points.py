@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from litestar import Controller, Request, get, post
-from litestar.params import HeaderParameter, QueryParameter
+import msgspec
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from backend.admin.auth import current_operator, require_roles
-from loyalty_core.services import adjustments, member_history
-from loyalty_core.services.adjustments import AdjustmentIn, AdjustmentOut, MassAdjustmentIn, MassAdjustmentOut
+from loyalty_core.services import adjustments, approvals, member_history
+from loyalty_core.services.adjustments import AdjustmentIn, AdjustmentOut, MassAdjustmentIn, MassAdjustmentOut, Reason
 from loyalty_core.services.member_history import LedgerPage, MemberHistory, SalesPage
 
 SUPPORT = [require_roles("support")]
@@ -22,6 +24,15 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _actor(request: Request) -> approvals.Actor:
+    operator = current_operator(request)
+    return approvals.Actor(name=operator.name, ref=f"key:{operator.key_id}", origin=request.client.host if request.client else "")
+
+
+def _pending(pending: approvals.PendingOut) -> Response[approvals.PendingOut]:
+    return Response(pending, status_code=202, headers={"Location": f"/admin/v1/approvals/{pending.approval_id}"})
+
+
 class MemberPointsController(Controller):
     path = "/admin/v1"
     tags = ["operator members"]
@@ -29,14 +40,21 @@ class MemberPointsController(Controller):
     @post("/members/{membership_id:int}/adjustments", guards=SUPPORT, status_code=201,
           summary="Accrue (+N) or write off (-N) points, with a reason")
     async def adjust(self, request: Request, membership_id: int, data: AdjustmentIn,
-                     idempotency_key: IdempotencyKey = None) -> AdjustmentOut:
+                     idempotency_key: IdempotencyKey = None) -> AdjustmentOut | Response[approvals.PendingOut]:
+        """Above the admin's limit (four eyes, docs/back-office.md) nothing moves yet: 202 with the pending
+        approval's id, which another operator approves (POST /admin/v1/approvals/{id}/approve or the back office)."""
+        if await approvals.needs_approval(data.points):
+            return _pending(await approvals.request_adjustment(membership_id, data, _actor(request), _now()))
         return await adjustments.adjust_points(
             membership_id, data, _now(), operator=current_operator(request).name, key=idempotency_key
         )
 
     @post("/adjustments/mass", guards=SUPPORT, status_code=200,
           summary="The same adjustment for many members, all or nothing (422 names the members that cannot be)")
-    async def adjust_many(self, request: Request, data: MassAdjustmentIn, idempotency_key: IdempotencyKey = None) -> MassAdjustmentOut:
+    async def adjust_many(self, request: Request, data: MassAdjustmentIn,
+                          idempotency_key: IdempotencyKey = None) -> MassAdjustmentOut | Response[approvals.PendingOut]:
+        if await approvals.needs_approval(data.points):  # per member above the limit: four eyes, as one
+            return _pending(await approvals.request_mass(data, _actor(request), _now()))
         return await adjustments.adjust_many(data, _now(), operator=current_operator(request).name, key=idempotency_key)
 
     @get("/members/{membership_id:int}/history", guards=SUPPORT,
@@ -55,4 +73,36 @@ class MemberPointsController(Controller):
         return await member_history.sales_page(membership_id, cursor, limit)
 
 
-ROUTES = [MemberPointsController]
+ApprovalId = Annotated[int, PathParameter(name="approval_id", ge=1, le=2**63 - 1)]
+
+
+class RejectIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class ApprovalsController(Controller):
+    """Four eyes over the API: an admin key other than the one that asked approves or rejects."""
+
+    path = "/admin/v1/approvals"
+    tags = ["operator members"]
+
+    @get("/", guards=SUPPORT, summary="Adjustments waiting for a second person")
+    async def waiting(self) -> list[approvals.ApprovalOut]:
+        return await approvals.listing("pending")
+
+    @get("/{approval_id:int}", guards=SUPPORT, summary="One approval and its outcome")
+    async def one(self, approval_id: ApprovalId) -> approvals.ApprovalOut:
+        return await approvals.get(approval_id)
+
+    @post("/{approval_id:int}/approve", guards=[require_roles(*approvals.APPROVER_ROLES)], status_code=200,
+          summary="Run the waiting adjustment (not by the key that asked it)")
+    async def approve(self, request: Request, approval_id: ApprovalId) -> approvals.ApprovalOut:
+        return await approvals.approve(approval_id, _actor(request), _now())
+
+    @post("/{approval_id:int}/reject", guards=[require_roles(*approvals.APPROVER_ROLES)], status_code=200,
+          summary="Refuse the waiting adjustment, with a reason")
+    async def reject(self, request: Request, approval_id: ApprovalId, data: RejectIn) -> approvals.ApprovalOut:
+        return await approvals.reject(approval_id, _actor(request), data.reason, _now())
+
+
+ROUTES = [MemberPointsController, ApprovalsController]

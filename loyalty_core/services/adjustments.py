@@ -114,6 +114,14 @@ async def _member(membership_id: int) -> dict[str, Any]:
     return rows[0]
 
 
+async def member_exists(membership_id: int) -> None:
+    """NotFound unless the membership exists (checked before a request waits for approval)."""
+    await _member(membership_id)
+
+
+check = _checked  # the four-eyes path (services.approvals) checks a request before it waits
+
+
 def _key(key: str, membership_id: int, adjustment: AdjustmentIn) -> command.Key:
     return command.Key(SCOPE, key, _digest(membership_id, adjustment),
                        conflict=f"operation {key!r} was already used for another adjustment")

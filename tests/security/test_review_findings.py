@@ -392,9 +392,9 @@ async def test_a_till_of_another_store_cannot_return_a_receipt_it_only_guessed(h
     assert guessed.status_code in (404, 422), guessed.text
 
 
-@pytest.mark.xfail(strict=True, reason="adjustments: DESIGN.md says four eyes above limits; one support key adds "
-                   "any number of points to any membership, unreviewed")
 async def test_one_support_key_cannot_mint_a_fortune_alone(http, db_pool) -> None:
+    """Above the admin's limit an adjustment waits (202, a pending approval); nothing moves until another
+    operator approves it, and the key that asked cannot (docs/back-office.md, four eyes)."""
     shop = await make_shop()
     card = await emit_card(shop)
     member = await http.post("/pos/v1/identify", headers=shop.headers, json={"scan": card})
@@ -405,6 +405,23 @@ async def test_one_support_key_cannot_mint_a_fortune_alone(http, db_pool) -> Non
     minted = await http.post(f"/admin/v1/members/{membership}/adjustments", headers=support,
                              json={"points": 10_000_000, "reason": "goodwill"})
     assert minted.status_code in (202, 403, 409, 422), minted.text
+    assert minted.status_code == 202 and minted.json()["status"] == "pending", minted.text
+    approval = minted.json()["approval_id"]
+    history = await http.get(f"/admin/v1/members/{membership}/history", headers=support)
+    assert history.json()["balance"]["active"] < 10_000_000, history.text
+    boss = {"Authorization": f"Bearer {(await create_operator_key(unique('boss'), ['admin'])).key}"}
+    own = await http.post(f"/admin/v1/members/{membership}/adjustments", headers=boss,
+                          json={"points": 10_000_000, "reason": "goodwill"})
+    assert own.status_code == 202, own.text
+    mine = await http.post(f"/admin/v1/approvals/{own.json()['approval_id']}/approve", headers=boss)
+    assert mine.status_code == 403 and mine.json()["type"].endswith("/self-approval"), mine.text
+    assert (await http.post(f"/admin/v1/approvals/{approval}/approve", headers=support)).status_code == 403
+    approved = await http.post(f"/admin/v1/approvals/{approval}/approve", headers=boss)
+    assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
+    again = await http.post(f"/admin/v1/approvals/{approval}/approve", headers=boss)
+    assert again.status_code == 409, again.text
+    history = await http.get(f"/admin/v1/members/{membership}/history", headers=support)
+    assert history.json()["balance"]["active"] >= 10_000_000, history.text
 
 
 async def test_a_marketer_cannot_read_a_members_birth_date_or_look_a_phone_up_through_simulate(http, db_pool) -> None:
