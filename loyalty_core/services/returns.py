@@ -205,10 +205,12 @@ async def _reduce_tier_spend(sale: dict, refunded_money: int) -> None:
 async def _write_reversal(sale: dict, planned: _Planned, now: dt.datetime) -> None:
     """The reversal's points, the tier over the window (the sale's spend is already reduced) and the
     shopper's messages, in one statement of the ledger writer."""
-    if sale["membership"] is None:
-        return
     result = planned.result
     plan = planned.plan
+    if sale["membership"] is None:  # a sale without a card: nothing of a member to change
+        if plan is not None:
+            await writer.write(plan.posting())
+        return
     if plan is None:  # a sale with a membership but no account: no points, the tier and messages still
         plan = Plan(View(id=0, active=0, pending=0), now)
     plan.member(MemberChange(membership=sale["membership"], program=sale["program"], window_start=now - TIER_WINDOW,

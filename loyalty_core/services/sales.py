@@ -228,17 +228,23 @@ def _replay(existing: dict, digest: str) -> CalculationOut:
 
 async def _anonymous_membership(card: CardContext, now: dt.datetime) -> CardContext:
     """An emitted card nobody registered: give it a membership of its own so it can hold points."""
+    if card.membership_id is not None:  # a membership without its account yet
+        account_id = await ops.ensure_account(card.membership_id)
+        return msgspec.structs.replace(card, account_id=account_id)
     locked = await Sale.raw("SELECT membership FROM card WHERE id = {} FOR UPDATE", card.card_id)
-    membership_id = locked[0]["membership"]
-    if membership_id is None:
-        rows = await Membership.raw(
-            "INSERT INTO membership (program, status, registration_channel, joined_at, tier_spend, segments, purchases_count) "
-            "VALUES ({}, 'anonymous', 'card', {}, 0, ARRAY[]::varchar[], 0) RETURNING id",
-            card.program_id, now,
-        )
-        membership_id = rows[0]["id"]
-        await Sale.raw("UPDATE card SET membership = {}, status = 'active' WHERE id = {}", membership_id, card.card_id)
-        await tiers.assign_initial_tier(membership_id, card.program_id)
+    if locked[0]["membership"] is not None:
+        # another till's first sale of this card gave it its membership meanwhile: this try ends (releasing the
+        # card's lock) and the next one reads the card as it is now. Waiting here holding the card while that
+        # sale holds the account and stamps the card's pass was a deadlock.
+        raise ConcurrentUpdate("The card got its membership from another till's sale meanwhile; read it again")
+    rows = await Membership.raw(
+        "INSERT INTO membership (program, status, registration_channel, joined_at, tier_spend, segments, purchases_count) "
+        "VALUES ({}, 'anonymous', 'card', {}, 0, ARRAY[]::varchar[], 0) RETURNING id",
+        card.program_id, now,
+    )
+    membership_id = rows[0]["id"]
+    await Sale.raw("UPDATE card SET membership = {}, status = 'active' WHERE id = {}", membership_id, card.card_id)
+    await tiers.assign_initial_tier(membership_id, card.program_id)
     account_id = await ops.ensure_account(membership_id)
     return msgspec.structs.replace(card, membership_id=membership_id, account_id=account_id, membership_status="anonymous")
 
