@@ -176,6 +176,29 @@ def cmd_operator_key_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_staff_create(args: argparse.Namespace) -> int:
+    """A back-office account; the password from a prompt (or one line of stdin when piped), never an argument."""
+    import getpass
+
+    from loyalty_core.services.staff import create
+
+    password: str | None = None
+    if not args.oidc:
+        if sys.stdin.isatty():
+            password = getpass.getpass("Password (12 characters or more): ")
+            if getpass.getpass("Again: ") != password:
+                raise CommandError("the passwords differ")
+        else:
+            password = sys.stdin.readline().rstrip("\n")
+    roles = [r for value in args.role for r in value.split(",") if r]
+    made = run_db(lambda: create(args.email, roles, password, datetime.now(UTC), name=args.name or "", actor=_actor()))
+    say(f"Staff member {made.id} {made.email}, roles {', '.join(made.roles)}")
+    if made.totp_uri:
+        say("Scan this into an authenticator app now (shown once; the second factor at every sign-in):")
+        say(made.totp_uri)
+    return 0
+
+
 def _configure_app_secret() -> None:
     """Registration keys its welcome-bonus hashes with the app secret, as the server does (demo seeding, imports)."""
     from backend.settings import get_settings
@@ -696,6 +719,17 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = operator_key.add_parser("revoke", help="revoke a key (its id from `operator-key list`) at once")
     revoke.add_argument("id", type=_positive, help="key id")
     revoke.set_defaults(handler=cmd_operator_key_revoke)
+
+    staff = commands.add_parser("staff", help="back-office staff accounts (/office)").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    create = staff.add_parser("create", help="a local account (password + TOTP; prints the TOTP URI once) or --oidc")
+    create.add_argument("--email", required=True, help="the staff member's e-mail (their sign-in name)")
+    create.add_argument("--role", required=True, action="append",
+                        help="support, marketer, admin, import or auditor; repeat or separate with commas")
+    create.add_argument("--name", help="shown in the back office and the audit")
+    create.add_argument("--oidc", action="store_true",
+                        help="no password: signs in with the company's OIDC provider, with these roles")
+    create.set_defaults(handler=cmd_staff_create)
 
     cards = commands.add_parser("cards", help="card series").add_subparsers(dest="action", required=True, metavar="ACTION")
     emit = cards.add_parser("emit", help="emit a series of unregistered cards and print their numbers and secrets")
