@@ -760,6 +760,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--once", action="store_true", help="deliver one batch and exit")
     worker.add_argument("--jobs", action="store_true", help="show the scheduled jobs (KOPILKA_JOBS), when they last ran and run next")
     worker.set_defaults(handler=cmd_worker)
+
+    from backend.imports_cli import add_parser as add_import_parser
+
+    add_import_parser(commands)
     return parser
 
 

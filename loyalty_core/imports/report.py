@@ -1,0 +1,195 @@
+"""The reconciliation report of an import run: what the files held, what was accepted and rejected, and what the
+database holds after the apply, point for point (a finance team signs it). Read from the staging tables and the
+ledger, so the report of a resumed or repeated run is the same as the first one's."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loyalty_core import db
+
+TABLES = {"members": "import_member", "cards": "import_card", "balances": "import_lot", "tiers": "import_tier"}
+
+
+@dataclass
+class FileLine:
+    name: str
+    kind: str
+    encoding: str
+    delimiter: str
+    read: int
+    accepted: int
+    rejected: int
+
+
+@dataclass
+class Reconciliation:
+    run: str
+    status: str
+    phases: list[str]
+    default_rule: str
+    files: list[FileLine] = field(default_factory=list)
+    points_files: dict[str, int] = field(default_factory=dict)  # state -> points accepted
+    points_db: dict[str, int] = field(default_factory=dict)  # bucket -> points the ledger holds from this run
+    by_rule: int = 0  # lots without dates, given the program's rule
+    tiers_files: dict[str, int] = field(default_factory=dict)
+    tiers_db: dict[str, int] = field(default_factory=dict)
+    checksum_files: str = ""
+    checksum_db: str = ""
+    mismatched: list[str] = field(default_factory=list)
+    members: dict[str, int] = field(default_factory=dict)
+    merges: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: list[tuple[str, int, str]] = field(default_factory=list)
+
+    @property
+    def applied(self) -> bool:
+        return self.status == "applied"
+
+    @property
+    def balanced(self) -> bool:
+        """Everything accepted is in the database, to the point (and every row read is accepted or rejected)."""
+        rows_ok = all(f.read == f.accepted + f.rejected for f in self.files)
+        return (self.applied and rows_ok and self.points_files == self.points_db
+                and self.checksum_files == self.checksum_db and self.tiers_files == self.tiers_db and not self.mismatched)
+
+
+_PER_MEMBER_FILES = (
+    "SELECT m.legacy_id, COALESCE(SUM(l.points) FILTER (WHERE l.state = 'active'), 0) act, "
+    "COALESCE(SUM(l.points) FILTER (WHERE l.state = 'pending'), 0) pen FROM import_member m "
+    "JOIN import_lot l ON l.run = m.run AND l.member = m.legacy_id AND l.rejected IS NULL "
+    "WHERE m.run = $1 AND m.rejected IS NULL AND m.merged_into IS NULL GROUP BY m.legacy_id"
+)
+_PER_MEMBER_DB = (
+    "SELECT m.legacy_id, COALESCE(SUM(e.amount) FILTER (WHERE e.bucket = 'active'), 0) act, "
+    "COALESCE(SUM(e.amount) FILTER (WHERE e.bucket = 'pending'), 0) pen FROM import_member m "
+    "JOIN ledger_entry e ON e.account = m.account AND e.kind = 'import' AND e.reason LIKE 'import ' || left($1, 12) || ' %' "
+    "WHERE m.run = $1 AND m.account IS NOT NULL GROUP BY m.legacy_id"
+)
+_DIGEST = "SELECT md5(COALESCE(string_agg(legacy_id || ':' || act || ':' || pen, ',' ORDER BY legacy_id), '')) FROM ({q}) x"
+
+
+async def reconcile(run: str) -> Reconciliation:
+    head = await db.fetchrow("SELECT status, phases, default_rule, program FROM import_run WHERE id = $1", run)
+    assert head is not None
+    rec = Reconciliation(run=run, status=head["status"], phases=list(head["phases"]), default_rule=head["default_rule"])
+    for f in await db.fetch("SELECT name, kind, encoding, delimiter, rows_read FROM import_file WHERE run = $1 ORDER BY "
+                            "array_position(ARRAY['members','cards','balances','tiers']::varchar[], kind), name", run):
+        accepted = await db.fetchrow(
+            f"SELECT count(*) FILTER (WHERE rejected IS NULL) ok, count(*) FILTER (WHERE rejected IS NOT NULL) bad "
+            f"FROM {TABLES[f['kind']]} WHERE run = $1 AND file = $2", run, f["name"])
+        python_rejected = await db.fetchrow(
+            "SELECT count(DISTINCT line) n FROM import_reject WHERE run = $1 AND file = $2 AND action = 'rejected'", run, f["name"])
+        rec.files.append(FileLine(f["name"], f["kind"], f["encoding"], f["delimiter"], f["rows_read"], accepted["ok"],  # type: ignore[index]
+                                  accepted["bad"] + python_rejected["n"]))  # type: ignore[index]
+    for r in await db.fetch("SELECT state, SUM(points) p, count(*) FILTER (WHERE by_rule) r FROM import_lot "
+                            "WHERE run = $1 AND rejected IS NULL GROUP BY state", run):
+        rec.points_files[r["state"]] = int(r["p"])
+        rec.by_rule += r["r"]
+    for r in await db.fetch(
+        "SELECT e.bucket, SUM(e.amount) p FROM import_member m JOIN ledger_entry e ON e.account = m.account "
+        "AND e.kind = 'import' AND e.reason LIKE 'import ' || left($1, 12) || ' %' WHERE m.run = $1 GROUP BY e.bucket", run,
+    ):
+        rec.points_db[r["bucket"]] = int(r["p"])
+    if not rec.applied:
+        rec.points_db = {}
+    # members per tier: from the files (the best tier of a member's rows, else the program's first) and the database
+    for r in await db.fetch(
+        "SELECT COALESCE(best.code, (SELECT code FROM tier WHERE program = $2 ORDER BY rank, id LIMIT 1)) code, count(*) n "
+        "FROM import_member m LEFT JOIN LATERAL (SELECT tr.code FROM import_tier x JOIN tier tr ON tr.program = $2 "
+        "AND tr.code = x.tier WHERE x.run = m.run AND x.member = m.legacy_id AND x.rejected IS NULL ORDER BY tr.rank DESC "
+        "LIMIT 1) best ON true WHERE m.run = $1 AND m.rejected IS NULL AND m.merged_into IS NULL GROUP BY 1 ORDER BY 1",
+        run, head["program"],
+    ):
+        rec.tiers_files[r["code"]] = r["n"]
+    if rec.applied:
+        for r in await db.fetch("SELECT t.code, count(*) n FROM import_member m JOIN membership ms ON ms.id = m.membership "
+                                "JOIN tier t ON t.id = ms.tier WHERE m.run = $1 GROUP BY 1 ORDER BY 1", run):
+            rec.tiers_db[r["code"]] = r["n"]
+    rec.checksum_files = str(await _value(_DIGEST.format(q=_PER_MEMBER_FILES), run))
+    if rec.applied:
+        rec.checksum_db = str(await _value(_DIGEST.format(q=_PER_MEMBER_DB), run))
+        rec.mismatched = [
+            f"{r['legacy_id']}: files {r['fa']}/{r['fp']}, database {r['da']}/{r['dp']} (active/pending)"
+            for r in await db.fetch(
+                f"SELECT COALESCE(f.legacy_id, d.legacy_id) legacy_id, f.act fa, f.pen fp, d.act da, d.pen dp "
+                f"FROM ({_PER_MEMBER_FILES}) f FULL JOIN ({_PER_MEMBER_DB}) d ON d.legacy_id = f.legacy_id "
+                f"WHERE f.act IS DISTINCT FROM d.act OR f.pen IS DISTINCT FROM d.pen ORDER BY 1 LIMIT 50", run)
+        ]
+    counts = await db.fetchrow(
+        "SELECT count(*) FILTER (WHERE rejected IS NULL AND merged_into IS NULL) customers, "
+        "count(*) FILTER (WHERE rejected IS NULL AND merged_into IS NOT NULL) merged, "
+        "count(*) FILTER (WHERE rejected IS NULL AND merged_into IS NULL AND existing_customer IS NOT NULL) existing, "
+        "count(*) FILTER (WHERE rejected IS NULL AND merged_into IS NULL AND phone IS NULL AND email IS NULL) anonymous "
+        "FROM import_member WHERE run = $1", run)
+    rec.members = dict(counts)  # type: ignore[arg-type]
+    rec.merges = [(r["legacy_id"], r["merged_into"]) for r in await db.fetch(
+        "SELECT legacy_id, merged_into FROM import_member WHERE run = $1 AND merged_into IS NOT NULL ORDER BY file, line", run)]
+    rec.conflicts = [(r["file"], r["line"], r["reason"]) for r in await db.fetch(
+        "SELECT file, line, reason FROM import_reject WHERE run = $1 AND reason LIKE 'conflict%' "
+        "UNION ALL SELECT file, line, rejected FROM import_member WHERE run = $1 AND rejected IS NOT NULL "
+        "ORDER BY 1, 2", run)]
+    return rec
+
+
+async def _value(query: str, *args: object) -> object:
+    row = await db.fetchrow(query, *args)
+    return row[0] if row else None
+
+
+async def write_rejects(run: str, path: Path) -> int:
+    """file, line, field, reason, action: every row not imported (and every field dropped from a row that was)."""
+    rows = await db.fetch(
+        "SELECT file, line, field, reason, action FROM import_reject WHERE run = $1 "
+        "UNION ALL SELECT file, line, 'legacy_id', rejected, 'rejected' FROM import_member WHERE run = $1 AND rejected IS NOT NULL "
+        "UNION ALL SELECT file, line, 'number', rejected, 'rejected' FROM import_card WHERE run = $1 AND rejected IS NOT NULL "
+        "UNION ALL SELECT file, line, 'member', rejected, 'rejected' FROM import_lot WHERE run = $1 AND rejected IS NOT NULL "
+        "UNION ALL SELECT file, line, 'member', rejected, 'rejected' FROM import_tier WHERE run = $1 AND rejected IS NOT NULL "
+        "ORDER BY 1, 2", run)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["file", "line", "field", "reason", "action"])
+        for r in rows:
+            out.writerow([r["file"], r["line"], r["field"], r["reason"], r["action"]])
+    return sum(1 for r in rows if r["action"] == "rejected")
+
+
+def markdown(rec: Reconciliation, dry_run: bool) -> str:
+    lines = [f"# Import {rec.run[:12]}", "",
+             f"- run id: `{rec.run}`",
+             f"- status: {'DRY RUN (nothing written; --apply writes)' if dry_run and not rec.applied else rec.status}"
+             f"{' (phases done: ' + ', '.join(rec.phases) + ')' if rec.phases else ''}",
+             f"- legacy balances without dates: {rec.by_rule} lots; {rec.default_rule}",
+             f"- members: {rec.members.get('customers', 0)} accounts ({rec.members.get('existing', 0)} for customers "
+             f"Kopilka already had: their contacts unchanged, their legacy cards wait for their confirmation; "
+             f"{rec.members.get('anonymous', 0)} without a contact: their card only), {rec.members.get('merged', 0)} merged",
+             "", "## Files", "", "| file | kind | encoding | delimiter | read | accepted | rejected |",
+             "|---|---|---|---|---:|---:|---:|"]
+    for f in rec.files:
+        lines.append(f"| {f.name} | {f.kind} | {f.encoding} | {f.delimiter!r} | {f.read} | {f.accepted} | {f.rejected} |")
+    states = sorted(set(rec.points_files) | set(rec.points_db))
+    lines += ["", "## Points", "", "| status | in the files (accepted) | in the database |", "|---|---:|---:|"]
+    for s in states:
+        lines.append(f"| {s} | {rec.points_files.get(s, 0)} | {rec.points_db.get(s, 0) if rec.applied else '-'} |")
+    lines.append(f"| total | {sum(rec.points_files.values())} | {sum(rec.points_db.values()) if rec.applied else '-'} |")
+    lines += ["", "## Members per tier", "", "| tier | files | database |", "|---|---:|---:|"]
+    for t in sorted(set(rec.tiers_files) | set(rec.tiers_db)):
+        lines.append(f"| {t} | {rec.tiers_files.get(t, 0)} | {rec.tiers_db.get(t, 0) if rec.applied else '-'} |")
+    lines += ["", "## Per-member checksum", "",
+              "md5 over `legacy id:active:pending` of every member with points, in legacy id order.", "",
+              f"- files: `{rec.checksum_files}`", f"- database: `{rec.checksum_db or '-'}`"]
+    if rec.mismatched:
+        lines += ["", "Members that differ:", *[f"- {m}" for m in rec.mismatched]]
+    lines += ["", f"## Merged duplicates ({len(rec.merges)})", "",
+              "Policy: the first row with a phone or e-mail is the customer; a later row with the same normalised phone "
+              "or e-mail is merged into it (its cards, points and spend go to that customer).", ""]
+    lines += [f"- {a} -> {b}" for a, b in rec.merges[:1000]]
+    if len(rec.merges) > 1000:
+        lines.append(f"- ... and {len(rec.merges) - 1000} more")
+    lines += ["", f"## Conflicts for a human ({len(rec.conflicts)})", ""]
+    lines += [f"- {f}:{n}: {r}" for f, n, r in rec.conflicts[:1000]]
+    verdict = ("BALANCED: everything accepted is in the database, to the point" if rec.balanced else
+               "dry run: nothing written" if not rec.applied else "NOT BALANCED: see the differences above")
+    lines += ["", f"**{verdict}**", ""]
+    return "\n".join(lines)

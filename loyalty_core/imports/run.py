@@ -1,0 +1,323 @@
+"""An import run: validate and stage the files (COPY into the staging tables), then apply in phases with
+set-based SQL, then reconcile.
+
+- The run's id is a hash of the program, the mapping and every file's contents: the same files are the same run.
+- Staging is one transaction; each apply phase (members, cards, lots, tiers, audit) is one transaction that also
+  records the phase as done, so a run killed at any moment resumes at the first phase not done, and a finished run
+  changes nothing when started again.
+- The lots are written as the ledger writes them: a `point_lot`, an `import` entry into its bucket, and the account's
+  sums (and version) moved by the same amounts, so `kopilka ledger verify` holds. The accounts are new ones (an
+  import creates the memberships it fills), so no till's posting can be read at a version this bumps from under it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from loyalty_core import db
+from loyalty_core.imports import read, validate
+from loyalty_core.imports.validate import Reject
+from loyalty_core.piccolo_conf import DB
+from loyalty_core.services import audit
+
+PHASES = ("members", "cards", "lots", "tiers", "audit")
+BATCH = 5000
+MEMBER_COLUMNS = ("file", "line", "legacy_id", "phone", "email", "name", "birth_date", "gender", "city", "consent_sms",
+                  "consent_sms_at", "consent_email", "consent_email_at", "registered_at", "channel", "merged_into")
+STAGING = {
+    "members": ("import_member", MEMBER_COLUMNS),
+    "cards": ("import_card", ("file", "line", "number", "member", "status", "issued_at", "blocked_at")),
+    "balances": ("import_lot", ("file", "line", "member", "points", "state", "activates_at", "expires_at", "source", "by_rule")),
+    "tiers": ("import_tier", ("file", "line", "member", "tier", "spend")),
+}
+ORDER = {"members": 0, "cards": 1, "balances": 2, "tiers": 3}
+
+
+class Hooks:
+    """What the CLI shows while a run works (a progress bar); the defaults show nothing."""
+
+    def file_started(self, name: str, kind: str, total_lines: int) -> None: ...
+    def rows_read(self, count: int) -> None: ...
+    def file_done(self, name: str) -> None: ...
+    def phase_done(self, phase: str) -> None: ...
+
+
+@dataclass
+class Program:
+    id: int
+    code: str
+    tz: ZoneInfo
+    expiry_days: int
+    tiers: dict[str, int]  # code -> rank
+
+
+@dataclass
+class Staged:
+    run: str
+    fresh: bool  # staged now (False: the same files were staged by an earlier command)
+    merges: list[tuple[str, str, str]] = field(default_factory=list)
+    files: list[dict] = field(default_factory=list)
+
+
+async def load_program(program_id: int) -> Program:
+    row = await db.fetchrow("SELECT p.id, p.code, p.timezone, r.document FROM program p LEFT JOIN rules_version r "
+                            "ON r.program = p.id AND r.version = p.rules_version WHERE p.id = $1", program_id)
+    assert row is not None
+    doc = row["document"]
+    doc = json.loads(doc) if isinstance(doc, str) else (doc or {})
+    tiers = await db.fetch("SELECT code, rank FROM tier WHERE program = $1", program_id)
+    return Program(id=row["id"], code=row["code"], tz=ZoneInfo(row["timezone"]),
+                   expiry_days=int((doc.get("settings") or {}).get("expiry_days", 365)),
+                   tiers={t["code"]: t["rank"] for t in tiers})
+
+
+def run_id(program: Program, files: list[Path], mapping: read.Mapping) -> str:
+    h = hashlib.sha256(f"program:{program.code}\nmapping:{mapping.digest}\n".encode())
+    for path in sorted(files, key=lambda p: p.name):
+        h.update(f"{path.name}:{read.file_digest(path)}\n".encode())
+    return h.hexdigest()
+
+
+def _lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+async def stage(program: Program, inputs: list[Path], mapping: read.Mapping, now: dt.datetime,
+                hooks: Hooks | None = None) -> Staged:
+    """Validate every row and COPY the accepted ones (and the rejects) into the staging tables, in one transaction."""
+    hooks = hooks or Hooks()
+    files = read.list_files(inputs)
+    opened = sorted((read.open_file(p, mapping) for p in files), key=lambda o: (ORDER[o.kind], o.path.name))
+    if not any(o.kind == "members" for o in opened):
+        raise read.ReadError("a members file is needed (the other files name its members)")
+    names = [o.path.name for o in opened]
+    if len(set(names)) != len(names):
+        raise read.ReadError("two files have the same name: the rejects would not say which is which")
+    run = run_id(program, files, mapping)
+    async with DB.transaction():
+        conn: asyncpg.Connection = DB.current_transaction.get().connection  # type: ignore[union-attr]
+        status = await conn.fetchval("SELECT status FROM import_run WHERE id = $1 FOR UPDATE", run)
+        if status is not None and status != "staging":
+            return Staged(run=run, fresh=False)
+        if status is None:
+            await conn.execute("INSERT INTO import_run (id, program, default_rule) VALUES ($1, $2, $3)", run, program.id,
+                               f"a legacy balance without dates is active from the import and expires "
+                               f"{program.expiry_days} days later (the program's expiry_days)"
+                               if program.expiry_days else "a legacy balance without dates never expires (the program's rule)")
+        ctx = validate.Context(now=now, tz=program.tz, expiry_days=program.expiry_days, tiers=set(program.tiers))
+        index = validate.MemberIndex()
+        seen_cards: set[str] = set()
+        staged = Staged(run=run, fresh=True)
+        for o in opened:
+            ctx.date_format = o.mapping.date_format
+            table, columns = STAGING[o.kind]
+            hooks.file_started(o.path.name, o.kind, _lines(o.path))
+            batch: list[tuple] = []
+            rejects: list[Reject] = []
+            count = 0
+            for line, raw, broken in read.rows(o):
+                count += 1
+                if raw is None:
+                    rejects.append(Reject(o.path.name, line, "", f"broken row: {broken}"))
+                    record = None
+                elif o.kind == "members":
+                    record = validate.member(raw, o.path.name, line, ctx, index, rejects)
+                elif o.kind == "cards":
+                    record = validate.card(raw, o.path.name, line, ctx, index, seen_cards, rejects)
+                elif o.kind == "balances":
+                    record = validate.lot(raw, o.path.name, line, ctx, index, rejects)
+                else:
+                    record = validate.tier(raw, o.path.name, line, ctx, index, rejects)
+                if record is not None:
+                    batch.append(record)
+                if len(batch) >= BATCH or len(rejects) >= BATCH:
+                    await _copy(conn, run, table, columns, batch, rejects)
+                    hooks.rows_read(BATCH)
+                    batch, rejects = [], []
+            await _copy(conn, run, table, columns, batch, rejects)
+            await conn.execute(
+                "INSERT INTO import_file (run, name, kind, sha256, encoding, delimiter, rows_read) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                run, o.path.name, o.kind, read.file_digest(o.path), o.encoding, o.delimiter, count)
+            hooks.file_done(o.path.name)
+        staged.merges = index.merges
+        await check(conn, run, program)
+        await conn.execute("UPDATE import_run SET status = 'staged', staged_at = $2 WHERE id = $1", run, now)
+    return staged
+
+
+async def _copy(conn: asyncpg.Connection, run: str, table: str, columns: tuple[str, ...], batch: list[tuple],
+                rejects: list[Reject]) -> None:
+    if batch:
+        await conn.copy_records_to_table(table, records=[(run, *r) for r in batch], columns=("run", *columns))
+    if rejects:
+        await conn.copy_records_to_table(
+            "import_reject", records=[(run, r.file, r.line, r.field, r.reason, r.action) for r in rejects],
+            columns=("run", "file", "line", "field", "reason", "action"))
+
+
+# the checks that need the database; run when staging and again before the first phase is applied (the database
+# may have moved since a dry run)
+CHECKS = [
+    "UPDATE import_member SET rejected = NULL, existing_customer = NULL WHERE run = $1",
+    "UPDATE import_card SET rejected = NULL WHERE run = $1",
+    "UPDATE import_lot SET rejected = NULL WHERE run = $1",
+    "UPDATE import_tier SET rejected = NULL WHERE run = $1",
+    # a contact of a customer Kopilka already has: the member is that customer (nothing of theirs is changed)
+    "UPDATE import_member m SET existing_customer = c.id FROM customer c WHERE m.run = $1 AND c.phone = m.phone",
+    "UPDATE import_member m SET rejected = 'conflict: the phone is customer ' || m.existing_customer || "
+    "'''s, the e-mail customer ' || c.id || '''s; a human decides' FROM customer c "
+    "WHERE m.run = $1 AND c.email = m.email AND m.existing_customer IS NOT NULL AND m.existing_customer <> c.id",
+    "UPDATE import_member m SET existing_customer = c.id FROM customer c "
+    "WHERE m.run = $1 AND c.email = m.email AND m.existing_customer IS NULL",
+    "UPDATE import_member m SET rejected = 'customer ' || m.existing_customer || ' is already a member of this "
+    "program (an earlier import or a registration): a human merges them' FROM membership ms "
+    "WHERE m.run = $1 AND m.rejected IS NULL AND ms.customer = m.existing_customer AND ms.program = {program}",
+    "UPDATE import_member m SET rejected = 'no phone, no e-mail and no card: nobody could ever use this account' "
+    "WHERE m.run = $1 AND m.rejected IS NULL AND m.merged_into IS NULL AND m.phone IS NULL AND m.email IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM import_card c WHERE c.run = m.run AND c.member = m.legacy_id AND c.status = 'active')",
+    "UPDATE import_member m SET rejected = 'merged into member ' || s.legacy_id || ', which is rejected' "
+    "FROM import_member s WHERE m.run = $1 AND s.run = $1 AND s.legacy_id = m.merged_into AND s.rejected IS NOT NULL",
+    "UPDATE import_card c SET rejected = 'the card number is already in Kopilka' FROM card k "
+    "WHERE c.run = $1 AND k.number = c.number",
+    "UPDATE import_card c SET rejected = 'its member is rejected' FROM import_member m "
+    "WHERE c.run = $1 AND m.run = $1 AND m.legacy_id = c.member AND m.rejected IS NOT NULL AND c.rejected IS NULL",
+    "UPDATE import_lot l SET rejected = 'its member is rejected' FROM import_member m "
+    "WHERE l.run = $1 AND m.run = $1 AND m.legacy_id = l.member AND m.rejected IS NOT NULL",
+    "UPDATE import_tier t SET rejected = 'its member is rejected' FROM import_member m "
+    "WHERE t.run = $1 AND m.run = $1 AND m.legacy_id = t.member AND m.rejected IS NOT NULL",
+]
+
+
+async def check(conn: asyncpg.Connection, run: str, program: Program) -> None:
+    for statement in CHECKS:
+        await _execute(conn, statement, run, program, None)
+
+
+async def _execute(conn: asyncpg.Connection, statement: str, run: str, program: Program, now: dt.datetime | None) -> None:
+    """$1 is the run, $2 the run's clock; the program's id (an integer) is written into the statement."""
+    sql = statement.replace("{program}", str(int(program.id)))
+    await conn.execute(sql, *((run, now) if "$2" in sql else (run,)))
+
+
+_EAN = ("'2' || lpad(n::text, 11, '0') || ((10 - (SELECT sum(substr('2' || lpad(n::text, 11, '0'), i, 1)::int * "
+        "CASE WHEN i % 2 = 0 THEN 3 ELSE 1 END) FROM generate_series(1, 12) i) % 10) % 10)::text")
+
+APPLY: dict[str, list[str]] = {
+    "members": [
+        # new customers: only for members whose contacts nobody has; their ids drawn first so staging knows them
+        "UPDATE import_member SET customer = nextval('customer_id_seq') WHERE run = $1 AND rejected IS NULL "
+        "AND merged_into IS NULL AND existing_customer IS NULL AND (phone IS NOT NULL OR email IS NOT NULL)",
+        "INSERT INTO customer (id, phone, email, name, birth_date, birth_date_set_at, created_at) "
+        "SELECT customer, phone, email, name, birth_date, CASE WHEN birth_date IS NOT NULL THEN COALESCE(registered_at, $2::timestamptz) END, "
+        "COALESCE(registered_at, $2::timestamptz) FROM import_member WHERE run = $1 AND customer IS NOT NULL AND existing_customer IS NULL",
+        "UPDATE import_member SET customer = existing_customer WHERE run = $1 AND rejected IS NULL AND merged_into IS NULL "
+        "AND existing_customer IS NOT NULL",
+        "UPDATE import_member SET membership = nextval('membership_id_seq') WHERE run = $1 AND rejected IS NULL AND merged_into IS NULL",
+        "INSERT INTO membership (id, program, customer, tier, registration_channel, status, joined_at) "
+        "SELECT m.membership, {program}, m.customer, (SELECT id FROM tier WHERE program = {program} ORDER BY rank, id LIMIT 1), 'import', "
+        "CASE WHEN m.customer IS NULL THEN 'anonymous' ELSE 'active' END, COALESCE(m.registered_at, $2::timestamptz) "
+        "FROM import_member m WHERE m.run = $1 AND m.membership IS NOT NULL",
+        "INSERT INTO account (membership, updated_at) SELECT membership, $2::timestamptz FROM import_member "
+        "WHERE run = $1 AND membership IS NOT NULL",
+        "UPDATE import_member m SET account = a.id FROM account a WHERE m.run = $1 AND a.membership = m.membership "
+        "AND a.currency = 'points'",
+        # consents only for customers the import creates: an existing customer's choices stay theirs
+        "INSERT INTO consent (customer, channel, granted, source, changed_at) "
+        "SELECT customer, 'sms', consent_sms, 'import', COALESCE(consent_sms_at, registered_at, $2::timestamptz) FROM import_member "
+        "WHERE run = $1 AND customer IS NOT NULL AND existing_customer IS NULL AND consent_sms IS NOT NULL "
+        "UNION ALL SELECT customer, 'email', consent_email, 'import', COALESCE(consent_email_at, registered_at, $2::timestamptz) "
+        "FROM import_member WHERE run = $1 AND customer IS NOT NULL AND existing_customer IS NULL AND consent_email IS NOT NULL",
+    ],
+    "cards": [
+        # a card given to a customer who existed before the import waits for that customer's confirmation
+        "INSERT INTO card (number, program, membership, series, kind, status, blocked_reason, created_at, confirm_needed, "
+        "linked_via, linked_at) SELECT c.number, {program}, m.membership, 'import', 'plastic', c.status, "
+        "CASE WHEN c.status = 'blocked' THEN 'blocked in the legacy system' || COALESCE(' on ' || c.blocked_at::date, '') END, "
+        "COALESCE(c.issued_at, $2::timestamptz), m.existing_customer IS NOT NULL, 'an import', $2::timestamptz "
+        "FROM import_card c JOIN import_member m ON m.run = c.run AND m.legacy_id = c.member "
+        "WHERE c.run = $1 AND c.rejected IS NULL",
+        # a member without an active legacy card gets a virtual one (the app, the wallet pass)
+        f"INSERT INTO card (number, program, membership, kind, status, created_at, linked_via, linked_at) "
+        f"SELECT {_EAN}, {{program}}, x.membership, 'virtual', 'active', $2::timestamptz, 'an import', $2::timestamptz "
+        f"FROM (SELECT nextval('card_number_seq') n, m.membership FROM import_member m WHERE m.run = $1 "
+        f"AND m.membership IS NOT NULL AND NOT EXISTS (SELECT 1 FROM import_card c WHERE c.run = m.run "
+        f"AND c.member = m.legacy_id AND c.rejected IS NULL AND c.status = 'active')) x",
+    ],
+    "lots": [
+        "UPDATE import_lot SET lot = nextval('point_lot_id_seq') WHERE run = $1 AND rejected IS NULL",
+        "INSERT INTO point_lot (id, account, amount, remaining, state, activates_at, expires_at, source, created_at) "
+        "SELECT l.lot, m.account, l.points, l.points, l.state, l.activates_at, l.expires_at, 'import', $2::timestamptz "
+        "FROM import_lot l JOIN import_member m ON m.run = l.run AND m.legacy_id = l.member "
+        "WHERE l.run = $1 AND l.lot IS NOT NULL",
+        "INSERT INTO ledger_entry (account, lot, kind, bucket, amount, reason, created_at) "
+        "SELECT m.account, l.lot, 'import', l.state, l.points, "
+        "'import ' || left($1, 12) || ' ' || l.file || ':' || l.line || COALESCE(' ' || NULLIF(l.source, ''), ''), $2::timestamptz "
+        "FROM import_lot l JOIN import_member m ON m.run = l.run AND m.legacy_id = l.member "
+        "WHERE l.run = $1 AND l.lot IS NOT NULL",
+        "UPDATE account a SET active = a.active + s.act, pending = a.pending + s.pen, version = a.version + 1, "
+        "updated_at = $2::timestamptz FROM (SELECT m.account, COALESCE(SUM(l.points) FILTER (WHERE l.state = 'active'), 0) act, "
+        "COALESCE(SUM(l.points) FILTER (WHERE l.state = 'pending'), 0) pen FROM import_lot l "
+        "JOIN import_member m ON m.run = l.run AND m.legacy_id = l.member WHERE l.run = $1 AND l.lot IS NOT NULL "
+        "GROUP BY m.account) s WHERE a.id = s.account",
+    ],
+    "tiers": [
+        # a merged member's spend adds to the customer's; the best of their tiers is kept
+        "UPDATE membership ms SET tier = t.id, tier_spend = s.spend FROM (SELECT m.membership, SUM(x.spend) spend, "
+        "(array_agg(tr.id ORDER BY tr.rank DESC))[1] tier FROM import_tier x JOIN tier tr ON tr.program = {program} AND tr.code = x.tier "
+        "JOIN import_member m ON m.run = x.run AND m.legacy_id = x.member WHERE x.run = $1 AND x.rejected IS NULL "
+        "GROUP BY m.membership) s JOIN tier t ON t.id = s.tier WHERE ms.id = s.membership",
+        # the tier is read by a confirm under the account's version: bump it with the tier
+        "UPDATE account a SET version = a.version + 1 FROM import_member m WHERE m.run = $1 AND a.id = m.account "
+        "AND {program} > 0 AND $2::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM import_tier x WHERE x.run = $1 AND x.member = m.legacy_id "
+        "AND x.rejected IS NULL)",
+    ],
+}
+
+
+async def apply(program: Program, run: str, now: dt.datetime, actor: str, hooks: Hooks | None = None,
+                hold_after: str = "") -> list[str]:
+    """Apply the phases not done yet; returns the phases applied by this call. `hold_after` (tests): stop after
+    that phase is committed and wait to be killed."""
+    hooks = hooks or Hooks()
+    applied: list[str] = []
+    for phase in PHASES:
+        async with DB.transaction():
+            conn: asyncpg.Connection = DB.current_transaction.get().connection  # type: ignore[union-attr]
+            row = await conn.fetchrow("SELECT status, phases FROM import_run WHERE id = $1 FOR UPDATE", run)
+            if row is None or row["status"] == "staging":
+                raise read.ReadError("the run is not staged")
+            if phase in row["phases"]:
+                continue
+            if not row["phases"]:
+                await check(conn, run, program)  # the database may have moved since the dry run
+            if phase == "audit":
+                totals = await conn.fetchrow(
+                    "SELECT (SELECT count(*) FROM import_member WHERE run = $1 AND membership IS NOT NULL) members, "
+                    "(SELECT count(*) FROM import_card WHERE run = $1 AND rejected IS NULL) cards, "
+                    "(SELECT COALESCE(SUM(points), 0) FROM import_lot WHERE run = $1 AND lot IS NOT NULL) points", run)
+                # an import writes points: who ran which files, and how many (staff are audited)
+                await audit.record(actor, "members.import", f"program:{program.code}", {},
+                                   {"run": run, "members": totals["members"], "cards": totals["cards"],
+                                    "points": int(totals["points"])}, "kopilka import --apply", now)
+                await conn.execute("UPDATE import_run SET status = 'applied', applied_at = $2 WHERE id = $1", run, now)
+            else:
+                for statement in APPLY[phase]:
+                    await _execute(conn, statement, run, program, now)
+            await conn.execute("UPDATE import_run SET phases = array_append(phases, $2) WHERE id = $1", run, phase)
+        applied.append(phase)
+        hooks.phase_done(phase)
+        if hold_after == phase:
+            import asyncio
+
+            hooks.phase_done(f"holding after {phase}")
+            await asyncio.Event().wait()
+    return applied
+

@@ -1,0 +1,278 @@
+"""Validating legacy rows: each becomes a staging record or a reject (file, line, field, reason). Pure code (no I/O
+but the rows it is given); the checks that need the database (a card number already in use, a customer already a
+member) run in SQL over the staging tables (imports/run.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from loyalty_core.errors import ValidationFailed
+from loyalty_core.services.otp import normalise_email, normalise_phone
+
+MAX_LOT_POINTS = 10_000_000  # one legacy lot above this is a typo or an attack, not a balance: rejected
+MAX_SPEND_MINOR = 10**12  # 10 000 000 000 RUB of spend: beyond any shopper
+CARD_NUMBER = re.compile(r"^[0-9A-Za-z-]{1,32}$")  # what tills scan (EAN-13, Code128) and the card column holds
+LEGACY_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+_SPACES = re.compile(r"[\s\u00a0\u202f\u2009]+")
+_TRUE = {"1", "да", "y", "yes", "true", "истина", "+", "согласен", "есть"}
+_FALSE = {"0", "нет", "n", "no", "false", "ложь", "-", ""}
+_STATUS = {"active": "active", "активна": "active", "активная": "active", "1": "active", "выдана": "active",
+           "blocked": "blocked", "заблокирована": "blocked", "блокирована": "blocked", "0": "blocked",
+           "утеряна": "blocked", "lost": "blocked"}
+_GENDER = {"м": "m", "муж": "m", "мужской": "m", "m": "m", "male": "m",
+           "ж": "f", "жен": "f", "женский": "f", "f": "f", "female": "f"}
+
+
+@dataclass
+class Reject:
+    file: str
+    line: int
+    field: str
+    reason: str
+    action: str = "rejected"  # rejected: the row is not imported | dropped: the row is, without this field
+
+
+@dataclass
+class Context:
+    now: dt.datetime
+    tz: ZoneInfo
+    expiry_days: int
+    tiers: set[str]
+    date_format: str = ""
+
+
+class Bad(Exception):
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field, self.reason = field_name, reason
+
+
+def parse_number(raw: str, field_name: str) -> Decimal:
+    """`1 234,50`, `1234.5`, `1 234`: spaces (also non-breaking) are thousands separators, a comma is the point."""
+    text = _SPACES.sub("", raw).replace(",", ".")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise Bad(field_name, f"{raw!r} is not a number") from None
+    if not value.is_finite():
+        raise Bad(field_name, f"{raw!r} is not a number")
+    return value
+
+
+def parse_points(raw: str, field_name: str = "points") -> int:
+    value = parse_number(raw, field_name)
+    if value != value.to_integral_value():
+        raise Bad(field_name, f"{raw!r}: points are whole numbers")
+    if value <= 0:
+        raise Bad(field_name, f"{raw!r}: points must be positive")
+    if value > MAX_LOT_POINTS:
+        raise Bad(field_name, f"{raw!r}: more than {MAX_LOT_POINTS} points in one lot")
+    return int(value)
+
+
+def parse_money(raw: str, field_name: str) -> int:
+    """Roubles as printed -> kopecks."""
+    value = parse_number(raw, field_name) * 100
+    if value != value.to_integral_value() or value < 0 or value > MAX_SPEND_MINOR:
+        raise Bad(field_name, f"{raw!r} is not an amount of roubles and kopecks")
+    return int(value)
+
+
+def parse_when(raw: str, ctx: Context, field_name: str, *, end_of_day: bool = False) -> dt.datetime | None:
+    """A date or a date and time. A naive value is the program's local time; a bare date is the start of that day
+    (`end_of_day`: the start of the next one, so a lot that burns on 31.12 can still be spent on 31.12)."""
+    text = raw.strip()
+    if not text:
+        return None
+    value: dt.datetime | None = None
+    date_only = False
+    formats = [ctx.date_format] if ctx.date_format else []
+    for fmt in (*formats, "%d.%m.%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            value = dt.datetime.strptime(text, fmt)
+            date_only = not any(c in fmt for c in "HMS")
+            break
+        except ValueError:
+            continue
+    if value is None:
+        try:
+            value = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise Bad(field_name, f"{raw!r} is not a date") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ctx.tz)
+    if date_only and end_of_day:
+        value += dt.timedelta(days=1)
+    if not dt.datetime(1900, 1, 1, tzinfo=dt.UTC) <= value <= dt.datetime(2200, 1, 1, tzinfo=dt.UTC):
+        raise Bad(field_name, f"{raw!r} is out of range")
+    return value
+
+
+def parse_bool(raw: str, field_name: str) -> bool | None:
+    low = raw.strip().lower()
+    if not low:
+        return None
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise Bad(field_name, f"{raw!r} is neither yes nor no")
+
+
+@dataclass
+class MemberIndex:
+    """Who is who across the files: survivors by normalised phone and e-mail (the merge policy), legacy ids seen."""
+
+    by_phone: dict[str, str] = field(default_factory=dict)
+    by_email: dict[str, str] = field(default_factory=dict)
+    survivor: dict[str, str] = field(default_factory=dict)  # legacy id -> the legacy id it was merged into (or itself)
+    merges: list[tuple[str, str, str]] = field(default_factory=list)  # (merged, into, by what)
+
+
+def member(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex,
+           rejects: list[Reject]) -> tuple | None:
+    """A member's staging record, or None (rejected: the reason is in `rejects`).
+
+    Merge policy: the first row with a normalised phone or e-mail is the customer; a later row with the same phone
+    or e-mail is merged into it (its cards, lots and spend go to that customer; its own contacts, name and dates are
+    not used). A row whose phone is one customer's and e-mail another's is a conflict: rejected, for a human."""
+    def drop(field_name: str, reason: str) -> None:
+        rejects.append(Reject(file, line, field_name, reason, "dropped"))
+
+    legacy = raw.get("legacy_id", "").strip()
+    if not legacy or not LEGACY_ID.match(legacy):
+        rejects.append(Reject(file, line, "legacy_id", "missing" if not legacy else "not a legacy id (control characters or > 64)"))
+        return None
+    if legacy in index.survivor:
+        rejects.append(Reject(file, line, "legacy_id", f"duplicate legacy id {legacy}"))
+        return None
+    phone = email = None
+    if raw.get("phone", "").strip():
+        try:
+            phone = normalise_phone(raw["phone"])
+        except ValidationFailed:
+            drop("phone", f"{raw['phone']!r} is not a phone number")
+    if raw.get("email", "").strip():
+        try:
+            email = normalise_email(raw["email"])
+        except ValidationFailed:
+            drop("email", f"{raw['email']!r} is not an e-mail address")
+    into_phone = index.by_phone.get(phone) if phone else None
+    into_email = index.by_email.get(email) if email else None
+    if into_phone and into_email and into_phone != into_email:
+        rejects.append(Reject(file, line, "phone,email",
+                              f"conflict: the phone is member {into_phone}'s, the e-mail member {into_email}'s; a human decides"))
+        return None
+    into = into_phone or into_email
+    values: dict[str, object] = {}
+    for name, end in (("birth_date", False), ("registered_at", False), ("consent_sms_at", False), ("consent_email_at", False)):
+        try:
+            values[name] = parse_when(raw.get(name, ""), ctx, name, end_of_day=end)
+        except Bad as exc:
+            drop(exc.field, exc.reason)
+            values[name] = None
+        if values[name] is not None and values[name] > ctx.now:  # type: ignore[operator]
+            drop(name, f"{raw[name]!r} is in the future")
+            values[name] = None
+    birth = values["birth_date"]
+    birth_date = birth.date() if isinstance(birth, dt.datetime) else None
+    consents: dict[str, bool | None] = {}
+    for name in ("consent_sms", "consent_email"):
+        try:
+            consents[name] = parse_bool(raw.get(name, ""), name)
+        except Bad as exc:
+            drop(exc.field, exc.reason)
+            consents[name] = None
+    gender = _GENDER.get(raw.get("gender", "").strip().lower(), "")
+    if raw.get("gender", "").strip() and not gender:
+        drop("gender", f"{raw['gender']!r} is not a gender we know")
+    if into:
+        index.survivor[legacy] = into
+        index.merges.append((legacy, into, "phone" if into_phone else "e-mail"))
+    else:
+        index.survivor[legacy] = legacy
+        if phone:
+            index.by_phone[phone] = legacy
+        if email:
+            index.by_email[email] = legacy
+    return (file, line, legacy, None if into else phone, None if into else email, raw.get("name", "").strip()[:200],
+            birth_date, gender, raw.get("city", "").strip()[:100], consents["consent_sms"], values["consent_sms_at"],
+            consents["consent_email"], values["consent_email_at"], values["registered_at"],
+            raw.get("channel", "").strip()[:16], into)
+
+
+def card(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex, seen: set[str],
+         rejects: list[Reject]) -> tuple | None:
+    number = _SPACES.sub("", raw.get("number", ""))
+    if not CARD_NUMBER.match(number):
+        rejects.append(Reject(file, line, "number", f"{raw.get('number', '')!r} is not a card number tills can scan "
+                                                    "(1-32 letters, digits, dashes)"))
+        return None
+    if number in seen:
+        rejects.append(Reject(file, line, "number", f"duplicate card {number}"))
+        return None
+    owner = raw.get("member", "").strip()
+    if owner not in index.survivor:
+        rejects.append(Reject(file, line, "member", f"unknown member {owner!r}"))
+        return None
+    status = _STATUS.get(raw.get("status", "active").strip().lower() or "active")
+    if status is None:
+        rejects.append(Reject(file, line, "status", f"{raw.get('status')!r} is not a card status (active or blocked)"))
+        return None
+    try:
+        issued = parse_when(raw.get("issued_at", ""), ctx, "issued_at")
+        blocked = parse_when(raw.get("blocked_at", ""), ctx, "blocked_at")
+    except Bad as exc:
+        rejects.append(Reject(file, line, exc.field, exc.reason))
+        return None
+    seen.add(number)
+    return (file, line, number, index.survivor[owner], status, issued, blocked)
+
+
+def lot(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex, rejects: list[Reject]) -> tuple | None:
+    owner = raw.get("member", "").strip()
+    if owner not in index.survivor:
+        rejects.append(Reject(file, line, "member", f"unknown member {owner!r}"))
+        return None
+    try:
+        points = parse_points(raw.get("points", ""))
+        activates = parse_when(raw.get("activates_at", ""), ctx, "activates_at")
+        expires = parse_when(raw.get("expires_at", ""), ctx, "expires_at", end_of_day=True)
+    except Bad as exc:
+        rejects.append(Reject(file, line, exc.field, exc.reason))
+        return None
+    by_rule = activates is None and expires is None
+    activates = activates or ctx.now
+    if expires is None and ctx.expiry_days:
+        expires = max(activates, ctx.now) + dt.timedelta(days=ctx.expiry_days)
+    if expires is not None and expires <= ctx.now:
+        rejects.append(Reject(file, line, "expires_at", f"{raw.get('expires_at')!r}: expired before the import"))
+        return None
+    if expires is not None and expires <= activates:
+        rejects.append(Reject(file, line, "expires_at", "expires before it activates"))
+        return None
+    state = "pending" if activates > ctx.now else "active"
+    source = raw.get("source", "").strip()[:32]
+    return (file, line, index.survivor[owner], points, state, activates, expires, source, by_rule)
+
+
+def tier(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex, rejects: list[Reject]) -> tuple | None:
+    owner = raw.get("member", "").strip()
+    if owner not in index.survivor:
+        rejects.append(Reject(file, line, "member", f"unknown member {owner!r}"))
+        return None
+    code = raw.get("tier", "").strip()
+    match = next((t for t in ctx.tiers if t.lower() == code.lower()), None)
+    if match is None:
+        rejects.append(Reject(file, line, "tier", f"{code!r} is not a tier of the program ({', '.join(sorted(ctx.tiers))})"))
+        return None
+    try:
+        spend = parse_money(raw["spend"], "spend") if raw.get("spend", "").strip() else 0
+    except Bad as exc:
+        rejects.append(Reject(file, line, exc.field, exc.reason))
+        return None
+    return (file, line, index.survivor[owner], match, spend)
