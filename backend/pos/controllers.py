@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Annotated
 
 from litestar import Controller, Request, post
@@ -13,7 +14,7 @@ from backend.input_guard import ITEMS_CHECKED_BY_HANDLER
 from backend.pos.auth import TillPrincipal, current_till
 from backend.pos.confirmations import phone_gate
 from loyalty_core.engine import StoreInfo
-from loyalty_core.services import returns, sales
+from loyalty_core.services import otp, returns, sales
 from loyalty_core.services.sale_types import (
     BatchIn,
     BatchOut,
@@ -26,6 +27,10 @@ from loyalty_core.services.sale_types import (
     ReturnOut,
     SaleIn,
 )
+
+
+# returns by printed receipt (POST /pos/v1/returns) per till per hour, replays included
+RECEIPT_RETURNS_PER_HOUR = int(os.environ.get("KOPILKA_POS_RECEIPT_RETURNS_PER_HOUR", "20"))
 
 
 def _now() -> dt.datetime:
@@ -85,6 +90,9 @@ class TillController(Controller):
 
     @post("/returns", status_code=200, summary="Return lines of a sale of another store, by its printed receipt")
     async def return_by_receipt(self, request: Request, data: ReceiptReturnIn) -> ReturnOut:
+        # receipt numbers are often sequential: a till may look up only so many other stores' receipts an hour
+        till_id = current_till(request).till_id
+        await otp.hit(request.app.state.valkey, f"till:{till_id}:receipt-returns", RECEIPT_RETURNS_PER_HOUR, 3600)
         out = await returns.return_by_receipt(data, _till(current_till(request)), _now())
         metrics.count_return(out, "return")
         return out

@@ -83,7 +83,7 @@ async def _find_printed_sale(receipt: PrintedReceiptIn, till: Till) -> tuple[int
     """(sale id, its store) of the receipt, if the returning store may take it back: a store bound to a program
     sees only that program's receipts (by the original store and by the shopper's membership)."""
     query = (
-        "SELECT s.id, s.store, t.code AS till FROM sale s JOIN store o ON o.id = s.store JOIN till t ON t.id = s.till "
+        "SELECT s.id, s.store, t.code AS till, s.to_pay FROM sale s JOIN store o ON o.id = s.store JOIN till t ON t.id = s.till "
         "LEFT JOIN membership m ON m.id = s.membership JOIN store r ON r.id = {} "
         "WHERE o.code = {} AND s.business_date = {} AND s.receipt_id = {} "
         "AND (r.program IS NULL OR (COALESCE(o.program, r.program) = r.program "
@@ -94,6 +94,8 @@ async def _find_printed_sale(receipt: PrintedReceiptIn, till: Till) -> tuple[int
         query += " AND t.code = {}"
         args.append(receipt.till)
     rows = await Sale.raw(query + " ORDER BY t.code", *args)
+    if receipt.total is not None:
+        rows = [r for r in rows if r["to_pay"] == receipt.total]
     if not rows:
         raise SaleNotFound(
             f"No receipt {receipt.receipt_id} of store {receipt.store} on {receipt.business_date.isoformat()}"

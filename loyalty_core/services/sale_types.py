@@ -151,6 +151,9 @@ class PrintedReceiptIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     business_date: dt.date
     receipt_id: Str64
     till: Str64 | None = None  # needed only when two tills of the store printed the same number that day
+    # the receipt's printed total to pay, in kopecks: optional proof that the receipt is in the cashier's hands
+    # (a wrong one answers as for an unknown receipt)
+    total: Annotated[int, Meta(ge=0, le=2**53 - 1)] | None = None
 
 
 class ReceiptReturnIn(msgspec.Struct, frozen=True):

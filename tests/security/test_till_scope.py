@@ -63,7 +63,7 @@ async def written(member: Member, sale_id: int) -> tuple[Any, ...]:
     )
 
 
-def receipt_of(shop: Shop, body: dict[str, Any], **extra: str) -> dict[str, str]:
+def receipt_of(shop: Shop, body: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"store": shop.store_code, "business_date": body["business_date"], "receipt_id": body["receipt_id"], **extra}
 
 
@@ -253,3 +253,17 @@ async def test_an_idempotency_key_is_the_tills_own(http: httpx.AsyncClient, shop
     assert other.json()["sale_id"] != first.json()["sale_id"]
     assert "balance_after" not in other.json() or other.json()["balance_after"] != first.json()["balance_after"]
     assert other.json()["totals"]["amount"] == 10_000
+
+
+async def test_the_printed_total_when_sent_must_match(http: httpx.AsyncClient, shop: Shop) -> None:
+    other = await another_store(shop)
+    member = await make_member(shop, points=0)
+    body = sale_body(shop, [("cheese", 2, 100_000)], card=member.card)
+    sale = await confirm(http, shop, body)
+    lines = [{"line_no": 1, "quantity": 1}]
+    wrong = await http.post("/pos/v1/returns", headers=other.headers, json={
+        "original": receipt_of(shop, body, total=sale["totals"]["to_pay"] - 1), "return_id": "R-1", "lines": lines})
+    problem(wrong, 404, "sale-not-found")
+    right = await http.post("/pos/v1/returns", headers=other.headers, json={
+        "original": receipt_of(shop, body, total=sale["totals"]["to_pay"]), "return_id": "R-1", "lines": lines})
+    assert right.status_code == 200, right.text
