@@ -1,0 +1,93 @@
+"""The legacy import (`kopilka import`) is a bulk write of customers, cards and points: an import file must not be a
+way to take someone's card, to add a contact (a sign-in route) to a customer Kopilka already has, or to mint points."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from loyalty_core import db
+from tests.cli.conftest import run_kopilka
+from tests.factories import Shop, make_member
+
+
+def _import(src: Path, shop: Shop, tmp: Path):  # type: ignore[no-untyped-def]
+    return run_kopilka("import", str(src), "--program", shop.program_code, "--report-dir", str(tmp / "reports"),
+                       "--apply", env=dict(os.environ), timeout=300)
+
+
+def _rejects(tmp: Path) -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in (tmp / "reports").glob("*-rejects.csv"))
+
+
+async def test_an_import_cannot_take_a_registered_card(shop: Shop, tmp_path: Path) -> None:
+    victim = await make_member(shop, points=500)
+    tag = secrets.token_hex(3)
+    src = tmp_path / "x"
+    src.mkdir()
+    (src / "members.csv").write_text(f"legacy_id;phone\n{tag}-1;+7982{secrets.randbelow(10**7):07d}\n", encoding="utf-8")
+    (src / "cards.csv").write_text(f"number;member;status\n{victim.card};{tag}-1;active\n", encoding="utf-8")
+    (src / "balances.csv").write_text(f"member;points\n{tag}-1;10\n", encoding="utf-8")
+    r = _import(src, shop, tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "the card number is already in Kopilka" in _rejects(tmp_path)
+    card = await db.fetchrow("SELECT membership, status FROM card WHERE number = $1", victim.card)
+    assert card is not None and card["membership"] == victim.membership_id and card["status"] == "active"
+    account = await db.fetchrow("SELECT active FROM account WHERE id = $1", victim.account_id)
+    assert account is not None and account["active"] == 500
+
+
+async def test_an_import_cannot_add_a_contact_to_an_existing_customer(shop: Shop, tmp_path: Path) -> None:
+    from tests.factories import make_shop
+
+    other = await make_shop()  # the customer is a member of another program of the chain
+    existing = await make_member(other)
+    tag = secrets.token_hex(3)
+    attacker_mail = f"{tag}@attacker.example"
+    src = tmp_path / "x"
+    src.mkdir()
+    (src / "members.csv").write_text(f"legacy_id;phone;email\n{tag}-1;{existing.phone};{attacker_mail}\n", encoding="utf-8")
+    (src / "cards.csv").write_text(f"number;member;status\n{tag}LEG1;{tag}-1;active\n", encoding="utf-8")
+    r = _import(src, shop, tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    customer = await db.fetchrow("SELECT email FROM customer WHERE id = $1", existing.customer_id)
+    assert customer is not None and customer["email"] is None  # no new sign-in route
+    assert await db.fetchrow("SELECT 1 FROM customer WHERE email = $1", attacker_mail) is None
+    # the legacy card is the customer's in this program, but pays with points only once they confirm it
+    card = await db.fetchrow("SELECT c.confirm_needed, m.customer FROM card c JOIN membership m ON m.id = c.membership "
+                             "WHERE c.number = $1", f"{tag}LEG1")
+    assert card is not None and card["confirm_needed"] is True and card["customer"] == existing.customer_id
+
+
+async def test_an_existing_member_of_the_program_is_a_conflict_not_a_second_account(shop: Shop, tmp_path: Path) -> None:
+    existing = await make_member(shop, points=5)
+    tag = secrets.token_hex(3)
+    src = tmp_path / "x"
+    src.mkdir()
+    (src / "members.csv").write_text(f"legacy_id;phone\n{tag}-1;{existing.phone}\n", encoding="utf-8")
+    (src / "balances.csv").write_text(f"member;points\n{tag}-1;100000\n", encoding="utf-8")
+    r = _import(src, shop, tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "already a member of this program" in r.stdout
+    rows = await db.fetch("SELECT id FROM membership WHERE customer = $1 AND program = $2", existing.customer_id,
+                          shop.program_id)
+    assert len(rows) == 1
+    account = await db.fetchrow("SELECT active FROM account WHERE id = $1", existing.account_id)
+    assert account is not None and account["active"] == 5
+
+
+async def test_negative_fractional_and_absurd_points_are_rejected(shop: Shop, tmp_path: Path) -> None:
+    tag = secrets.token_hex(3)
+    src = tmp_path / "x"
+    src.mkdir()
+    (src / "members.csv").write_text(f"legacy_id;phone\n{tag}-1;+7983{secrets.randbelow(10**7):07d}\n", encoding="utf-8")
+    bad = ["-100", "0", "12,5", "99999999999", "1e9", "NaN", "Infinity", "сто"]
+    (src / "balances.csv").write_text("member;points\n" + "".join(f"{tag}-1;{p}\n" for p in bad) + f"{tag}-1;7\n",
+                                      encoding="utf-8")
+    r = _import(src, shop, tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert f"| balances.csv | balances | utf-8 | ';' | {len(bad) + 1} | 1 | {len(bad)} |" in r.stdout
+    assert "| total | 7 | 7 |" in r.stdout
+    rejects = _rejects(tmp_path)
+    assert rejects.count(",points,") == len(bad)
