@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 
 
 def route_handlers() -> list[Any]:
+    from back_office import ROUTES as office_routes
     from backend.admin import ROUTES as admin_routes
     from backend.api import ROUTES as api_routes
     from backend.health import ROUTES as health_routes
@@ -16,7 +17,7 @@ def route_handlers() -> list[Any]:
     from personal_account import ROUTES as web_routes
     from wallet_passes.web import ROUTES as wallet_routes
 
-    return [*health_routes, *pos_routes, *api_routes, *admin_routes, *wallet_routes, *web_routes]
+    return [*health_routes, *pos_routes, *api_routes, *admin_routes, *wallet_routes, *office_routes, *web_routes]
 
 
 def plugins(settings: Settings) -> list[Any]:

@@ -46,7 +46,8 @@ class MemberPointsController(Controller):
         if await approvals.needs_approval(data.points):
             return _pending(await approvals.request_adjustment(membership_id, data, _actor(request), _now()))
         return await adjustments.adjust_points(
-            membership_id, data, _now(), operator=current_operator(request).name, key=idempotency_key
+            membership_id, data, _now(), operator=current_operator(request).name, key=idempotency_key,
+            origin=request.client.host if request.client else "",
         )
 
     @post("/adjustments/mass", guards=SUPPORT, status_code=200,

@@ -128,7 +128,8 @@ def _key(key: str, membership_id: int, adjustment: AdjustmentIn) -> command.Key:
 
 
 async def adjust_points(
-    membership_id: int, adjustment: AdjustmentIn, now: dt.datetime, *, operator: str = "", key: str | None = None
+    membership_id: int, adjustment: AdjustmentIn, now: dt.datetime, *, operator: str = "", key: str | None = None,
+    origin: str = "",
 ) -> AdjustmentOut:
     """One member's adjustment in one transaction, exactly once per operation id."""
     _checked(adjustment, now)
@@ -169,7 +170,7 @@ async def adjust_points(
         subject = f"customer:{member['customer']}" if member["customer"] is not None else f"membership:{membership_id}"
         await audit.record(operator or "unknown", "points.adjust", subject, {},
                            {"membership_id": membership_id, "points": adjustment.points, "state": out.state,
-                            "operation_id": key}, reason, now)
+                            "operation_id": key}, reason, now, origin)
         if claimed is not None:
             await command.store([claimed], out)
         return out

@@ -131,7 +131,7 @@ async def approve(approval_id: int, actor: Actor, now: dt.datetime) -> ApprovalO
             if row["kind"] == "points.adjust":
                 adjustment = msgspec.convert(payload["adjustment"], AdjustmentIn)
                 done = await adjustments.adjust_points(payload["membership_id"], msgspec.structs.replace(
-                    adjustment, operation_id=None), now, operator=requester, key=operation)
+                    adjustment, operation_id=None), now, operator=requester, key=operation, origin=actor.origin)
             else:
                 mass = msgspec.convert(payload["mass"], MassAdjustmentIn)
                 done = await adjustments.adjust_many(msgspec.structs.replace(mass, operation_id=None), now,

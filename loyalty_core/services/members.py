@@ -171,7 +171,8 @@ class BirthDateCorrection(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     reason: Annotated[Reason, msgspec.Meta(min_length=3)]
 
 
-async def correct_birth_date(customer_id: int, change: BirthDateCorrection, actor: str, now: dt.datetime) -> Profile:
+async def correct_birth_date(customer_id: int, change: BirthDateCorrection, actor: str, now: dt.datetime,
+                             origin: str = "") -> Profile:
     """Support corrects a birth date: recorded in the audit trail with the reason; the birthday rules count
     the new date as known from now (a correction is no shortcut to a birthday bonus)."""
     _plausible_birth_date(change.birth_date)
@@ -188,7 +189,7 @@ async def correct_birth_date(customer_id: int, change: BirthDateCorrection, acto
         await audit.record(actor, "customer.birth_date", f"customer:{customer_id}",
                            {"birth_date": row["birth_date"], "birth_date_set_at": row["birth_date_set_at"]},
                            {"birth_date": change.birth_date, "birth_date_set_at": now if change.birth_date else None},
-                           change.reason, now)
+                           change.reason, now, origin)
     return await profile(customer_id)
 
 

@@ -1,0 +1,141 @@
+"""The back office in Russian (default) and English: messages keyed by their English text (a missing entry shows
+English), numbers and dates through the personal account's formats."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from personal_account import i18n as web_i18n
+
+LANGUAGES = ("ru", "en")
+
+RU: dict[str, str] = {
+    "Back office": "Бэк-офис",
+    "Kopilka": "Копилка",
+    "Sign in": "Войти",
+    "Sign out": "Выйти",
+    "E-mail": "E-mail",
+    "Password": "Пароль",
+    "Code from the authenticator app": "Код из приложения-аутентификатора",
+    "Sign in with": "Войти через",
+    "Wrong e-mail, password or code": "Неверный e-mail, пароль или код",
+    "Too many failed attempts: wait 15 minutes or ask an admin": "Слишком много неудачных попыток: подождите 15 минут или обратитесь к администратору",
+    "Main menu": "Главное меню",
+    "Skip to content": "Перейти к содержимому",
+    "Language": "Язык",
+    "Members": "Участники",
+    "Find a member": "Найти участника",
+    "Phone, card, e-mail or name": "Телефон, карта, e-mail или имя",
+    "Find": "Найти",
+    "Nothing found": "Ничего не найдено",
+    "Name": "Имя",
+    "Phone": "Телефон",
+    "Cards": "Карты",
+    "Program": "Программа",
+    "Status": "Статус",
+    "Approvals": "Согласования",
+    "Audit log": "Журнал аудита",
+    "Settings": "Настройки",
+    "Home": "Главная",
+    "Profile": "Профиль",
+    "Birth date": "Дата рождения",
+    "Consents": "Согласия",
+    "Balance": "Баланс",
+    "Active": "Активные",
+    "Pending": "Ожидают",
+    "Tier": "Уровень",
+    "Spend in the window": "Покупки за период",
+    "Purchases": "Покупки",
+    "Points history": "История баллов",
+    "Audit trail": "Журнал изменений",
+    "Expiring": "Сгорают",
+    "Becoming active": "Станут активными",
+    "Block": "Заблокировать",
+    "Unblock": "Разблокировать",
+    "Replace": "Заменить",
+    "Reason": "Причина",
+    "Points": "Баллы",
+    "Adjust points": "Начислить или списать баллы",
+    "Adjust": "Провести",
+    "Correct the birth date": "Исправить дату рождения",
+    "Save": "Сохранить",
+    "Approve": "Согласовать",
+    "Reject": "Отклонить",
+    "Requested by": "Запросил",
+    "When": "Когда",
+    "Who": "Кто",
+    "What": "Что",
+    "Subject": "Объект",
+    "Before": "Было",
+    "After": "Стало",
+    "From": "Откуда",
+    "Filter": "Фильтр",
+    "Since": "С",
+    "Until": "По",
+    "Action": "Действие",
+    "Older": "Раньше",
+    "Nothing waits for approval": "Согласований нет",
+    "Adjustment limit (points)": "Лимит корректировки (баллы)",
+    "Above it a second person approves": "Выше лимита нужно согласование второго сотрудника",
+    "Error": "Ошибка",
+    "Your roles": "Ваши роли",
+    "Receipt": "Чек",
+    "Store": "Магазин",
+    "Amount": "Сумма",
+    "Earned": "Начислено",
+    "Paid with points": "Оплачено баллами",
+    "Lines": "Позиции",
+    "Goodwill": "Компенсация клиенту",
+    "Lost purchase": "Не начисленная покупка",
+    "Correction of an error": "Исправление ошибки",
+    "Fraud": "Мошенничество",
+    "Other": "Другое",
+    "Lost card": "Карта утеряна",
+    "Stolen card": "Карта украдена",
+    "Damaged card": "Карта повреждена",
+    "Card blocked": "Карта заблокирована",
+    "Card unblocked": "Карта разблокирована",
+    "Card replaced": "Карта заменена",
+    "Points adjusted": "Баллы скорректированы",
+    "Above the limit: waits for a second person": "Выше лимита: ждёт согласования второго сотрудника",
+    "Birth date corrected": "Дата рождения исправлена",
+    "Approved": "Согласовано",
+    "Rejected": "Отклонено",
+    "Limit saved": "Лимит сохранён",
+    "granted": "дано",
+    "withdrawn": "отозвано",
+    "no consents": "согласий нет",
+    "Your role does not allow this page.": "Ваша роль не даёт доступа к этой странице.",
+    "The form expired: please try again.": "Форма устарела: попробуйте ещё раз.",
+    "Note": "Комментарий",
+    "What you can do here": "Что вы можете здесь делать",
+    "Marketing and finance pages come in a later release.": "Разделы маркетинга и финансов появятся в следующих версиях.",
+}
+
+
+def pick(value: str | None) -> str:
+    return value if value in LANGUAGES else "ru"
+
+
+class Formats:
+    def __init__(self, lang: str, timezone: str = "Europe/Moscow") -> None:
+        self.lang, self.timezone = lang, timezone
+
+    def t(self, text: str) -> str:
+        return RU.get(text, text) if self.lang == "ru" else text
+
+    def points(self, value: int) -> str:
+        return web_i18n.number(value, self.lang)
+
+    def money(self, minor: int) -> str:
+        return web_i18n.money(minor, self.lang)
+
+    def date(self, value: Any) -> str:
+        return web_i18n.date(value, self.lang, self.timezone) if value else "—"
+
+    def datetime(self, value: dt.datetime | None) -> str:
+        return web_i18n.datetime(value, self.lang, self.timezone) if value else "—"
+
+    def phone(self, value: str | None) -> str:
+        return web_i18n.phone_display(value) if value else "—"
