@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # reinstalls only when pyproject.toml changes
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench migrate worker install browser clean
+.PHONY: run test bench bench-import migrate worker install browser clean
 
 # --dev: sign-in codes are printed in the terminal instead of sent (the local demo only)
 run: $(STAMP)
@@ -20,6 +20,11 @@ test: $(STAMP) browser
 # e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--tills 40 --workers 4" (bench/run.py --help)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# `kopilka import` on a generated dirty legacy export, e.g. make bench-import IMPORT_MEMBERS=1000000
+IMPORT_MEMBERS ?= 100000
+bench-import: $(STAMP)
+	$(BIN)/python bench/import_bench.py --members $(IMPORT_MEMBERS)
 
 migrate: $(STAMP)
 	$(BIN)/kopilka migrate

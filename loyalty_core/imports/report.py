@@ -97,9 +97,10 @@ async def reconcile(run: str) -> Reconciliation:
     # members per tier: from the files (the best tier of a member's rows, else the program's first) and the database
     for r in await db.fetch(
         "SELECT COALESCE(best.code, (SELECT code FROM tier WHERE program = $2 ORDER BY rank, id LIMIT 1)) code, count(*) n "
-        "FROM import_member m LEFT JOIN LATERAL (SELECT tr.code FROM import_tier x JOIN tier tr ON tr.program = $2 "
-        "AND tr.code = x.tier WHERE x.run = m.run AND x.member = m.legacy_id AND x.rejected IS NULL ORDER BY tr.rank DESC "
-        "LIMIT 1) best ON true WHERE m.run = $1 AND m.rejected IS NULL AND m.merged_into IS NULL GROUP BY 1 ORDER BY 1",
+        "FROM import_member m LEFT JOIN (SELECT DISTINCT ON (x.member) x.member, tr.code FROM import_tier x "
+        "JOIN tier tr ON tr.program = $2 AND tr.code = x.tier WHERE x.run = $1 AND x.rejected IS NULL "
+        "ORDER BY x.member, tr.rank DESC) best ON best.member = m.legacy_id "
+        "WHERE m.run = $1 AND m.rejected IS NULL AND m.merged_into IS NULL GROUP BY 1 ORDER BY 1",
         run, head["program"],
     ):
         rec.tiers_files[r["code"]] = r["n"]

@@ -197,6 +197,8 @@ CHECKS = [
 
 
 async def check(conn: asyncpg.Connection, run: str, program: Program) -> None:
+    # freshly COPYed tables have no statistics: without them the planner nests loops over every row
+    await conn.execute("ANALYZE import_member, import_card, import_lot, import_tier")
     for statement in CHECKS:
         await _execute(conn, statement, run, program, None)
 
