@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class _RichHooks:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                                  Rate(), TimeRemainingColumn(), console=self.console)
         self.task: object = None
+        self.clock = time.monotonic()
 
     def file_started(self, name: str, kind: str, total_lines: int) -> None:
         if self.task is None:
@@ -45,7 +47,10 @@ class _RichHooks:
         self.progress.stop()
 
     def phase_done(self, phase: str) -> None:
-        self.console.print(f"import: {phase} applied" if not phase.startswith("holding") else f"import: {phase}")
+        now = time.monotonic()
+        self.console.print(f"import: {phase} applied ({now - self.clock:.1f} s)" if not phase.startswith("holding")
+                           else f"import: {phase}")
+        self.clock = now
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -78,6 +83,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             hooks.finish()
         note(f"import: run {staged.run[:12]} ({'staged now' if staged.fresh else 'already staged: the same files'})")
         if args.apply:
+            hooks.clock = time.monotonic()
             done = await runs.apply(program, staged.run, now, _actor(), hooks,
                                     hold_after=os.environ.get("KOPILKA_IMPORT_TEST_HOLD_AFTER", ""))
             if not done:

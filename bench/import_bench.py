@@ -70,6 +70,7 @@ def main() -> int:
             print(r.stdout[-3000:], r.stderr[-3000:])
             return 1
         verdict = [x for x in r.stdout.splitlines() if x.startswith("**")]
+        phases = [x.strip() for x in r.stderr.splitlines() if x.startswith("import:")]
     t0 = time.perf_counter()
     v = subprocess.run([*_kopilka(), "ledger", "verify"], env=env, capture_output=True, text=True)
     timings["ledger verify (whole database)"] = time.perf_counter() - t0
@@ -82,6 +83,7 @@ def main() -> int:
         print(f"{label}: {seconds:.1f} s" + (f" ({rows / seconds:,.0f} rows/s)" if "verify" not in label else ""))
         if "verify" not in label:
             total += seconds
+    print("apply phases: " + "; ".join(x.removeprefix("import: ") for x in phases))
     print(f"members + cards + lots + tiers, dry run and apply: {total:.1f} s; peak memory of a CLI run: {peak_mb:.0f} MB")
     print(f"reconciliation: {verdict[-1] if verdict else '?'}; ledger verify: {v.stdout.strip().splitlines()[-1]}")
     if not args.keep:
