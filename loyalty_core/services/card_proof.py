@@ -87,15 +87,6 @@ async def count_bind_attempt(valkey: Any, shopper: str, ip: str, number: str, po
 
 # --- the till's link code -----------------------------------------------------------------------
 
-_VERIFY = """
-local h = redis.call('HGET', KEYS[1], 'h')
-if not h then return -1 end
-if h == ARGV[1] then redis.call('DEL', KEYS[1]) return 0 end
-local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-if n >= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) end
-return n
-"""
-
 Send = Callable[[str, str], Awaitable[None]]  # (E.164 phone, text)
 
 
@@ -116,18 +107,12 @@ class TillLinkCodes:
         return f"kopilka:card-link:{self.till_id}:{number}:{phone}"
 
     def _hash(self, phone: str, number: str, code: str) -> str:
-        message = f"card-link:{self.till_id}:{number}:{phone}:{code}".encode()
-        return hmac.new(self.secret.encode(), message, hashlib.sha256).hexdigest()
+        return otp.keyed_hash(self.secret, f"card-link:{self.till_id}:{number}:{phone}:{code}")
 
     async def send_code(self, phone: str, number: str) -> None:
         await otp.hit(self.valkey, f"card-link:send:{phone}", self.policy.sends_per_phone, self.policy.window)
-        code = f"{secrets.randbelow(1_000_000):06d}"
-        key = self._key(phone, number)
-        async with self.valkey.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.hset(key, mapping={"h": self._hash(phone, number, code), "attempts": 0})
-            pipe.expire(key, self.policy.code_ttl)
-            await pipe.execute()
+        code = otp.new_code()
+        await otp.store_code(self.valkey, self._key(phone, number), self._hash(phone, number, code), self.policy.code_ttl)
         minutes = max(self.policy.code_ttl // 60, 1)
         await self.send(
             phone,
@@ -142,14 +127,9 @@ class TillLinkCodes:
                 "This phone belongs to a member: the card is linked after they confirm. A code was sent to the "
                 "phone; send it back as confirmation_code", code_sent=True,
             )
-        result = int(await self.valkey.eval(
-            _VERIFY, 1, self._key(phone, number), self._hash(phone, number, code.strip()), self.policy.max_wrong_attempts
-        ))
-        if result == 0:
-            return
-        if result < 0:
-            raise ConfirmationRequired("No valid code for this phone and card at this till: register again for a new one")
-        left = self.policy.max_wrong_attempts - result
-        if left <= 0:
-            raise ConfirmationRequired("Too many wrong codes: this code no longer works, register again for a new one")
-        raise ConfirmationRequired(f"Wrong code; {left} attempt(s) left", attempts_left=left)
+        await otp.consume_code(
+            self.valkey, self._key(phone, number), self._hash(phone, number, code.strip()),
+            self.policy.max_wrong_attempts, ConfirmationRequired,
+            missing="No valid code for this phone and card at this till: register again for a new one",
+            again="register again for a new one",
+        )

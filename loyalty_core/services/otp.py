@@ -147,12 +147,46 @@ return n
 """
 
 
+def new_code() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def keyed_hash(secret: str, message: str) -> str:
+    """What is stored instead of a code: HMAC-SHA256 with the app secret, over the code and what it is bound to."""
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+async def store_code(valkey: Any, key: str, digest: str, ttl: int) -> None:
+    """Put a code's hash at `key` with no wrong attempts yet, replacing the previous code there."""
+    async with valkey.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        pipe.hset(key, mapping={"h": digest, "attempts": 0})
+        pipe.expire(key, ttl)
+        await pipe.execute()
+
+
+async def consume_code(
+    valkey: Any, key: str, digest: str, max_wrong_attempts: int, error: type[DomainError], missing: str, again: str
+) -> None:
+    """Consume the code at `key` or raise `error`: `missing` when there is none, the attempts left when wrong
+    (the code dies at the last one; `again` says how to get another). Atomic: two right answers cannot both pass."""
+    result = int(await valkey.eval(_VERIFY, 1, key, digest, max_wrong_attempts))
+    if result == 0:
+        return
+    if result < 0:
+        raise error(missing)
+    left = max_wrong_attempts - result
+    if left <= 0:
+        raise error(f"Too many wrong codes: this code no longer works, {again}")
+    raise error(f"Wrong code; {left} attempt(s) left", attempts_left=left)
+
+
 def _code_key(who: Identifier) -> str:
     return f"kopilka:otp:{who.kind}:{who.value}"
 
 
 def _code_hash(secret: str, who: Identifier, code: str) -> str:
-    return hmac.new(secret.encode(), f"{who.value}:{code}".encode(), hashlib.sha256).hexdigest()
+    return keyed_hash(secret, f"{who.value}:{code}")
 
 
 async def request_code(
@@ -162,13 +196,8 @@ async def request_code(
     """Send a fresh 6-digit code (a new request replaces the previous code), in the shopper's language (ru | en)."""
     await hit(valkey, f"send:ip:{ip}", policy.sends_per_ip, policy.window)
     await hit(valkey, f"send:id:{who.value}", policy.sends_per_identifier, policy.window)
-    code = f"{secrets.randbelow(1_000_000):06d}"
-    key = _code_key(who)
-    async with valkey.pipeline(transaction=True) as pipe:
-        pipe.delete(key)
-        pipe.hset(key, mapping={"h": _code_hash(secret, who, code), "attempts": 0})
-        pipe.expire(key, policy.code_ttl)
-        await pipe.execute()
+    code = new_code()
+    await store_code(valkey, _code_key(who), _code_hash(secret, who, code), policy.code_ttl)
     minutes = max(policy.code_ttl // 60, 1)
     if language == "ru":
         text = f"Копилка: ваш код {code}. Действует {minutes} мин. Никому его не сообщайте."
@@ -183,12 +212,7 @@ async def check_code(
     """Consume the code or raise CodeInvalid / RateLimited. Atomic: two right answers cannot both pass."""
     await hit(valkey, f"check:ip:{ip}", policy.attempts_per_ip, policy.window)
     await hit(valkey, f"check:id:{who.value}", policy.attempts_per_identifier, policy.window)
-    result = int(await valkey.eval(_VERIFY, 1, _code_key(who), _code_hash(secret, who, code), policy.max_wrong_attempts))
-    if result == 0:
-        return
-    if result < 0:
-        raise CodeInvalid("No valid code for this phone or e-mail: request a new one")
-    left = policy.max_wrong_attempts - result
-    if left <= 0:
-        raise CodeInvalid("Too many wrong codes: this code no longer works, request a new one")
-    raise CodeInvalid(f"Wrong code; {left} attempt(s) left", attempts_left=left)
+    await consume_code(
+        valkey, _code_key(who), _code_hash(secret, who, code), policy.max_wrong_attempts, CodeInvalid,
+        missing="No valid code for this phone or e-mail: request a new one", again="request a new one",
+    )

@@ -12,9 +12,6 @@ Codes live only in Valkey, hashed with the app secret, like the shopper's login 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import secrets
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -100,15 +97,6 @@ def activation_time(sale: SaleIn, pending_days: int, now: dt.datetime) -> dt.dat
 
 # --- phone look-ups and spend codes -----------------------------------------------------------
 
-_VERIFY = """
-local h = redis.call('HGET', KEYS[1], 'h')
-if not h then return -1 end
-if h == ARGV[1] then redis.call('DEL', KEYS[1]) return 0 end
-local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-if n >= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) end
-return n
-"""
-
 
 class PhoneGate:
     """One till's phone look-ups and spend codes, for one request."""
@@ -129,8 +117,7 @@ class PhoneGate:
         return f"kopilka:till-code:{self.till_id}:{phone}"
 
     def _hash(self, phone: str, code: str) -> str:
-        message = f"till:{self.till_id}:{phone}:{code}".encode()
-        return hmac.new(self.secret.encode(), message, hashlib.sha256).hexdigest()
+        return otp.keyed_hash(self.secret, f"till:{self.till_id}:{phone}:{code}")
 
     async def send_code(self, scan: str, now: dt.datetime) -> None:
         """A fresh code to the shopper's phone (a new one replaces the previous for this till)."""
@@ -142,12 +129,8 @@ class PhoneGate:
             raise RuntimeError("PhoneGate.send_code needs a gateway")
         await resolve_scan(phone, now, program_id=self.program_id)  # unknown / blocked: as identify answers
         await otp.hit(self.valkey, f"till-code:send:{phone}", self.policy.sends_per_phone, self.policy.window)
-        code = f"{secrets.randbelow(1_000_000):06d}"
-        async with self.valkey.pipeline(transaction=True) as pipe:
-            pipe.delete(self._key(phone))
-            pipe.hset(self._key(phone), mapping={"h": self._hash(phone, code), "attempts": 0})
-            pipe.expire(self._key(phone), self.policy.code_ttl)
-            await pipe.execute()
+        code = otp.new_code()
+        await otp.store_code(self.valkey, self._key(phone), self._hash(phone, code), self.policy.code_ttl)
         minutes = max(self.policy.code_ttl // 60, 1)
         await self.gateway.send(
             otp.Identifier("phone", phone),
@@ -162,14 +145,8 @@ class PhoneGate:
                 "Paying with points by phone needs the shopper's code: POST /pos/v1/confirmations, "
                 "then send it as confirmation_code"
             )
-        result = int(await self.valkey.eval(
-            _VERIFY, 1, self._key(phone), self._hash(phone, code.strip()), self.policy.max_wrong_attempts
-        ))
-        if result == 0:
-            return
-        if result < 0:
-            raise ConfirmationRequired("No valid code for this phone at this till: request a new one")
-        left = self.policy.max_wrong_attempts - result
-        if left <= 0:
-            raise ConfirmationRequired("Too many wrong codes: this code no longer works, request a new one")
-        raise ConfirmationRequired(f"Wrong code; {left} attempt(s) left", attempts_left=left)
+        await otp.consume_code(
+            self.valkey, self._key(phone), self._hash(phone, code.strip()), self.policy.max_wrong_attempts,
+            ConfirmationRequired, missing="No valid code for this phone at this till: request a new one",
+            again="request a new one",
+        )
