@@ -152,8 +152,14 @@ async def write_rejects(run: str, path: Path) -> int:
         out = csv.writer(f)
         out.writerow(["file", "line", "field", "reason", "action"])
         for r in rows:
-            out.writerow([r["file"], r["line"], r["field"], r["reason"], r["action"]])
+            out.writerow([_cell(r["file"]), r["line"], _cell(r["field"]), _cell(r["reason"]), r["action"]])
     return sum(1 for r in rows if r["action"] == "rejected")
+
+
+def _cell(value: str) -> str:
+    """The rejects file is opened in a spreadsheet by the finance team: a cell that starts like a formula (a file
+    named `=HYPERLINK(...).csv`) is written as text."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def markdown(rec: Reconciliation, dry_run: bool) -> str:

@@ -91,3 +91,15 @@ async def test_negative_fractional_and_absurd_points_are_rejected(shop: Shop, tm
     assert "| total | 7 | 7 |" in r.stdout
     rejects = _rejects(tmp_path)
     assert rejects.count(",points,") == len(bad)
+
+
+async def test_the_rejects_file_does_not_carry_spreadsheet_formulas(shop: Shop, tmp_path: Path) -> None:
+    tag = secrets.token_hex(3)
+    src = tmp_path / "x"
+    src.mkdir()
+    evil = src / '=HYPERLINK("evil") members.csv'
+    evil.write_text(f"legacy_id;phone\n{tag}-1;+7984{secrets.randbelow(10**7):07d}\n{tag}-2;12\n", encoding="utf-8")
+    r = _import(src, shop, tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    rows = [line for line in _rejects(tmp_path).splitlines()[1:] if line]
+    assert rows and all(not line.lstrip('"').startswith(("=", "+", "-", "@")) for line in rows), rows
