@@ -208,7 +208,11 @@ def rows(opened: Opened) -> Iterator[tuple[int, dict[str, str] | None, str]]:
                 if not isinstance(doc, dict):
                     yield line_no, None, "not a JSON object"
                     continue
-                yield line_no, {k: "" if doc.get(c) is None else str(doc.get(c)) for k, c in columns.items()}, ""
+                values = {k: "" if doc.get(c) is None else str(doc.get(c)) for k, c in columns.items()}
+                if any("\x00" in v for v in values.values()):
+                    yield line_no, None, "a NUL character"
+                    continue
+                yield line_no, values, ""
             return
         reader = csv.reader(f, delimiter=opened.delimiter)
         header = [h.strip() for h in next(reader)]
@@ -223,6 +227,9 @@ def rows(opened: Opened) -> Iterator[tuple[int, dict[str, str] | None, str]]:
                 continue  # blank lines are not rows
             if len(record) != len(header):
                 yield line_no, None, f"{len(record)} columns, the header has {len(header)}"
+                continue
+            if any("\x00" in v for v in record):  # PostgreSQL text cannot hold it
+                yield line_no, None, "a NUL character"
                 continue
             yield line_no, {k: record[i].strip() for k, i in where.items()}, ""
 

@@ -13,6 +13,7 @@ set-based SQL, then reconcile.
 from __future__ import annotations
 
 import datetime as dt
+import csv
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -123,7 +124,7 @@ async def stage(program: Program, inputs: list[Path], mapping: read.Mapping, now
             batch: list[tuple] = []
             rejects: list[Reject] = []
             count = 0
-            for line, raw, broken in read.rows(o):
+            for line, raw, broken in _guarded(o):
                 count += 1
                 if raw is None:
                     rejects.append(Reject(o.path.name, line, "", f"broken row: {broken}"))
@@ -151,6 +152,22 @@ async def stage(program: Program, inputs: list[Path], mapping: read.Mapping, now
         await check(conn, run, program)
         await conn.execute("UPDATE import_run SET status = 'staged', staged_at = $2 WHERE id = $1", run, now)
     return staged
+
+
+def _guarded(o: read.Opened):  # type: ignore[no-untyped-def]
+    """The rows of a file; a file that turns out undecodable or malformed past its first megabyte stops the run
+    with its name (the staging transaction rolls back: nothing is half staged)."""
+    rows = read.rows(o)
+    while True:
+        try:
+            yield next(rows)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise read.ReadError(f"{o.path.name}: not {o.encoding} at byte {exc.start} of a chunk: set its encoding "
+                                 "in the mapping") from None
+        except csv.Error as exc:
+            raise read.ReadError(f"{o.path.name}: {exc}") from None
 
 
 async def _copy(conn: asyncpg.Connection, run: str, table: str, columns: tuple[str, ...], batch: list[tuple],

@@ -103,3 +103,27 @@ async def test_the_rejects_file_does_not_carry_spreadsheet_formulas(shop: Shop, 
     assert r.returncode == 0, r.stderr + r.stdout
     rows = [line for line in _rejects(tmp_path).splitlines()[1:] if line]
     assert rows and all(not line.lstrip('"').startswith(("=", "+", "-", "@")) for line in rows), rows
+
+
+async def test_nul_bytes_undecodable_text_and_huge_fields_are_refused_not_crashed_on(shop: Shop, tmp_path: Path) -> None:
+    tag = secrets.token_hex(3)
+    src = tmp_path / "x"
+    src.mkdir()
+    phone = f"+7985{secrets.randbelow(10**7):07d}"
+    (src / "members.csv").write_text(f"legacy_id;phone;name\n{tag}-1;{phone};Ann\x00a\n{tag}-2;{phone[:-1]}9;Bob\n",
+                                     encoding="utf-8")
+    r = _import(src, shop, tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "| members.csv | members | utf-8 | ';' | 2 | 1 | 1 |" in r.stdout
+    assert "a NUL character" in _rejects(tmp_path)
+
+    # valid UTF-8 for more than the megabyte the detection reads, then a byte that is not
+    (src / "members.csv").write_bytes(b"legacy_id;phone;name\n" + b"".join(
+        f"{tag}-{i};;Имя\n".encode() for i in range(60000))
+        + b"x-1;;\xff\xfe\n")
+    r = _import(src, shop, tmp_path)
+    assert r.returncode == 1 and "set its encoding" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+    (src / "members.csv").write_text(f"legacy_id;phone;name\n{tag}-3;;{'x' * 200_000}\n", encoding="utf-8")
+    r = _import(src, shop, tmp_path)
+    assert r.returncode == 1 and "field larger than field limit" in r.stderr and "Traceback" not in r.stderr, r.stderr
