@@ -8,11 +8,8 @@ The app runs as a real uvicorn process on an ephemeral port; tests talk real HTT
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,8 +18,7 @@ import pytest
 
 from backend import infra
 from loyalty_core import db
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests import servers
 
 pytest_plugins = ["tests.factories", "tests.fakes.fixtures", "tests.identity.fixtures"]
 
@@ -65,50 +61,17 @@ async def valkey(services: tuple[str, str]) -> AsyncIterator[object]:
     await client.aclose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server(services: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app under uvicorn, as production runs it (one worker here)."""
-    port = _free_port()
-    env = dict(os.environ)
-    env.update(KOPILKA_PORT=str(port), KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}", KOPILKA_SECRET_KEY="test-secret")
     os.environ["KOPILKA_SECRET_KEY"] = "test-secret"
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     os.environ["KOPILKA_TEST_SERVER_LOG"] = str(log_path)  # tests that assert "no traceback" read it
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "backend.app:create_app",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("server did not start:\n" + log_path.read_text())
-            time.sleep(0.1)
-        try:
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            errors = log_path.read_text()
-            if "Traceback" in errors:
-                print("server log:\n" + errors[-5000:], file=sys.stderr)
+    with servers.uvicorn_app(log_path, timeout=30, stop_timeout=10) as app:
+        yield app.base
+    errors = log_path.read_text()
+    if "Traceback" in errors:
+        print("server log:\n" + errors[-5000:], file=sys.stderr)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 import valkey.asyncio as valkey_asyncio
 
 from backend.valkey_client import SentinelUrl
+from tests import servers
 from tests.cli.instances import free_port, serving
 from wallet_passes.web import LOG_REQUESTS_PER_IP
 
@@ -36,11 +37,7 @@ def _process(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        servers.stop(proc, 10)
 
 
 async def _until(check, timeout: float = 30):  # type: ignore[no-untyped-def]

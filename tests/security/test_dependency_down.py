@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,12 +17,12 @@ import httpx
 import pytest
 
 from backend.infra import EmbeddedValkey, start_embedded_postgres
+from tests import servers
 from tests.factories import Shop, make_member, sale_body
 from tests.web.browser import NoJsBrowser
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-ROOT = Path(__file__).resolve().parents[2]
 PROBLEM = "application/problem+json"
 
 
@@ -34,36 +31,13 @@ class Outage:
         self.base, self.valkey = base, valkey
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _app(data_dir: Path, **env_vars: str) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     """The real app under uvicorn with the session's services, some replaced by `env_vars`; no request may fail
     with an unhandled error (the dashboard's live poller logs its own failures, with a traceback: not a request)."""
-    port = _free_port()
-    env = dict(os.environ, KOPILKA_PORT=str(port), KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}",
-               KOPILKA_SECRET_KEY="test-secret", **env_vars)
     log_path = data_dir / "server.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "backend.app:create_app",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(lambda: _status(base + "/ready") == 200, proc, log_path)
-        yield base, proc, log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with servers.uvicorn_app(log_path, extra_env=env_vars, ready_path="/ready", timeout=30, stop_timeout=10) as app:
+        yield app.base, app.proc, log_path
     output = log_path.read_text()
     assert not re.search("unhandled error on|web page failed", output), output[-5000:]
 
@@ -77,7 +51,7 @@ def outage(services: tuple[str, str]) -> Iterator[Outage]:
     try:
         with _app(data_dir, KOPILKA_VALKEY_URL=valkey.url) as (base, proc, log_path):
             valkey.stop()
-            _wait_for(lambda: _status(base + "/ready") == 503, proc, log_path)
+            servers.wait_until(lambda: servers.status(base + "/ready", timeout=5) == 503, proc, log_path)
             yield Outage(base, valkey)
     finally:
         valkey.stop()
@@ -95,28 +69,13 @@ def database_outage(services: tuple[str, str]) -> Iterator[str]:
     try:
         with _app(data_dir, KOPILKA_DATABASE_URL=database_url) as (base, proc, log_path):
             embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=postgres.pgdata, user=postgres.system_user)
-            _wait_for(lambda: _status(base + "/ready") == 503, proc, log_path)
+            servers.wait_until(lambda: servers.status(base + "/ready", timeout=5) == 503, proc, log_path)
             yield base
     finally:
         if not (postgres.pgdata / "postmaster.pid").exists():
             postgres.cleanup_mode = None  # already stopped: only leave its handle file
         postgres.cleanup()
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def _status(url: str) -> int:
-    try:
-        return httpx.get(url, timeout=5).status_code
-    except httpx.HTTPError:
-        return 0
-
-
-def _wait_for(condition: object, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError("the server did not get there:\n" + log_path.read_text())
-        time.sleep(0.1)
 
 
 def _dependency_problem(response: httpx.Response, service: str = "valkey") -> None:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,15 +18,10 @@ import httpx
 import pytest
 import yaml
 
+from tests import servers
 from tests.cli.conftest import ROOT, kopilka_argv
 from tests.factories import Shop
 from tests.identity.shopper import new_ip, new_phone
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening(port: int) -> bool:
@@ -37,24 +30,11 @@ def _listening(port: int) -> bool:
 
 
 def _wait_health(proc: subprocess.Popen[str], base: str, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError("server did not start:\n" + log.read_text())
-        time.sleep(0.1)
+    servers.wait_until(lambda: servers.status(base + "/health") == 200, proc, log, timeout)
 
 
-def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
-    proc.send_signal(sig)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def _stop(proc: subprocess.Popen[str]) -> None:
+    servers.stop(proc, 60)
 
 
 def default_env(**extra: str) -> dict[str, str]:
@@ -67,19 +47,9 @@ def default_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def default_server(services: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app under uvicorn with default settings (no development mode), on loopback."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("default-server") / "server.log"
-    env = default_env(KOPILKA_PORT=str(port), KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}", KOPILKA_SECRET_KEY="test-secret")
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "backend.app:create_app", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    try:
-        _wait_health(proc, f"http://127.0.0.1:{port}", log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(proc)
+    with servers.uvicorn_app(log, env=default_env(), timeout=90, stop_timeout=60) as app:
+        yield app.base
 
 
 async def test_a_stranger_gets_no_code_over_http_with_default_settings(default_server: str, valkey) -> None:
@@ -111,7 +81,7 @@ async def test_the_old_inbox_is_gone_even_in_development_mode(http: httpx.AsyncC
     ("0.0.0.0", ["env:KOPILKA_DEV_MODE=1"]), ("0.0.0.0", ["env:KOPILKA_OTP_GATEWAY=dev"]),
 ])
 def test_serve_on_a_public_address_refuses_the_development_gateway(services, how: list[str], host: str) -> None:
-    port = _free_port()
+    port = servers.free_port()
     env, args = default_env(), []
     for item in how:
         if item.startswith("env:"):
@@ -131,7 +101,7 @@ def test_serve_on_a_public_address_refuses_the_development_gateway(services, how
 
 
 def test_serve_with_the_unsafe_flag_starts_on_a_public_address_and_says_so(services, tmp_path: Path) -> None:
-    port = _free_port()
+    port = servers.free_port()
     log = tmp_path / "serve.log"
     env = default_env(KOPILKA_SECRET_KEY="test-secret")
     with open(log, "w") as out:
@@ -151,7 +121,7 @@ async def test_make_run_is_a_local_demo_where_codes_appear_in_the_terminal(shop:
     makefile = (ROOT / "Makefile").read_text()
     run = re.search(r"^run:.*\n\t(.+)$", makefile, re.M)
     assert run and run[1].split()[1:] == ["serve", "--dev"], run
-    port = _free_port()
+    port = servers.free_port()
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([*kopilka_argv(), "serve", "--dev", "--port", str(port), "--no-demo", "--log-level", "warning"],

@@ -4,52 +4,26 @@ stored hashed; a revoked key fails at the next request in every worker process."
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.cli.conftest import ROOT, empty_env, run_kopilka  # noqa: F401 (a fixture)
+from tests import servers
+from tests.cli.conftest import empty_env, run_kopilka  # noqa: F401 (a fixture)
 from tests.factories import Shop, unique
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def two_workers(services: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app as `kopilka serve --workers 2` runs it: two uvicorn worker processes behind one port."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("two-workers") / "server.log"
-    env = dict(os.environ, KOPILKA_PORT=str(port), KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}", KOPILKA_SECRET_KEY="test-secret")
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "backend.app:create_app", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "2", "--log-level", "info", "--no-access-log"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        # both workers have finished starting ("Application startup complete." once per worker)
-        while log.read_text().count("Application startup complete") < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    # both workers have finished starting ("Application startup complete." once per worker)
+    with servers.uvicorn_app(log, "--workers", "2", "--no-access-log", log_level="info",
+                             ready=lambda: log.read_text().count("Application startup complete") >= 2) as app:
+        yield app.base
 
 
 def _last_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -4,11 +4,7 @@ started the flow."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,47 +13,18 @@ from urllib.parse import quote, quote_plus, urlparse
 import httpx
 import pytest
 
-from tests.cli.conftest import ROOT
+from tests import servers
 from tests.factories import Shop
 from tests.identity.shopper import new_phone
 from tests.web.browser import NoJsBrowser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def logged_server(services: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The app with uvicorn's access log on, as production logs requests."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("access-log") / "server.log"
-    env = dict(os.environ, KOPILKA_PORT=str(port), KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}", KOPILKA_SECRET_KEY="test-secret")
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "backend.app:create_app", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "info"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield base, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with servers.uvicorn_app(log, log_level="info") as app:
+        yield app.base, log
 
 
 def _forms_of(contact: str) -> list[str]:

@@ -4,16 +4,12 @@ a client on the server's own machine whose request did not come through a proxy.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cli.conftest import ROOT
-from tests.cli.instances import free_port, stop, wait_ready
+from tests import servers
 
 PROBLEM = "application/problem+json"
 TOKEN = "metrics-token-0123456789abcdef"
@@ -21,22 +17,11 @@ TOKEN = "metrics-token-0123456789abcdef"
 
 @pytest.fixture(scope="module")
 def token_server(services: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
     log = tmp_path_factory.mktemp("metrics-token") / "server.log"
-    env = dict(os.environ, KOPILKA_METRICS_TOKEN=TOKEN, KOPILKA_SECRET_KEY="test-secret",
-               KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    env = dict(os.environ)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "backend.app:create_app", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(proc, base + "/health", Path(log))
-        yield base
-    finally:
-        stop(proc)
+    with servers.uvicorn_app(log, env=env, extra_env={"KOPILKA_METRICS_TOKEN": TOKEN}) as app:
+        yield app.base
 
 
 def refused(response: httpx.Response, status: int) -> None:
