@@ -10,19 +10,16 @@ import subprocess
 
 import psutil
 
+from tests import servers
 from tests.cli.conftest import ROOT, kopilka_argv
-from tests.cli.test_serve import _free_port, _serve_env, _start_serve, _valkey_of, _wait_ready, data_dir  # noqa: F401
+from tests.cli.test_serve import _serve_env, _serving, _valkey_of, _wait_ready, data_dir  # noqa: F401
 
 
 def test_a_command_beside_serve_joins_its_valkey_and_leaves_it_running(tmp_path, data_dir) -> None:  # noqa: F811
     # it used to start a Valkey of its own on the same socket: serve's server was stopped as "stale", and the
     # socket vanished when the command exited, so serve's /ready stayed 503 until it was restarted
     log = tmp_path / "serve.log"
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = _start_serve(data_dir, port, log)
-    try:
-        _wait_ready(proc, base + "/ready", log)
+    with _serving(data_dir, log) as (proc, base):
         (valkey,) = _valkey_of(proc)
         socket_path = re.search(r"Valkey\s+embedded, unix://(\S+)", log.read_text())[1]
 
@@ -39,9 +36,6 @@ def test_a_command_beside_serve_joins_its_valkey_and_leaves_it_running(tmp_path,
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     _, left = psutil.wait_procs([valkey], timeout=10)
     assert not left, "serve's Valkey outlived serve"
 
@@ -49,7 +43,7 @@ def test_a_command_beside_serve_joins_its_valkey_and_leaves_it_running(tmp_path,
 def test_a_second_serve_on_a_taken_port_says_so_before_starting_anything(tmp_path, data_dir) -> None:  # noqa: F811
     # it used to migrate, print the banner with URLs that belonged to the other server, and only then
     # fail in uvicorn with "[Errno 98] ... address already in use" (exit 3)
-    port = _free_port()
+    port = servers.free_port()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen()

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,13 +18,8 @@ import psutil
 import pytest
 
 from loyalty_core.cards import is_valid_card_number
+from tests import servers
 from tests.cli.conftest import ROOT, kopilka_argv
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -47,7 +41,7 @@ def data_dir() -> Iterator[Path]:
 
 
 def test_serve_starts_everything_itself_and_stops_cleanly_on_sigterm(tmp_path: Path, data_dir: Path) -> None:
-    port = _free_port()
+    port = servers.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOPILKA_")}
     env.update(KOPILKA_DATA_DIR=str(data_dir), KOPILKA_SECRET_KEY="serve-test")
     log = tmp_path / "serve.log"
@@ -118,6 +112,20 @@ def _start_serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[str]:
         )
 
 
+@contextlib.contextmanager
+def _serving(data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`kopilka serve`, ready, and its base URL; the test stops or kills it, its group is killed if left running."""
+    port = servers.free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start_serve(data_dir, port, log)
+    try:
+        _wait_ready(proc, base + "/ready", log)
+        yield proc, base
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def _postgres_of(data_dir: Path) -> list[psutil.Process]:
     """Every postgres process serving this data dir (the postmaster names it on its command line)."""
     pgdata = str((data_dir / "pg").resolve())
@@ -134,29 +142,17 @@ def _valkey_of(proc: subprocess.Popen[str]) -> list[psutil.Process]:
 
 def test_serve_after_a_kill_9_stops_the_database_it_adopted(tmp_path: Path, data_dir: Path) -> None:
     log = tmp_path / "serve.log"
-    port = _free_port()
-    killed = _start_serve(data_dir, port, log)
-    try:
-        _wait_ready(killed, f"http://127.0.0.1:{port}/ready", log)
+    with _serving(data_dir, log) as (killed, _):
         postmaster = _postgres_of(data_dir)
         assert postmaster, "the embedded PostgreSQL is not running"
         os.killpg(killed.pid, signal.SIGKILL)  # the whole group: serve, its uvicorn, its Valkey
         killed.wait(10)
         assert _postgres_of(data_dir), "PostgreSQL runs detached: it outlives the killed group"
-    finally:
-        if killed.poll() is None:
-            os.killpg(killed.pid, signal.SIGKILL)
 
-    port = _free_port()
-    second = _start_serve(data_dir, port, log)
-    try:
-        _wait_ready(second, f"http://127.0.0.1:{port}/ready", log)
+    with _serving(data_dir, log) as (second, _):
         assert {p.pid for p in _postgres_of(data_dir)} == {p.pid for p in postmaster}, "adopted, not restarted"
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0, log.read_text()
-    finally:
-        if second.poll() is None:
-            os.killpg(second.pid, signal.SIGKILL)
 
     _, left = psutil.wait_procs(postmaster, timeout=15)
     assert not left and not _postgres_of(data_dir), f"the embedded PostgreSQL is still running: {left}"
@@ -166,11 +162,7 @@ def test_serve_after_a_kill_9_stops_the_database_it_adopted(tmp_path: Path, data
 
 def test_serve_restarts_the_embedded_valkey_when_it_dies(tmp_path: Path, data_dir: Path) -> None:
     log = tmp_path / "serve.log"
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = _start_serve(data_dir, port, log)
-    try:
-        _wait_ready(proc, base + "/ready", log)
+    with _serving(data_dir, log) as (proc, base):
         (first,) = _valkey_of(proc)
         first.kill()
         first.wait(10)
@@ -185,8 +177,5 @@ def test_serve_restarts_the_embedded_valkey_when_it_dies(tmp_path: Path, data_di
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert not _postgres_of(data_dir)
     assert "Traceback" not in log.read_text()
