@@ -5,16 +5,13 @@ Bounded: a few examples per operation and an overall time budget (the /api/v1 ru
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 
 from backend.admin.auth import create_operator_key
 from tests.factories import Shop, make_member, unique
-
-schemathesis = pytest.importorskip("schemathesis")
+from tests.fuzzing import fuzz
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -26,30 +23,10 @@ SKIP = {("POST", "/admin/v1/catalog")}
 
 
 def _fuzz(server: str, path_regex: str, headers: dict[str, str], *, min_operations: int) -> tuple[list[str], list[int]]:
-    schema = schemathesis.openapi.from_url(server + "/schema/openapi.json").include(path_regex=path_regex)
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= min_operations, [op.path for op in operations]
-    failures: list[str] = []
-    statuses: list[int] = []
     log = Path(os.environ.get("KOPILKA_TEST_SERVER_LOG", "/nonexistent"))
     log_offset = log.stat().st_size if log.exists() else 0
-    started = time.monotonic()
-    for operation in operations:
-        if (operation.method.upper(), operation.path) in SKIP:
-            continue
-        if time.monotonic() - started > BUDGET_SECONDS:
-            pytest.fail(f"schemathesis run over {path_regex} exceeded {BUDGET_SECONDS} s")
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        def run(case) -> None:
-            response = case.call(base_url=server, headers=headers, timeout=10)
-            statuses.append(response.status_code)
-            if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
-
-        run()
+    failures, statuses = fuzz(server, path_regex, headers, examples=EXAMPLES_PER_OPERATION,
+                              budget_seconds=BUDGET_SECONDS, min_operations=min_operations, skip=SKIP)
     if log.exists():
         with log.open("rb") as handle:
             handle.seek(log_offset)
