@@ -133,11 +133,16 @@ def cmd_till_key_list(args: argparse.Namespace) -> int:
     from loyalty_core.services.keys import list_till_keys
 
     found = run_db(lambda: list_till_keys(args.store, include_revoked=args.all))
+    _say_keys(found, "till", args.all, lambda k: f"store {k.store}\ttill {k.till}")
+    return 0
+
+
+def _say_keys(found: list[Any], kind: str, all_: bool, describe: Callable[[Any], str]) -> None:
+    """`key list`: a line per key (id, prefix, what `describe` says of it, created, revoked), then the count."""
     for k in found:
         revoked = f"  revoked {k.revoked_at:%Y-%m-%d %H:%M:%S}" if k.revoked_at else ""
-        say(f"{k.id}\t{k.prefix}…\tstore {k.store}\ttill {k.till}\tcreated {k.created_at:%Y-%m-%d %H:%M:%S}{revoked}")
-    note(f"{len(found)} till key(s){'' if args.all else ' in use (--all: revoked ones too)'}")
-    return 0
+        say(f"{k.id}\t{k.prefix}…\t{describe(k)}\tcreated {k.created_at:%Y-%m-%d %H:%M:%S}{revoked}")
+    note(f"{len(found)} {kind} key(s){'' if all_ else ' in use (--all: revoked ones too)'}")
 
 
 def cmd_till_key_revoke(args: argparse.Namespace) -> int:
@@ -161,10 +166,7 @@ def cmd_operator_key_list(args: argparse.Namespace) -> int:
     from loyalty_core.services.keys import list_operator_keys
 
     found = run_db(lambda: list_operator_keys(include_revoked=args.all))
-    for k in found:
-        revoked = f"  revoked {k.revoked_at:%Y-%m-%d %H:%M:%S}" if k.revoked_at else ""
-        say(f"{k.id}\t{k.prefix}…\t{k.name}\troles {','.join(k.roles)}\tcreated {k.created_at:%Y-%m-%d %H:%M:%S}{revoked}")
-    note(f"{len(found)} operator key(s){'' if args.all else ' in use (--all: revoked ones too)'}")
+    _say_keys(found, "operator", args.all, lambda k: f"{k.name}\troles {','.join(k.roles)}")
     return 0
 
 
