@@ -13,21 +13,10 @@ import httpx
 import pytest
 
 from loyalty_core.services import setup
-from tests.admin.conftest import Operators, operator  # noqa: F401 - the fixture
+from tests.admin.conftest import Operators, operator, problem  # noqa: F401 - the fixture
 from tests.factories import Member, Shop, account_balance, count_rows, make_member, make_shop, sale_body, unique
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-PROBLEM = "application/problem+json"
-
-
-def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM), response.headers
-    body = response.json()
-    assert body["type"].endswith("/" + slug), body
-    assert body["detail"]
-    return body
 
 
 async def another_store(shop: Shop, *, program: int | None = None, till: str = "till-1") -> Shop:
