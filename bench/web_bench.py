@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,12 +25,6 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TARGET_MS = 50.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # type: ignore[no-any-return]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -104,13 +97,14 @@ def main() -> None:
 
     from backend import infra
     from loyalty_core import db
+    from tests import servers
 
     data_dir = Path(tempfile.mkdtemp(prefix="kopilka-web-bench-"))
     db_url = os.environ.get("KOPILKA_DATABASE_URL") or infra.start_embedded_postgres(data_dir, "kopilka_web_bench")
     valkey_url = os.environ.get("KOPILKA_VALKEY_URL") or infra.start_embedded_valkey(data_dir)
     db.configure(db_url, 1, 5)
     db.migrate_sync()
-    port = free_port()
+    port = servers.free_port()
     env = dict(os.environ, KOPILKA_DATABASE_URL=db_url, KOPILKA_VALKEY_URL=valkey_url, KOPILKA_DATA_DIR=str(data_dir),
                KOPILKA_PORT=str(port), KOPILKA_PUBLIC_URL=f"http://127.0.0.1:{port}", KOPILKA_SECRET_KEY="bench-secret",
                KOPILKA_DEV_MODE="1")
@@ -119,19 +113,13 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+        while servers.status(base + "/health") != 200:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the server did not start")
             time.sleep(0.1)
         failed = asyncio.run(run(args, base))
     finally:
-        server.terminate()
-        server.wait(10)
+        servers.stop(server, 10)
     sys.exit(1 if failed else 0)
 
 
