@@ -122,11 +122,12 @@ async def get(approval_id: int) -> ApprovalOut:
 
 async def approve(approval_id: int, actor: Actor, now: dt.datetime) -> ApprovalOut:
     """Run the waiting adjustment as asked; refused to the person who asked it, and to a decided one."""
-    async with DB.transaction():
+    async with DB.transaction() as transaction:
         row = await _locked(approval_id, actor)
         payload = _decoded(row["payload"])
         operation = f"approval:{approval_id}"
         requester = row["requested_by"]
+        savepoint = await transaction.savepoint()  # a refused adjustment is undone alone; the decision stays
         try:
             if row["kind"] == "points.adjust":
                 adjustment = msgspec.convert(payload["adjustment"], AdjustmentIn)
@@ -138,8 +139,10 @@ async def approve(approval_id: int, actor: Actor, now: dt.datetime) -> ApprovalO
                                                      operator=requester, key=operation)
         except DomainError as exc:
             # the member changed meanwhile (e.g. spent the points a write-off needed): recorded, nothing moved
+            await savepoint.rollback_to()
             result, status = {"problem": exc.as_problem()}, "failed"
         else:
+            await savepoint.release()
             result, status = msgspec.to_builtins(done), "approved"
         await PendingApproval.update({PendingApproval.status: status, PendingApproval.decided_by: actor.name,
                                       PendingApproval.decided_at: now,

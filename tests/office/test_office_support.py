@@ -112,3 +112,23 @@ async def test_a_staff_member_signs_out_and_the_session_is_gone(server: str, sho
         desk.client.cookies.set("kp_office", cookie, path="/office")
         again = await desk.get("/office/members")
         assert again.status_code == 303 and again.headers["location"].startswith("/office/login")
+
+
+async def test_an_approved_write_off_that_no_longer_fits_fails_and_moves_nothing(http, shop: Shop) -> None:
+    """Approved after the member spent the points: the approval is `failed` with the problem, the balance stays."""
+    from loyalty_core.services.keys import create_operator_key
+    from tests.factories import unique
+
+    member = await make_member(shop, points=30)
+    desk = {"Authorization": f"Bearer {(await create_operator_key(unique('desk'), ['support'])).key}"}
+    boss = {"Authorization": f"Bearer {(await create_operator_key(unique('boss'), ['admin'])).key}"}
+    asked = await http.post(f"/admin/v1/members/{member.membership_id}/adjustments", headers=desk,
+                            json={"points": -20_000, "reason": "fraud"})
+    assert asked.status_code == 202, asked.text
+    decided = await http.post(f"/admin/v1/approvals/{asked.json()['approval_id']}/approve", headers=boss)
+    assert decided.status_code == 200 and decided.json()["status"] == "failed", decided.text
+    assert decided.json()["result"]["problem"]["status"] in (409, 422)  # not enough points
+    history = await http.get(f"/admin/v1/members/{member.membership_id}/history", headers=desk)
+    assert history.json()["balance"]["active"] == 30
+    listed = await http.get("/admin/v1/approvals", headers=desk)
+    assert all(a["id"] != asked.json()["approval_id"] for a in listed.json())
