@@ -7,14 +7,12 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from back_office import web
 from loyalty_core.errors import DomainError, ValidationFailed
 from loyalty_core.services import approvals, audit
 
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 ApprovalId = Annotated[int, PathParameter(name="approval_id", ge=1, le=2**63 - 1)]
 Text = Annotated[str, QueryParameter(max_length=120)]
 Day = Annotated[str, QueryParameter(max_length=10, pattern=r"^(\d{4}-\d{2}-\d{2})?$")]

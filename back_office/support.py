@@ -7,8 +7,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from back_office import web
 from loyalty_core.errors import DomainError, NotFound, ValidationFailed
@@ -31,7 +30,6 @@ ACT = [web.roles("support")]
 MembershipId = Annotated[int, PathParameter(name="membership_id", ge=1, le=2**31 - 1)]
 CardNumber = Annotated[str, PathParameter(name="number", max_length=32, pattern=r"^[0-9A-Za-z\-]+$")]
 Query = Annotated[str, QueryParameter(name="q", max_length=200)]
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 # reasons from a list, so reports can count them; "Other" needs a note
 ADJUST_REASONS = ("Goodwill", "Lost purchase", "Correction of an error", "Fraud", "Other")
 CARD_REASONS = ("Lost card", "Stolen card", "Damaged card", "Other")
