@@ -231,23 +231,21 @@ _EAN = ("'2' || lpad(n::text, 11, '0') || ((10 - (SELECT sum(substr('2' || lpad(
 
 APPLY: dict[str, list[str]] = {
     "members": [
-        # new customers: only for members whose contacts nobody has; their ids drawn first so staging knows them
-        "UPDATE import_member SET customer = nextval('customer_id_seq') WHERE run = $1 AND rejected IS NULL "
-        "AND merged_into IS NULL AND existing_customer IS NULL AND (phone IS NOT NULL OR email IS NOT NULL)",
+        # every id drawn in one pass over staging (each UPDATE rewrites a million rows): a new customer only for
+        # members whose contacts nobody has, the existing customer otherwise; the membership and its account
+        "UPDATE import_member SET customer = CASE WHEN existing_customer IS NOT NULL THEN existing_customer "
+        "WHEN phone IS NOT NULL OR email IS NOT NULL THEN nextval('customer_id_seq') END, "
+        "membership = nextval('membership_id_seq'), account = nextval('account_id_seq') "
+        "WHERE run = $1 AND rejected IS NULL AND merged_into IS NULL",
         "INSERT INTO customer (id, phone, email, name, birth_date, birth_date_set_at, created_at) "
         "SELECT customer, phone, email, name, birth_date, CASE WHEN birth_date IS NOT NULL THEN COALESCE(registered_at, $2::timestamptz) END, "
         "COALESCE(registered_at, $2::timestamptz) FROM import_member WHERE run = $1 AND customer IS NOT NULL AND existing_customer IS NULL",
-        "UPDATE import_member SET customer = existing_customer WHERE run = $1 AND rejected IS NULL AND merged_into IS NULL "
-        "AND existing_customer IS NOT NULL",
-        "UPDATE import_member SET membership = nextval('membership_id_seq') WHERE run = $1 AND rejected IS NULL AND merged_into IS NULL",
         "INSERT INTO membership (id, program, customer, tier, registration_channel, status, joined_at) "
         "SELECT m.membership, {program}, m.customer, (SELECT id FROM tier WHERE program = {program} ORDER BY rank, id LIMIT 1), 'import', "
         "CASE WHEN m.customer IS NULL THEN 'anonymous' ELSE 'active' END, COALESCE(m.registered_at, $2::timestamptz) "
         "FROM import_member m WHERE m.run = $1 AND m.membership IS NOT NULL",
-        "INSERT INTO account (membership, updated_at) SELECT membership, $2::timestamptz FROM import_member "
+        "INSERT INTO account (id, membership, updated_at) SELECT account, membership, $2::timestamptz FROM import_member "
         "WHERE run = $1 AND membership IS NOT NULL",
-        "UPDATE import_member m SET account = a.id FROM account a WHERE m.run = $1 AND a.membership = m.membership "
-        "AND a.currency = 'points'",
         # consents only for customers the import creates: an existing customer's choices stay theirs
         "INSERT INTO consent (customer, channel, granted, source, changed_at) "
         "SELECT customer, 'sms', consent_sms, 'import', COALESCE(consent_sms_at, registered_at, $2::timestamptz) FROM import_member "
