@@ -183,10 +183,12 @@ async def _copy(conn: asyncpg.Connection, run: str, table: str, columns: tuple[s
 # the checks that need the database; run when staging and again before the first phase is applied (the database
 # may have moved since a dry run)
 CHECKS = [
-    "UPDATE import_member SET rejected = NULL, existing_customer = NULL WHERE run = $1",
-    "UPDATE import_card SET rejected = NULL WHERE run = $1",
-    "UPDATE import_lot SET rejected = NULL WHERE run = $1",
-    "UPDATE import_tier SET rejected = NULL WHERE run = $1",
+    # only the rows a check marked: rewriting every staged row is most of the time at a million members
+    "UPDATE import_member SET rejected = NULL, existing_customer = NULL WHERE run = $1 "
+    "AND (rejected IS NOT NULL OR existing_customer IS NOT NULL)",
+    "UPDATE import_card SET rejected = NULL WHERE run = $1 AND rejected IS NOT NULL",
+    "UPDATE import_lot SET rejected = NULL WHERE run = $1 AND rejected IS NOT NULL",
+    "UPDATE import_tier SET rejected = NULL WHERE run = $1 AND rejected IS NOT NULL",
     # a contact of a customer Kopilka already has: the member is that customer (nothing of theirs is changed)
     "UPDATE import_member m SET existing_customer = c.id FROM customer c WHERE m.run = $1 AND c.phone = m.phone",
     "UPDATE import_member m SET rejected = 'conflict: the phone is customer ' || m.existing_customer || "
