@@ -8,9 +8,8 @@ DESCRIPTION = "back office: pg_trgm, trigram search indexes, audit and approval 
 
 FORWARDS = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-    # a misspelt name or a part of an e-mail finds the customer (similarity, word_similarity) through these
+    # a misspelt name finds the customer (word similarity, loyalty_core/services/member_search.py) through this
     "CREATE INDEX customer_name_trgm_idx ON customer USING gin (lower(name) gin_trgm_ops)",
-    "CREATE INDEX customer_email_trgm_idx ON customer USING gin (email gin_trgm_ops)",
     # the auditor's filters: newest first, by actor, by subject
     "CREATE INDEX audit_event_created_idx ON audit_event (created_at DESC, id DESC)",
     "CREATE INDEX audit_event_actor_idx ON audit_event (actor, created_at DESC)",
