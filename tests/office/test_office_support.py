@@ -132,3 +132,34 @@ async def test_an_approved_write_off_that_no_longer_fits_fails_and_moves_nothing
     assert history.json()["balance"]["active"] == 30
     listed = await http.get("/admin/v1/approvals", headers=desk)
     assert all(a["id"] != asked.json()["approval_id"] for a in listed.json())
+
+
+async def test_a_mass_adjustment_above_the_limit_waits_as_one_approval(http, shop: Shop) -> None:
+    from loyalty_core.services.keys import create_operator_key
+    from tests.factories import unique
+
+    first, second = await make_member(shop), await make_member(shop)
+    desk = {"Authorization": f"Bearer {(await create_operator_key(unique('desk'), ['support'])).key}"}
+    boss = {"Authorization": f"Bearer {(await create_operator_key(unique('boss'), ['admin'])).key}"}
+    body = {"membership_ids": [first.membership_id, second.membership_id], "points": 50_000, "reason": "storm"}
+    asked = await http.post("/admin/v1/adjustments/mass", headers=desk, json=body)
+    assert asked.status_code == 202 and asked.headers["location"].endswith(str(asked.json()["approval_id"])), asked.text
+    one = await http.get(asked.headers["location"], headers=desk)
+    assert one.json()["status"] == "pending" and one.json()["kind"] == "points.adjust_many"
+    done = await http.post(f"/admin/v1/approvals/{asked.json()['approval_id']}/approve", headers=boss)
+    assert done.json()["status"] == "approved" and done.json()["result"]["done"] == 2, done.text
+    for member in (first, second):
+        history = await http.get(f"/admin/v1/members/{member.membership_id}/history", headers=desk)
+        assert history.json()["balance"]["active"] == 50_000
+
+
+async def test_the_office_speaks_english_when_asked(server: str, shop: Shop) -> None:
+    agent = await make_staff("support")
+    async with Office(server) as desk:
+        await desk.signed_in(agent)
+        switched = await desk.get("/office/lang/en", next="/office/members")
+        assert switched.status_code == 303 and switched.headers["location"] == "/office/members"
+        page = await desk.get("/office/members")
+        assert '<html lang="en">' in page.text and "Find a member" in page.text
+        foreign = await desk.get("/office/lang/en", next="https://evil.example/")
+        assert foreign.headers["location"] == "/office/"

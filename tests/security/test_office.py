@@ -178,3 +178,26 @@ async def test_oidc_staff_get_the_roles_the_provider_gives_and_nothing_without_o
     async with Office(server) as forger:
         forged = await forger.get("/office/login/oidc/callback", code="x", state="y")
         assert forged.status_code == 400 and "kp_office=" not in forged.headers.get("set-cookie", "")
+
+
+async def test_oidc_staff_without_a_roles_claim_get_the_roles_of_their_staff_row(server: str, shop: Shop, db_pool,
+                                                                                 oidc_provider) -> None:
+    import datetime as dt
+    import secrets
+
+    from loyalty_core.services import staff
+
+    email = f"mapped-{secrets.token_hex(4)}@example.org"
+    await staff.create(email, ["support"], None, dt.datetime.now(dt.UTC))  # kopilka staff create --oidc
+    office = await _oidc_sign_in(server, oidc_provider, {"sub": email, "email": email, "email_verified": True})
+    try:
+        assert office.last.status_code == 303  # type: ignore[attr-defined]
+        assert (await office.get("/office/members", q="anna")).status_code == 200
+        assert (await office.get("/office/audit")).status_code == 403
+    finally:
+        await office.__aexit__()
+    # an OIDC-only account has no password: the password form never opens it
+    async with Office(server) as guesser:
+        await guesser.get("/office/login")
+        refused = await guesser.post("/office/login", {"email": email, "password": "", "code": "123456"})
+        assert refused.status_code == 401
