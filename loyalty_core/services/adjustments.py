@@ -141,6 +141,7 @@ async def adjust_points(
             return first
         member = await _member(membership_id)
         state = await ops.lock_account(await ops.ensure_account(membership_id), now)
+        balance_before = {"active": state.active, "pending": state.pending}  # for the audit's before/after
         reason = adjustment.reason.strip()
         out = AdjustmentOut(membership_id=membership_id, points=adjustment.points, reason=reason,
                             state="written_off", balance=BalanceOut(active=0, pending=0), operator=operator,
@@ -168,9 +169,9 @@ async def adjust_points(
         await writer.write(plan.posting(), view=state)
         # staff are audited (DESIGN.md): which key moved whose points, beside the birth-date corrections
         subject = f"customer:{member['customer']}" if member["customer"] is not None else f"membership:{membership_id}"
-        await audit.record(operator or "unknown", "points.adjust", subject, {},
+        await audit.record(operator or "unknown", "points.adjust", subject, balance_before,
                            {"membership_id": membership_id, "points": adjustment.points, "state": out.state,
-                            "operation_id": key}, reason, now, origin)
+                            "operation_id": key, "active": state.active, "pending": state.pending}, reason, now, origin)
         if claimed is not None:
             await command.store([claimed], out)
         return out

@@ -12,10 +12,16 @@ import pytest
 from tests.e2e.conftest import DESKTOP, screenshot
 from tests.e2e.helpers import axe_here, no_sideways_scroll
 from tests.factories import Shop, make_member
-from tests.office.helpers import StaffLogin, make_staff
+from tests.office.helpers import StaffLogin, make_staff, restore_default_limit
 from tests.office.test_office_support import named_member
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True)
+async def default_limit_after(db_pool: None) -> Any:
+    yield
+    await restore_default_limit()
 TABLET = {"width": 768, "height": 1024}
 SERIOUS = ("serious", "critical")
 

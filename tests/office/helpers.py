@@ -79,3 +79,11 @@ class Office:
         home = await self.follow(answer)
         assert home.status_code == 200 and who.email in home.text
         return self
+
+
+async def restore_default_limit() -> None:
+    """Tests that lower the four-eyes limit put the default back, pass or fail (other tests adjust 10 000 points)."""
+    from loyalty_core.services import approvals
+
+    await approvals.set_limit(approvals.DEFAULT_LIMIT, approvals.Actor(name="tests", ref="tests"),
+                              dt.datetime.now(dt.UTC))
