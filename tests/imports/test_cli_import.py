@@ -172,6 +172,18 @@ async def test_after_the_import_tills_identify_legacy_numbers_and_members_sign_i
     await shopper.log_in()
     balance = (await shopper.get("/balance")).json()
     assert balance["active"] + balance["pending"] == expected, balance
+    # every imported active lot has its expiry (from the file, or the program's rule)
+    assert sum(e["points"] for e in balance["expiring"]) == balance["active"], balance
+    # a member whose legacy tier came with spend sees that tier and spend
+    tiered = await db.fetchrow(
+        "SELECT c.phone, t.code, ms.tier_spend FROM import_member m JOIN customer c ON c.id = m.customer "
+        "JOIN membership ms ON ms.id = m.membership JOIN tier t ON t.id = ms.tier "
+        "WHERE left(m.run, 12) = $1 AND ms.tier_spend > 0 AND c.phone IS NOT NULL LIMIT 1", _run_of(applied.stdout))
+    assert tiered is not None
+    member = Shopper(http=http, to=tiered["phone"], program=shop.program_code)
+    await member.log_in()
+    tier = (await member.get("/tier")).json()
+    assert tier["current"]["code"] == tiered["code"] and tier["spend"] == tiered["tier_spend"], tier
 
 
 async def test_json_lines_and_utf8_comma_csv_with_kopilkas_own_names_need_no_mapping(shop: Shop, tmp_path: Path) -> None:
