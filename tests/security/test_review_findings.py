@@ -456,9 +456,6 @@ async def test_a_marketer_cannot_read_a_members_birth_date_or_look_a_phone_up_th
     assert seen.status_code == 200 and seen.json()["member"]["birth_date"] == "1990-05-17", seen.text
 
 
-@pytest.mark.xfail(strict=False, reason="sales.confirm_sale (shared, being restructured): the first sales of a fresh "
-                   "emitted card confirmed at two tills at once deadlock in PostgreSQL about one run in three "
-                   "(DeadlockDetectedError, a 500); seen before and after the ledger writer change")
 async def test_first_sales_of_a_fresh_card_at_two_tills_at_once_never_give_a_500(http, db_pool) -> None:
     import asyncio
 
