@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import logging
 import secrets
 from pathlib import Path
@@ -31,19 +30,16 @@ from loyalty_core.errors import DomainError
 from loyalty_core.services import staff as staff_service
 from loyalty_core.services.approvals import Actor
 from loyalty_core.services.staff import Staff
-from personal_account.session import LANG_COOKIE, cookie_policy
+from personal_account.session import LANG_COOKIE, CsrfGuard, cookie_policy
 from personal_account.web import static_url
 
 log = logging.getLogger("kopilka.office")
 
 SESSION_COOKIE = "kp_office"
 CSRF_COOKIE = "kp_office_csrf"
-CSRF_FIELD = "_csrf"
-CSRF_HEADER = "x-csrf-token"
 OFFICE_TTL = 8 * 3600  # a working day; sign in again tomorrow
 PATH = "/office"
 _KEY = "kopilka:office:session:"
-_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 STATIC_DIR = Path(__file__).parent / "static"
 _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(default=True),
                    trim_blocks=True, lstrip_blocks=True)
@@ -139,34 +135,8 @@ async def _take_flash(request: Request) -> str:
 # --- CSRF ------------------------------------------------------------------------------------------
 
 
-def csrf_token(connection: ASGIConnection, csrf_cookie: str, sid: str | None = None) -> str:
-    bound = csrf_cookie + ":" + (sid if sid is not None else connection.cookies.get(SESSION_COOKIE) or "")
-    secret = connection.app.state.settings.security.secret_key.encode()
-    return hmac.new(secret, b"kopilka/office-csrf/v1:" + bound.encode(), hashlib.sha256).hexdigest()
-
-
-def _csrf_cookie(connection: ASGIConnection) -> tuple[str, bool]:
-    value = connection.cookies.get(CSRF_COOKIE)
-    if value and 20 <= len(value) <= 100:
-        return value, False
-    cached = getattr(connection.state, "new_office_csrf", None)
-    if cached is None:
-        cached = connection.state.new_office_csrf = secrets.token_urlsafe(24)
-    return cached, True
-
-
-async def check_csrf(request: Request) -> None:
-    """before_request of the office router: every unsafe method carries this browser's token."""
-    if request.method not in _UNSAFE:
-        return
-    csrf_cookie = request.cookies.get(CSRF_COOKIE)
-    sent = request.headers.get(CSRF_HEADER)
-    if sent is None:
-        sent = (await request.form()).get(CSRF_FIELD)
-    if not csrf_cookie or not isinstance(sent, str) or not hmac.compare_digest(
-        sent.encode(), csrf_token(request, csrf_cookie).encode()
-    ):
-        raise PermissionDeniedException("The form expired: please try again.")
+OFFICE_CSRF = CsrfGuard(CSRF_COOKIE, SESSION_COOKIE, "kopilka/office-csrf/v1")
+check_csrf = OFFICE_CSRF.check  # before_request of the office router: every unsafe method carries this browser's token
 
 
 # --- rendering -------------------------------------------------------------------------------------
@@ -185,12 +155,12 @@ async def page(request: Request, template: str, *, status: int = 200, sid: str |
 
 def render(request: Request, template: str, *, status: int = 200, sid: str | None = None,
            cookies: list[Cookie] | None = None, flash: str = "", **context: Any) -> Response:
-    csrf, new = _csrf_cookie(request)
+    csrf, new = OFFICE_CSRF.cookie_value(request)
     lang = language(request)
     fmt = i18n.Formats(lang)
     who: Staff | None = getattr(request.state, "staff", None)
     html = _ENV.get_template(template).render(
-        f=fmt, t=fmt.t, lang=lang, csrf=csrf_token(request, csrf, sid), path=request.url.path, staff=who,
+        f=fmt, t=fmt.t, lang=lang, csrf=OFFICE_CSRF.token(request, csrf, sid), path=request.url.path, staff=who,
         flash=flash, static=static_url, office_static=office_static, **context)
     out = list(cookies or [])
     if new:

@@ -141,37 +141,59 @@ async def take_flash(connection: ASGIConnection) -> str:
 # --- CSRF ------------------------------------------------------------------------------------
 
 
-def _secret(connection: ASGIConnection) -> bytes:
-    return connection.app.state.settings.security.secret_key.encode()  # type: ignore[no-any-return]
+class CsrfGuard:
+    """A random cookie plus a form field (or header) equal to HMAC(secret, purpose, cookie + session id).
+
+    One mechanism for the website and the back office; each has its own cookies and purpose, so a token
+    of one is never valid on the other."""
+
+    def __init__(self, cookie: str, session_cookie: str, purpose: str) -> None:
+        self.cookie, self.session_cookie = cookie, session_cookie
+        self.purpose = purpose.encode() + b":"
+        self._state_key = "new_csrf_" + cookie
+
+    def token(self, connection: ASGIConnection, csrf_cookie: str, sid: str | None = None) -> str:
+        """`sid`: the session id when it is new in this response (not yet in the request's cookies)."""
+        bound = csrf_cookie + ":" + (sid if sid is not None else connection.cookies.get(self.session_cookie) or "")
+        secret = connection.app.state.settings.security.secret_key.encode()
+        return hmac.new(secret, self.purpose + bound.encode(), hashlib.sha256).hexdigest()
+
+    def cookie_value(self, connection: ASGIConnection) -> tuple[str, bool]:
+        """(the CSRF cookie, whether it is new and must be set on the response)."""
+        value = connection.cookies.get(self.cookie)
+        if value and 20 <= len(value) <= 100:
+            return value, False
+        cached = getattr(connection.state, self._state_key, None)
+        if cached is None:
+            cached = secrets.token_urlsafe(24)
+            setattr(connection.state, self._state_key, cached)
+        return cached, True
+
+    async def check(self, request: Request) -> None:
+        """before_request hook: unsafe methods need the token of this browser's cookie."""
+        if request.method not in _UNSAFE:
+            return
+        csrf_cookie = request.cookies.get(self.cookie)
+        sent = request.headers.get(CSRF_HEADER)
+        if sent is None:
+            sent = (await request.form()).get(CSRF_FIELD)
+        # bytes: compare_digest raises TypeError on str with non-ASCII characters
+        if not csrf_cookie or not isinstance(sent, str) or not hmac.compare_digest(
+            sent.encode(), self.token(request, csrf_cookie).encode()
+        ):
+            raise PermissionDeniedException("The form expired: please try again.")
+
+
+WEB_CSRF = CsrfGuard(CSRF_COOKIE, SESSION_COOKIE, "kopilka/web-csrf/v1")
 
 
 def csrf_token(connection: ASGIConnection, csrf_cookie: str) -> str:
-    bound = csrf_cookie + ":" + (connection.cookies.get(SESSION_COOKIE) or "")
-    return hmac.new(_secret(connection), b"kopilka/web-csrf/v1:" + bound.encode(), hashlib.sha256).hexdigest()
+    return WEB_CSRF.token(connection, csrf_cookie)
 
 
 def csrf_cookie_value(connection: ASGIConnection) -> tuple[str, bool]:
-    """(the CSRF cookie, whether it is new and must be set on the response)."""
-    value = connection.cookies.get(CSRF_COOKIE)
-    if value and 20 <= len(value) <= 100:
-        return value, False
-    cached = getattr(connection.state, "new_csrf", None)
-    if cached is None:
-        cached = connection.state.new_csrf = secrets.token_urlsafe(24)
-    return cached, True
+    return WEB_CSRF.cookie_value(connection)
 
 
 async def check_csrf(request: Request) -> None:
-    """before_request hook of the website: unsafe methods need the token of this browser's cookie."""
-    if request.method not in _UNSAFE:
-        return
-    csrf_cookie = request.cookies.get(CSRF_COOKIE)
-    sent = request.headers.get(CSRF_HEADER)
-    if sent is None:
-        form = await request.form()
-        sent = form.get(CSRF_FIELD)
-    # bytes: compare_digest raises TypeError on str with non-ASCII characters
-    if not csrf_cookie or not isinstance(sent, str) or not hmac.compare_digest(
-        sent.encode(), csrf_token(request, csrf_cookie).encode()
-    ):
-        raise PermissionDeniedException("The form expired: please try again.")
+    await WEB_CSRF.check(request)
