@@ -482,3 +482,69 @@ class OfficeSetting(Table):
     value = JSONB(default={})
     updated_by = Varchar(length=120, default="")
     updated_at = Timestamptz(default=TimestamptzNow())
+
+
+# --- campaigns (loyalty_core/campaigns, docs/campaigns.md) ----------------------------------
+
+
+class Campaign(Table):
+    """A marketer's message to a segment: texts per channel and language, an optional coupon or points,
+    when it goes out, the holdout share kept as the control group and the frequency cap it respects."""
+
+    program = ForeignKey(Program, null=False)
+    code = Varchar(length=64, unique=True)
+    name = Varchar(length=200)
+    segment = Varchar(length=64)  # a code in membership.segments
+    # {"push": {"ru": {"title", "body"}}, "email": {"ru": {"subject", "body"}}, "sms": {"ru": {"body"}}}
+    messages = JSONB(default={})
+    channels = Array(base_column=Varchar(length=8), default=[])  # the order tried: the first the shopper can get
+    coupon_series = Varchar(length=64, null=True, default=None)
+    bonus_points = Integer(default=0)
+    bonus_valid_days = Integer(default=0)  # 0: the program's expiry period
+    send_at = Timestamptz()
+    holdout_bp = Integer(default=0)  # basis points of the targeted members kept as the control group
+    cap_messages = Integer(default=0)  # at most this many campaign messages per shopper ... (0: no cap)
+    cap_days = Integer(default=7)  # ... within this many days, across campaigns
+    uplift_days = Integer(default=14)  # the report compares spend over this many days after the send
+    status = Varchar(length=16, default="draft")  # draft | scheduled | queued | cancelled
+    created_by = Varchar(length=120, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    launched_by = Varchar(length=120, default="")
+    queued_at = Timestamptz(null=True, default=None)
+    targeted = Integer(default=0)
+    control = Integer(default=0)
+    capped = Integer(default=0)
+
+
+class CampaignMember(Table):
+    """Who a campaign targeted when it was queued: the control group is recorded too (it gets nothing)."""
+
+    id = BigSerial(primary_key=True)
+    campaign = ForeignKey(Campaign, null=False)
+    membership = BigInt()
+    customer = BigInt(null=True, default=None)
+    control = Boolean(default=False)
+    capped = Boolean(default=False)  # over the frequency cap when queued: recorded, not sent
+    coupon_code = Varchar(length=32, null=True, default=None)
+
+
+class CampaignMessage(Table):
+    """The campaigns' own outbox (one row per targeted shopper), kept apart from `notification` so a
+    million-shopper campaign never delays a transactional message. Claimed like the outbox; see
+    loyalty_core/campaigns/delivery.py for the exactly-once rules."""
+
+    id = BigSerial(primary_key=True)
+    campaign = ForeignKey(Campaign, null=False)
+    membership = BigInt()
+    customer = BigInt()
+    # pending | sending (claimed; lease in next_attempt_at) | sent | delivered | failed | skipped | capped | unknown
+    status = Varchar(length=16, default="pending")
+    channel = Varchar(length=8, default="")  # the channel it went through: push | email | sms
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(default=TimestamptzNow())
+    send_started_at = Timestamptz(null=True, default=None)  # set and committed before the provider is called
+    sent_at = Timestamptz(null=True, default=None)
+    delivered_at = Timestamptz(null=True, default=None)
+    opened_at = Timestamptz(null=True, default=None)
+    provider_id = Varchar(length=200, default="")
+    last_error = Text(default="")
