@@ -25,7 +25,8 @@ from backend.api.oidc import (
 )
 from backend.api.settings import OidcSettings, get_identity_settings
 from loyalty_core.errors import DomainError
-from loyalty_core.services import audit, staff
+from loyalty_core.office import audit
+from loyalty_core.office import staff
 
 Next = Annotated[str | None, QueryParameter(name="next", max_length=500)]
 _FLOW_KEY = "kopilka:office:oidc:"

@@ -11,7 +11,8 @@ from litestar.params import PathParameter, QueryParameter
 
 from back_office import web
 from loyalty_core.errors import DomainError, ValidationFailed
-from loyalty_core.services import approvals, audit
+from loyalty_core.office import approvals
+from loyalty_core.office import audit
 
 ApprovalId = Annotated[int, PathParameter(name="approval_id", ge=1, le=2**63 - 1)]
 Text = Annotated[str, QueryParameter(max_length=120)]

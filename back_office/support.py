@@ -13,16 +13,14 @@ from back_office import web
 from loyalty_core.errors import DomainError, NotFound, ValidationFailed
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import (
-    adjustments,
-    approvals,
-    audit,
-    member_history,
-    member_search,
-    members,
-    members_cards,
-    outbox,
-)
+from loyalty_core.adjustments import adjustments
+from loyalty_core.office import approvals
+from loyalty_core.office import audit
+from loyalty_core.members import history as member_history
+from loyalty_core.members import search as member_search
+from loyalty_core.members import profile as members
+from loyalty_core.members import cards as members_cards
+from loyalty_core.messaging import outbox
 from loyalty_core.tables import Card
 
 READ = [web.roles("support", "auditor")]

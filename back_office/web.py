@@ -27,9 +27,9 @@ from litestar.response import Redirect
 
 from back_office import i18n
 from loyalty_core.errors import DomainError
-from loyalty_core.services import staff as staff_service
-from loyalty_core.services.approvals import Actor
-from loyalty_core.services.staff import Staff
+from loyalty_core.office import staff as staff_service
+from loyalty_core.office.approvals import Actor
+from loyalty_core.office.staff import Staff
 from personal_account.session import LANG_COOKIE, CsrfGuard, cookie_policy
 from personal_account.web import static_url
 

@@ -20,7 +20,7 @@ from backend.security_headers import add_security_headers
 from backend.settings import Settings, get_settings
 from backend.wiring import plugins, route_handlers, template_config
 from loyalty_core import db
-from loyalty_core.services import identify
+from loyalty_core.till import identify
 from wallet_passes.settings import check_pass_settings
 
 

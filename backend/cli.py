@@ -100,7 +100,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from loyalty_core.services.demo import seed_demo
+    from loyalty_core.setup.demo import seed_demo
 
     info = run_db(lambda: seed_demo(datetime.now(UTC), force=args.force))
     if not info.created:
@@ -121,7 +121,7 @@ def _actor() -> str:
 
 
 def cmd_till_key_create(args: argparse.Namespace) -> int:
-    from loyalty_core.services.keys import issue_till_key
+    from loyalty_core.setup.keys import issue_till_key
 
     issued = run_db(lambda: issue_till_key(args.store, args.till, _actor(), datetime.now(UTC)))
     say(f"Till key {issued.key_id} for store {issued.store_code}, till {issued.till_code} (shown once; only its hash is stored):")
@@ -130,7 +130,7 @@ def cmd_till_key_create(args: argparse.Namespace) -> int:
 
 
 def cmd_till_key_list(args: argparse.Namespace) -> int:
-    from loyalty_core.services.keys import list_till_keys
+    from loyalty_core.setup.keys import list_till_keys
 
     found = run_db(lambda: list_till_keys(args.store, include_revoked=args.all))
     _say_keys(found, "till", args.all, lambda k: f"store {k.store}\ttill {k.till}")
@@ -146,7 +146,7 @@ def _say_keys(found: list[Any], kind: str, all_: bool, describe: Callable[[Any],
 
 
 def cmd_till_key_revoke(args: argparse.Namespace) -> int:
-    from loyalty_core.services.keys import revoke_till_key
+    from loyalty_core.setup.keys import revoke_till_key
 
     k = run_db(lambda: revoke_till_key(args.id, datetime.now(UTC), _actor()))
     say(f"till key {k.id} ({k.prefix}…, store {k.store}, till {k.till}) revoked at {k.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
@@ -154,7 +154,7 @@ def cmd_till_key_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_operator_key_create(args: argparse.Namespace) -> int:
-    from loyalty_core.services.keys import create_operator_key
+    from loyalty_core.setup.keys import create_operator_key
 
     issued = run_db(lambda: create_operator_key(args.name, args.role, _actor(), datetime.now(UTC)))
     say(f"Operator key {issued.id} {issued.name!r}, roles {', '.join(issued.roles)} (shown once; only its hash is stored):")
@@ -163,7 +163,7 @@ def cmd_operator_key_create(args: argparse.Namespace) -> int:
 
 
 def cmd_operator_key_list(args: argparse.Namespace) -> int:
-    from loyalty_core.services.keys import list_operator_keys
+    from loyalty_core.setup.keys import list_operator_keys
 
     found = run_db(lambda: list_operator_keys(include_revoked=args.all))
     _say_keys(found, "operator", args.all, lambda k: f"{k.name}\troles {','.join(k.roles)}")
@@ -171,7 +171,7 @@ def cmd_operator_key_list(args: argparse.Namespace) -> int:
 
 
 def cmd_operator_key_revoke(args: argparse.Namespace) -> int:
-    from loyalty_core.services.keys import revoke_operator_key
+    from loyalty_core.setup.keys import revoke_operator_key
 
     k = run_db(lambda: revoke_operator_key(args.id, datetime.now(UTC), _actor()))
     say(f"operator key {k.id} ({k.prefix}…, {k.name}) revoked at {k.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
@@ -182,7 +182,7 @@ def cmd_staff_create(args: argparse.Namespace) -> int:
     """A back-office account; the password from a prompt (or one line of stdin when piped), never an argument."""
     import getpass
 
-    from loyalty_core.services.staff import create
+    from loyalty_core.office.staff import create
 
     password: str | None = None
     if not args.oidc:
@@ -204,7 +204,7 @@ def cmd_staff_create(args: argparse.Namespace) -> int:
 def _configure_app_secret() -> None:
     """Registration keys its welcome-bonus hashes with the app secret, as the server does (demo seeding, imports)."""
     from backend.settings import get_settings
-    from loyalty_core.services import identify
+    from loyalty_core.till import identify
 
     identify.configure_qr_secret(get_settings().security.secret_key)
 
@@ -212,7 +212,7 @@ def _configure_app_secret() -> None:
 def cmd_cards_emit(args: argparse.Namespace) -> int:
     """Large series go in parts (a tenth, at least 10 000), each its own transaction, printed as stored:
     one card a line, `number<TAB>secret`; the secret is printed with the card and shown only here."""
-    from loyalty_core.services.setup import emit_cards
+    from loyalty_core.setup.entities import emit_cards
 
     chunk = max(10_000, -(-args.count // 10))
     progress = Progress("emit", args.count)
@@ -508,7 +508,7 @@ def _metrics_dir() -> str | None:
 async def _prepare(seed: bool) -> list[str]:
     """Migrate, seed the demo when the database has no program, and describe what a visitor can use."""
     from loyalty_core import db
-    from loyalty_core.services.demo import load_demo, seed_demo
+    from loyalty_core.setup.demo import load_demo, seed_demo
 
     await db.migrate()
     if seed:
@@ -540,7 +540,7 @@ def _remember_card_secrets(found: dict[str, str]) -> None:
 async def _demo_card_secrets(demo: Any) -> dict[str, str]:
     """The secrets printed with the demo cards shown, kept beside the demo till key (the database has only
     their hashes); cards whose kept secret no longer matches get a new one."""
-    from loyalty_core.services.demo import card_secrets_for
+    from loyalty_core.setup.demo import card_secrets_for
 
     path = _card_secrets_file()
     try:
@@ -568,7 +568,7 @@ def _remember_demo_key(key: str) -> None:
 
 async def _demo_till_key(demo: Any) -> str | None:
     """The demo till's key kept under the data dir; a fresh one when it is missing or no longer valid."""
-    from loyalty_core.services.setup import create_till_key, hash_secret
+    from loyalty_core.setup.entities import create_till_key, hash_secret
     from loyalty_core.tables import TillKey
 
     path = _key_file()

@@ -74,8 +74,8 @@ async def settle(now: dt.datetime, batch: int = 500, progress: Callable[[object]
     """Due activations and expirations in batches (with their messages), 'expiring soon' messages, and the tier
     pass over every member whose 12-month window changed since the last settle (its watermark)."""
     from loyalty_core.ledger.settle import settle_due
-    from loyalty_core.services.notifications import after_settle, queue_expiring_soon
-    from loyalty_core.services.tiers import recompute_lapsed_tiers
+    from loyalty_core.messaging.notifications import after_settle, queue_expiring_soon
+    from loyalty_core.members.tiers import recompute_lapsed_tiers
 
     report = await settle_due(now, batch, progress=progress, on_settled=after_settle)
     result = SettleResult(accounts=report.accounts, activated_points=report.activated_points,

@@ -14,7 +14,7 @@ import time
 
 import asyncpg
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import setup
+from loyalty_core.setup import entities as setup
 from loyalty_core.tables import Program
 
 PROGRAM_CODE = "bench"

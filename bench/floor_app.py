@@ -20,7 +20,7 @@ import asyncpg
 import msgspec
 from litestar import Litestar, Request, get, post
 
-from loyalty_core.services.sale_types import SaleIn
+from loyalty_core.till.types import SaleIn
 
 ROUND_TRIPS = int(os.environ.get("KOPILKA_FLOOR_ROUND_TRIPS", "1"))
 

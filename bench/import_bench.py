@@ -38,7 +38,7 @@ def main() -> int:
 
     from backend.cli import _services
     from loyalty_core import db
-    from loyalty_core.services import setup
+    from loyalty_core.setup import entities as setup
     from tests.factories import basic_rules
     from tests.imports.generator import generate
 

@@ -1,4 +1,4 @@
-"""Back-office member search speed (loyalty_core/services/member_search.py) over a large customer base.
+"""Back-office member search speed (loyalty_core/members/search.py) over a large customer base.
 
 Fills KOPILKA_DATABASE_URL (a scratch database with the schema: `kopilka migrate`) with --members customers,
 memberships and cards when it has fewer (names from 20 first names x 20 surnames + a 6-letter tag, so a surname
@@ -58,7 +58,7 @@ async def main(members: int, queries: int) -> int:
     import asyncpg
 
     from loyalty_core import db
-    from loyalty_core.services import member_search
+    from loyalty_core.members import search as member_search
 
     url = os.environ["KOPILKA_DATABASE_URL"]
     conn = await asyncpg.connect(url)

@@ -15,8 +15,8 @@ from backend import app as app_module
 from backend.pos import auth
 from loyalty_core import db
 from loyalty_core.errors import Unauthorized
-from loyalty_core.services import pricing
-from loyalty_core.services.setup import hash_secret
+from loyalty_core.till import pricing
+from loyalty_core.setup.entities import hash_secret
 from loyalty_core.tables import TillKey
 
 

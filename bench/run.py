@@ -148,7 +148,7 @@ async def prepare(args: argparse.Namespace, db_url: str) -> dict:
     from bench import dataset
     from loyalty_core import db
     from loyalty_core.ledger.verify import verify_all
-    from loyalty_core.services import setup
+    from loyalty_core.setup import entities as setup
 
     db.configure(db_url, 1, 4)
     await db.migrate()

@@ -8,7 +8,7 @@ DESCRIPTION = "back office: pg_trgm, trigram search indexes, audit and approval 
 
 FORWARDS = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-    # a misspelt name finds the customer (word similarity, loyalty_core/services/member_search.py) through this
+    # a misspelt name finds the customer (word similarity, loyalty_core/members/search.py) through this
     "CREATE INDEX customer_name_trgm_idx ON customer USING gin (lower(name) gin_trgm_ops)",
     # the auditor's filters: newest first, by actor, by subject
     "CREATE INDEX audit_event_created_idx ON audit_event (created_at DESC, id DESC)",

@@ -17,9 +17,12 @@ from litestar.response import Redirect, Template
 
 from backend.api.guards import client_ip
 from loyalty_core.errors import CardBlocked, DomainError
-from loyalty_core.services import members, members_cards, members_extras, members_points
-from loyalty_core.services.identity import ConsentIn
-from loyalty_core.services.members import Member
+from loyalty_core.members import profile as members
+from loyalty_core.members import cards as members_cards
+from loyalty_core.members import extras as members_extras
+from loyalty_core.members import points as members_points
+from loyalty_core.members.identity import ConsentIn
+from loyalty_core.members.profile import Member
 from personal_account import i18n
 from personal_account.session import (
     LANG_COOKIE,

@@ -23,10 +23,11 @@ from backend.api.auth import gateway_for
 from backend.api.guards import client_ip
 from backend.api.settings import get_identity_settings
 from loyalty_core.errors import DomainError, RateLimited
-from loyalty_core.services import members, tokens
-from loyalty_core.services.identity import ConsentIn
-from loyalty_core.services.identity import resolve_program
-from loyalty_core.services.otp import Identifier, parse_identifier, request_code
+from loyalty_core.members import profile as members
+from loyalty_core.shopper_auth import tokens
+from loyalty_core.members.identity import ConsentIn
+from loyalty_core.members.identity import resolve_program
+from loyalty_core.shopper_auth.otp import Identifier, parse_identifier, request_code
 from personal_account import i18n
 from personal_account.oidc import provider_of
 from personal_account.session import (
@@ -326,7 +327,7 @@ async def _wake_dashboards(request: Request, web: WebSession) -> None:
 async def invite(request: Request, code: Annotated[str, PathParameter(name="code", max_length=64,
                                                                        pattern=r"^[A-Za-z0-9_.\-]+$")]) -> Template:
     """The link a member shares: who invites you and what you both get, then sign-in with the code."""
-    from loyalty_core.services.programs import rules_document
+    from loyalty_core.rules.programs import rules_document
     from loyalty_core.tables import Membership
 
     rows = await Membership.raw(

@@ -34,7 +34,7 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPlugin
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from loyalty_core.services.members import Member
+from loyalty_core.members.profile import Member
 from loyalty_core.tables import Account
 from personal_account.pages import live_contexts
 from personal_account.session import current, signed_in_guard

@@ -37,8 +37,8 @@ from backend.api.oidc import (
 )
 from backend.api.settings import OidcSettings, get_identity_settings
 from loyalty_core.errors import DomainError
-from loyalty_core.services import tokens
-from loyalty_core.services.identity import resolve_program
+from loyalty_core.shopper_auth import tokens
+from loyalty_core.members.identity import resolve_program
 from personal_account.session import cookie, expired_cookie
 from personal_account.web import not_found, safe_next
 

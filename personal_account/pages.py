@@ -12,8 +12,11 @@ from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
 from loyalty_core.errors import CardNotFound, NotFound, SaleNotFound
-from loyalty_core.services import members, members_cards, members_extras, members_points
-from loyalty_core.services.members import Member
+from loyalty_core.members import profile as members
+from loyalty_core.members import cards as members_cards
+from loyalty_core.members import extras as members_extras
+from loyalty_core.members import points as members_points
+from loyalty_core.members.profile import Member
 from personal_account.session import current, signed_in_guard
 from personal_account.texts import (
     birthday_banner,

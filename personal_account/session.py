@@ -28,7 +28,7 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from loyalty_core.services.tokens import session_alive
+from loyalty_core.shopper_auth.tokens import session_alive
 
 SESSION_COOKIE = "kp_session"
 CSRF_COOKIE = "kp_csrf"

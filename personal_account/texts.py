@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from loyalty_core.services.members import Member
+from loyalty_core.members.profile import Member
 from personal_account import i18n
 from personal_account.web import Formats
 
 
 async def document_of(member: Member) -> Any:
-    from loyalty_core.services.programs import rules_document
+    from loyalty_core.rules.programs import rules_document
 
     return await rules_document(member.program_id, member.rules_version)
 

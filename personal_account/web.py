@@ -15,7 +15,7 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect, Template
 
 from loyalty_core.errors import DomainError
-from loyalty_core.services.members import Member, member_of
+from loyalty_core.members.profile import Member, member_of
 from personal_account import i18n
 from personal_account.session import (
     CSRF_COOKIE,

@@ -40,7 +40,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     get_settings.cache_clear()
     db.configure(db_url, 1, 20)
     db.migrate_sync()
-    from loyalty_core.services import identify
+    from loyalty_core.till import identify
 
     identify.configure_qr_secret("test-secret")
     yield db_url, valkey_url

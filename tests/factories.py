@@ -16,7 +16,8 @@ import pytest
 
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import setup, tiers
+from loyalty_core.setup import entities as setup
+from loyalty_core.members import tiers
 from loyalty_core.tables import Card, Customer, Membership
 
 UTC = dt.timezone.utc

@@ -20,8 +20,8 @@ from litestar.params import PathParameter, QueryParameter
 
 from backend.api.guards import Shopper, client_ip, provide_shopper, shopper_guard, utc_now
 from loyalty_core.errors import NotFound, ValidationFailed
-from loyalty_core.services import members_cards
-from loyalty_core.services.otp import hit
+from loyalty_core.members import cards as members_cards
+from loyalty_core.shopper_auth.otp import hit
 from wallet_passes import passkit
 from wallet_passes.issuer import card_pass, google_save_link, pkpass_bytes
 from wallet_passes.settings import WalletSettings, load_wallet_settings
@@ -116,7 +116,7 @@ def _not_modified_since(request: Request, updated_at: dt.datetime) -> bool:
         return False  # an unreadable date: send the pass
     if since.tzinfo is None:
         since = since.replace(tzinfo=dt.UTC)
-    # pass_updated_at is kept in whole seconds (loyalty_core.services.outbox.pass_changed), like HTTP dates
+    # pass_updated_at is kept in whole seconds (loyalty_core.messaging.outbox.pass_changed), like HTTP dates
     return updated_at <= since
 
 

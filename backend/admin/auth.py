@@ -2,7 +2,7 @@
 
 Roles: `admin` (everything, keys included), `support` (the call centre: members), `marketer` (program and
 rules), `import` (bulk loads). A guard is `require_roles(...)`: the key must hold one of them (or `admin`).
-The key is looked up on every request, so a revoked key fails at once (keys: loyalty_core/services/keys.py).
+The key is looked up on every request, so a revoked key fails at once (keys: loyalty_core/setup/keys.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from loyalty_core.errors import Forbidden, Unauthorized
-from loyalty_core.services.keys import ROLES, IssuedOperatorKey, create_operator_key
-from loyalty_core.services.setup import hash_secret
+from loyalty_core.setup.keys import ROLES, IssuedOperatorKey, create_operator_key
+from loyalty_core.setup.entities import hash_secret
 from loyalty_core.tables import OperatorKey
 
 __all__ = ["ROLES", "IssuedOperatorKey", "OperatorPrincipal", "create_operator_key", "current_operator", "require_roles"]

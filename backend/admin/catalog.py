@@ -6,8 +6,8 @@ from litestar import Controller, post
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from backend.admin.auth import require_roles
-from loyalty_core.services import catalog_admin
-from loyalty_core.services.catalog_admin import CatalogIn, CatalogOut, EmitIn, EmitOut, StoreIn, StoreOut, TillKeyOut
+from loyalty_core.setup import catalog as catalog_admin
+from loyalty_core.setup.catalog import CatalogIn, CatalogOut, EmitIn, EmitOut, StoreIn, StoreOut, TillKeyOut
 
 IMPORT = [require_roles("import")]
 

@@ -9,8 +9,8 @@ from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from backend.admin.auth import require_roles
-from loyalty_core.services import coupon_series
-from loyalty_core.services.coupon_series import (
+from loyalty_core.coupons import series as coupon_series
+from loyalty_core.coupons.series import (
     CodeOut,
     CodesPage,
     GeneratedCodes,

@@ -24,7 +24,7 @@ from loyalty_core import db
 from loyalty_core.errors import NotFound, ValidationFailed
 from loyalty_core.imports import read, report
 from loyalty_core.imports import run as runs
-from loyalty_core.services.identity import resolve_program
+from loyalty_core.members.identity import resolve_program
 
 MAX_UPLOAD = 200 * 1024 * 1024  # the whole upload; larger bases go through `kopilka import`
 MAX_FILES = 8

@@ -15,8 +15,8 @@ from litestar.params import PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from backend.admin.auth import current_operator, require_roles
-from loyalty_core.services import keys
-from loyalty_core.services.keys import OperatorKeyInfo, TillKeyInfo
+from loyalty_core.setup import keys
+from loyalty_core.setup.keys import OperatorKeyInfo, TillKeyInfo
 
 ADMIN = [require_roles("admin")]
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]

@@ -12,9 +12,10 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from backend.admin.auth import current_operator, require_roles
 from backend.api.guards import ProgramCode
-from loyalty_core.services import audit, members
-from loyalty_core.services.identity import Registered, resolve_program
-from loyalty_core.services.members_import import (
+from loyalty_core.office import audit
+from loyalty_core.members import profile as members
+from loyalty_core.members.identity import Registered, resolve_program
+from loyalty_core.members.operator_registration import (
     ImportedMember,
     ImportReport,
     OperatorRegistration,

@@ -11,9 +11,11 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from backend.admin.auth import current_operator, require_roles
-from loyalty_core.services import adjustments, approvals, member_history
-from loyalty_core.services.adjustments import AdjustmentIn, AdjustmentOut, MassAdjustmentIn, MassAdjustmentOut, Reason
-from loyalty_core.services.member_history import LedgerPage, MemberHistory, SalesPage
+from loyalty_core.adjustments import adjustments
+from loyalty_core.office import approvals
+from loyalty_core.members import history as member_history
+from loyalty_core.adjustments.adjustments import AdjustmentIn, AdjustmentOut, MassAdjustmentIn, MassAdjustmentOut, Reason
+from loyalty_core.members.history import LedgerPage, MemberHistory, SalesPage
 
 SUPPORT = [require_roles("support")]
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=150)]

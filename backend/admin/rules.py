@@ -15,8 +15,8 @@ from litestar.di import Provide
 from litestar.params import QueryParameter
 
 from backend.admin.auth import current_operator, require_roles
-from loyalty_core.services import rules_admin
-from loyalty_core.services.rules_admin import Edit, LiveRules, RulesChange, VersionDocument, VersionSummary
+from loyalty_core.rules import admin as rules_admin
+from loyalty_core.rules.admin import Edit, LiveRules, RulesChange, VersionDocument, VersionSummary
 from loyalty_core.engine import RuleGroup
 
 EDITORS = [require_roles("marketer")]

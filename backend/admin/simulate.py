@@ -9,8 +9,8 @@ from litestar import Controller, Request, post
 
 from backend.admin.auth import current_operator, require_roles
 from loyalty_core.errors import Forbidden
-from loyalty_core.services.identify import shows_possession_only
-from loyalty_core.services.simulation import SimulationIn, SimulationOut, simulate
+from loyalty_core.till.identify import shows_possession_only
+from loyalty_core.rules.simulation import SimulationIn, SimulationOut, simulate
 
 # roles that read a member's personal data (support looks members up; admin is everything)
 _MEMBER_READERS = frozenset({"support", "admin"})

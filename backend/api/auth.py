@@ -20,9 +20,9 @@ from backend.api.guards import (
     provide_shopper,
     shopper_guard,
 )
-from loyalty_core.services import tokens
-from loyalty_core.services.identity import Contact, resolve_program
-from loyalty_core.services.otp import (
+from loyalty_core.shopper_auth import tokens
+from loyalty_core.members.identity import Contact, resolve_program
+from loyalty_core.shopper_auth.otp import (
     DevGateway,
     Gateway,
     GatewayMissing,

@@ -20,7 +20,7 @@ from backend.api.guards import (
     provide_valkey,
     shopper_guard,
 )
-from loyalty_core.services import members_cards as cards
+from loyalty_core.members import cards
 
 CardNumber = Annotated[str, PathParameter(name="number", min_length=1, max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
 

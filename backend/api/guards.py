@@ -13,8 +13,8 @@ from litestar.params import QueryParameter
 
 from backend.api.settings import IdentitySettings, get_identity_settings
 from loyalty_core.errors import Unauthorized
-from loyalty_core.services.members import Member, member_of
-from loyalty_core.services.tokens import AccessClaims, decode_access, session_alive
+from loyalty_core.members.profile import Member, member_of
+from loyalty_core.shopper_auth.tokens import AccessClaims, decode_access, session_alive
 
 
 def utc_now() -> dt.datetime:

@@ -36,9 +36,9 @@ from backend.api.guards import (
 )
 from backend.api.settings import OidcSettings
 from loyalty_core.errors import DomainError, NotFound
-from loyalty_core.services import tokens
-from loyalty_core.services.identity import resolve_program
-from loyalty_core.services.otp import normalise_email, normalise_phone
+from loyalty_core.shopper_auth import tokens
+from loyalty_core.members.identity import resolve_program
+from loyalty_core.shopper_auth.otp import normalise_email, normalise_phone
 
 STATE_TTL = 600
 _discovery: dict[str, tuple[float, dict[str, Any]]] = {}

@@ -8,8 +8,8 @@ from litestar import Controller, get, put
 from litestar.params import PathParameter, QueryParameter
 
 from backend.api.guards import SHOPPER_DEPENDENCIES, CurrentMember, Now, shopper_guard
-from loyalty_core.services import members_extras as extras
-from loyalty_core.services import members_points as points
+from loyalty_core.members import extras
+from loyalty_core.members import points
 
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=100)]
 Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=64)]

@@ -16,8 +16,8 @@ from backend.api.guards import (
     Shopper,
     shopper_guard,
 )
-from loyalty_core.services import members
-from loyalty_core.services.identity import (
+from loyalty_core.members import profile as members
+from loyalty_core.members.identity import (
     Code,
     Registered,
     join_program,

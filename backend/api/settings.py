@@ -10,7 +10,7 @@ import os
 
 import msgspec
 
-from loyalty_core.services.otp import OtpPolicy
+from loyalty_core.shopper_auth.otp import OtpPolicy
 
 
 class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,7 +8,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from loyalty_core import db
 from loyalty_core.errors import Unauthorized
-from loyalty_core.services.setup import hash_secret
+from loyalty_core.setup.entities import hash_secret
 
 
 class TillPrincipal(msgspec.Struct, frozen=True):

@@ -15,8 +15,8 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from backend.api.auth import gateway_for
 from backend.api.settings import get_identity_settings
 from backend.pos.auth import current_till
-from loyalty_core.services.sale_types import IdentifyIn
-from loyalty_core.services.till_trust import PhoneGate, SpendCodePolicy
+from loyalty_core.till.types import IdentifyIn
+from loyalty_core.till.trust import PhoneGate, SpendCodePolicy
 
 # per till per minute, on every endpoint that accepts a phone (identify, calculate, confirm, batch, here)
 PHONE_LOOKUPS_PER_MINUTE = int(os.environ.get("KOPILKA_POS_PHONE_LOOKUPS_PER_MINUTE", "30"))

@@ -14,8 +14,10 @@ from backend.input_guard import ITEMS_CHECKED_BY_HANDLER
 from backend.pos.auth import TillPrincipal, current_till
 from backend.pos.confirmations import phone_gate
 from loyalty_core.engine import StoreInfo
-from loyalty_core.services import otp, returns, sales
-from loyalty_core.services.sale_types import (
+from loyalty_core.shopper_auth import otp
+from loyalty_core.till import returns
+from loyalty_core.till import sales
+from loyalty_core.till.types import (
     BatchIn,
     BatchOut,
     CalculationOut,

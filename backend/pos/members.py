@@ -14,9 +14,9 @@ from backend.api.auth import gateway_for
 from backend.api.settings import get_identity_settings
 from backend.pos.auth import current_till
 from backend.pos.confirmations import PHONE_LOOKUPS_PER_MINUTE
-from loyalty_core.services import otp
-from loyalty_core.services.card_proof import TillLinkCodes
-from loyalty_core.services.members_import import TillRegistered, TillRegistration, register_at_till
+from loyalty_core.shopper_auth import otp
+from loyalty_core.members.card_proof import TillLinkCodes
+from loyalty_core.members.operator_registration import TillRegistered, TillRegistration, register_at_till
 
 
 @post("/members", status_code=HTTP_201_CREATED, tags=["till"])

@@ -26,7 +26,7 @@ from loyalty_core import db
 from loyalty_core.imports import read, validate
 from loyalty_core.imports.validate import Reject
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import audit
+from loyalty_core.office import audit
 
 PHASES = ("members", "cards", "lots", "tiers", "audit")
 BATCH = 5000

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from loyalty_core.errors import ValidationFailed
-from loyalty_core.services.otp import normalise_email, normalise_phone
+from loyalty_core.shopper_auth.otp import normalise_email, normalise_phone
 
 MAX_LOT_POINTS = 10_000_000  # one legacy lot above this is a typo or an attack, not a balance: rejected
 MAX_SPEND_MINOR = 10**12  # 10 000 000 000 RUB of spend: beyond any shopper

@@ -9,7 +9,7 @@ import pytest
 
 from backend.pos.auth import authenticate_till
 from loyalty_core.cards import is_valid_card_number
-from loyalty_core.services.setup import hash_secret
+from loyalty_core.setup.entities import hash_secret
 from loyalty_core.tables import Card, Till, TillKey
 from tests.cli.conftest import fetch_value, run_kopilka
 
@@ -102,7 +102,7 @@ async def test_till_key_create_prints_a_key_that_authenticates_the_till(shop: An
 
 async def test_cards_emit_prints_distinct_numbers_with_check_digits_and_their_secrets(shop: Any) -> None:
     # issue 10: each line is now "number<TAB>secret"; the secret is printed with the card, only its hash is stored
-    from loyalty_core.services.card_proof import secret_hash
+    from loyalty_core.members.card_proof import secret_hash
 
     result = run_kopilka("cards", "emit", "--series", "cli-plastic", "--count", "5", "--program", shop.program_code)
 

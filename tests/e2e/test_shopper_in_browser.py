@@ -191,7 +191,7 @@ async def test_a_shopper_on_a_phone_in_russian(chromium: Any, phone: Any, server
 async def _sms(to: str) -> str:
     import valkey.asyncio as valkey_asyncio
 
-    from loyalty_core.services.otp import read_inbox
+    from loyalty_core.shopper_auth.otp import read_inbox
 
     client = valkey_asyncio.from_url(os.environ["KOPILKA_VALKEY_URL"])
     try:

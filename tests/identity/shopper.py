@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from loyalty_core.services.otp import INBOX_KEY, parse_identifier, read_inbox
+from loyalty_core.shopper_auth.otp import INBOX_KEY, parse_identifier, read_inbox
 
 
 async def code_sent_to(to: str) -> str:

@@ -8,14 +8,14 @@ import pytest
 
 from backend.admin.auth import create_operator_key
 from loyalty_core.errors import ValidationFailed
-from loyalty_core.services.identity import resolve_program
-from loyalty_core.services.members_import import (
+from loyalty_core.members.identity import resolve_program
+from loyalty_core.members.operator_registration import (
     ImportedMember,
     OperatorRegistration,
     import_members,
     register_by_call_centre,
 )
-from loyalty_core.services.otp import read_inbox
+from loyalty_core.shopper_auth.otp import read_inbox
 from tests.factories import count_rows, emit_card, make_shop, sale_body
 from tests.identity.shopper import Shopper, new_phone
 
@@ -194,7 +194,7 @@ async def test_the_same_person_registering_at_once_on_five_channels_is_one_custo
 
 
 async def test_a_tier_change_keeps_the_card_number(shop, shopper_factory) -> None:
-    from loyalty_core.services.tiers import recompute_tier
+    from loyalty_core.members.tiers import recompute_tier
     from loyalty_core.tables import Membership
 
     shopper = await shopper_factory()

@@ -7,7 +7,7 @@ import uuid
 
 import jwt
 
-from loyalty_core.services import tokens
+from loyalty_core.shopper_auth import tokens
 
 SECRET = "test-secret"  # the server fixture's KOPILKA_SECRET_KEY
 

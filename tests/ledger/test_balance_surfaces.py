@@ -12,9 +12,11 @@ import pytest
 from loyalty_core.ledger import ops
 from loyalty_core.ledger.verify import verify_all
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import member_history, members_points, sales
-from loyalty_core.services.members import member_of
-from loyalty_core.services.sale_types import SaleIn
+from loyalty_core.members import history as member_history
+from loyalty_core.members import points as members_points
+from loyalty_core.till import sales
+from loyalty_core.members.profile import member_of
+from loyalty_core.till.types import SaleIn
 from loyalty_core.tables import LedgerEntry
 from tests.factories import account_balance, basic_rules, make_member, make_shop, sale_body
 

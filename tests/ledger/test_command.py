@@ -10,8 +10,9 @@ import pytest
 
 from loyalty_core.ledger import command, writer
 from loyalty_core.ledger.verify import verify_all
-from loyalty_core.services import sale_write, sales
-from loyalty_core.services.sale_types import CalculationOut, SaleIn
+from loyalty_core.till import sale_write
+from loyalty_core.till import sales
+from loyalty_core.till.types import CalculationOut, SaleIn
 from tests.factories import account_balance, count_rows, make_member, make_shop, sale_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

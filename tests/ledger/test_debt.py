@@ -15,8 +15,9 @@ from loyalty_core.errors import DomainError
 from loyalty_core.ledger import ops
 from loyalty_core.ledger.settle import settle_due
 from loyalty_core.ledger.verify import verify_all
-from loyalty_core.services import returns, sales
-from loyalty_core.services.sale_types import ReturnIn, SaleIn
+from loyalty_core.till import returns
+from loyalty_core.till import sales
+from loyalty_core.till.types import ReturnIn, SaleIn
 from loyalty_core.tables import LedgerEntry
 from tests.factories import basic_rules, make_member, make_shop, sale_body
 

@@ -12,8 +12,9 @@ from loyalty_core.ledger import ops
 from loyalty_core.ledger.settle import settle_due
 from loyalty_core.ledger.verify import verify_all
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import returns, sales
-from loyalty_core.services.sale_types import ReturnIn, SaleIn
+from loyalty_core.till import returns
+from loyalty_core.till import sales
+from loyalty_core.till.types import ReturnIn, SaleIn
 from loyalty_core.tables import Card, LedgerEntry, Membership
 from tests.factories import account_balance, make_member, make_shop, sale_body
 
@@ -134,7 +135,7 @@ async def _tier(member) -> str:
 
 
 async def test_a_tier_falls_when_old_spend_leaves_the_window_without_a_sale(story_shop) -> None:
-    from loyalty_core.services.tiers import recompute_lapsed_tiers
+    from loyalty_core.members.tiers import recompute_lapsed_tiers
 
     member = await make_member(story_shop, now=T0)
     await confirm(story_shop, member, [("cheese", 35, 100_000)], T0)  # 35 000 RUB: Silver

@@ -8,9 +8,9 @@ import datetime as dt
 import msgspec
 import pytest
 
-from loyalty_core.services import sales
-from loyalty_core.services.sale_types import SaleIn
-from loyalty_core.services.tiers import recompute_lapsed_tiers
+from loyalty_core.till import sales
+from loyalty_core.till.types import SaleIn
+from loyalty_core.members.tiers import recompute_lapsed_tiers
 from loyalty_core.tables import Membership
 from tests.factories import make_member, make_shop, sale_body
 

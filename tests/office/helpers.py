@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pyotp
 
-from loyalty_core.services import staff
+from loyalty_core.office import staff
 
 _CSRF = re.compile(r'name="_csrf" value="([^"]+)"')
 PASSWORD = "correct horse battery staple"
@@ -83,7 +83,7 @@ class Office:
 
 async def restore_default_limit() -> None:
     """Tests that lower the four-eyes limit put the default back, pass or fail (other tests adjust 10 000 points)."""
-    from loyalty_core.services import approvals
+    from loyalty_core.office import approvals
 
     await approvals.set_limit(approvals.DEFAULT_LIMIT, approvals.Actor(name="tests", ref="tests"),
                               dt.datetime.now(dt.UTC))

@@ -116,7 +116,7 @@ async def test_a_staff_member_signs_out_and_the_session_is_gone(server: str, sho
 
 async def test_an_approved_write_off_that_no_longer_fits_fails_and_moves_nothing(http, shop: Shop) -> None:
     """Approved after the member spent the points: the approval is `failed` with the problem, the balance stays."""
-    from loyalty_core.services.keys import create_operator_key
+    from loyalty_core.setup.keys import create_operator_key
     from tests.factories import unique
 
     member = await make_member(shop, points=30)
@@ -135,7 +135,7 @@ async def test_an_approved_write_off_that_no_longer_fits_fails_and_moves_nothing
 
 
 async def test_a_mass_adjustment_above_the_limit_waits_as_one_approval(http, shop: Shop) -> None:
-    from loyalty_core.services.keys import create_operator_key
+    from loyalty_core.setup.keys import create_operator_key
     from tests.factories import unique
 
     first, second = await make_member(shop), await make_member(shop)

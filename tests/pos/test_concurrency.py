@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from loyalty_core.ledger.verify import verify_all
-from loyalty_core.services import setup
+from loyalty_core.setup import entities as setup
 from tests.factories import Shop, account_balance, count_rows, make_member, sale_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -10,7 +10,8 @@ import msgspec
 import pytest
 
 from loyalty_core.engine import ProgramRules
-from loyalty_core.services import coupons, setup
+from loyalty_core.coupons import codes as coupons
+from loyalty_core.setup import entities as setup
 from loyalty_core.tables import Coupon, CouponSeries
 from tests.factories import Shop, basic_rules, count_rows, make_member, make_shop, sale_body, unique
 

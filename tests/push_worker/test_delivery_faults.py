@@ -20,7 +20,7 @@ from backend.push.settings import PushSettings
 from backend.push.worker import Worker, WorkerConfig, run_worker
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import outbox as core_outbox
+from loyalty_core.messaging import outbox as core_outbox
 from loyalty_core.tables import Notification, PassRegistration, PushDevice
 from tests.factories import Shop
 from tests.fakes.apns import FakeApns

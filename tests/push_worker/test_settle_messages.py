@@ -10,7 +10,7 @@ from backend.push.messages import render
 from loyalty_core.ledger import ops
 from loyalty_core.ledger.settle import settle_due
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services.notifications import after_settle, queue_expiring_soon
+from loyalty_core.messaging.notifications import after_settle, queue_expiring_soon
 from loyalty_core.tables import Notification
 from tests.factories import Shop, make_member
 from tests.push_worker.conftest import notifications_of

@@ -11,7 +11,7 @@ import pytest
 from backend.push.settings import PushSettings, WorkerSettings
 from backend.push.worker import Worker, WorkerConfig, run_worker
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.services import outbox as core_outbox
+from loyalty_core.messaging import outbox as core_outbox
 from loyalty_core.tables import Notification, PassRegistration, PushDevice
 from tests.factories import Shop
 from tests.fakes.apns import FakeApns

@@ -14,7 +14,7 @@ from backend.admin.auth import create_operator_key
 from loyalty_core.engine.effects import EventBonus, Multiplier
 from loyalty_core.engine.program import Rule, RuleGroup
 from loyalty_core.engine.targeting import Targeting
-from loyalty_core.services.otp import read_inbox
+from loyalty_core.shopper_auth.otp import read_inbox
 from loyalty_core.tables import Customer, WelcomeGrant
 from tests.factories import basic_rules, count_rows, emit_card, emit_card_with_secret, make_shop, sale_body
 from tests.identity.shopper import Shopper, new_ip, new_phone

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from backend.security_headers import CSP
-from loyalty_core.services import audit
+from loyalty_core.office import audit
 from tests.factories import Shop, make_member
 from tests.office.helpers import Office, make_staff
 
@@ -185,7 +185,7 @@ async def test_oidc_staff_without_a_roles_claim_get_the_roles_of_their_staff_row
     import datetime as dt
     import secrets
 
-    from loyalty_core.services import staff
+    from loyalty_core.office import staff
 
     email = f"mapped-{secrets.token_hex(4)}@example.org"
     await staff.create(email, ["support"], None, dt.datetime.now(dt.UTC))  # kopilka staff create --oidc

@@ -17,8 +17,8 @@ import pytest
 from backend.admin.auth import create_operator_key
 from loyalty_core.engine.effects import EventBonus
 from loyalty_core.engine.program import Rule, RuleGroup
-from loyalty_core.services import setup
-from loyalty_core.services.otp import read_inbox
+from loyalty_core.setup import entities as setup
+from loyalty_core.shopper_auth.otp import read_inbox
 from tests.factories import basic_rules, count_rows, emit_card, emit_card_with_secret, make_shop, sale_body, unique
 from tests.identity.shopper import Shopper, new_phone
 
@@ -355,7 +355,7 @@ async def test_a_point_adjustment_records_which_operator_key_made_it(http, db_po
 
 
 async def test_an_import_records_which_key_brought_how_many_points_for_whom(http, db_pool) -> None:
-    from loyalty_core.services.audit import events_of
+    from loyalty_core.office.audit import events_of
 
     shop = await make_shop()
     name = unique("legacy")

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from loyalty_core.services import setup
+from loyalty_core.setup import entities as setup
 from tests.admin.conftest import Operators, operator, problem  # noqa: F401 - the fixture
 from tests.factories import Member, Shop, account_balance, count_rows, make_member, make_shop, sale_body, unique
 

@@ -15,7 +15,8 @@ import httpx
 import msgspec
 import pytest
 
-from loyalty_core.services import otp, setup
+from loyalty_core.shopper_auth import otp
+from loyalty_core.setup import entities as setup
 from tests.admin.conftest import Operators, operator  # noqa: F401 - the fixture
 from tests.factories import Shop, account_balance, basic_rules, count_rows, make_member, make_shop, sale_body, unique
 
@@ -249,8 +250,8 @@ async def test_a_batch_item_that_needs_valkey_while_it_is_down_is_refused_alone(
 
     import valkey.asyncio as valkey_asyncio
 
-    from loyalty_core.services import sales
-    from loyalty_core.services.till_trust import PhoneGate
+    from loyalty_core.till import sales
+    from loyalty_core.till.trust import PhoneGate
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

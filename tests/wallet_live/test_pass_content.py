@@ -8,7 +8,7 @@ import random
 import httpx
 import pytest
 
-from loyalty_core.services import setup
+from loyalty_core.setup import entities as setup
 from loyalty_core.tables import Customer, Store
 from tests.factories import Shop, make_member, sale_body, unique
 from tests.wallet_live.test_passkit import download

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loyalty_core.services.tokens import start_session
+from loyalty_core.shopper_auth.tokens import start_session
 from loyalty_core.tables import Card
 from tests.factories import Member, Shop, make_member, sale_body
 from tests.fakes.pkpass_check import verify_pkpass
@@ -137,7 +137,7 @@ async def test_a_blocked_card_voids_its_pass(http: httpx.AsyncClient, shop: Shop
     member = await make_member(shop, points=10)
     pass_json, _ = await download(http, member)
     from loyalty_core.piccolo_conf import DB
-    from loyalty_core.services import outbox
+    from loyalty_core.messaging import outbox
 
     async with DB.transaction():
         await Card.update({Card.status: "blocked", Card.blocked_reason: "lost"}).where(Card.id == member.card_id)
