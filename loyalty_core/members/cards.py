@@ -154,7 +154,7 @@ async def active_card_of_customer(customer_id: int, number: str) -> str:
 
 def qr_token(number: str, secret: str, now: dt.datetime) -> QrToken:
     """The rotating app-screen token `/pos/v1` resolves; refresh a few seconds before it turns."""
-    from wallet_passes.qr import issue_app_qr_token
+    from loyalty_core.shopper_auth.qr_token import issue_app_qr_token
 
     return QrToken(token=issue_app_qr_token(number, secret, now, period=QR_PERIOD), expires_in=QR_PERIOD,
                    refresh_after=QR_PERIOD - 5)

@@ -120,7 +120,7 @@ def _secret() -> str:
 
 
 def _card_from_app_token(scan: str, now: dt.datetime) -> str:
-    from wallet_passes.qr import QrTokenExpired, QrTokenInvalid, verify_app_qr_token
+    from loyalty_core.shopper_auth.qr_token import QrTokenExpired, QrTokenInvalid, verify_app_qr_token
 
     try:
         return verify_app_qr_token(scan, _secret(), now)

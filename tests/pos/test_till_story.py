@@ -56,7 +56,7 @@ async def test_identify_problems(http: httpx.AsyncClient, shop: Shop) -> None:
     blocked = problem(await http.post("/pos/v1/identify", json={"scan": member.card}, headers=shop.headers), 409, "card-blocked")
     assert "lost" in blocked["detail"]
 
-    from wallet_passes.qr import issue_app_qr_token
+    from loyalty_core.shopper_auth.qr_token import issue_app_qr_token
 
     old = issue_app_qr_token(member.card, "test-secret", dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10))
     await Card.update({Card.status: "active"}).where(Card.id == member.card_id)

@@ -22,7 +22,7 @@ from loyalty_core.tables import Card, Customer
 from personal_account.pages import card_qr
 from tests.factories import Shop
 from tests.web.browser import NoJsBrowser, csrf_of
-from wallet_passes.qr import issue_app_qr_token
+from loyalty_core.shopper_auth.qr_token import issue_app_qr_token
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 SECRET = "test-secret"  # tests/conftest.py starts the server with it

@@ -9,16 +9,15 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image
 
-from wallet_passes.qr import (
+from loyalty_core.shopper_auth.qr_token import (
     QR_TOKEN_PREFIX,
     QrTokenExpired,
     QrTokenInvalid,
-    card_qr_png,
-    card_qr_svg,
     is_app_qr_token,
     issue_app_qr_token,
     verify_app_qr_token,
 )
+from wallet_passes.qr import card_qr_png, card_qr_svg
 
 SECRET = "app-secret-for-tests"
 NOON = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
