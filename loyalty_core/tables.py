@@ -120,6 +120,24 @@ class RulesVersion(Table):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class RulesDraft(Table):
+    """A marketer's draft of a program's whole rules document (the back office's rule editor): compared with the
+    live version, replayed over past receipts, proposed, and published by a second person (loyalty_core/rules_office)."""
+
+    program = ForeignKey(Program, null=False)
+    base_version = Integer()  # the live version it started from: publishing refuses if another went live since
+    document = JSONB()
+    title = Varchar(length=200, default="")
+    status = Varchar(length=16, default="draft")  # draft | proposed | published | discarded
+    created_by = Varchar(length=120, default="")  # as the audit names them
+    created_ref = Varchar(length=64, default="")  # staff:<id>
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_by = Varchar(length=120, default="")
+    updated_at = Timestamptz(default=TimestamptzNow())
+    approval = BigInt(null=True, default=None)  # the pending_approval of its publish, while proposed
+    published_version = Integer(null=True, default=None)
+
+
 class CouponSeries(Table):
     program = ForeignKey(Program, null=False)
     code = Varchar(length=64, unique=True)
@@ -548,3 +566,55 @@ class CampaignMessage(Table):
     opened_at = Timestamptz(null=True, default=None)
     provider_id = Varchar(length=200, default="")
     last_error = Text(default="")
+
+
+# --- marketing: segments and member events (loyalty_core/marketing, docs/marketing.md) -------------
+
+
+class Segment(Table):
+    """A named group of a program's members. Who is in it lives in `membership.segments` (what the till's rules
+    and the campaigns read); a static segment's uploaded list is kept in `segment_static_member`, a dynamic
+    segment's condition (docs/marketing.md) is recomputed set-based by the `segments` job and on demand."""
+
+    program = ForeignKey(Program, null=False)
+    code = Varchar(length=64)  # unique per program (migration): the word rules and campaigns target
+    name = Varchar(length=200, default="")
+    kind = Varchar(length=16, default="dynamic")  # static | dynamic
+    condition = JSONB(null=True, default=None)  # dynamic: the condition as the marketer wrote it
+    status = Varchar(length=16, default="active")  # active | archived (archived: nobody is in it)
+    member_count = Integer(default=0)
+    recomputed_at = Timestamptz(null=True, default=None)
+    created_by = Varchar(length=120, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class SegmentStaticMember(Table):
+    """One member of a static segment's uploaded list (unique per segment and member, migration)."""
+
+    segment = ForeignKey(Segment, null=False)
+    membership = ForeignKey(Membership, null=False)
+    added_at = Timestamptz(default=TimestamptzNow())
+
+
+class MemberAttribute(Table):
+    """A custom fact about a member (imported, or set by a survey): `key` -> text value, one per key."""
+
+    membership = ForeignKey(Membership, null=False)
+    key = Varchar(length=64)
+    value = Text(default="")
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class MemberEvent(Table):
+    """An occurrence of a member event the `member_events` job handled: the claim that makes it happen once
+    (unique membership, kind, occurrence; migration), and what it gave."""
+
+    id = BigSerial(primary_key=True)
+    program = ForeignKey(Program, null=False)
+    membership = ForeignKey(Membership, null=False)
+    kind = Varchar(length=32)  # first_purchase | referral_referrer | birthday | inactive | tier_at_risk
+    occurrence = Varchar(length=64)  # e.g. the birthday's year, the quiet spell's last purchase date
+    points = BigInt(default=0)
+    detail = JSONB(default={})
+    created_at = Timestamptz(default=TimestamptzNow())
