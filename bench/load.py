@@ -1,8 +1,17 @@
-"""Load generator: N tills confirming realistic receipts over HTTP/1.1 keep-alive, closed loop, for a fixed time.
+"""Load generator: tills confirming realistic receipts over HTTP/1.1 keep-alive, for a fixed time.
 
 Run by bench/run.py as a separate process: `python -m bench.load CONFIG.json RESULT.json`.
-Each till is one coroutine with its own connection and its own till key; it sends the next receipt
-when the previous one is answered (a cashier does not scan the next basket before the receipt prints).
+
+Closed loop (`"mode": "closed"`): each till is one coroutine with its own connection and its own till key;
+it sends the next receipt when the previous one is answered (a cashier does not scan the next basket
+before the receipt prints). It finds the maximum rate; its latency is what N busy tills see.
+
+Open loop (`"mode": "open"`): receipts arrive at a fixed rate (Poisson or evenly spaced arrivals),
+whatever the server does: a late answer never delays the next arrival. Each arrival is its own task
+on a keep-alive connection from a pool (a new one is opened when none is idle, up to a limit; past it
+the arrival waits for one). Latency is counted from the arrival's scheduled time, not from when it was
+written to a socket, so the time it waited for a connection or for a late event loop is counted too
+(no coordinated omission). The till keys are used in turn.
 
 Clients: `raw` (default) writes the request bytes on an asyncio stream and reads the response by
 Content-Length: the cheapest honest HTTP/1.1 client, so on a 2-core box the load generator takes as
@@ -14,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import random
 import resource
 import sys
@@ -31,9 +41,12 @@ class Stats:
     statuses: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     error_samples: dict[str, list[str]] = field(default_factory=dict)
+    lags_ms: list[float] = field(default_factory=list)  # open loop: scheduled time to the arrival's task starting
     lines: int = 0
     carded: int = 0
     redeemed: int = 0
+    answered: int = 0  # every answer, warm-up included: the progress display
+    failed: int = 0
 
     def record(self, status: str, ms: float, body: bytes) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
@@ -146,9 +159,15 @@ class Shop:
         return msgspec.json.encode(body), card, redeem
 
 
+ERRORS = (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, RuntimeError, ValueError)
+
+
+def connection(config: dict) -> RawConnection | HttpxConnection:
+    return (RawConnection if config["client"] == "raw" else HttpxConnection)(config["host"], config["port"])
+
+
 async def till(i: int, key: str, config: dict, shop: Shop, stats: Stats, warm_end: float, end: float) -> None:
-    host, port = config["host"], config["port"]
-    conn = (RawConnection if config["client"] == "raw" else HttpxConnection)(host, port)
+    conn = connection(config)
     headers = b"Authorization: Bearer %s\r\n" % key.encode()
     prefix = f"{config['run_id']}-{config['proc']}-{i}-"
     seq = 0
@@ -160,10 +179,12 @@ async def till(i: int, key: str, config: dict, shop: Shop, stats: Stats, warm_en
             try:
                 status, payload = await asyncio.wait_for(conn.post(CONFIRM, headers, body), config["timeout"])
                 label = str(status)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, RuntimeError, ValueError) as exc:
+            except ERRORS as exc:
                 label, payload = type(exc).__name__, repr(exc).encode()
                 await conn.close()
             ms = (time.perf_counter() - t0) * 1000
+            stats.answered += 1
+            stats.failed += label != "200"
             if label != "200" and redeem:
                 shop.active[card] += redeem  # type: ignore[index]
             if warm_end <= time.time() <= end:
@@ -175,19 +196,145 @@ async def till(i: int, key: str, config: dict, shop: Shop, stats: Stats, warm_en
         await conn.close()
 
 
+class Pool:
+    """Idle keep-alive connections; a new one when none is idle, at most `limit` in use (then an arrival waits)."""
+
+    def __init__(self, config: dict, limit: int) -> None:
+        self.config = config
+        self.idle: list[RawConnection | HttpxConnection] = []
+        self.free = asyncio.Semaphore(limit)
+        self.opened = self.in_use = self.most_in_use = 0
+
+    async def acquire(self) -> RawConnection | HttpxConnection:
+        await self.free.acquire()
+        self.in_use += 1
+        self.most_in_use = max(self.most_in_use, self.in_use)
+        if self.idle:
+            return self.idle.pop()
+        self.opened += 1
+        return connection(self.config)
+
+    async def release(self, conn: RawConnection | HttpxConnection, broken: bool) -> None:
+        self.in_use -= 1
+        self.free.release()
+        if broken:
+            await conn.close()
+        else:
+            self.idle.append(conn)
+
+    async def close(self) -> None:
+        for conn in self.idle:
+            await conn.close()
+
+
+async def arrival(
+    scheduled: float, key: str, receipt_id: str, config: dict, shop: Shop, pool: Pool, stats: Stats, counted: bool,
+) -> None:
+    """One receipt at its scheduled (loop) time; its latency runs from then, its timeout too."""
+    loop = asyncio.get_running_loop()
+    if counted:
+        stats.lags_ms.append((loop.time() - scheduled) * 1000)
+    body, card, redeem = shop.receipt(receipt_id)
+    headers = b"Authorization: Bearer %s\r\n" % key.encode()
+    conn, broken = None, True
+    try:
+        async with asyncio.timeout_at(scheduled + config["timeout"]):
+            conn = await pool.acquire()
+            status, payload = await conn.post(CONFIRM, headers, body)
+        label, broken = str(status), False
+    except ERRORS as exc:
+        label, payload = type(exc).__name__, repr(exc).encode()
+    finally:
+        if conn is not None:
+            await pool.release(conn, broken)
+    ms = (loop.time() - scheduled) * 1000
+    stats.answered += 1
+    stats.failed += label != "200"
+    if label != "200" and redeem:
+        shop.active[card] += redeem  # type: ignore[index]
+    if counted:
+        stats.record(label, ms, payload)
+        stats.lines += body.count(b'"line_no"')
+        stats.carded += card is not None
+        stats.redeemed += redeem > 0
+
+
+async def open_loop(config: dict, shop: Shop, stats: Stats, pool: Pool) -> int:
+    """Schedule arrivals at config["rate"] per second from start to end; returns how many fell in the window."""
+    loop = asyncio.get_running_loop()
+    offset = loop.time() - time.time()  # config times are wall-clock, the schedule runs on the loop's clock
+    start, warm_end = config["start"] + offset, config["start"] + config["warmup"] + offset
+    end = warm_end + config["duration"]
+    rate, keys = config["rate"], config["keys"]
+    rnd = random.Random(config["seed"] ^ 0x5EED)
+    poisson = config["arrivals"] == "poisson"
+    prefix = f"{config['run_id']}-{config['proc']}-o"
+    tasks: set[asyncio.Task] = set()
+    t, seq, in_window = start + (0.0 if poisson else rnd.uniform(0, 1 / rate)), 0, 0
+    while True:
+        t += rnd.expovariate(rate) if poisson else 1 / rate
+        if t >= end:
+            break
+        if (delay := t - loop.time()) > 0:
+            await asyncio.sleep(delay)
+        counted = warm_end <= t < end
+        in_window += counted
+        task = loop.create_task(arrival(t, keys[seq % len(keys)], prefix + str(seq), config, shop, pool, stats, counted))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        seq += 1
+    if tasks:  # each arrival ends by its own timeout; this is a backstop
+        await asyncio.wait(set(tasks), timeout=config["timeout"] + 5)
+    return in_window
+
+
+async def report_progress(path: str, stats: Stats) -> None:
+    """Counts for the parent's progress display, twice a second (a rename: never half a file)."""
+    tmp = path + ".tmp"
+    while True:
+        with open(tmp, "w") as f:
+            json.dump({"answered": stats.answered, "failed": stats.failed}, f)
+        os.replace(tmp, path)
+        await asyncio.sleep(0.5)
+
+
 async def main(config: dict) -> dict:
     stats = Stats()
     rnd = random.Random(config["seed"])
     shop = Shop(config, rnd)
     start, warm_end, end = config["start"], config["start"] + config["warmup"], config["start"] + config["warmup"] + config["duration"]
+    progress = asyncio.create_task(report_progress(config["progress"], stats)) if config.get("progress") else None
     await asyncio.sleep(max(0.0, start - time.time()))
-    tasks = [asyncio.create_task(till(i, key, config, shop, stats, warm_end, end)) for i, key in enumerate(config["keys"])]
-    await asyncio.sleep(max(0.0, warm_end - time.time()))
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    await asyncio.wait(tasks, timeout=max(0.0, end - time.time()) + config["timeout"] + 5)
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    for t in tasks:
-        t.cancel()
+    extra: dict = {}
+    if config.get("mode") == "open":
+        pool = Pool(config, config["connections"])
+        window_start: list = []
+
+        async def mark_window() -> None:
+            await asyncio.sleep(max(0.0, warm_end - time.time()))
+            window_start.append(resource.getrusage(resource.RUSAGE_SELF))
+
+        marker = asyncio.create_task(mark_window())
+        extra["scheduled_in_window"] = await open_loop(config, shop, stats, pool)
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        await marker
+        cpu0 = window_start[0]
+        await pool.close()
+        lags = sorted(stats.lags_ms)
+        extra |= {
+            "connections_opened": pool.opened, "most_connections_in_use": pool.most_in_use,
+            "dispatch_lag_ms": {"p99": round(lags[int(len(lags) * 0.99)], 2), "max": round(lags[-1], 2)} if lags else None,
+        }
+    else:
+        tasks = [asyncio.create_task(till(i, key, config, shop, stats, warm_end, end)) for i, key in enumerate(config["keys"])]
+        await asyncio.sleep(max(0.0, warm_end - time.time()))
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        await asyncio.wait(tasks, timeout=max(0.0, end - time.time()) + config["timeout"] + 5)
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        for t in tasks:
+            t.cancel()
+    if progress is not None:
+        progress.cancel()
     return {
         "statuses": stats.statuses,
         "latencies_ms": stats.latencies_ms,
@@ -196,7 +343,7 @@ async def main(config: dict) -> dict:
         "carded": stats.carded,
         "redeemed": stats.redeemed,
         "cpu_seconds": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime),
-    }
+    } | extra
 
 
 if __name__ == "__main__":

