@@ -7,7 +7,8 @@ from backend.admin.keys import ROUTES as KEY_ROUTES
 from backend.admin.members import ROUTES as MEMBER_ROUTES
 from backend.admin.points import ROUTES as POINTS_ROUTES
 from backend.admin.rules import ROUTES as RULES_ROUTES
+from backend.admin.segments import ROUTES as SEGMENT_ROUTES
 from backend.admin.simulate import ROUTES as SIMULATE_ROUTES
 
 ROUTES: list = [*MEMBER_ROUTES, *RULES_ROUTES, *SIMULATE_ROUTES, *COUPON_ROUTES, *POINTS_ROUTES, *CATALOG_ROUTES, *KEY_ROUTES,
-                *IMPORT_ROUTES]
+                *SEGMENT_ROUTES, *IMPORT_ROUTES]

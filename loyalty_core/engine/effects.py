@@ -169,12 +169,14 @@ EventKind = Literal["registered", "first_purchase", "birthday", "inactive"]
 
 
 class EventBonus(_Effect, tag="event_bonus"):
-    """Points on a member event; referrer_points go to whoever referred the member."""
+    """Points on a member event; referrer_points go to whoever referred the member (on the friend's first
+    purchase only). `valid_days`: the points burn this many days after the award (None: the program's expiry)."""
 
     event: EventKind
     points: int = 0
     referrer_points: int = 0
     issue_coupon: str | None = None
+    valid_days: int | None = None
 
 
 Effect = Union[

@@ -23,6 +23,15 @@ from loyalty_core.engine.result import EventAward
 from loyalty_core.engine.run import Run
 
 
+# what makes each event kind happen: an event rule of a kind missing here would never fire (the validator refuses it)
+TRIGGERS: dict[str, str] = {
+    "registered": "registration (members.identity.register_member)",
+    "first_purchase": "the member_events job: the member's first purchase (the referral's both sides)",
+    "birthday": "the member_events job: on the member's birthday, in the program's time zone",
+    "inactive": "the member_events job: settings.reactivation_after_days without a purchase",
+}
+
+
 class MemberEvent(msgspec.Struct, frozen=True, kw_only=True):
     kind: Literal["registered", "first_purchase", "birthday", "inactive"]
     at: dt.datetime

@@ -62,6 +62,10 @@ class ProgramSettings(msgspec.Struct, frozen=True, kw_only=True):
     # a rule's target.birth_date_known_days overrides it
     birth_date_known_days: int = 30
     language: str = "ru"  # of the explanations the till and the shopper read: ru | en
+    # member events (loyalty_core/marketing/events.py): an "inactive" event after this many days without a purchase,
+    # a "tier at risk" message when the spend that stays in the window this many days ahead is below the tier's
+    reactivation_after_days: int = 90
+    tier_at_risk_days: int = 30
 
 
 class Rule(msgspec.Struct, frozen=True, kw_only=True):

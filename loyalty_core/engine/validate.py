@@ -17,6 +17,7 @@ from loyalty_core.engine.effects import (
     AccrualCap,
     Bogo,
     Effect,
+    EventBonus,
     IssueCoupon,
     LadderDiscount,
     MForN,
@@ -85,6 +86,9 @@ def _settings(s: ProgramSettings, errors: list[str]) -> None:
         value = getattr(s, field)
         if value is not None and value < 0:
             errors.append(f"{where}: {field}: must not be negative")
+    for field in ("reactivation_after_days", "tier_at_risk_days"):
+        if not 1 <= getattr(s, field) <= 3660:
+            errors.append(f"{where}: {field}: must be between 1 and 3660")
     if s.language not in ("ru", "en"):
         errors.append(f"{where}: language: '{s.language}' is not spoken (ru, en)")
     if not 1 <= s.favourite_categories_count <= 50:
@@ -173,6 +177,23 @@ def _effect(e: Effect, where: str, counters: frozenset[str], errors: list[str]) 
             _lines(component.lines, where, "effect.components.lines", counters, errors)
     elif isinstance(e, AccrualCap) and e.per_receipt is None and e.per_day is None:
         errors.append(f"{where}: effect: accrual_cap needs per_receipt or per_day")
+    elif isinstance(e, EventBonus):
+        _event_bonus(e, where, errors)
+
+
+def _event_bonus(e: EventBonus, where: str, errors: list[str]) -> None:
+    """An event rule must be able to fire: its kind has a trigger, and a referrer is paid on the friend's first
+    purchase only (on any other event nothing would pay them, or fake sign-ups would)."""
+    from loyalty_core.engine.events import TRIGGERS
+
+    if e.event not in TRIGGERS:
+        errors.append(f"{where}: effect.event: nothing triggers the event '{e.event}' "
+                      f"(triggered events: {', '.join(sorted(TRIGGERS))})")
+    if e.referrer_points and e.event != "first_purchase":
+        errors.append(f"{where}: effect.referrer_points: a referrer is rewarded on the friend's first purchase only: "
+                      f"move them to a rule for the event 'first_purchase', not '{e.event}'")
+    if e.valid_days is not None and not 1 <= e.valid_days <= 3660:
+        errors.append(f"{where}: effect.valid_days: {e.valid_days} is outside 1..3660")
 
 
 def _rule(rule: Rule, group: RuleGroup, tiers: set[str], counters: frozenset[str], errors: list[str]) -> None:

@@ -39,8 +39,10 @@ async def program_with_promotions(**settings: Any) -> Shop:
              names={"ru": "Зимние баллы", "en": "Winter points"}),
     ])
     events = RuleGroup(code="events", name="Events", stage="event", rules=[
-        Rule(code="welcome", name="Welcome bonus", effect=EventBonus(event="registered", points=500, referrer_points=200),
+        Rule(code="welcome", name="Welcome bonus", effect=EventBonus(event="registered", points=500),
              names={"ru": "Приветственный бонус", "en": "Welcome bonus"}),
+        Rule(code="referral", name="Bring a friend", effect=EventBonus(event="first_purchase", referrer_points=200),
+             names={"ru": "Приведи друга", "en": "Bring a friend"}),
     ])
     rules = msgspec.structs.replace(base, settings=msgspec.structs.replace(base.settings, tiers=tiers),
                                     groups=[promos, events])

@@ -252,11 +252,11 @@ def test_every_explanation_says_something_in_russian_and_in_english(case, codes)
 @FAST
 @given(st.integers(0, 10**6), st.integers(0, 10**6), st.sampled_from(["ru", "en"]))
 def test_every_event_award_says_something(points, referrer_points, lang):
-    bonus = EventBonus(event="registered", points=points, referrer_points=referrer_points)
+    bonus = EventBonus(event="first_purchase", points=points, referrer_points=referrer_points)
     prog = program(group("event", rule("welcome", bonus)))
     ctx = context(member(referred_by="m-2"))
 
-    awards = evaluate_event(MemberEvent(kind="registered", at=ctx.now), ctx, prog, lang=lang)
+    awards = evaluate_event(MemberEvent(kind="first_purchase", at=ctx.now), ctx, prog, lang=lang)
 
     assert all(a.explanation.startswith("Welcome: ") and a.explanation != "Welcome: " for a in awards)
 
