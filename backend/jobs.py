@@ -110,25 +110,8 @@ async def _member_events_job(now: dt.datetime) -> str:
     return (await run_member_events(now)).summary()
 
 
-async def _segments_job(now: dt.datetime) -> str:
-    from loyalty_core.marketing.segments import recompute_all
-
-    results = await recompute_all(now)
-    changed = sum(r.added + r.removed for r in results)
-    return f"{len(results)} dynamic segments recomputed, {changed} memberships changed"
-
-
-async def _member_events_job(now: dt.datetime) -> str:
-    from loyalty_core.marketing.events import run_member_events
-
-    return (await run_member_events(now)).summary()
-
-
 JOBS: dict[str, tuple[str, Callable[[dt.datetime], Awaitable[str]]]] = {
     "settle": ("activate and expire points, 'expiring soon' messages, tiers whose window changed", _settle_job),
-    "segments": ("recompute every dynamic segment (membership.segments), one statement each", _segments_job),
-    "member_events": ("first purchase and referral, birthday, reactivation bonuses; tier-at-risk messages",
-                      _member_events_job),
     "segments": ("recompute every dynamic segment (membership.segments), one statement each", _segments_job),
     "member_events": ("first purchase and referral, birthday, reactivation bonuses; tier-at-risk messages",
                       _member_events_job),
