@@ -1,0 +1,139 @@
+"""Every query of the finance reports, named, in one place (`$n` placeholders, sent with `db.fetch`).
+
+The reports read only the aggregates (`report_*` tables, migration 2026-11-29T17:40); the refresh is the only
+reader of the ledger itself. Points that move the liability are the entries into the `active` and `pending`
+buckets (the `debt` bucket is what members owe, shown apart); `activate` moves points between those two buckets
+and nets to zero.
+"""
+
+from __future__ import annotations
+
+# --- the refresh (the `reports` job) ------------------------------------------------------------------------
+
+# taken first in the refresh's REPEATABLE READ transaction: a second refresh at the same moment skips its turn
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1) AS locked"
+REPEATABLE_READ = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+
+WATERMARK = "SELECT watermark FROM scheduled_job WHERE name = $1"
+SET_WATERMARK = (
+    "INSERT INTO scheduled_job (name, last_result, watermark) VALUES ($1, '', now()) "
+    "ON CONFLICT (name) DO UPDATE SET watermark = EXCLUDED.watermark"
+)
+
+# the ledger summed per program, local day, store, kind and bucket. An upsert, not delete + insert: the ledger only
+# grows, so a day's group never disappears, and two refreshes can never leave a day counted twice (the key).
+_SUM_DAYS = """
+INSERT INTO report_ledger_day AS d (program, day, store, kind, bucket, points, entries)
+SELECT m.program, (e.created_at AT TIME ZONE p.timezone)::date, COALESCE(s.store, 0), e.kind, e.bucket,
+       SUM(e.amount), COUNT(*)
+FROM ledger_entry e
+JOIN account a ON a.id = e.account AND a.currency = 'points'
+JOIN membership m ON m.id = a.membership
+JOIN program p ON p.id = m.program
+LEFT JOIN sale s ON s.id = e.sale
+{where}
+GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (program, day, store, kind, bucket)
+DO UPDATE SET points = EXCLUDED.points, entries = EXCLUDED.entries
+"""
+SUM_ALL_DAYS = _SUM_DAYS.format(where="")
+# the whole local days from $1's day on (the created_at index finds them; a day starts less than 24 h before $1)
+SUM_DAYS_SINCE = _SUM_DAYS.format(
+    where="WHERE e.created_at >= $1::timestamptz - interval '1 day' "
+          "AND (e.created_at AT TIME ZONE p.timezone)::date >= ($1::timestamptz AT TIME ZONE p.timezone)::date")
+
+# live lots by expiry month; `spent` counts with `active`, as `kopilka ledger verify` sums them
+SUM_AGING = """
+INSERT INTO report_liability_aging (program, expires_month, state, points, lots, as_of)
+SELECT m.program, date_trunc('month', l.expires_at AT TIME ZONE p.timezone)::date,
+       CASE WHEN l.state = 'pending' THEN 'pending' ELSE 'active' END, SUM(l.remaining), COUNT(*), now()
+FROM point_lot l
+JOIN account a ON a.id = l.account AND a.currency = 'points'
+JOIN membership m ON m.id = a.membership
+JOIN program p ON p.id = m.program
+WHERE l.state IN ('pending', 'active', 'spent') AND l.remaining > 0
+GROUP BY 1, 2, 3
+"""
+DROP_OLD_AGING = "DELETE FROM report_liability_aging WHERE as_of < now()"
+
+SUM_ACCOUNTS = """
+INSERT INTO report_liability_snapshot AS r (program, active, pending, debt, accounts, as_of)
+SELECT m.program, SUM(a.active), SUM(a.pending), SUM(a.debt), COUNT(*), now()
+FROM account a JOIN membership m ON m.id = a.membership
+WHERE a.currency = 'points'
+GROUP BY m.program
+ON CONFLICT (program) DO UPDATE SET active = EXCLUDED.active, pending = EXCLUDED.pending, debt = EXCLUDED.debt,
+    accounts = EXCLUDED.accounts, as_of = EXCLUDED.as_of
+"""
+
+# --- what the pages read ----------------------------------------------------------------------------------------
+
+PROGRAMS = "SELECT id, code, name, timezone, rules_version FROM program ORDER BY id"
+PROGRAM = "SELECT id, code, name, timezone, rules_version FROM program WHERE code = $1"
+STORES = "SELECT id, code, name FROM store WHERE program = $1 OR program IS NULL ORDER BY name, id LIMIT 1000"
+
+# signed points per kind, per period ($2: 'day' | 'week' | 'month'); $5: a store or NULL
+MOVEMENTS = """
+SELECT date_trunc($2::text, day::timestamp)::date AS period,
+       COALESCE(SUM(points) FILTER (WHERE kind = 'accrue'), 0)::bigint AS accrued,
+       COALESCE(SUM(points) FILTER (WHERE kind = 'redeem'), 0)::bigint AS redeemed,
+       COALESCE(SUM(points) FILTER (WHERE kind = 'expire'), 0)::bigint AS expired,
+       COALESCE(SUM(points) FILTER (WHERE kind = 'adjust'), 0)::bigint AS adjusted,
+       COALESCE(SUM(points) FILTER (WHERE kind = 'return_clawback'), 0)::bigint AS clawed_back,
+       COALESCE(SUM(points) FILTER (WHERE kind = 'return_refund'), 0)::bigint AS refunded,
+       COALESCE(SUM(points) FILTER (WHERE kind = 'import'), 0)::bigint AS imported,
+       COALESCE(SUM(points) FILTER (WHERE kind = 'debt_paid'), 0)::bigint AS debt_repaid,
+       COALESCE(SUM(points) FILTER (WHERE kind NOT IN ('accrue', 'redeem', 'expire', 'adjust', 'return_clawback',
+                                                        'return_refund', 'import', 'debt_paid')), 0)::bigint AS other,
+       COALESCE(SUM(points), 0)::bigint AS net
+FROM report_ledger_day
+WHERE program = $1 AND day BETWEEN $3 AND $4 AND bucket IN ('active', 'pending')
+  AND ($5::int IS NULL OR store = $5::int)
+GROUP BY 1 ORDER BY 1
+"""
+
+# the liability before the first day, then its change per period
+OPENING = """
+SELECT COALESCE(SUM(points) FILTER (WHERE bucket = 'active'), 0)::bigint AS active,
+       COALESCE(SUM(points) FILTER (WHERE bucket = 'pending'), 0)::bigint AS pending
+FROM report_ledger_day WHERE program = $1 AND day < $2 AND bucket IN ('active', 'pending')
+"""
+CHANGES = """
+SELECT date_trunc($2::text, day::timestamp)::date AS period,
+       COALESCE(SUM(points) FILTER (WHERE bucket = 'active'), 0)::bigint AS active,
+       COALESCE(SUM(points) FILTER (WHERE bucket = 'pending'), 0)::bigint AS pending
+FROM report_ledger_day WHERE program = $1 AND day BETWEEN $3 AND $4 AND bucket IN ('active', 'pending')
+GROUP BY 1 ORDER BY 1
+"""
+# everything the aggregate holds, against the account balances read in the same refresh
+RECONCILE = """
+SELECT s.active AS accounts_active, s.pending AS accounts_pending, s.debt AS accounts_debt, s.accounts, s.as_of,
+       COALESCE((SELECT SUM(points) FROM report_ledger_day d WHERE d.program = s.program AND d.bucket = 'active'), 0)::bigint
+           AS days_active,
+       COALESCE((SELECT SUM(points) FROM report_ledger_day d WHERE d.program = s.program AND d.bucket = 'pending'), 0)::bigint
+           AS days_pending
+FROM report_liability_snapshot s WHERE s.program = $1
+"""
+
+AGING = """
+SELECT expires_month,
+       COALESCE(SUM(points) FILTER (WHERE state = 'active'), 0)::bigint AS active,
+       COALESCE(SUM(points) FILTER (WHERE state = 'pending'), 0)::bigint AS pending,
+       SUM(lots)::int AS lots, MAX(as_of) AS as_of
+FROM report_liability_aging
+WHERE program = $1 AND as_of = (SELECT MAX(as_of) FROM report_liability_aging WHERE program = $1)
+GROUP BY expires_month ORDER BY expires_month NULLS LAST
+"""
+
+BY_STORE = """
+SELECT d.store AS store_id, COALESCE(s.code, '') AS code, COALESCE(s.name, '') AS name,
+       COALESCE(SUM(d.points) FILTER (WHERE d.kind = 'accrue'), 0)::bigint AS accrued,
+       COALESCE(SUM(d.points) FILTER (WHERE d.kind = 'redeem'), 0)::bigint AS redeemed,
+       COALESCE(SUM(d.points) FILTER (WHERE d.kind = 'return_clawback'), 0)::bigint AS clawed_back,
+       COALESCE(SUM(d.points) FILTER (WHERE d.kind = 'return_refund'), 0)::bigint AS refunded,
+       COALESCE(SUM(d.points), 0)::bigint AS net
+FROM report_ledger_day d LEFT JOIN store s ON s.id = d.store
+WHERE d.program = $1 AND d.day BETWEEN $2 AND $3 AND d.bucket IN ('active', 'pending')
+GROUP BY d.store, s.code, s.name
+ORDER BY accrued DESC, d.store
+"""

@@ -1,0 +1,77 @@
+"""The `reports` job: keeps the finance reports' aggregates (report_* tables) up to date from the ledger.
+
+A scheduled job (backend/jobs.py JOBS, every 10 minutes by default), not an incremental write: the ledger's one
+writer stays as it is and the till's hot path pays nothing. Each run, in one REPEATABLE READ transaction (one
+snapshot, so the day sums and the account balances it stores agree exactly):
+
+1. re-sums the ledger's entries per program, local day, store, kind and bucket for the whole days since the
+   previous run started, less a day (an entry is counted even when its transaction committed up to a day after
+   its timestamp); the first run, or `full=True`, sums every day;
+2. sums the live lots per expiry month (the aging) and the account balances per program (the snapshot the
+   liability page reconciles with).
+
+Safe to repeat and to run beside another: the day rows are upserts on their key, and a second refresh at the same
+moment skips its turn (an advisory lock).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import msgspec
+
+from loyalty_core import db
+from loyalty_core.piccolo_conf import DB
+from loyalty_core.reports import queries as q
+
+JOB = "reports"
+LOCK_KEY = int.from_bytes(b"kopreprt", "big") >> 1
+
+
+class RefreshResult(msgspec.Struct, kw_only=True):
+    skipped: bool = False
+    since: dt.datetime | None = None  # None: every day was summed
+    day_rows: int = 0
+    aging_rows: int = 0
+    programs: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if self.skipped:
+            return "skipped: another refresh was running"
+        days = "every day" if self.since is None else f"days since {self.since:%Y-%m-%d %H:%M} UTC"
+        return (f"summed {days}: {self.day_rows} day rows, {self.aging_rows} aging rows, "
+                f"{self.programs} programs' balances in {self.seconds:.2f} s")
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])  # "INSERT 0 42"
+
+
+async def refresh(*, full: bool = False) -> RefreshResult:
+    started = time.monotonic()
+    async with DB.transaction():
+        conn = db.connection()
+        await conn.execute(q.REPEATABLE_READ)
+        if not await conn.fetchval(q.TRY_LOCK, LOCK_KEY):
+            return RefreshResult(skipped=True)
+        mark = None if full else await conn.fetchval(q.WATERMARK, JOB)
+        now = await conn.fetchval("SELECT now()")
+        since = None if mark is None else min(mark, now) - dt.timedelta(days=1)
+        if since is None:
+            days = await conn.execute(q.SUM_ALL_DAYS)
+        else:
+            days = await conn.execute(q.SUM_DAYS_SINCE, since)
+        aging = await conn.execute(q.SUM_AGING)
+        await conn.execute(q.DROP_OLD_AGING)
+        balances = await conn.execute(q.SUM_ACCOUNTS)
+        await conn.execute(q.SET_WATERMARK, JOB)
+    return RefreshResult(since=since, day_rows=_count(days), aging_rows=_count(aging), programs=_count(balances),
+                         seconds=time.monotonic() - started)
+
+
+async def job(now: dt.datetime) -> str:
+    """The scheduled job (`now` is the scheduler's; the refresh reads the database's clock, the one the
+    entries' commit order follows)."""
+    return (await refresh()).summary()

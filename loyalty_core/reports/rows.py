@@ -1,0 +1,121 @@
+"""What the finance reports return: msgspec Structs, points as signed integers (as they move the liability),
+money in minor units at the program's point value."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import msgspec
+
+Grain = Literal["day", "week", "month"]
+
+
+class ProgramFacts(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    code: str
+    name: str
+    timezone: str
+    currency: str = "RUB"
+    point_value_minor: int = 100  # the live rules' settings.point_value_minor: what one point pays for
+
+    def money(self, points: int) -> int:
+        return points * self.point_value_minor
+
+
+class StoreRef(msgspec.Struct, frozen=True):
+    id: int
+    code: str
+    name: str
+
+
+class Period(msgspec.Struct, frozen=True, kw_only=True):
+    since: dt.date
+    until: dt.date  # inclusive
+    grain: Grain = "day"
+
+
+class Movement(msgspec.Struct, frozen=True, kw_only=True):
+    """Points per kind of movement in one period, signed as they change the liability; `net` is their sum."""
+
+    period: dt.date
+    accrued: int = 0  # sales, welcome and event awards
+    redeemed: int = 0  # paid with points (negative)
+    expired: int = 0  # burnt at the lot's end of life (negative)
+    adjusted: int = 0  # manual adjustments, net of write-offs
+    clawed_back: int = 0  # a return took back what its sale accrued (negative)
+    refunded: int = 0  # a return gave back the points its sale spent
+    imported: int = 0  # opening balances from a legacy system
+    debt_repaid: int = 0  # points that paid a member's debt (negative)
+    other: int = 0  # merges between accounts (net zero for a program) and any future kind
+    net: int = 0
+
+
+class LiabilityPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """The liability at the end of a period (or of the range, whichever is earlier)."""
+
+    period: dt.date
+    active: int
+    pending: int
+
+    @property
+    def total(self) -> int:
+        return self.active + self.pending
+
+
+class Reconciliation(msgspec.Struct, frozen=True, kw_only=True):
+    """The aggregate's whole history against the account balances, both read in one refresh's snapshot."""
+
+    as_of: dt.datetime
+    accounts: int
+    accounts_active: int
+    accounts_pending: int
+    accounts_debt: int
+    days_active: int
+    days_pending: int
+
+    @property
+    def difference(self) -> int:
+        return (self.days_active + self.days_pending) - (self.accounts_active + self.accounts_pending)
+
+
+class Liability(msgspec.Struct, frozen=True, kw_only=True):
+    opening: LiabilityPoint  # the day before the range
+    points: list[LiabilityPoint]
+    reconciliation: Reconciliation | None  # None: the aggregate was never refreshed
+
+
+class Breakage(msgspec.Struct, frozen=True, kw_only=True):
+    period: dt.date
+    accrued: int
+    expired: int  # as a positive number of points
+
+    @property
+    def rate_bp(self) -> int | None:
+        """expired / accrued in basis points (10 000 = 100 %), rounded half up; None when nothing was accrued."""
+        if self.accrued <= 0:
+            return None
+        return (self.expired * 20_000 + self.accrued) // (2 * self.accrued)
+
+
+class AgingBucket(msgspec.Struct, frozen=True, kw_only=True):
+    expires_month: dt.date | None  # None: never expires
+    active: int
+    pending: int
+    lots: int
+    as_of: dt.datetime
+
+    @property
+    def total(self) -> int:
+        return self.active + self.pending
+
+
+class StoreTotals(msgspec.Struct, frozen=True, kw_only=True):
+    store_id: int  # 0: movements without a sale (adjustments, welcome awards, imports, expiry)
+    code: str
+    name: str
+    accrued: int
+    redeemed: int
+    clawed_back: int
+    refunded: int
+    net: int
