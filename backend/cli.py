@@ -353,6 +353,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import logging
 
+    from backend.push.campaigns import run_campaign_sender
     from backend.push.worker import run_worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -384,11 +385,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         note("worker running; Ctrl-C or SIGTERM stops it after the current batch")
         # the scheduled jobs run beside the outbox delivery; only the leader among the workers runs them
         scheduler = asyncio.create_task(jobs.run_scheduler(stop, schedule=schedule))
+        # campaign messages have an outbox of their own (backend/push/campaigns.py), delivered beside it
+        campaigns = asyncio.create_task(run_campaign_sender(stop))
         try:
             return await run_worker(stop)
         finally:
             stop.set()
             await scheduler
+            await campaigns
             if gauges is not None:
                 gauges.cancel()
 

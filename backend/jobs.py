@@ -33,7 +33,7 @@ log = logging.getLogger("kopilka.jobs")
 
 # the advisory lock's key: any constant no other part of Kopilka uses ("kopilka-jobs" as 8 bytes)
 LEADER_LOCK_KEY = int.from_bytes(b"kopjobs!", "big") >> 1
-DEFAULT_SCHEDULE = "settle=10m,segments=1h,member_events=1h"
+DEFAULT_SCHEDULE = "settle=10m,segments=1h,member_events=1h,campaigns=1m"
 TICK = dt.timedelta(seconds=15)
 
 
@@ -110,8 +110,17 @@ async def _member_events_job(now: dt.datetime) -> str:
     return (await run_member_events(now)).summary()
 
 
+async def _campaigns_job(now: dt.datetime) -> str:
+    from loyalty_core.campaigns.queueing import queue_due
+
+    queued = await queue_due(now)
+    return "; ".join(f"{q.campaign}: {q.messages} messages queued, {q.control} in control, {q.capped} capped"
+                     for q in queued) or "no campaign due"
+
+
 JOBS: dict[str, tuple[str, Callable[[dt.datetime], Awaitable[str]]]] = {
     "settle": ("activate and expire points, 'expiring soon' messages, tiers whose window changed", _settle_job),
+    "campaigns": ("queue the launched campaigns whose send time has come", _campaigns_job),
     "segments": ("recompute every dynamic segment (membership.segments), one statement each", _segments_job),
     "member_events": ("first purchase and referral, birthday, reactivation bonuses; tier-at-risk messages",
                       _member_events_job),

@@ -13,8 +13,8 @@ FORWARDS = [
     "CREATE INDEX campaign_message_due_idx ON campaign_message (next_attempt_at, id) "
     "WHERE status IN ('pending', 'sending')",
     # the frequency cap counts a shopper's recent campaign messages
-    "CREATE INDEX campaign_message_customer_idx ON campaign_message (customer, send_started_at) "
-    "WHERE send_started_at IS NOT NULL",
+    "CREATE INDEX campaign_message_customer_idx ON campaign_message (customer) "
+    "WHERE status IN ('sending', 'sent', 'delivered', 'unknown')",
     "CREATE INDEX campaign_message_provider_idx ON campaign_message (provider_id) WHERE provider_id <> ''",
 ]
 

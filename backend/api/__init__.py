@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Router
 
 from backend.api.auth import AuthController
+from backend.api.campaign_links import ROUTES as CAMPAIGN_LINK_ROUTES
 from backend.api.cards import CardController
 from backend.api.oidc import OidcController
 from backend.api.points import PointsController
@@ -15,4 +16,4 @@ api_router = Router(
     route_handlers=[AuthController, OidcController, ProfileController, CardController, PointsController],
 )
 
-ROUTES: list = [api_router]
+ROUTES: list = [api_router, *CAMPAIGN_LINK_ROUTES]  # the e-mails' links live outside /api/v1: /u/...
