@@ -13,6 +13,7 @@ def _router() -> Any:
 
     from back_office.auth import OfficeSignInController
     from back_office.pages import OfficePagesController
+    from back_office.rules import RulesController
     from back_office.support import SupportController
     from back_office.web import EXCEPTION_HANDLERS, STATIC_DIR, check_csrf
 
@@ -21,7 +22,7 @@ def _router() -> Any:
         cache_control=CacheControlHeader(max_age=31_536_000, public=True),  # URLs carry a content hash
     )
     # CSRF and the HTML error pages on this router only; every handler has its role guard
-    return Router(path="/", route_handlers=[OfficeSignInController, OfficePagesController, SupportController, static],
+    return Router(path="/", route_handlers=[OfficeSignInController, OfficePagesController, SupportController, RulesController, static],
                   before_request=check_csrf, exception_handlers=EXCEPTION_HANDLERS, include_in_schema=False)
 
 

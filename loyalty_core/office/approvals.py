@@ -5,6 +5,8 @@ pending approval (`request`) instead, answering 202 with its id. Another person 
 same person (`requested_ref`: staff:<id> or key:<id>) cannot, and approving runs the very adjustment that was
 asked, through `adjustments.adjust_points` / `adjust_many`, with the approval's own operation id, so a double
 click or a retried approval adjusts once. Every step is audited.
+A rules publish (kind `rules.publish`, filed by the back office's rule editor) is decided by
+`loyalty_core.rules_office.drafts`, whichever page or API approves or rejects it.
 """
 
 from __future__ import annotations
@@ -121,8 +123,20 @@ async def get(approval_id: int) -> ApprovalOut:
     return _out(rows[0])
 
 
+async def _rules_draft(approval_id: int) -> int | None:
+    """The draft of a rules publish (decided by loyalty_core.rules_office.drafts, which publishes it), else None."""
+    found = await get(approval_id)
+    return int(found.payload["draft_id"]) if found.kind == "rules.publish" else None
+
+
 async def approve(approval_id: int, actor: Actor, now: dt.datetime) -> ApprovalOut:
     """Run the waiting adjustment as asked; refused to the person who asked it, and to a decided one."""
+    draft_id = await _rules_draft(approval_id)
+    if draft_id is not None:
+        from loyalty_core.rules_office import drafts  # it imports this module
+
+        await drafts.approve(draft_id, actor, now)
+        return await get(approval_id)
     async with DB.transaction() as transaction:
         row = await _locked(approval_id, actor)
         payload = _decoded(row["payload"])
@@ -156,6 +170,12 @@ async def approve(approval_id: int, actor: Actor, now: dt.datetime) -> ApprovalO
 
 
 async def reject(approval_id: int, actor: Actor, reason: str, now: dt.datetime) -> ApprovalOut:
+    draft_id = await _rules_draft(approval_id)
+    if draft_id is not None:
+        from loyalty_core.rules_office import drafts
+
+        await drafts.reject(draft_id, actor, reason, now)
+        return await get(approval_id)
     async with DB.transaction():
         row = await _locked(approval_id, actor, own_allowed=True)
         await PendingApproval.update({PendingApproval.status: "rejected", PendingApproval.decided_by: actor.name,

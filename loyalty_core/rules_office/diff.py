@@ -53,8 +53,9 @@ def _fields(before: dict[str, Any], after: dict[str, Any], skip: tuple[str, ...]
     for path in sorted(old.keys() | new.keys()):
         if path.split(".")[0] in skip or (not old and new.get(path) in (None, [], {}, "")):
             continue  # a new group or rule: only what it sets
-        if old.get(path) != new.get(path):
-            changes.append(FieldChange(path=path, before=old.get(path), after=new.get(path)))
+        before_, after_ = old.get(path), new.get(path)
+        if before_ != after_ and not (before_ in (None, [], {}) and after_ in (None, [], {})):
+            changes.append(FieldChange(path=path, before=before_, after=after_))
     return changes
 
 
