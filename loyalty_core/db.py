@@ -1,4 +1,6 @@
-"""Connection pool lifecycle and migrations. The pool lives in the app's lifespan (one per event loop)."""
+"""Connection pool lifecycle and migrations. The pools live in the app's lifespan (one per event loop): the
+primary's, and the reader pools of the read replicas when KOPILKA_DATABASE_REPLICA_URLS names some
+(loyalty_core/replicas.py: which reads may go there)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
+from loyalty_core import replicas
 from loyalty_core.piccolo_conf import DB
 
 
@@ -27,8 +30,35 @@ def configure(database_url: str, pool_min: int = 2, pool_max: int = 10) -> None:
     _pool_size.update(min_size=pool_min, max_size=pool_max)
 
 
+_replica_options: dict[str, object] = {"urls": ()}
+
+
+def configure_replicas(urls: list[str] | tuple[str, ...], *, max_lag: float = 5.0, check_every: float = 1.0,
+                       lsn_store: replicas.LsnStore | None = None, pool_max: int | None = None) -> None:
+    """Read replicas for the reads that only show things; started and closed with the primary's pool."""
+    _replica_options.update(urls=tuple(urls), max_lag=max_lag, check_every=check_every, lsn_store=lsn_store,
+                            pool_max=pool_max or _pool_size["max_size"])
+
+
 async def start_pool() -> None:
     await DB.start_connection_pool(**_pool_size, connection_class=_PooledConnection)
+    options = dict(_replica_options)
+    urls = options.pop("urls")
+    if urls:
+        replica_set = replicas.ReplicaSet(urls, **options)  # type: ignore[arg-type]
+        await replica_set.start(primary_lsn)
+        replicas.configure(replica_set)
+
+
+async def primary_lsn() -> int:
+    """The primary's current WAL position, in bytes (what a replica must have replayed to show our writes)."""
+    if DB.pool is not None:
+        return await DB.pool.fetchval(f"SELECT {replicas._LSN}")  # type: ignore[no-any-return]
+    connection = await DB.get_new_connection()
+    try:
+        return await connection.fetchval(f"SELECT {replicas._LSN}")  # type: ignore[no-any-return]
+    finally:
+        await connection.close()
 
 
 def connection() -> asyncpg.Connection:
@@ -44,13 +74,21 @@ def connection() -> asyncpg.Connection:
 
 
 async def fetch(query: str, *args: object) -> list[asyncpg.Record]:
-    """A read on the caller's transaction if one is open, else on a pooled connection.
+    """A read on the caller's transaction if one is open, else on the read scope's replica (`replicas.reads()`),
+    else on a pooled connection of the primary.
 
     For the till's hot reads, written with `$n` placeholders: no query-string building per call.
     """
     transaction = DB.current_transaction.get()
     if transaction is not None:
         return await transaction.connection.fetch(query, *args)  # type: ignore[no-any-return]
+    scope = replicas.current_scope()
+    if scope is not None and scope.connection is not None:
+        return await scope.fetch(query, args, lambda: _fetch_on_primary(query, args))  # type: ignore[no-any-return]
+    return await _fetch_on_primary(query, args)
+
+
+async def _fetch_on_primary(query: str, args: tuple[object, ...]) -> list[asyncpg.Record]:
     if DB.pool is not None:
         return await DB.pool.fetch(query, *args)  # type: ignore[no-any-return]
     connection = await DB.get_new_connection()
@@ -66,6 +104,10 @@ async def fetchrow(query: str, *args: object) -> asyncpg.Record | None:
 
 
 async def close_pool() -> None:
+    replica_set = replicas.replica_set()
+    if replica_set is not None:
+        replicas.configure(None)
+        await replica_set.close()
     await DB.close_connection_pool()
 
 

@@ -34,6 +34,7 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPlugin
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from loyalty_core import replicas
 from loyalty_core.members.profile import Member
 from loyalty_core.tables import Account
 from personal_account.pages import live_contexts
@@ -197,7 +198,10 @@ async def render_live(request: Request, member: Member) -> dict[str, str]:
     """Each live block of the dashboard, rendered: event name -> HTML."""
     engine = request.app.template_engine
     fmt = formats(request, member.timezone)
-    blocks = await live_contexts(member, dt.datetime.now(dt.UTC), fmt)
+    # from the primary: a block is rendered again because the primary's account row changed, and a replica
+    # may not have replayed that change yet (a stale block would stay on screen until the next sale)
+    async with replicas.primary("the live dashboard"):
+        blocks = await live_contexts(member, dt.datetime.now(dt.UTC), fmt)
     return {event: engine.get_template(template).render(f=fmt, t=fmt.t, **context).strip()  # type: ignore[union-attr]
             for event, (template, context) in blocks.items()}
 

@@ -25,6 +25,7 @@ from loyalty_core.members.identity import (
     issue_virtual_card,
 )
 from loyalty_core.members.profile import Member
+from loyalty_core.replicas import reading
 from loyalty_core.tables import Card
 
 QR_PERIOD = 30
@@ -70,6 +71,7 @@ _CARDS = (
 )
 
 
+@reading
 async def cards(member: Member) -> list[CardOut]:
     return [msgspec.convert(r, CardOut) for r in await Card.raw(_CARDS, member.membership_id)]
 

@@ -12,6 +12,7 @@ from loyalty_core.errors import Conflict, ValidationFailed
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.members.identity import Code, ProgramRef, program_document
 from loyalty_core.members.profile import Member
+from loyalty_core.replicas import reading
 from loyalty_core.tables import Category, Coupon, FavouriteCategory, Membership
 
 DEFAULT_FAVOURITES = 3
@@ -48,6 +49,7 @@ async def _allowed_count(member: Member) -> int:
     return int(value) if isinstance(value, int) and value > 0 else DEFAULT_FAVOURITES
 
 
+@reading
 async def favourites(member: Member, now: dt.datetime) -> Favourites:
     selectable = await Category.select(Category.code, Category.name).where(Category.selectable_as_favourite.eq(True)).order_by(Category.code)
     chosen = await Category.raw(
@@ -109,6 +111,7 @@ class CouponOut(msgspec.Struct, kw_only=True):
     expires_at: dt.datetime | None
 
 
+@reading
 async def coupons(member: Member) -> list[CouponOut]:
     rows = await Coupon.raw(
         "SELECT c.code, s.code AS series, s.name, c.status, c.uses, c.issued_at, "
@@ -124,6 +127,7 @@ class Referral(msgspec.Struct, kw_only=True):
     invited: int  # members who joined with this code
 
 
+@reading
 async def referral(member: Member) -> Referral:
     rows = await Membership.raw(
         "SELECT m.referral_code AS code, (SELECT count(*) FROM membership r WHERE r.referred_by = m.id) AS invited "
@@ -147,6 +151,7 @@ class Offer(msgspec.Struct, kw_only=True):
     needs_coupon: bool
 
 
+@reading
 async def offers(member: Member, now: dt.datetime) -> list[Offer]:
     """The live rules that can apply to this member (tier and segments match, not expired), for the app's offers screen.
 

