@@ -385,8 +385,8 @@ async def wal_counters(db_url: str) -> dict:
 
     conn = await asyncpg.connect(db_url)
     try:
-        try:  # PostgreSQL 18: WAL I/O is in pg_stat_io
-            fsyncs = await conn.fetchval("SELECT sum(fsyncs) FROM pg_stat_io WHERE object = 'wal'")
+        try:  # PostgreSQL 18: WAL I/O is in pg_stat_io ('init' is the creation of new segment files)
+            fsyncs = await conn.fetchval("SELECT sum(fsyncs) FROM pg_stat_io WHERE object = 'wal' AND context = 'normal'")
         except asyncpg.PostgresError:
             try:  # 14-17
                 fsyncs = await conn.fetchval("SELECT wal_sync FROM pg_stat_wal")
@@ -460,25 +460,28 @@ def drive(args: argparse.Namespace, phase: Phase, prep: dict, server: Server, db
     pg_pids = postgres_pids(db_url)
     import psutil
 
-    with PhaseProgress(phase.title, start, phase.warmup, phase.duration, progress_files) as shown:
-        shown.wait_until(start + phase.warmup)
-        load_pids = [p.pid for p in procs]
-        sample0 = {g: cpu_seconds(pids) for g, pids in (("server", server.pids()), ("postgres", pg_pids), ("load", load_pids))}
-        machine0, t0 = psutil.cpu_times(), time.time()
-        asyncio.run(statement_stats(db_url, reset=True))
-        wal0 = asyncio.run(wal_counters(db_url))
-        shown.wait_until(start + phase.warmup + phase.duration)
-        sample1 = {g: cpu_seconds(pids) for g, pids in (("server", server.pids()), ("postgres", postgres_pids(db_url)), ("load", load_pids))}
-        machine1, t1 = psutil.cpu_times(), time.time()
-        wal1 = asyncio.run(wal_counters(db_url))
-        statements = asyncio.run(statement_stats(db_url, reset=False))
-        deadline = time.time() + phase.warmup + 60
-        while any(p.poll() is None for p in procs) and time.time() < deadline:
-            shown.wait_until(time.time() + 0.25)
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    try:
+        with PhaseProgress(phase.title, start, phase.warmup, phase.duration, progress_files) as shown:
+            shown.wait_until(start + phase.warmup)
+            load_pids = [p.pid for p in procs]
+            sample0 = {g: cpu_seconds(pids) for g, pids in (("server", server.pids()), ("postgres", pg_pids), ("load", load_pids))}
+            machine0, t0 = psutil.cpu_times(), time.time()
+            asyncio.run(statement_stats(db_url, reset=True))
+            wal0 = asyncio.run(wal_counters(db_url))
+            shown.wait_until(start + phase.warmup + phase.duration)
+            sample1 = {g: cpu_seconds(pids)
+                       for g, pids in (("server", server.pids()), ("postgres", postgres_pids(db_url)), ("load", load_pids))}
+            machine1, t1 = psutil.cpu_times(), time.time()
+            wal1 = asyncio.run(wal_counters(db_url))
+            statements = asyncio.run(statement_stats(db_url, reset=False))
+            deadline = time.time() + phase.warmup + 60
+            while any(p.poll() is None for p in procs) and time.time() < deadline:
+                shown.wait_until(time.time() + 0.25)
+    finally:  # on an interrupt too: no load process outlives the bench
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     results = [json.loads(o.read_text()) for o in outs if o.exists()]
     if len(results) != len(procs):
         raise SystemExit("a load process did not report; see the output above")
@@ -496,9 +499,12 @@ class CommitSettings:
     """commit_delay / commit_siblings on the bench's own PostgreSQL: ALTER SYSTEM + pg_reload_conf, restored on exit.
 
     Both take effect on a reload, in every backend (the server's pooled connections too) before its next statement.
+    What was there before is also kept in build/bench/commit-settings.json until restored, so a sweep killed
+    midway is undone by the next run (restore_leftover).
     """
 
     NAMES = ("commit_delay", "commit_siblings")
+    SAVED = BUILD / "commit-settings.json"
 
     def __init__(self, admin_url: str) -> None:
         self.url = admin_url
@@ -507,6 +513,7 @@ class CommitSettings:
         rows = asyncio.run(_sql(self.url, "SELECT name, setting FROM pg_file_settings WHERE name IN ('commit_delay', "
                                 "'commit_siblings') AND sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno", fetch=True))
         self.saved = {name: None for name in self.NAMES} | dict(rows)  # None: not set by ALTER SYSTEM before
+        self.SAVED.write_text(json.dumps(self.saved))
         return self
 
     def apply(self, delay_us: int, siblings: int) -> None:
@@ -514,6 +521,15 @@ class CommitSettings:
 
     def __exit__(self, *exc: object) -> None:
         self._set(self.saved)
+        self.SAVED.unlink(missing_ok=True)
+
+    @classmethod
+    def restore_leftover(cls, admin_url: str) -> None:
+        if cls.SAVED.exists():
+            say("restoring commit_delay / commit_siblings left by an interrupted --commit-delay run")
+            settings = cls(admin_url)
+            settings.saved = json.loads(cls.SAVED.read_text())
+            settings.__exit__()
 
     def _set(self, values: dict[str, str | None]) -> None:
         for name, value in values.items():
@@ -577,6 +593,8 @@ def main() -> None:
     pg = Postgres(database, args.fresh)
     if args.commit_delay and pg.external:
         raise SystemExit("--commit-delay changes server settings: only on the embedded PostgreSQL, not KOPILKA_BENCH_DATABASE_URL")
+    if not pg.external:
+        CommitSettings.restore_leftover(pg.url_for("postgres"))
     server = None
     try:
         valkey_url = start_valkey()
@@ -629,6 +647,9 @@ def _phase_line(title: str, s: dict) -> str:
 def open_loop(args: argparse.Namespace, prep: dict, server: Server, db_url: str, closed_max: float) -> dict:
     """Arrivals at each --open-rates fraction of the maximum, on the server the closed loop just measured."""
     maximum = args.open_max or closed_max
+    if maximum <= 0:
+        say("open loop skipped: the closed loop confirmed nothing")
+        return {}
     runs = []
     for fraction in args.open_rates:
         rate = fraction * maximum
