@@ -17,7 +17,8 @@ run: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-# e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--tills 40 --workers 4" (bench/run.py --help)
+# e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--tills 40 --workers 4" (bench/run.py --help);
+# the closed loop, then the open loop at 50 %/80 % of it; BENCH_ARGS="--commit-delay 0,100,1000" adds the group commit sweep
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
