@@ -6,7 +6,6 @@ applied and balanced (every accepted point is in the database), or a dry run fou
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,8 +47,7 @@ class _RichHooks:
 
     def phase_done(self, phase: str) -> None:
         now = time.monotonic()
-        self.console.print(f"import: {phase} applied ({now - self.clock:.1f} s)" if not phase.startswith("holding")
-                           else f"import: {phase}")
+        self.console.print(f"import: {phase} applied ({now - self.clock:.1f} s)")
         self.clock = now
 
 
@@ -84,8 +82,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         note(f"import: run {staged.run[:12]} ({'staged now' if staged.fresh else 'already staged: the same files'})")
         if args.apply:
             hooks.clock = time.monotonic()
-            done = await runs.apply(program, staged.run, now, _actor(), hooks,
-                                    hold_after=os.environ.get("KOPILKA_IMPORT_TEST_HOLD_AFTER", ""))
+            done = await runs.apply(program, staged.run, now, _actor(), hooks)
             if not done:
                 note("import: this run was applied before: nothing changed")
         rec = await report.reconcile(staged.run)

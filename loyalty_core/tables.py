@@ -180,6 +180,10 @@ class Membership(Table):
     first_purchase_at = Timestamptz(null=True, default=None)
     last_purchase_at = Timestamptz(null=True, default=None)
     joined_at = Timestamptz(default=TimestamptzNow())
+    # a legacy tier's spend (docs/import.md): added to the tier's window while carried_until is in the future
+    carried_spend = BigInt(default=0)
+    carried_until = Timestamptz(null=True, default=None)
+    legacy_id = Varchar(length=64, null=True, default=None)  # the member's id in the system it was imported from
 
 
 class Card(Table):

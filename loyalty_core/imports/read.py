@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-KINDS = ("members", "cards", "balances", "tiers")
+KINDS = ("members", "cards", "balances", "tiers", "history")
 
 # Kopilka's own field names per file kind: a file that uses them needs no mapping
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -21,6 +21,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "cards": ("number", "member", "status", "issued_at", "blocked_at"),
     "balances": ("member", "points", "activates_at", "expires_at", "source"),
     "tiers": ("member", "tier", "spend"),
+    # purchase history: one row per receipt; `lines` a JSON array of {sku, quantity, price, amount}
+    "history": ("receipt", "member", "occurred_at", "store", "amount", "discount", "to_pay", "earning", "lines"),
 }
 
 # the usual names in Russian exports (1C, Loymax, Manzana): what --suggest-mapping proposes
@@ -49,6 +51,14 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "source": ("источник", "основание", "операция"),
     "tier": ("уровень", "статус клиента", "уровень карты", "level"),
     "spend": ("сумма покупок", "накопленная сумма", "оборот", "turnover"),
+    "receipt": ("номер чека", "чек", "receipt_id", "check"),
+    "occurred_at": ("дата чека", "дата покупки", "дата и время", "date", "purchased_at"),
+    "store": ("магазин", "код магазина", "торговая точка", "store_code", "shop"),
+    "amount": ("сумма чека", "сумма", "total"),
+    "discount": ("скидка", "сумма скидки"),
+    "to_pay": ("к оплате", "оплачено", "сумма оплаты", "paid"),
+    "earning": ("сумма для уровня", "сумма для начисления"),
+    "lines": ("позиции", "строки", "товары", "items"),
 }
 
 
@@ -76,7 +86,7 @@ class Mapping:
             return self.files[path.name]
         kind = guess_kind(path)
         if kind is None:
-            raise ReadError(f"{path.name}: cannot tell what it holds (name it members/cards/balances/tiers.csv, "
+            raise ReadError(f"{path.name}: cannot tell what it holds (name it members/cards/balances/tiers/history.csv, "
                             "or give its kind in the mapping file)")
         return FileMapping(kind=kind, date_format=self.date_format)
 
@@ -107,7 +117,8 @@ def load_mapping(path: Path | None) -> Mapping:
 
 def guess_kind(path: Path) -> str | None:
     stem = path.name.lower()
-    for kind, words in (("members", ("member", "client", "customer", "клиент")), ("cards", ("card", "карт")),
+    for kind, words in (("history", ("history", "receipt", "purchase", "sales", "чек", "покуп", "истор")),
+                        ("members", ("member", "client", "customer", "клиент")), ("cards", ("card", "карт")),
                         ("balances", ("balance", "lot", "point", "бонус", "балл", "остат")),
                         ("tiers", ("tier", "level", "уров"))):
         if any(w in stem for w in words):
@@ -208,7 +219,7 @@ def rows(opened: Opened) -> Iterator[tuple[int, dict[str, str] | None, str]]:
                 if not isinstance(doc, dict):
                     yield line_no, None, "not a JSON object"
                     continue
-                values = {k: "" if doc.get(c) is None else str(doc.get(c)) for k, c in columns.items()}
+                values = {k: _text(doc.get(c)) for k, c in columns.items()}
                 if any("\x00" in v for v in values.values()):
                     yield line_no, None, "a NUL character"
                     continue
@@ -232,6 +243,15 @@ def rows(opened: Opened) -> Iterator[tuple[int, dict[str, str] | None, str]]:
                 yield line_no, None, "a NUL character"
                 continue
             yield line_no, {k: record[i].strip() for k, i in where.items()}, ""
+
+
+def _text(value: object) -> str:
+    """A JSON value as the text a CSV cell would hold (a receipt's `lines` array stays JSON)."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def suggest_mapping(paths: list[Path]) -> str:

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from loyalty_core import db
 
-TABLES = {"members": "import_member", "cards": "import_card", "balances": "import_lot", "tiers": "import_tier"}
+TABLES = {"members": "import_member", "cards": "import_card", "balances": "import_lot", "tiers": "import_tier",
+          "history": "import_receipt"}
+_NEW = "(SELECT legacy_id FROM import_member WHERE run = $1 AND NOT known)"  # members this run creates
+# members whose tier comes from the tiers file: not from history, and (a delta) only when the file names one
+_TIER_FROM_FILE = ("NOT EXISTS (SELECT 1 FROM import_receipt r WHERE r.run = m.run AND r.member = m.legacy_id "
+                   "AND r.rejected IS NULL) AND (NOT m.known OR EXISTS (SELECT 1 FROM import_tier x WHERE x.run = m.run "
+                   "AND x.member = m.legacy_id AND x.rejected IS NULL))")
 
 
 @dataclass
@@ -42,6 +48,12 @@ class Reconciliation:
     members: dict[str, int] = field(default_factory=dict)
     merges: list[tuple[str, str]] = field(default_factory=list)
     conflicts: list[tuple[str, int, str]] = field(default_factory=list)
+    # a delta (members an earlier import brought): what changed
+    delta: dict[str, int] = field(default_factory=dict)
+    changes: list[str] = field(default_factory=list)
+    # purchase history: receipts written / already in Kopilka; the tiers file vs the tier computed from history
+    history: dict[str, int] = field(default_factory=dict)
+    tier_vs_history: list[str] = field(default_factory=list)
 
     @property
     def applied(self) -> bool:
@@ -59,13 +71,21 @@ _PER_MEMBER_FILES = (
     "SELECT m.legacy_id, COALESCE(SUM(l.points) FILTER (WHERE l.state = 'active'), 0) act, "
     "COALESCE(SUM(l.points) FILTER (WHERE l.state = 'pending'), 0) pen FROM import_member m "
     "JOIN import_lot l ON l.run = m.run AND l.member = m.legacy_id AND l.rejected IS NULL "
-    "WHERE m.run = $1 AND m.rejected IS NULL AND m.merged_into IS NULL GROUP BY m.legacy_id"
+    "WHERE m.run = $1 AND m.rejected IS NULL AND m.merged_into IS NULL AND NOT m.known GROUP BY m.legacy_id"
 )
 _PER_MEMBER_DB = (
     "SELECT m.legacy_id, COALESCE(SUM(e.amount) FILTER (WHERE e.bucket = 'active'), 0) act, "
     "COALESCE(SUM(e.amount) FILTER (WHERE e.bucket = 'pending'), 0) pen FROM import_member m "
     "JOIN ledger_entry e ON e.account = m.account AND e.kind = 'import' AND e.reason LIKE 'import ' || left($1, 12) || ' %' "
-    "WHERE m.run = $1 AND m.account IS NOT NULL GROUP BY m.legacy_id"
+    "WHERE m.run = $1 AND m.account IS NOT NULL AND NOT m.known GROUP BY m.legacy_id"
+)
+# a known member's legacy balance in this run's files vs everything the imports posted to their account (any run)
+_DELTA_BALANCES = (
+    "SELECT m.legacy_id, f.points, COALESCE((SELECT SUM(e.amount) FROM ledger_entry e WHERE e.account = m.account "
+    "AND e.kind = 'import'), 0) posted, COALESCE((SELECT SUM(e.amount) FROM ledger_entry e WHERE e.account = m.account "
+    "AND e.kind = 'import' AND e.reason LIKE 'import ' || left($1, 12) || ' %'), 0) this_run FROM import_member m "
+    "JOIN (SELECT member, SUM(points) points FROM import_lot WHERE run = $1 AND rejected IS NULL GROUP BY member) f "
+    "ON f.member = m.legacy_id WHERE m.run = $1 AND m.known"
 )
 _DIGEST = "SELECT md5(COALESCE(string_agg(legacy_id || ':' || act || ':' || pen, ',' ORDER BY legacy_id), '')) FROM ({q}) x"
 
@@ -75,7 +95,7 @@ async def reconcile(run: str) -> Reconciliation:
     assert head is not None
     rec = Reconciliation(run=run, status=head["status"], phases=list(head["phases"]), default_rule=head["default_rule"])
     for f in await db.fetch("SELECT name, kind, encoding, delimiter, rows_read FROM import_file WHERE run = $1 ORDER BY "
-                            "array_position(ARRAY['members','cards','balances','tiers']::varchar[], kind), name", run):
+                            "array_position(ARRAY['members','cards','balances','tiers','history']::varchar[], kind), name", run):
         accepted = await db.fetchrow(
             f"SELECT count(*) FILTER (WHERE rejected IS NULL) ok, count(*) FILTER (WHERE rejected IS NOT NULL) bad "
             f"FROM {TABLES[f['kind']]} WHERE run = $1 AND file = $2", run, f["name"])
@@ -84,12 +104,13 @@ async def reconcile(run: str) -> Reconciliation:
         rec.files.append(FileLine(f["name"], f["kind"], f["encoding"], f["delimiter"], f["rows_read"], accepted["ok"],  # type: ignore[index]
                                   accepted["bad"] + python_rejected["n"]))  # type: ignore[index]
     for r in await db.fetch("SELECT state, SUM(points) p, count(*) FILTER (WHERE by_rule) r FROM import_lot "
-                            "WHERE run = $1 AND rejected IS NULL GROUP BY state", run):
+                            f"WHERE run = $1 AND rejected IS NULL AND member IN {_NEW} GROUP BY state", run):
         rec.points_files[r["state"]] = int(r["p"])
         rec.by_rule += r["r"]
     for r in await db.fetch(
         "SELECT e.bucket, SUM(e.amount) p FROM import_member m JOIN ledger_entry e ON e.account = m.account "
-        "AND e.kind = 'import' AND e.reason LIKE 'import ' || left($1, 12) || ' %' WHERE m.run = $1 GROUP BY e.bucket", run,
+        "AND e.kind = 'import' AND e.reason LIKE 'import ' || left($1, 12) || ' %' WHERE m.run = $1 AND NOT m.known "
+        "GROUP BY e.bucket", run,
     ):
         rec.points_db[r["bucket"]] = int(r["p"])
     if not rec.applied:
@@ -100,13 +121,13 @@ async def reconcile(run: str) -> Reconciliation:
         "FROM import_member m LEFT JOIN (SELECT DISTINCT ON (x.member) x.member, tr.code FROM import_tier x "
         "JOIN tier tr ON tr.program = $2 AND tr.code = x.tier WHERE x.run = $1 AND x.rejected IS NULL "
         "ORDER BY x.member, tr.rank DESC) best ON best.member = m.legacy_id "
-        "WHERE m.run = $1 AND m.rejected IS NULL AND m.merged_into IS NULL GROUP BY 1 ORDER BY 1",
+        f"WHERE m.run = $1 AND m.rejected IS NULL AND m.merged_into IS NULL AND {_TIER_FROM_FILE} GROUP BY 1 ORDER BY 1",
         run, head["program"],
     ):
         rec.tiers_files[r["code"]] = r["n"]
     if rec.applied:
         for r in await db.fetch("SELECT t.code, count(*) n FROM import_member m JOIN membership ms ON ms.id = m.membership "
-                                "JOIN tier t ON t.id = ms.tier WHERE m.run = $1 GROUP BY 1 ORDER BY 1", run):
+                                f"JOIN tier t ON t.id = ms.tier WHERE m.run = $1 AND {_TIER_FROM_FILE} GROUP BY 1 ORDER BY 1", run):
             rec.tiers_db[r["code"]] = r["n"]
     rec.checksum_files = str(await _value(_DIGEST.format(q=_PER_MEMBER_FILES), run))
     if rec.applied:
@@ -118,11 +139,13 @@ async def reconcile(run: str) -> Reconciliation:
                 f"FROM ({_PER_MEMBER_FILES}) f FULL JOIN ({_PER_MEMBER_DB}) d ON d.legacy_id = f.legacy_id "
                 f"WHERE f.act IS DISTINCT FROM d.act OR f.pen IS DISTINCT FROM d.pen ORDER BY 1 LIMIT 50", run)
         ]
+    await _delta(rec, run)
+    await _history(rec, run, head["program"])
     counts = await db.fetchrow(
-        "SELECT count(*) FILTER (WHERE rejected IS NULL AND merged_into IS NULL) customers, "
+        "SELECT count(*) FILTER (WHERE rejected IS NULL AND merged_into IS NULL AND NOT known) customers, "
         "count(*) FILTER (WHERE rejected IS NULL AND merged_into IS NOT NULL) merged, "
         "count(*) FILTER (WHERE rejected IS NULL AND merged_into IS NULL AND existing_customer IS NOT NULL) existing, "
-        "count(*) FILTER (WHERE rejected IS NULL AND merged_into IS NULL AND phone IS NULL AND email IS NULL) anonymous "
+        "count(*) FILTER (WHERE rejected IS NULL AND merged_into IS NULL AND NOT known AND phone IS NULL AND email IS NULL) anonymous "
         "FROM import_member WHERE run = $1", run)
     rec.members = dict(counts)  # type: ignore[arg-type]
     rec.merges = [(r["legacy_id"], r["merged_into"]) for r in await db.fetch(
@@ -132,6 +155,61 @@ async def reconcile(run: str) -> Reconciliation:
         "UNION ALL SELECT file, line, rejected FROM import_member WHERE run = $1 AND rejected IS NOT NULL "
         "ORDER BY 1, 2", run)]
     return rec
+
+
+async def _delta(rec: Reconciliation, run: str) -> None:
+    """What a delta changes of the members an earlier import brought (by legacy id)."""
+    row = await db.fetchrow(
+        "SELECT count(*) FILTER (WHERE known) known, count(*) FILTER (WHERE known AND changes IS NOT NULL) changed "
+        "FROM import_member WHERE run = $1 AND rejected IS NULL", run)
+    if not row or not row["known"]:
+        return
+    cards = await db.fetchrow(
+        "SELECT count(*) FILTER (WHERE c.card IS NULL) added, count(*) FILTER (WHERE c.changes = 'blocked') blocked, "
+        "count(*) FILTER (WHERE c.card IS NOT NULL AND c.changes IS NULL) unchanged, "
+        "count(*) FILTER (WHERE c.changes LIKE '%not applied%') not_applied FROM import_card c "
+        "JOIN import_member m ON m.run = c.run AND m.legacy_id = c.member AND m.known WHERE c.run = $1 AND c.rejected IS NULL", run)
+    balances = await db.fetch(_DELTA_BALANCES, run)
+    pending = [b for b in balances if b["points"] != b["posted"] - (b["this_run"] if rec.applied else 0)]
+    rec.delta = {"known": row["known"], "changed": row["changed"], "cards added": cards["added"],  # type: ignore[index]
+                 "cards blocked": cards["blocked"], "cards unchanged": cards["unchanged"],  # type: ignore[index]
+                 "card changes not applied": cards["not_applied"],  # type: ignore[index]
+                 "balances changed": len(pending),
+                 "points added": sum(max(b["points"] - (b["posted"] - (b["this_run"] if rec.applied else 0)), 0) for b in balances),
+                 "points taken": sum(max((b["posted"] - (b["this_run"] if rec.applied else 0)) - b["points"], 0) for b in balances)}
+    rec.changes = [f"{r['legacy_id']}: {r['changes']}" for r in await db.fetch(
+        "SELECT legacy_id, changes FROM import_member WHERE run = $1 AND known AND changes IS NOT NULL ORDER BY legacy_id "
+        "LIMIT 1000", run)]
+    rec.changes += [f"card {r['number']} ({r['member']}): {r['changes']}" for r in await db.fetch(
+        "SELECT number, member, changes FROM import_card WHERE run = $1 AND changes IS NOT NULL ORDER BY number LIMIT 1000", run)]
+    if rec.applied:
+        # after the apply every known member's account holds, from imports, exactly their legacy balance now
+        rec.mismatched += [f"{b['legacy_id']}: legacy balance {b['points']}, imported {b['posted']} (delta)"
+                           for b in balances if b["points"] != b["posted"]][:50]
+
+
+async def _history(rec: Reconciliation, run: str, program: int) -> None:
+    row = await db.fetchrow(
+        "SELECT count(*) FILTER (WHERE rejected IS NULL) accepted, count(*) FILTER (WHERE sale IS NOT NULL) written, "
+        "COALESCE(SUM(earning) FILTER (WHERE rejected IS NULL), 0) spend FROM import_receipt WHERE run = $1", run)
+    if not row or not row["accepted"]:
+        return
+    rec.history = {"receipts accepted": row["accepted"], "spend (kopecks)": int(row["spend"])}
+    if rec.applied:
+        rec.history["receipts written"] = row["written"]
+        rec.history["already in Kopilka (not written again)"] = row["accepted"] - row["written"]
+        # the issue's comparison: the tier the legacy system gave vs the tier Kopilka computes from the history
+        for r in await db.fetch(
+            "SELECT m.legacy_id, best.code file_tier, t.code computed, ms.tier_spend FROM import_member m "
+            "JOIN membership ms ON ms.id = m.membership JOIN tier t ON t.id = ms.tier "
+            "JOIN LATERAL (SELECT tr.code FROM import_tier x JOIN tier tr ON tr.program = $2 AND tr.code = x.tier "
+            "WHERE x.run = m.run AND x.member = m.legacy_id AND x.rejected IS NULL ORDER BY tr.rank DESC LIMIT 1) best ON true "
+            "WHERE m.run = $1 AND EXISTS (SELECT 1 FROM import_receipt r WHERE r.run = m.run AND r.member = m.legacy_id "
+            "AND r.rejected IS NULL) ORDER BY m.legacy_id", run, program):
+            rec.history["tiers compared"] = rec.history.get("tiers compared", 0) + 1
+            if r["file_tier"] != r["computed"]:
+                rec.tier_vs_history.append(f"{r['legacy_id']}: legacy {r['file_tier']}, from history {r['computed']} "
+                                           f"(spend {r['tier_spend'] / 100:.2f})")
 
 
 async def _value(query: str, *args: object) -> object:
@@ -147,6 +225,7 @@ async def write_rejects(run: str, path: Path) -> int:
         "UNION ALL SELECT file, line, 'number', rejected, 'rejected' FROM import_card WHERE run = $1 AND rejected IS NOT NULL "
         "UNION ALL SELECT file, line, 'member', rejected, 'rejected' FROM import_lot WHERE run = $1 AND rejected IS NOT NULL "
         "UNION ALL SELECT file, line, 'member', rejected, 'rejected' FROM import_tier WHERE run = $1 AND rejected IS NOT NULL "
+        "UNION ALL SELECT file, line, 'member', rejected, 'rejected' FROM import_receipt WHERE run = $1 AND rejected IS NOT NULL "
         "ORDER BY 1, 2", run)
     with path.open("w", encoding="utf-8", newline="") as f:
         out = csv.writer(f)
@@ -188,6 +267,22 @@ def markdown(rec: Reconciliation, dry_run: bool) -> str:
               f"- files: `{rec.checksum_files}`", f"- database: `{rec.checksum_db or '-'}`"]
     if rec.mismatched:
         lines += ["", "Members that differ:", *[f"- {m}" for m in rec.mismatched]]
+    if rec.delta:
+        lines += ["", "## Delta: members an earlier import brought (by legacy id)", "",
+                  "Updated, not duplicated: the name and birth date when Kopilka still holds the imported value, a card "
+                  "blocked in the legacy system, new cards (they wait for the member's confirmation), and the balance by "
+                  "the difference only (posted through the ledger). Contacts are never changed by a file.", "",
+                  "| | |", "|---|---:|", *[f"| {k} | {v} |" for k, v in rec.delta.items()]]
+        if rec.changes:
+            lines += ["", "Changes:", *[f"- {c}" for c in rec.changes]]
+    if rec.history:
+        lines += ["", "## Purchase history", "",
+                  "Imported receipts feed the tier's spend, the purchase counters and analytics; they never move points "
+                  "and cannot be returned at a till.", "",
+                  "| | |", "|---|---:|", *[f"| {k} | {v} |" for k, v in rec.history.items()]]
+        if rec.tier_vs_history:
+            lines += ["", "Tier in the tiers file vs computed from the history (Kopilka keeps the computed one):",
+                      *[f"- {t}" for t in rec.tier_vs_history[:1000]]]
     lines += ["", f"## Merged duplicates ({len(rec.merges)})", "",
               "Policy: the first row with a phone or e-mail is the customer; a later row with the same normalised phone "
               "or e-mail is merged into it (its cards, points and spend go to that customer).", ""]

@@ -28,7 +28,7 @@ from loyalty_core.imports.validate import Reject
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.office import audit
 
-PHASES = ("members", "cards", "lots", "tiers", "audit")
+PHASES = ("members", "cards", "lots", "receipts", "tiers", "audit")
 BATCH = 5000
 MEMBER_COLUMNS = ("file", "line", "legacy_id", "phone", "email", "name", "birth_date", "gender", "city", "consent_sms",
                   "consent_sms_at", "consent_email", "consent_email_at", "registered_at", "channel", "merged_into")
@@ -37,8 +37,11 @@ STAGING = {
     "cards": ("import_card", ("file", "line", "number", "member", "status", "issued_at", "blocked_at")),
     "balances": ("import_lot", ("file", "line", "member", "points", "state", "activates_at", "expires_at", "source", "by_rule")),
     "tiers": ("import_tier", ("file", "line", "member", "tier", "spend")),
+    "history": ("import_receipt", ("file", "line", "receipt", "member", "occurred_at", "store", "amount", "discount",
+                                   "to_pay", "earning", "lines")),
 }
-ORDER = {"members": 0, "cards": 1, "balances": 2, "tiers": 3}
+ORDER = {"members": 0, "cards": 1, "balances": 2, "tiers": 3, "history": 4}
+TIER_CARRY = "365 days"  # a legacy tier's spend counts this long after the import (the tier window: members/tiers.py)
 
 
 class Hooks:
@@ -116,6 +119,7 @@ async def stage(program: Program, inputs: list[Path], mapping: read.Mapping, now
         ctx = validate.Context(now=now, tz=program.tz, expiry_days=program.expiry_days, tiers=set(program.tiers))
         index = validate.MemberIndex()
         seen_cards: set[str] = set()
+        seen_receipts: set[tuple[str, str]] = set()
         staged = Staged(run=run, fresh=True)
         for o in opened:
             ctx.date_format = o.mapping.date_format
@@ -135,6 +139,8 @@ async def stage(program: Program, inputs: list[Path], mapping: read.Mapping, now
                     record = validate.card(raw, o.path.name, line, ctx, index, seen_cards, rejects)
                 elif o.kind == "balances":
                     record = validate.lot(raw, o.path.name, line, ctx, index, rejects)
+                elif o.kind == "history":
+                    record = validate.receipt(raw, o.path.name, line, ctx, index, seen_receipts, rejects)
                 else:
                     record = validate.tier(raw, o.path.name, line, ctx, index, rejects)
                 if record is not None:
@@ -184,40 +190,71 @@ async def _copy(conn: asyncpg.Connection, run: str, table: str, columns: tuple[s
 # may have moved since a dry run)
 CHECKS = [
     # only the rows a check marked: rewriting every staged row is most of the time at a million members
-    "UPDATE import_member SET rejected = NULL, existing_customer = NULL WHERE run = $1 "
-    "AND (rejected IS NOT NULL OR existing_customer IS NOT NULL)",
-    "UPDATE import_card SET rejected = NULL WHERE run = $1 AND rejected IS NOT NULL",
+    "UPDATE import_member SET rejected = NULL, existing_customer = NULL, known = false, changes = NULL, customer = NULL, "
+    "membership = NULL, account = NULL WHERE run = $1 AND (rejected IS NOT NULL OR existing_customer IS NOT NULL OR known)",
+    "UPDATE import_card SET rejected = NULL, card = NULL, changes = NULL WHERE run = $1 "
+    "AND (rejected IS NOT NULL OR card IS NOT NULL)",
     "UPDATE import_lot SET rejected = NULL WHERE run = $1 AND rejected IS NOT NULL",
     "UPDATE import_tier SET rejected = NULL WHERE run = $1 AND rejected IS NOT NULL",
+    "UPDATE import_receipt SET rejected = NULL WHERE run = $1 AND rejected IS NOT NULL",
+    # a delta: a member an earlier import of this program brought (the same legacy id) is updated, not duplicated
+    "UPDATE import_member m SET known = true, membership = ms.id, customer = ms.customer, account = a.id "
+    "FROM membership ms JOIN account a ON a.membership = ms.id WHERE m.run = $1 AND m.merged_into IS NULL "
+    "AND ms.program = {program} AND ms.legacy_id = m.legacy_id",
     # a contact of a customer Kopilka already has: the member is that customer (nothing of theirs is changed)
-    "UPDATE import_member m SET existing_customer = c.id FROM customer c WHERE m.run = $1 AND c.phone = m.phone",
+    "UPDATE import_member m SET existing_customer = c.id FROM customer c WHERE m.run = $1 AND NOT m.known AND c.phone = m.phone",
     "UPDATE import_member m SET rejected = 'conflict: the phone is customer ' || m.existing_customer || "
     "'''s, the e-mail customer ' || c.id || '''s; a human decides' FROM customer c "
     "WHERE m.run = $1 AND c.email = m.email AND m.existing_customer IS NOT NULL AND m.existing_customer <> c.id",
     "UPDATE import_member m SET existing_customer = c.id FROM customer c "
-    "WHERE m.run = $1 AND c.email = m.email AND m.existing_customer IS NULL",
+    "WHERE m.run = $1 AND NOT m.known AND c.email = m.email AND m.existing_customer IS NULL",
     "UPDATE import_member m SET rejected = 'customer ' || m.existing_customer || ' is already a member of this "
     "program (an earlier import or a registration): a human merges them' FROM membership ms "
     "WHERE m.run = $1 AND m.rejected IS NULL AND ms.customer = m.existing_customer AND ms.program = {program}",
     "UPDATE import_member m SET rejected = 'no phone, no e-mail and no card: nobody could ever use this account' "
-    "WHERE m.run = $1 AND m.rejected IS NULL AND m.merged_into IS NULL AND m.phone IS NULL AND m.email IS NULL "
+    "WHERE m.run = $1 AND m.rejected IS NULL AND NOT m.known AND m.merged_into IS NULL AND m.phone IS NULL AND m.email IS NULL "
     "AND NOT EXISTS (SELECT 1 FROM import_card c WHERE c.run = m.run AND c.member = m.legacy_id AND c.status = 'active')",
     "UPDATE import_member m SET rejected = 'merged into member ' || s.legacy_id || ', which is rejected' "
     "FROM import_member s WHERE m.run = $1 AND s.run = $1 AND s.legacy_id = m.merged_into AND s.rejected IS NOT NULL",
+    # what a delta changes of a known member: the name and birth date unless the shopper changed them in Kopilka
+    # since (the customer's value is not what the previous import wrote; without that run's staging rows, or for a
+    # customer Kopilka had before the import, nothing); contacts never (a sign-in route)
+    "UPDATE import_member m SET changes = x.changes FROM (SELECT n.legacy_id, NULLIF(concat_ws(', ', "
+    "CASE WHEN n.name <> '' AND n.name IS DISTINCT FROM c.name THEN CASE WHEN p.legacy_id IS NOT NULL "
+    "AND c.name IS NOT DISTINCT FROM p.name THEN 'name' ELSE 'name (not applied: not the imported value)' END END, "
+    "CASE WHEN n.birth_date IS NOT NULL AND n.birth_date IS DISTINCT FROM c.birth_date THEN CASE WHEN p.legacy_id IS NOT NULL "
+    "AND (c.birth_date IS NULL OR c.birth_date = p.birth_date) THEN 'birth date' "
+    "ELSE 'birth date (not applied: not the imported value)' END END, "
+    "CASE WHEN n.phone IS NOT NULL AND n.phone IS DISTINCT FROM c.phone THEN 'phone (not applied: a sign-in route)' END, "
+    "CASE WHEN n.email IS NOT NULL AND n.email IS DISTINCT FROM c.email THEN 'e-mail (not applied: a sign-in route)' END), '') changes "
+    "FROM import_member n JOIN customer c ON c.id = n.customer LEFT JOIN LATERAL (SELECT p.legacy_id, p.name, p.birth_date "
+    "FROM import_member p JOIN import_run r ON r.id = p.run AND r.program = {program} AND r.status = 'applied' "
+    "WHERE p.legacy_id = n.legacy_id AND p.run <> n.run AND p.membership = n.membership AND p.existing_customer IS NULL "
+    "ORDER BY r.applied_at DESC LIMIT 1) p ON true WHERE n.run = $1 AND n.known) x "
+    "WHERE m.run = $1 AND m.legacy_id = x.legacy_id",
+    # a known member's card that is already theirs: unchanged, or blocked by the legacy system (never unblocked by a
+    # file: a card blocked in Kopilka was blocked by its holder or staff)
+    "UPDATE import_card c SET card = k.id, changes = CASE WHEN c.status = 'blocked' AND k.status = 'active' THEN 'blocked' "
+    "WHEN c.status = 'active' AND k.status <> 'active' THEN 'active in the legacy system (not applied: ' || k.status "
+    "|| ' in Kopilka)' END FROM card k JOIN import_member m ON m.membership = k.membership "
+    "WHERE c.run = $1 AND m.run = $1 AND m.known AND m.legacy_id = c.member AND k.number = c.number",
+    # any other number Kopilka has is not the import's to take, in a delta too (another member's, emitted, ...)
     "UPDATE import_card c SET rejected = 'the card number is already in Kopilka' FROM card k "
-    "WHERE c.run = $1 AND k.number = c.number",
+    "WHERE c.run = $1 AND c.card IS NULL AND k.number = c.number",
     "UPDATE import_card c SET rejected = 'its member is rejected' FROM import_member m "
     "WHERE c.run = $1 AND m.run = $1 AND m.legacy_id = c.member AND m.rejected IS NOT NULL AND c.rejected IS NULL",
     "UPDATE import_lot l SET rejected = 'its member is rejected' FROM import_member m "
     "WHERE l.run = $1 AND m.run = $1 AND m.legacy_id = l.member AND m.rejected IS NOT NULL",
     "UPDATE import_tier t SET rejected = 'its member is rejected' FROM import_member m "
     "WHERE t.run = $1 AND m.run = $1 AND m.legacy_id = t.member AND m.rejected IS NOT NULL",
+    "UPDATE import_receipt t SET rejected = 'its member is rejected' FROM import_member m "
+    "WHERE t.run = $1 AND m.run = $1 AND m.legacy_id = t.member AND m.rejected IS NOT NULL",
 ]
 
 
 async def check(conn: asyncpg.Connection, run: str, program: Program) -> None:
     # freshly COPYed tables have no statistics: without them the planner nests loops over every row
-    await conn.execute("ANALYZE import_member, import_card, import_lot, import_tier")
+    await conn.execute("ANALYZE import_member, import_card, import_lot, import_tier, import_receipt")
     for statement in CHECKS:
         await _execute(conn, statement, run, program, None)
 
@@ -238,40 +275,56 @@ APPLY: dict[str, list[str]] = {
         "UPDATE import_member SET customer = CASE WHEN existing_customer IS NOT NULL THEN existing_customer "
         "WHEN phone IS NOT NULL OR email IS NOT NULL THEN nextval('customer_id_seq') END, "
         "membership = nextval('membership_id_seq'), account = nextval('account_id_seq') "
-        "WHERE run = $1 AND rejected IS NULL AND merged_into IS NULL",
+        "WHERE run = $1 AND rejected IS NULL AND merged_into IS NULL AND NOT known",
         "INSERT INTO customer (id, phone, email, name, birth_date, birth_date_set_at, created_at) "
         "SELECT customer, phone, email, name, birth_date, CASE WHEN birth_date IS NOT NULL THEN COALESCE(registered_at, $2::timestamptz) END, "
-        "COALESCE(registered_at, $2::timestamptz) FROM import_member WHERE run = $1 AND customer IS NOT NULL AND existing_customer IS NULL",
-        "INSERT INTO membership (id, program, customer, tier, registration_channel, status, joined_at) "
+        "COALESCE(registered_at, $2::timestamptz) FROM import_member WHERE run = $1 AND customer IS NOT NULL "
+        "AND existing_customer IS NULL AND NOT known",
+        "INSERT INTO membership (id, program, customer, tier, registration_channel, status, joined_at, legacy_id) "
         "SELECT m.membership, {program}, m.customer, (SELECT id FROM tier WHERE program = {program} ORDER BY rank, id LIMIT 1), 'import', "
-        "CASE WHEN m.customer IS NULL THEN 'anonymous' ELSE 'active' END, COALESCE(m.registered_at, $2::timestamptz) "
-        "FROM import_member m WHERE m.run = $1 AND m.membership IS NOT NULL",
+        "CASE WHEN m.customer IS NULL THEN 'anonymous' ELSE 'active' END, COALESCE(m.registered_at, $2::timestamptz), m.legacy_id "
+        "FROM import_member m WHERE m.run = $1 AND m.membership IS NOT NULL AND NOT m.known",
         "INSERT INTO account (id, membership, updated_at) SELECT account, membership, $2::timestamptz FROM import_member "
-        "WHERE run = $1 AND membership IS NOT NULL",
+        "WHERE run = $1 AND membership IS NOT NULL AND NOT known",
         # consents only for customers the import creates: an existing customer's choices stay theirs
         "INSERT INTO consent (customer, channel, granted, source, changed_at) "
         "SELECT customer, 'sms', consent_sms, 'import', COALESCE(consent_sms_at, registered_at, $2::timestamptz) FROM import_member "
-        "WHERE run = $1 AND customer IS NOT NULL AND existing_customer IS NULL AND consent_sms IS NOT NULL "
+        "WHERE run = $1 AND customer IS NOT NULL AND existing_customer IS NULL AND NOT known AND consent_sms IS NOT NULL "
         "UNION ALL SELECT customer, 'email', consent_email, 'import', COALESCE(consent_email_at, registered_at, $2::timestamptz) "
-        "FROM import_member WHERE run = $1 AND customer IS NOT NULL AND existing_customer IS NULL AND consent_email IS NOT NULL",
+        "FROM import_member WHERE run = $1 AND customer IS NOT NULL AND existing_customer IS NULL AND NOT known "
+        "AND consent_email IS NOT NULL",
+        # a delta: the name and birth date the checks found changed in the legacy system and untouched in Kopilka
+        "UPDATE customer c SET name = CASE WHEN 'name' = ANY(string_to_array(m.changes, ', ')) THEN m.name ELSE c.name END, "
+        "birth_date = CASE WHEN 'birth date' = ANY(string_to_array(m.changes, ', ')) THEN m.birth_date ELSE c.birth_date END, "
+        "birth_date_set_at = CASE WHEN 'birth date' = ANY(string_to_array(m.changes, ', ')) "
+        "THEN COALESCE(c.birth_date_set_at, $2::timestamptz) ELSE c.birth_date_set_at END "
+        "FROM import_member m WHERE m.run = $1 AND m.known AND m.changes IS NOT NULL AND c.id = m.customer",
     ],
     "cards": [
         # a card given to a customer who existed before the import waits for that customer's confirmation
         "INSERT INTO card (number, program, membership, series, kind, status, blocked_reason, created_at, confirm_needed, "
         "linked_via, linked_at) SELECT c.number, {program}, m.membership, 'import', 'plastic', c.status, "
         "CASE WHEN c.status = 'blocked' THEN 'blocked in the legacy system' || COALESCE(' on ' || c.blocked_at::date, '') END, "
-        "COALESCE(c.issued_at, $2::timestamptz), m.existing_customer IS NOT NULL, 'an import', $2::timestamptz "
+        # (and a card a delta adds to a member already in Kopilka: their account is live, a file alone must not
+        # hand someone a card that pays with its points)
+        "COALESCE(c.issued_at, $2::timestamptz), m.existing_customer IS NOT NULL OR m.known, 'an import', $2::timestamptz "
         "FROM import_card c JOIN import_member m ON m.run = c.run AND m.legacy_id = c.member "
-        "WHERE c.run = $1 AND c.rejected IS NULL",
+        "WHERE c.run = $1 AND c.rejected IS NULL AND c.card IS NULL",
+        "UPDATE card k SET status = 'blocked', blocked_reason = 'blocked in the legacy system' || "
+        "COALESCE(' on ' || c.blocked_at::date, '') FROM import_card c WHERE c.run = $1 AND c.card = k.id "
+        "AND c.changes = 'blocked' AND k.status = 'active'",
         # a member without an active legacy card gets a virtual one (the app, the wallet pass)
         f"INSERT INTO card (number, program, membership, kind, status, created_at, linked_via, linked_at) "
         f"SELECT {_EAN}, {{program}}, x.membership, 'virtual', 'active', $2::timestamptz, 'an import', $2::timestamptz "
         f"FROM (SELECT nextval('card_number_seq') n, m.membership FROM import_member m WHERE m.run = $1 "
-        f"AND m.membership IS NOT NULL AND NOT EXISTS (SELECT 1 FROM import_card c WHERE c.run = m.run "
+        f"AND m.membership IS NOT NULL AND NOT m.known AND NOT EXISTS (SELECT 1 FROM import_card c WHERE c.run = m.run "
         f"AND c.member = m.legacy_id AND c.rejected IS NULL AND c.status = 'active')) x",
     ],
     "lots": [
-        "UPDATE import_lot SET lot = nextval('point_lot_id_seq') WHERE run = $1 AND rejected IS NULL",
+        # set-based for the members this run creates; a known member's balance moves by the difference only, through
+        # the ledger writer (post_deltas)
+        "UPDATE import_lot l SET lot = nextval('point_lot_id_seq') FROM import_member m WHERE l.run = $1 "
+        "AND l.rejected IS NULL AND m.run = $1 AND m.legacy_id = l.member AND NOT m.known",
         "INSERT INTO point_lot (id, account, amount, remaining, state, activates_at, expires_at, source, created_at) "
         "SELECT l.lot, m.account, l.points, l.points, l.state, l.activates_at, l.expires_at, 'import', $2::timestamptz "
         "FROM import_lot l JOIN import_member m ON m.run = l.run AND m.legacy_id = l.member "
@@ -287,24 +340,135 @@ APPLY: dict[str, list[str]] = {
         "JOIN import_member m ON m.run = l.run AND m.legacy_id = l.member WHERE l.run = $1 AND l.lot IS NOT NULL "
         "GROUP BY m.account) s WHERE a.id = s.account",
     ],
+    "receipts": [
+        # imported receipts are sales of the store with the legacy store's code (a store of this program or of every
+        # program), else of the program's `legacy-<code>` store; each store's `import` till (no key: no till signs in
+        # as it) holds them; they never accrue or move points and tills cannot return them (channel 'import')
+        "INSERT INTO store (code, name, timezone, program) SELECT 'legacy-' || p.code, 'Legacy receipts (' || p.code || ')', "
+        "p.timezone, p.id FROM program p WHERE p.id = {program} AND EXISTS (SELECT 1 FROM import_receipt r WHERE r.run = $1 "
+        "AND r.rejected IS NULL AND NOT EXISTS (SELECT 1 FROM store s WHERE s.code = r.store AND (s.program IS NULL "
+        "OR s.program = {program}))) ON CONFLICT (code) DO NOTHING",
+        "INSERT INTO till (store, code) SELECT s.id, 'import' FROM store s WHERE ((s.program IS NULL OR s.program = {program}) "
+        "AND s.code IN (SELECT store FROM import_receipt WHERE run = $1 AND rejected IS NULL) "
+        "OR s.code = (SELECT 'legacy-' || code FROM program WHERE id = {program})) "
+        "AND NOT EXISTS (SELECT 1 FROM till t WHERE t.store = s.id AND t.code = 'import')",
+        "UPDATE import_receipt r SET till = t.id FROM store s JOIN till t ON t.store = s.id AND t.code = 'import' "
+        "WHERE r.run = $1 AND r.rejected IS NULL AND s.code = r.store AND (s.program IS NULL OR s.program = {program})",
+        "UPDATE import_receipt r SET till = t.id FROM store s JOIN till t ON t.store = s.id AND t.code = 'import' "
+        "WHERE r.run = $1 AND r.rejected IS NULL AND r.till IS NULL AND s.code = (SELECT 'legacy-' || code FROM program "
+        "WHERE id = {program})",
+        # exactly once: a receipt an earlier run brought is not written again (also a unique index on the sale)
+        "UPDATE import_receipt r SET sale = nextval(pg_get_serial_sequence('sale', 'id')) WHERE r.run = $1 "
+        "AND r.till IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sale s WHERE s.till = r.till AND s.receipt_id = r.receipt "
+        "AND s.channel = 'import')",
+        "INSERT INTO sale (id, store, till, receipt_id, business_date, occurred_at, membership, account, channel, status, "
+        "amount, discount, redeemed_points, redeemed_amount, to_pay, accrued_points, rules_version, earning_spend, "
+        "returned_earning_spend, request_hash, response, trace, created_at) "
+        "SELECT r.sale, t.store, t.id, r.receipt, (r.occurred_at AT TIME ZONE st.timezone)::date, r.occurred_at, m.membership, "
+        "m.account, 'import', 'confirmed', r.amount, r.discount, 0, 0, r.to_pay, 0, 0, r.earning, 0, '', "
+        "jsonb_build_object('imported', jsonb_build_object('run', left($1, 12), 'file', r.file, 'line', r.line, "
+        "'store', r.store)), '[]'::jsonb, $2::timestamptz FROM import_receipt r JOIN till t ON t.id = r.till "
+        "JOIN store st ON st.id = t.store JOIN import_member m ON m.run = r.run AND m.legacy_id = r.member "
+        "WHERE r.run = $1 AND r.sale IS NOT NULL",
+        "INSERT INTO sale_line (sale, line_no, sku, quantity_milli, price, amount, discount, redeemed_points, "
+        "redeemed_amount, to_pay, accrued_points, returned_quantity_milli) "
+        "SELECT r.sale, e.n, e.v->>'sku', (e.v->>'quantity_milli')::bigint, (e.v->>'price')::bigint, (e.v->>'amount')::bigint, "
+        "0, 0, 0, (e.v->>'amount')::bigint, 0, 0 FROM import_receipt r CROSS JOIN LATERAL jsonb_array_elements("
+        # a receipt without lines gets one line of its total (sku ''): the purchase counters count sales with a line
+        # not returned ('every 5th purchase'), and analytics sees the amount
+        "COALESCE(r.lines, jsonb_build_array(jsonb_build_object('sku', '', 'quantity_milli', 1000, 'price', r.to_pay, "
+        "'amount', r.to_pay)))) WITH ORDINALITY e(v, n) WHERE r.run = $1 AND r.sale IS NOT NULL",
+        # the member's purchase count (`member.purchases_count` in rules)
+        "UPDATE membership ms SET purchases_count = ms.purchases_count + x.n, "
+        "first_purchase_at = LEAST(ms.first_purchase_at, x.first), last_purchase_at = GREATEST(ms.last_purchase_at, x.last) "
+        "FROM (SELECT m.membership, count(*) n, min(r.occurred_at) first, max(r.occurred_at) last FROM import_receipt r "
+        "JOIN import_member m ON m.run = r.run AND m.legacy_id = r.member WHERE r.run = $1 AND r.sale IS NOT NULL "
+        "GROUP BY m.membership) x WHERE ms.id = x.membership",
+    ],
     "tiers": [
-        # a merged member's spend adds to the customer's; the best of their tiers is kept
-        "UPDATE membership ms SET tier = t.id, tier_spend = s.spend FROM (SELECT m.membership, SUM(x.spend) spend, "
+        # the legacy spend is carried for TIER_CARRY after the import, raised to the threshold of the member's imported
+        # tier so that tier holds until then (a merged member's spend adds to the customer's; the best tier is kept);
+        # a member whose purchase history came has their tier computed from it instead (compared in the report)
+        "UPDATE membership ms SET tier = t.id, carried_spend = GREATEST(s.spend, t.threshold_spend), "
+        f"carried_until = $2::timestamptz + interval '{TIER_CARRY}' FROM (SELECT m.membership, SUM(x.spend) spend, "
         "(array_agg(tr.id ORDER BY tr.rank DESC))[1] tier FROM import_tier x JOIN tier tr ON tr.program = {program} AND tr.code = x.tier "
         "JOIN import_member m ON m.run = x.run AND m.legacy_id = x.member WHERE x.run = $1 AND x.rejected IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM import_receipt r WHERE r.run = $1 AND r.member = x.member AND r.rejected IS NULL) "
         "GROUP BY m.membership) s JOIN tier t ON t.id = s.tier WHERE ms.id = s.membership",
+        "UPDATE membership ms SET carried_spend = 0, carried_until = NULL FROM import_member m WHERE m.run = $1 "
+        "AND ms.id = m.membership AND EXISTS (SELECT 1 FROM import_receipt r WHERE r.run = $1 AND r.member = m.legacy_id "
+        "AND r.rejected IS NULL)",
+        # the spend as the ledger writer computes it (sales in the window plus the carry); from history: the tier too
+        "UPDATE membership ms SET tier_spend = w.s, tier = CASE WHEN w.history THEN COALESCE(w.best, ms.tier) ELSE ms.tier END "
+        "FROM (SELECT x.membership, x.s, x.history, (SELECT t.id FROM tier t WHERE t.program = {program} "
+        "AND t.threshold_spend <= x.s ORDER BY t.threshold_spend DESC, t.rank DESC LIMIT 1) best "
+        "FROM (SELECT m.membership, EXISTS (SELECT 1 FROM import_receipt r WHERE r.run = $1 AND r.member = m.legacy_id "
+        "AND r.rejected IS NULL) history, COALESCE((SELECT SUM(s.earning_spend - s.returned_earning_spend) FROM sale s "
+        f"WHERE s.membership = m.membership AND s.status = 'confirmed' AND s.occurred_at > $2::timestamptz - interval '{TIER_CARRY}' "
+        "AND s.occurred_at <= $2::timestamptz), 0) + CASE WHEN mm.carried_until > $2::timestamptz THEN mm.carried_spend "
+        "ELSE 0 END s FROM import_member m JOIN membership mm ON mm.id = m.membership WHERE m.run = $1 "
+        "AND (EXISTS (SELECT 1 FROM import_tier x WHERE x.run = $1 AND x.member = m.legacy_id AND x.rejected IS NULL) "
+        "OR EXISTS (SELECT 1 FROM import_receipt r WHERE r.run = $1 AND r.member = m.legacy_id AND r.rejected IS NULL))) x) w "
+        "WHERE ms.id = w.membership",
         # the tier is read by a confirm under the account's version: bump it with the tier
         "UPDATE account a SET version = a.version + 1 FROM import_member m WHERE m.run = $1 AND a.id = m.account "
-        "AND {program} > 0 AND $2::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM import_tier x WHERE x.run = $1 AND x.member = m.legacy_id "
-        "AND x.rejected IS NULL)",
+        "AND {program} > 0 AND $2::timestamptz IS NOT NULL AND (EXISTS (SELECT 1 FROM import_tier x WHERE x.run = $1 "
+        "AND x.member = m.legacy_id AND x.rejected IS NULL) OR EXISTS (SELECT 1 FROM import_receipt r WHERE r.run = $1 "
+        "AND r.member = m.legacy_id AND r.rejected IS NULL))",
     ],
 }
 
 
-async def apply(program: Program, run: str, now: dt.datetime, actor: str, hooks: Hooks | None = None,
-                hold_after: str = "") -> list[str]:
-    """Apply the phases not done yet; returns the phases applied by this call. `hold_after` (tests): stop after
-    that phase is committed and wait to be killed."""
+# a known member's legacy balance in this run's files against what the imports posted to their account so far (every
+# `import` entry, any run: the first import's lots plus every delta since), with the lots' dates for a new lot
+_DELTAS = """
+SELECT m.legacy_id, m.account, f.points, f.activates_at, f.expires_at,
+       COALESCE((SELECT SUM(e.amount) FROM ledger_entry e WHERE e.account = m.account AND e.kind = 'import'), 0) AS posted
+FROM import_member m JOIN (
+  SELECT member, SUM(points) AS points, min(activates_at) AS activates_at,
+         CASE WHEN bool_or(expires_at IS NULL) THEN NULL ELSE max(expires_at) END AS expires_at
+  FROM import_lot WHERE run = $1 AND rejected IS NULL GROUP BY member) f ON f.member = m.legacy_id
+WHERE m.run = $1 AND m.known ORDER BY m.account
+"""
+
+
+async def post_deltas(run: str, now: dt.datetime) -> tuple[int, int, int]:
+    """A delta's balances: for each known member with rows in the balances file, only the difference between the
+    legacy balance now and what the imports posted before is posted, through the ledger writer (each account under
+    its row lock, what fell due applied first): more -> one new lot (`import`, active from now, or pending until the
+    file's earliest activation; expiring with the file's latest expiry); less -> taken from active lots, earliest
+    expiry first (an `import` entry out), as far as the active points go. Safe to repeat: the difference is read from
+    the ledger. Returns (points added, points taken, points that could not be taken)."""
+    from loyalty_core.ledger import ops, writer
+    from loyalty_core.ledger.posting import Plan
+
+    added = taken = short = 0
+    reason = f"import {run[:12]} delta"
+    for row in await db.fetch(_DELTAS, run):
+        diff = int(row["points"]) - int(row["posted"])
+        if diff == 0:
+            continue
+        view = (await ops.load_views([row["account"]], lock="lock", holder=True))[0]
+        await ops.apply_due(view, now)
+        plan = Plan(view, now)
+        if diff > 0:
+            starts = row["activates_at"] if row["activates_at"] > now else now
+            plan.accrue(diff, now, kind="import", source="import", activates_at=starts, expires_at=row["expires_at"],
+                        reason=f"{reason} {row['legacy_id']}"[:200])
+            added += diff
+        else:
+            take = min(-diff, view.active)
+            plan.spend(take, kind="import", reason=f"{reason} {row['legacy_id']}"[:200])
+            taken += take
+            short += -diff - take
+        plan.pass_update(view.card)
+        if plan.posting().moves_points():
+            await writer.write(plan.posting(), view=view)
+    return added, taken, short
+
+
+async def apply(program: Program, run: str, now: dt.datetime, actor: str, hooks: Hooks | None = None) -> list[str]:
+    """Apply the phases not done yet; returns the phases applied by this call."""
     hooks = hooks or Hooks()
     applied: list[str] = []
     for phase in PHASES:
@@ -330,13 +494,10 @@ async def apply(program: Program, run: str, now: dt.datetime, actor: str, hooks:
             else:
                 for statement in APPLY[phase]:
                     await _execute(conn, statement, run, program, now)
+                if phase == "lots":
+                    await post_deltas(run, now)
             await conn.execute("UPDATE import_run SET phases = array_append(phases, $2) WHERE id = $1", run, phase)
         applied.append(phase)
         hooks.phase_done(phase)
-        if hold_after == phase:
-            import asyncio
-
-            hooks.phase_done(f"holding after {phase}")
-            await asyncio.Event().wait()
     return applied
 

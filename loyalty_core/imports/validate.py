@@ -284,3 +284,71 @@ def tier(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberI
         rejects.append(Reject(file, line, exc.field, exc.reason))
         return None
     return (file, line, index.survivor[owner], match, spend)
+
+
+MAX_RECEIPT_LINES = 1000
+
+
+def receipt(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex, seen: set[tuple[str, str]],
+            rejects: list[Reject]) -> tuple | None:
+    """A legacy receipt (purchase history): it feeds the tier's spend, the purchase counters and analytics, and never
+    moves points. Unique per store and legacy receipt number (in the files, and in Kopilka: exactly once)."""
+    owner = raw.get("member", "").strip()
+    if owner not in index.survivor:
+        rejects.append(Reject(file, line, "member", f"unknown member {owner!r}"))
+        return None
+    number = raw.get("receipt", "").strip()
+    store = raw.get("store", "").strip()
+    for name, value in (("receipt", number), ("store", store)):
+        if (value or name == "receipt") and not LEGACY_ID.match(value):
+            rejects.append(Reject(file, line, name, "missing" if not value else "not a code (control characters or > 64)"))
+            return None
+    if (store, number) in seen:
+        rejects.append(Reject(file, line, "receipt", f"duplicate receipt {number} of store {store or '(none)'}"))
+        return None
+    try:
+        occurred = parse_when(raw.get("occurred_at", ""), ctx, "occurred_at")
+        if occurred is None:
+            raise Bad("occurred_at", "missing")
+        if occurred > ctx.now:
+            raise Bad("occurred_at", f"{raw['occurred_at']!r} is in the future")
+        amount = parse_money(raw.get("amount", ""), "amount")
+        discount = parse_money(raw["discount"], "discount") if raw.get("discount", "").strip() else 0
+        to_pay = parse_money(raw["to_pay"], "to_pay") if raw.get("to_pay", "").strip() else amount - discount
+        earning = parse_money(raw["earning"], "earning") if raw.get("earning", "").strip() else to_pay
+        if to_pay < 0 or discount > amount or to_pay > amount or earning > amount:
+            raise Bad("to_pay", "the totals do not add up (paid or spend above the amount, or a discount above it)")
+    except Bad as exc:
+        rejects.append(Reject(file, line, exc.field, exc.reason))
+        return None
+    lines = None
+    if raw.get("lines", "").strip():
+        try:
+            lines = _receipt_lines(raw["lines"])
+        except Bad as exc:
+            rejects.append(Reject(file, line, "lines", exc.reason, "dropped"))
+    seen.add((store, number))
+    return (file, line, number, index.survivor[owner], occurred, store, amount, discount, to_pay, earning, lines)
+
+
+def _receipt_lines(text: str) -> str:
+    import json
+
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise Bad("lines", "not a JSON array of lines") from None
+    if not isinstance(doc, list) or len(doc) > MAX_RECEIPT_LINES or not all(isinstance(x, dict) for x in doc):
+        raise Bad("lines", f"not a JSON array of at most {MAX_RECEIPT_LINES} objects")
+    out = []
+    for item in doc:
+        sku = str(item.get("sku", "")).strip()
+        if not LEGACY_ID.match(sku):
+            raise Bad("lines", f"{sku!r} is not a SKU")
+        quantity = parse_number(str(item.get("quantity", "1")), "lines") * 1000
+        if quantity <= 0 or quantity != quantity.to_integral_value() or quantity > 10**9:
+            raise Bad("lines", f"{item.get('quantity')!r} is not a quantity")
+        amount = parse_money(str(item.get("amount", "")), "lines")
+        price = parse_money(str(item["price"]), "lines") if item.get("price") not in (None, "") else amount
+        out.append({"sku": sku, "quantity_milli": int(quantity), "price": price, "amount": amount})
+    return json.dumps(out)

@@ -87,7 +87,10 @@ mc AS (
 spend AS (
   SELECT mc.add_spend + (SELECT COALESCE(SUM(s.earning_spend - s.returned_earning_spend), 0) FROM sale s
                          WHERE s.membership = mc.membership AND s.status = 'confirmed'
-                         AND s.occurred_at > mc.window_start AND s.occurred_at <= mc.as_of) AS s
+                         AND s.occurred_at > mc.window_start AND s.occurred_at <= mc.as_of)
+         -- a legacy tier's spend (an import) counts while its carry lasts (docs/import.md)
+         + COALESCE((SELECT m.carried_spend FROM membership m WHERE m.id = mc.membership
+                     AND m.carried_until > mc.as_of), 0) AS s
   FROM mc),
 best AS (
   SELECT t.id, t.code, t.name, t.rank FROM tier t CROSS JOIN mc CROSS JOIN spend

@@ -30,7 +30,8 @@ async def assign_initial_tier(membership_id: int, program_id: int) -> None:
 async def recompute_tier(
     membership_id: int, program_id: int, as_of: dt.datetime, *, customer_id: int | None = None
 ) -> TierChange | None:
-    """Spend over the window (as_of - 12 months, as_of] decides the tier, whatever order sales arrived in;
+    """Spend over the window (as_of - 12 months, as_of] decides the tier, whatever order sales arrived in, plus an
+    imported legacy spend while its carry lasts (membership.carried_until);
     returns the change, if any, and queues `tier_changed` to `customer_id` then. Written by the ledger
     writer (the one copy of the tier's SQL; a confirm and a return recompute it in their own statement).
     Runs in the caller's transaction."""
@@ -60,8 +61,9 @@ async def recompute_lapsed_tiers(now: dt.datetime, since: dt.datetime | None = N
 
     Recomputes every membership whose window changed since the last pass at `since`: a confirmed sale left
     it (occurred_at in (since - 12 months, now - 12 months]) or entered it (a sale dated after `since`, as a
-    till with a clock ahead sends). Without `since` (the first pass, or a lost watermark) every membership
-    whose stored spend differs from its window's is recomputed. Safe to repeat; each change queues a message.
+    till with a clock ahead sends), or an imported legacy spend stopped counting (carried_until in (since, now]).
+    Without `since` (the first pass, or a lost watermark) every membership whose stored spend differs from its
+    window's (plus a carry that still runs) is recomputed. Safe to repeat; each change queues a message.
     """
     from loyalty_core.piccolo_conf import DB
 
@@ -72,15 +74,19 @@ async def recompute_lapsed_tiers(now: dt.datetime, since: dt.datetime | None = N
             "WHERE status = 'confirmed' AND membership IS NOT NULL AND occurred_at > {} AND occurred_at <= {} "
             "GROUP BY membership) "
             "SELECT m.id AS membership, m.program, m.customer FROM membership m LEFT JOIN w ON w.membership = m.id "
-            "WHERE m.tier_spend <> COALESCE(w.s, 0) ORDER BY m.id",
-            edge, now,
+            "WHERE m.tier_spend <> COALESCE(w.s, 0) + CASE WHEN m.carried_until > {} THEN m.carried_spend ELSE 0 END "
+            "ORDER BY m.id",
+            edge, now, now,
         )
     else:
         rows = await Membership.raw(
             "SELECT DISTINCT s.membership, m.program, m.customer FROM sale s JOIN membership m ON m.id = s.membership "
             "WHERE s.status = 'confirmed' AND ((s.occurred_at <= {} AND s.occurred_at > {}) "
-            "OR (s.occurred_at <= {} AND s.occurred_at > {})) ORDER BY s.membership",
-            edge, min(since, now) - TIER_WINDOW, now, min(since, now),
+            "OR (s.occurred_at <= {} AND s.occurred_at > {})) "
+            # an imported legacy spend whose carry ended since the last pass (docs/import.md)
+            "UNION SELECT m.id, m.program, m.customer FROM membership m WHERE m.carried_until <= {} AND m.carried_until > {} "
+            "ORDER BY 1",
+            edge, min(since, now) - TIER_WINDOW, now, min(since, now), now, min(since, now),
         )
     changes = []
     for row in rows:

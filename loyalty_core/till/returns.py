@@ -72,7 +72,8 @@ async def _lock_sale(sale_id: int, store_id: int) -> dict:
         "s.earning_spend, s.returned_earning_spend, st.timezone, m.program, m.customer, "
         "(SELECT c.id FROM card c WHERE c.number = s.card_number) AS card_id "
         "FROM sale s JOIN store st ON st.id = s.store LEFT JOIN membership m ON m.id = s.membership "
-        "WHERE s.id = {} AND s.store = {} FOR UPDATE OF s",
+        # an imported legacy receipt (channel 'import') earned nothing here: no till takes it back
+        "WHERE s.id = {} AND s.store = {} AND s.channel <> 'import' FOR UPDATE OF s",
         sale_id, store_id,
     )
     if not rows:
@@ -86,7 +87,7 @@ async def _find_printed_sale(receipt: PrintedReceiptIn, till: Till) -> tuple[int
     query = (
         "SELECT s.id, s.store, t.code AS till, s.to_pay FROM sale s JOIN store o ON o.id = s.store JOIN till t ON t.id = s.till "
         "LEFT JOIN membership m ON m.id = s.membership JOIN store r ON r.id = {} "
-        "WHERE o.code = {} AND s.business_date = {} AND s.receipt_id = {} "
+        "WHERE o.code = {} AND s.business_date = {} AND s.receipt_id = {} AND s.channel <> 'import' "
         "AND (r.program IS NULL OR (COALESCE(o.program, r.program) = r.program "
         "AND COALESCE(m.program, r.program) = r.program))"
     )

@@ -127,3 +127,73 @@ async def test_nul_bytes_undecodable_text_and_huge_fields_are_refused_not_crashe
     (src / "members.csv").write_text(f"legacy_id;phone;name\n{tag}-3;;{'x' * 200_000}\n", encoding="utf-8")
     r = _import(src, shop, tmp_path)
     assert r.returncode == 1 and "field larger than field limit" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+# --- delta imports and purchase history (tests/imports/test_history_and_delta.py tells the stories) ----------------
+
+
+async def test_a_delta_cannot_take_a_card_registered_to_another_member(shop: Shop, tmp_path: Path) -> None:
+    from tests.imports.legacy import apply, membership, phone, write
+
+    tag = secrets.token_hex(3)
+    files = {"members.csv": [{"legacy_id": f"{tag}-1", "phone": phone()}, {"legacy_id": f"{tag}-2", "phone": phone()}],
+             "cards.csv": [{"number": f"{tag}A", "member": f"{tag}-1", "status": "active"},
+                           {"number": f"{tag}B", "member": f"{tag}-2", "status": "active"}]}
+    assert (await apply(shop, write(tmp_path / "x", files))).balanced
+    victim = await make_member(shop, points=500)
+    # the next export hands member 1 a card registered in Kopilka and member 2's imported card
+    files["cards.csv"] = [{"number": victim.card, "member": f"{tag}-1", "status": "active"},
+                          {"number": f"{tag}B", "member": f"{tag}-1", "status": "active"}]
+    rec = await apply(shop, write(tmp_path / "x", files))
+    assert rec.delta["cards added"] == 0
+    rejected = await db.fetch("SELECT number, rejected FROM import_card WHERE run = $1 ORDER BY number", rec.run)
+    assert {r["number"]: r["rejected"] for r in rejected} == {
+        victim.card: "the card number is already in Kopilka", f"{tag}B": "the card number is already in Kopilka"}
+    card = await db.fetchrow("SELECT membership, status FROM card WHERE number = $1", victim.card)
+    assert card == (victim.membership_id, "active")
+    two = await membership(shop, f"{tag}-2")
+    assert await db.fetchrow("SELECT membership FROM card WHERE number = $1", f"{tag}B") == (two["id"],)
+
+
+async def test_a_delta_cannot_change_a_sign_in_contact_or_hand_out_a_card_that_pays(shop: Shop, tmp_path: Path) -> None:
+    from tests.imports.legacy import apply, membership, phone, write
+
+    tag = secrets.token_hex(3)
+    own = phone()
+    files = {"members.csv": [{"legacy_id": f"{tag}-1", "phone": own, "email": f"{tag}@example.com"}],
+             "balances.csv": [{"member": f"{tag}-1", "points": "700"}]}
+    assert (await apply(shop, write(tmp_path / "x", files))).balanced
+    files["members.csv"] = [{"legacy_id": f"{tag}-1", "phone": phone(), "email": f"{tag}@attacker.example"}]
+    files["cards.csv"] = [{"number": f"{tag}NEW", "member": f"{tag}-1", "status": "active"}]
+    assert (await apply(shop, write(tmp_path / "x", files))).balanced
+    member = await membership(shop, f"{tag}-1")
+    assert await db.fetchrow("SELECT phone, email FROM customer WHERE id = $1", member["customer"]) == (own, f"{tag}@example.com")
+    # the new card earns, but pays with the member's points only after they confirm it
+    assert await db.fetchrow("SELECT confirm_needed FROM card WHERE number = $1", f"{tag}NEW") == (True,)
+
+
+async def test_imported_receipts_cannot_be_returned_or_cancelled_for_points(http, shop: Shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from tests.imports.legacy import apply, membership, phone, write
+
+    tag = secrets.token_hex(3)
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    files = {"members.csv": [{"legacy_id": f"{tag}-1", "phone": phone()}],
+             "history.jsonl": [{"receipt": f"{tag}R", "member": f"{tag}-1", "occurred_at": when.isoformat(),
+                                "store": shop.store_code, "amount": "5 000",
+                                "lines": [{"sku": "X", "quantity": 1, "amount": "5 000"}]}]}
+    assert (await apply(shop, write(tmp_path / "x", files))).balanced
+    member = await membership(shop, f"{tag}-1")
+    sale = await db.fetchrow("SELECT id, business_date FROM sale WHERE membership = $1", member["id"])
+    assert sale is not None
+    body = {"return_id": f"{tag}-ret", "lines": [{"line_no": 1, "quantity": 1}]}
+    r = await http.post(f"/pos/v1/sales/{sale['id']}/returns", json=body, headers=shop.headers)
+    assert r.status_code == 404, r.text
+    r = await http.post(f"/pos/v1/sales/{sale['id']}/cancel", headers=shop.headers)
+    assert r.status_code == 404, r.text
+    printed = {"store": shop.store_code, "business_date": sale["business_date"].isoformat(), "receipt_id": f"{tag}R"}
+    r = await http.post("/pos/v1/returns", json={"original": printed, **body}, headers=shop.headers)
+    assert r.status_code == 404, r.text
+    assert await db.fetchrow("SELECT count(*) n FROM ledger_entry WHERE account = $1", member["account"]) == (0,)
+    assert await db.fetchrow("SELECT count(*) n FROM sale_return WHERE sale = $1", sale["id"]) == (0,)
