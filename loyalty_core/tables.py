@@ -412,6 +412,15 @@ class PushDevice(Table):
     dead_at = Timestamptz(null=True, default=None)
 
 
+class PushDeviceSeen(Table):
+    """Every customer a push token was ever registered by (push_device keeps only the latest): the referral check
+    knows two sign-ups from one phone (loyalty_core/marketing/events.py). Only a hash of the token is kept."""
+
+    customer = ForeignKey(Customer, null=False)
+    token_hash = Varchar(length=64)  # sha256 hex of "platform:token"
+    seen_at = Timestamptz(default=TimestamptzNow())
+
+
 class PassRegistration(Table):
     card = ForeignKey(Card, null=False)
     device_library_id = Varchar(length=200)

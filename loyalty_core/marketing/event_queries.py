@@ -43,8 +43,8 @@ INACTIVE_CANDIDATES = _MEMBER.format(
   AND m.last_purchase_at > $2::timestamptz - make_interval(days => $3::int + $4::int)
   """ + _NOT_CLAIMED.format(kind="inactive", occurrence=_SPELL) + " ORDER BY m.id"
 
-# the referrer under another name: the same customer, phone or e-mail; a card both held or used; a phone (push
-# device) or a wallet (pass registration) both signed in on
+# the referrer under another name: the same customer, phone or e-mail; a card both held or used; a phone (a push
+# token either ever registered, push_device_seen) or a wallet (pass registration) both signed in on
 SAME_PERSON = """
 WITH f AS (SELECT m.id, m.customer, c.phone, c.email FROM membership m LEFT JOIN customer c ON c.id = m.customer
            WHERE m.id = $1),
@@ -58,7 +58,7 @@ SELECT (
     JOIN (SELECT number FROM card WHERE membership = $2
           UNION SELECT card_number FROM sale WHERE membership = $2 AND card_number IS NOT NULL) b
       ON a.number = b.number)
-  OR EXISTS (SELECT 1 FROM push_device a JOIN push_device b ON a.token = b.token, f, r
+  OR EXISTS (SELECT 1 FROM push_device_seen a JOIN push_device_seen b ON a.token_hash = b.token_hash, f, r
              WHERE a.customer = f.customer AND b.customer = r.customer)
   OR EXISTS (SELECT 1 FROM pass_registration a JOIN card ca ON ca.id = a.card
              JOIN pass_registration b ON b.device_library_id = a.device_library_id JOIN card cb ON cb.id = b.card
@@ -99,4 +99,4 @@ SELECT a.customer, a.card, 'tier_at_risk',
        jsonb_build_object('tier', a.code, 'name', a.name, 'spend_needed', a.spend_needed, 'by', a.by_date::text),
        'pending', 0, $2, '', $2, 'tier_at_risk:' || a.membership || ':' || a.occurrence
 FROM claimed JOIN at_risk a ON a.membership = claimed.membership
-ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id"""
+RETURNING id"""  # a key claimed before is skipped by the dedupe trigger on notification (migration 2026-11-29T18:40)

@@ -260,6 +260,12 @@ async def register_device(customer_id: int, device: DeviceIn, now: dt.datetime) 
         "RETURNING id, platform, created_at",
         customer_id, device.platform, token, now,
     )
+    # the token moves to whoever registers it last; who had it before is kept (the referral check's "same phone")
+    await PushDevice.raw(
+        "INSERT INTO push_device_seen (customer, token_hash, seen_at) VALUES ({}, encode(sha256(convert_to({}, 'UTF8')), "
+        "'hex'), {}) ON CONFLICT (customer, token_hash) DO NOTHING",
+        customer_id, f"{device.platform}:{token}", now,
+    )
     return Device(**rows[0])
 
 
