@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from typing import Annotated, Any
 
@@ -23,7 +22,7 @@ from backend.api.oidc import (
     provider_metadata,
     verified_claims,
 )
-from backend.api.settings import OidcSettings, get_identity_settings
+from backend.settings import OidcSettings
 from loyalty_core.errors import DomainError
 from loyalty_core.office import audit
 from loyalty_core.office import staff
@@ -50,18 +49,18 @@ class OidcFlow(msgspec.Struct, kw_only=True):
 def office_oidc(request: Request) -> OidcSettings | None:
     """The company's provider: the identity settings' (KOPILKA_OIDC_*), coming back to /office/login/oidc/callback
     (KOPILKA_OFFICE_OIDC_REDIRECT_URI to override; it must be registered with the provider)."""
-    oidc = get_identity_settings().oidc
+    settings = request.app.state.settings
+    oidc = settings.identity.oidc
     if oidc is None:
         return None
-    public = request.app.state.settings.server.public_url.rstrip("/")
-    redirect = os.environ.get("KOPILKA_OFFICE_OIDC_REDIRECT_URI") or public + "/office/login/oidc/callback"
+    redirect = settings.office.oidc_redirect_uri or settings.server.public_url.rstrip("/") + "/office/login/oidc/callback"
     return msgspec.structs.replace(oidc, redirect_uri=redirect)
 
 
-def roles_claim(claims: dict[str, Any]) -> list[str] | None:
+def roles_claim(claims: dict[str, Any], claim: str) -> list[str] | None:
     """Roles from the provider's claim (KOPILKA_OFFICE_ROLES_CLAIM, default `kopilka_roles`): a list or a
     space/comma separated string. None when the provider sends no such claim (then the staff row decides)."""
-    value = claims.get(os.environ.get("KOPILKA_OFFICE_ROLES_CLAIM", "kopilka_roles"))
+    value = claims.get(claim)
     if value is None:
         return None
     items = value if isinstance(value, list) else str(value).replace(",", " ").split()
@@ -158,7 +157,8 @@ class OfficeSignInController(Controller):
             claims = await verified_claims(oidc, metadata, token["id_token"], flow.nonce)
             if not claims.get("email") or claims.get("email_verified") is False:
                 raise staff.SignInFailed("The provider did not confirm your e-mail")
-            who = await staff.sign_in_oidc(str(claims["email"]), str(claims.get("name", "")), roles_claim(claims),
+            roles = roles_claim(claims, request.app.state.settings.office.roles_claim)
+            who = await staff.sign_in_oidc(str(claims["email"]), str(claims.get("name", "")), roles,
                                            web.origin(request), web.utc_now())
         except (OidcUnavailable, OidcFailed):
             return await login_page(request, status=401, problem="We could not sign you in with the provider")

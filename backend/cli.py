@@ -620,10 +620,10 @@ def _is_loopback(host: str) -> bool:
 
 def _code_delivery(host: str, unsafe: bool) -> str:
     """How sign-in codes leave the server; the development gateway only on loopback unless told it is unsafe."""
-    from backend.api.settings import get_identity_settings
+    from backend.settings import get_settings
 
-    get_identity_settings.cache_clear()
-    identity = get_identity_settings()
+    get_settings.cache_clear()  # `serve --dev` has just set the environment
+    identity = get_settings().identity
     if not identity.dev_mode:
         return identity.otp_gateway or "NO GATEWAY: shoppers cannot sign in (set KOPILKA_OTP_GATEWAY, docs/identity.md)"
     if not _is_loopback(host):

@@ -21,7 +21,6 @@ from litestar.response import Redirect, Template
 
 from backend.api.auth import gateway_for
 from backend.api.guards import client_ip
-from backend.api.settings import get_identity_settings
 from loyalty_core.errors import DomainError, RateLimited
 from loyalty_core.members import profile as members
 from loyalty_core.shopper_auth import tokens
@@ -142,7 +141,7 @@ class SignInController(Controller):
         form = await request.form()
         raw, program, next_path = _field(form, "to"), _field(form, "program", 64) or None, safe_next(_field(form, "next", 500))
         ref = _field(form, "ref", 64)
-        identity = get_identity_settings()
+        identity = request.app.state.settings.identity
         try:
             who = parse_identifier(raw)
         except DomainError:
@@ -188,7 +187,7 @@ class SignInController(Controller):
         to = pending["to"] if pending else _field(form, "to")  # the code proves the contact either way
         name, ref = _field(form, "name", 200), _field(form, "ref", 64)
         consents = [{"channel": c, "granted": form.get("consent_" + c) == "on"} for c in CONSENT_CHANNELS]
-        identity, secret, now = get_identity_settings(), request.app.state.settings.security.secret_key, dt.datetime.now(dt.UTC)
+        identity, secret, now = request.app.state.settings.identity, request.app.state.settings.security.secret_key, dt.datetime.now(dt.UTC)
         t = formats(request).t
         try:
             login = msgspec.convert({"to": to, "code": _field(form, "code", 12).replace(" ", ""), "channel": "web",

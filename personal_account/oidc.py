@@ -11,10 +11,8 @@ callback completes only in the browser that started it (no login CSRF).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import hmac
-import os
 import secrets
 from typing import Annotated, Any
 from urllib.parse import urlparse
@@ -35,7 +33,7 @@ from backend.api.oidc import (
     verified_claims,
     verified_contact,
 )
-from backend.api.settings import OidcSettings, get_identity_settings
+from backend.settings import OidcSettings, Settings
 from loyalty_core.errors import DomainError
 from loyalty_core.shopper_auth import tokens
 from loyalty_core.members.identity import resolve_program
@@ -56,23 +54,22 @@ class WebOidc(msgspec.Struct, frozen=True, kw_only=True):
     name: str  # shown on the button: "Sign in with <name>"
 
 
-@functools.cache
-def web_oidc(public_url: str) -> WebOidc | None:
+def web_oidc(settings: Settings) -> WebOidc | None:
     """The provider for the website, or None when OIDC is not configured.
 
     KOPILKA_WEB_OIDC_REDIRECT_URI (default <public url>/login/oidc/callback) must be registered with the
     provider too; KOPILKA_WEB_OIDC_NAME names it on the button (default: the issuer's host).
     """
-    oidc = get_identity_settings().oidc
+    oidc = settings.identity.oidc
     if oidc is None:
         return None
-    redirect = os.environ.get("KOPILKA_WEB_OIDC_REDIRECT_URI") or public_url.rstrip("/") + "/login/oidc/callback"
-    name = os.environ.get("KOPILKA_WEB_OIDC_NAME") or urlparse(oidc.issuer).hostname or oidc.issuer
+    redirect = settings.web.oidc_redirect_uri or settings.server.public_url.rstrip("/") + "/login/oidc/callback"
+    name = settings.web.oidc_name or urlparse(oidc.issuer).hostname or oidc.issuer
     return WebOidc(settings=msgspec.structs.replace(oidc, redirect_uri=redirect), name=name)
 
 
 def provider_of(request: Request) -> WebOidc | None:
-    return web_oidc(request.app.state.settings.server.public_url)
+    return web_oidc(request.app.state.settings)
 
 
 class Flow(msgspec.Struct, kw_only=True):

@@ -14,10 +14,8 @@ bearer tokens and are not affected.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import hmac
-import os
 import secrets
 from typing import Any
 
@@ -51,15 +49,8 @@ class CookiePolicy(msgspec.Struct, frozen=True, kw_only=True):
     secure: bool  # Secure cookies: on when the public URL is https or KOPILKA_WEB_SECURE_COOKIES=1
 
 
-@functools.cache
-def _policy(public_url: str) -> CookiePolicy:
-    raw = os.environ.get("KOPILKA_WEB_SECURE_COOKIES")
-    secure = public_url.startswith("https://") if raw is None else raw.strip().lower() in {"1", "true", "yes", "on"}
-    return CookiePolicy(secure=secure)
-
-
 def cookie_policy(connection: ASGIConnection) -> CookiePolicy:
-    return _policy(connection.app.state.settings.server.public_url)
+    return CookiePolicy(secure=connection.app.state.settings.web.secure_cookies)
 
 
 def cookie(connection: ASGIConnection, key: str, value: str, max_age: int | None = SESSION_TTL, *,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.api.settings import load_identity_settings
+from backend.settings import load_identity_settings
 from backend.settings import load_settings
 
 

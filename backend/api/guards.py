@@ -11,7 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import QueryParameter
 
-from backend.api.settings import IdentitySettings, get_identity_settings
+from backend.settings import IdentitySettings
 from loyalty_core.errors import Unauthorized
 from loyalty_core.members.profile import Member, member_of
 from loyalty_core.shopper_auth.tokens import AccessClaims, decode_access, session_alive
@@ -61,8 +61,8 @@ def provide_secret(request: Request) -> str:
     return secret_key(request)
 
 
-def provide_identity_settings() -> IdentitySettings:
-    return get_identity_settings()
+def provide_identity_settings(request: Request) -> IdentitySettings:
+    return request.app.state.settings.identity  # type: ignore[no-any-return]
 
 
 def client_ip(request: Request) -> str:

@@ -34,7 +34,7 @@ from backend.api.guards import (
     Secret,
     Valkey,
 )
-from backend.api.settings import OidcSettings
+from backend.settings import OidcSettings
 from loyalty_core.errors import DomainError, NotFound
 from loyalty_core.shopper_auth import tokens
 from loyalty_core.members.identity import resolve_program

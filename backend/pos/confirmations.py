@@ -6,20 +6,16 @@ Mounted by backend.pos under the till-authenticated /pos/v1 router (paths here a
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import msgspec
 from litestar import Request, post
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from backend.api.auth import gateway_for
-from backend.api.settings import get_identity_settings
 from backend.pos.auth import current_till
 from loyalty_core.till.types import IdentifyIn
 from loyalty_core.till.trust import PhoneGate, SpendCodePolicy
 
-# per till per minute, on every endpoint that accepts a phone (identify, calculate, confirm, batch, here)
-PHONE_LOOKUPS_PER_MINUTE = int(os.environ.get("KOPILKA_POS_PHONE_LOOKUPS_PER_MINUTE", "30"))
 
 
 class ConfirmationSent(msgspec.Struct):
@@ -28,10 +24,10 @@ class ConfirmationSent(msgspec.Struct):
 
 def phone_gate(request: Request, sends_codes: bool = False) -> PhoneGate:
     """This till's phone limit and spend codes, for one request (the SMS gateway only where a code is sent)."""
-    valkey, till = request.app.state.valkey, current_till(request)
+    valkey, till, settings = request.app.state.valkey, current_till(request), request.app.state.settings
     return PhoneGate(
-        valkey, till.till_id, request.app.state.settings.security.secret_key,
-        PHONE_LOOKUPS_PER_MINUTE, gateway_for(get_identity_settings(), valkey) if sends_codes else None,
+        valkey, till.till_id, settings.security.secret_key,
+        settings.till.phone_lookups_per_minute, gateway_for(settings.identity, valkey) if sends_codes else None,
         program_id=till.store_program_id,
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Annotated
 
 from litestar import Controller, Request, post
@@ -29,10 +28,6 @@ from loyalty_core.till.types import (
     ReturnOut,
     SaleIn,
 )
-
-
-# returns by printed receipt (POST /pos/v1/returns) per till per hour, replays included
-RECEIPT_RETURNS_PER_HOUR = int(os.environ.get("KOPILKA_POS_RECEIPT_RETURNS_PER_HOUR", "20"))
 
 
 def _now() -> dt.datetime:
@@ -94,7 +89,7 @@ class TillController(Controller):
     async def return_by_receipt(self, request: Request, data: ReceiptReturnIn) -> ReturnOut:
         # receipt numbers are often sequential: a till may look up only so many other stores' receipts an hour
         till_id = current_till(request).till_id
-        await otp.hit(request.app.state.valkey, f"till:{till_id}:receipt-returns", RECEIPT_RETURNS_PER_HOUR, 3600)
+        await otp.hit(request.app.state.valkey, f"till:{till_id}:receipt-returns", request.app.state.settings.till.receipt_returns_per_hour, 3600)
         out = await returns.return_by_receipt(data, _till(current_till(request)), _now())
         metrics.count_return(out, "return")
         return out

@@ -11,9 +11,7 @@ from litestar import Request, Response, post
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from backend.api.auth import gateway_for
-from backend.api.settings import get_identity_settings
 from backend.pos.auth import current_till
-from backend.pos.confirmations import PHONE_LOOKUPS_PER_MINUTE
 from loyalty_core.shopper_auth import otp
 from loyalty_core.members.card_proof import TillLinkCodes
 from loyalty_core.members.operator_registration import TillRegistered, TillRegistration, register_at_till
@@ -26,14 +24,14 @@ async def register_member_at_till(request: Request, data: TillRegistration) -> R
     send the code from that phone back as `confirmation_code` to link the card. Another member's card: 409
     `card-taken`."""
     till = current_till(request)
-    valkey = request.app.state.valkey
+    valkey, settings = request.app.state.valkey, request.app.state.settings
     # every registration carries a phone: it counts against the till's phone look-ups (the counter identify uses)
-    await otp.hit(valkey, f"till:{till.till_id}:phone", PHONE_LOOKUPS_PER_MINUTE, 60)
+    await otp.hit(valkey, f"till:{till.till_id}:phone", settings.till.phone_lookups_per_minute, 60)
 
     async def send(phone: str, text: str) -> None:
-        await gateway_for(get_identity_settings(), valkey).send(otp.Identifier("phone", phone), text)
+        await gateway_for(settings.identity, valkey).send(otp.Identifier("phone", phone), text)
 
-    codes = TillLinkCodes(valkey, till.till_id, request.app.state.settings.security.secret_key, send)
+    codes = TillLinkCodes(valkey, till.till_id, settings.security.secret_key, send)
     result = await register_at_till(data, dt.datetime.now(dt.UTC), codes,
                                     place=f"till {till.till_code} of store {till.store_code}",
                                     program_id=till.store_program_id)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from unittest.mock import patch
+
 import httpx
 import pytest
 
-from personal_account.session import _policy
+from backend.settings import load_settings
 from tests.factories import Shop, sale_body
 from tests.web.browser import NoJsBrowser
 
@@ -36,6 +39,13 @@ async def test_login_form_also_needs_the_token(server: str) -> None:
         assert r.status_code == 403
 
 
+def _secure_by_default(public_url: str) -> bool:
+    env = {"KOPILKA_PUBLIC_URL": public_url, "KOPILKA_SECRET_KEY": "x", "KOPILKA_DATA_DIR": "/tmp"}
+    with patch.dict(os.environ, env):
+        os.environ.pop("KOPILKA_WEB_SECURE_COOKIES", None)
+        return load_settings().web.secure_cookies
+
+
 async def test_session_cookie_flags(browser: NoJsBrowser) -> None:
     done = await browser.sign_in()
     set_cookie = done.headers["set-cookie"]
@@ -43,7 +53,7 @@ async def test_session_cookie_flags(browser: NoJsBrowser) -> None:
     flags = {part.strip().lower() for part in set_cookie.split(";")[1:]}
     assert "httponly" in flags and "samesite=lax" in flags and "path=/" in flags
     assert "secure" not in flags  # the test server is plain http; behind TLS the cookie is Secure:
-    assert _policy("https://loyalty.example").secure and not _policy("http://127.0.0.1:8000").secure
+    assert _secure_by_default("https://loyalty.example") and not _secure_by_default("http://127.0.0.1:8000")
     # the CSRF cookie is HttpOnly too (the token travels in the page, not read by scripts)
     first = await httpx.AsyncClient(base_url=str(browser.http.base_url)).get("/login")
     assert "httponly" in first.headers["set-cookie"].lower() and "samesite=lax" in first.headers["set-cookie"].lower()
