@@ -175,7 +175,8 @@ async def _occur(program: ProgramFacts, compiled: Any, cand: Candidate, kind: st
                 if award.points > 0:
                     effect = effects.get(award.rule)
                     valid_days = effect.valid_days if isinstance(effect, EventBonus) else None
-                    await _accrue(target, award.points, kind, award.explanation, award.rule, valid_days,
+                    await _accrue(target, award.points, kind if target == cand.membership else "referral",
+                                  award.explanation, award.rule, valid_days,
                                   compiled.settings.expiry_days, program.timezone, now)
                     if target == cand.membership:
                         own += award.points

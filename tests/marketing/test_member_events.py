@@ -134,3 +134,20 @@ async def test_a_member_whose_tier_is_at_risk_is_told_once_a_month(db_pool) -> N
     assert await messages_of(basic.customer_id, "tier_at_risk") == []
     await run_member_events(NOW + 10 * DAY)  # December: a new month, a new reminder
     assert len(await messages_of(gold.customer_id, "tier_at_risk")) == 2
+
+
+def test_what_the_shoppers_phone_says() -> None:
+    from backend.push.messages import render
+
+    def body(kind: str, payload: dict, locale: str = "ru") -> str:
+        message = render(kind, payload, locale, notification_id=1)
+        assert message is not None
+        return message.body
+
+    assert body("points_expiring", {"points": 500, "expires_on": "2026-12-12"}).startswith("500 баллов сгорят 12 декабря")
+    assert body("points_expiring", {"points": 1, "expires_on": "2026-12-12"}, "en").startswith("1 point expire on 12 December")
+    assert body("event_bonus", {"points": 300, "event": "birthday", "expires_on": "2026-12-13"}) == \
+        "Дарим 300 баллов. Они сгорят 13 декабря."
+    assert body("event_bonus", {"points": 300, "event": "referral"}) == "+300 баллов за приглашённого друга."
+    assert body("tier_at_risk", {"name": "Gold", "spend_needed": 1_234_500, "by": "2026-12-29"}, "en") == \
+        "Spend 12 345 ₽ more by 29 December to keep Gold."
