@@ -31,7 +31,7 @@ JSON_HINTS = {
 }
 
 RU: dict[str, str] = {
-    "Rules": "Правила", "Rule groups and rules": "Группы правил и правила", "Live version": "Действующая версия",
+    "Name of the rule": "Название правила", "Rules": "Правила", "Rule groups and rules": "Группы правил и правила", "Live version": "Действующая версия",
     "Drafts": "Черновики", "New draft": "Новый черновик", "Version history": "История версий",
     "Restore": "Восстановить", "Version": "Версия", "Comment": "Комментарий", "Author": "Автор",
     "live": "действует", "Group": "Группа", "Stage": "Этап", "Rule": "Правило", "Mechanic": "Механика",
