@@ -16,6 +16,8 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from backend import observability, valkey_client
 from backend.input_guard import InputGuard
 from backend.problems import EXCEPTION_HANDLERS
+from backend.read_replicas import ReadRouting
+from backend.read_replicas import configure as configure_read_replicas
 from backend.security_headers import add_security_headers
 from backend.settings import Settings, get_settings
 from backend.wiring import plugins, route_handlers, template_config
@@ -32,6 +34,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         infra.ensure_services(settings.data_dir)
         settings = get_settings()
     db.configure(settings.database.url or "", settings.database.pool_min, settings.database.pool_max)
+    # reads that only show things go to KOPILKA_DATABASE_REPLICA_URLS when named (backend/read_replicas.py)
+    configure_read_replicas(settings, lambda: app.state.valkey)
     identify.configure_qr_secret(settings.security.secret_key)
     # wallet: refuse a real Apple pass certificate with a plain-http web service; warn in development
     check_pass_settings(os.environ, settings.server.public_url)
@@ -74,5 +78,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=observability.logging_config(),  # JSON lines (docs/operations.md)
     )
     # outermost: every request gets an id and a log line, also those refused before routing (404, bad input)
-    app.asgi_handler = observability.RequestLog(app.asgi_handler)
+    # inside it: which reads may go to a replica, and the actor's writes remembered (backend/read_replicas.py)
+    app.asgi_handler = observability.RequestLog(ReadRouting(app.asgi_handler))
     return app

@@ -18,6 +18,12 @@ class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
     url: str | None  # None: start the embedded PostgreSQL under data_dir/pg
     pool_min: int = 2
     pool_max: int = 10
+    # read replicas for the reads that only show things (loyalty_core/replicas.py, docs/scaling.md)
+    replica_urls: tuple[str, ...] = ()  # KOPILKA_DATABASE_REPLICA_URLS, comma separated
+    replica_max_lag: float = 5.0  # KOPILKA_REPLICA_MAX_LAG, seconds: a replica further behind is skipped
+    replica_check_every: float = 1.0  # KOPILKA_REPLICA_CHECK_SECONDS: how long a replica's health is trusted
+    # KOPILKA_NOTIFICATION_RETENTION_DAYS: the `partitions` job drops the outbox's months older than this
+    notification_retention_days: int = 90
 
 
 class ValkeySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,6 +150,11 @@ def load_settings() -> Settings:
             url=os.environ.get("KOPILKA_DATABASE_URL") or None,
             pool_min=int(os.environ.get("KOPILKA_DB_POOL_MIN", "2")),
             pool_max=int(os.environ.get("KOPILKA_DB_POOL_MAX", "10")),
+            replica_urls=tuple(u.strip() for u in os.environ.get("KOPILKA_DATABASE_REPLICA_URLS", "").split(",")
+                               if u.strip()),
+            replica_max_lag=float(os.environ.get("KOPILKA_REPLICA_MAX_LAG", "5")),
+            replica_check_every=float(os.environ.get("KOPILKA_REPLICA_CHECK_SECONDS", "1")),
+            notification_retention_days=_retention_days(os.environ.get("KOPILKA_NOTIFICATION_RETENTION_DAYS", "90")),
         ),
         valkey=ValkeySettings(url=os.environ.get("KOPILKA_VALKEY_URL") or None),
         server=ServerSettings(
@@ -203,6 +214,13 @@ def load_identity_settings() -> IdentitySettings:
         ),
         oidc=oidc,
     )
+
+
+def _retention_days(raw: str) -> int:
+    days = int(raw)
+    if days < 31:  # a month at least: the current month's messages are still being delivered
+        raise ValueError("KOPILKA_NOTIFICATION_RETENTION_DAYS: give 31 days or more")
+    return days
 
 
 def default_public_url(host: str, port: int) -> str:

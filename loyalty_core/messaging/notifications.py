@@ -4,7 +4,8 @@
 the account's posting, so they are written by the same statement as the ledger change.
 `queue_expiring_soon` finds points expiring within N days and queues one
 message per account and expiry day; notification.dedupe_key makes a second
-run a no-op, so each lot is announced once.
+run a no-op, so each lot is announced once (the key is claimed in notification_dedupe by a trigger that skips
+a row whose key was claimed before: notification is partitioned by month, so it holds no unique index on the key).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ async def queue_expiring_soon(now: dt.datetime, days: int = EXPIRING_NOTICE_DAYS
         "SELECT customer, card_id, 'points_expiring', "
         " jsonb_build_object('points', points, 'expires_on', expires_on::text, 'account', account), "
         " 'pending', 0, now(), '', now(), 'points_expiring:' || account || ':' || expires_on::text FROM due "
-        "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id",
+        "RETURNING id",
         now, now + dt.timedelta(days=days),
     )
     return len(rows)

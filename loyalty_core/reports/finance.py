@@ -10,6 +10,7 @@ import msgspec
 
 from loyalty_core import db
 from loyalty_core.errors import NotFound, ValidationFailed
+from loyalty_core.replicas import reading
 from loyalty_core.reports import queries as q
 from loyalty_core.reports.rows import (
     AgingBucket,
@@ -41,9 +42,9 @@ def parse_period(since: str, until: str, grain: str, today: dt.date) -> Period:
     if grain not in get_args(Grain):
         raise ValidationFailed("Group by: day, week or month")
     last = _date(until, "Until: a date as YYYY-MM-DD") if until else today
-    first = _date(since, "From: a date as YYYY-MM-DD") if since else last - dt.timedelta(days=DEFAULT_DAYS - 1)
+    first = _date(since, "Since: a date as YYYY-MM-DD") if since else last - dt.timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
-        raise ValidationFailed("From must not be after Until")
+        raise ValidationFailed("Since must not be after Until")
     if first < EARLIEST or last > today + dt.timedelta(days=366):
         raise ValidationFailed("The dates must lie between 2000-01-01 and a year from today")
     if (last - first).days + 1 > MAX_DAYS[grain]:
@@ -132,6 +133,7 @@ def today_in(facts: ProgramFacts, now: dt.datetime) -> dt.date:
 # --- the reports ------------------------------------------------------------------------------------------------
 
 
+@reading
 async def movements(facts: ProgramFacts, period: Period, store_id: int | None = None) -> list[Movement]:
     """Every period of the range, with zeros where nothing moved."""
     rows = await db.fetch(q.MOVEMENTS, facts.id, period.grain, period.since, period.until, store_id)
@@ -139,6 +141,7 @@ async def movements(facts: ProgramFacts, period: Period, store_id: int | None = 
     return [found.get(start) or Movement(period=start) for start in period_starts(period)]
 
 
+@reading
 async def liability(facts: ProgramFacts, period: Period) -> Liability:
     """The liability (active + pending points) at the end of each period, from the day before the range on."""
     opening = await db.fetchrow(q.OPENING, facts.id, period.since)
@@ -155,6 +158,7 @@ async def liability(facts: ProgramFacts, period: Period) -> Liability:
     return Liability(opening=before, points=points, reconciliation=await reconciliation(facts))
 
 
+@reading
 async def reconciliation(facts: ProgramFacts) -> Reconciliation | None:
     row = await db.fetchrow(q.RECONCILE, facts.id)
     return None if row is None else msgspec.convert(dict(row), Reconciliation)
@@ -171,10 +175,12 @@ def breakage_total(moves: list[Movement]) -> Breakage | None:
                     expired=-sum(m.expired for m in moves))
 
 
+@reading
 async def aging(facts: ProgramFacts) -> list[AgingBucket]:
     return [msgspec.convert(dict(r), AgingBucket) for r in await db.fetch(q.AGING, facts.id)]
 
 
+@reading
 async def by_store(facts: ProgramFacts, period: Period) -> list[StoreTotals]:
     rows = await db.fetch(q.BY_STORE, facts.id, period.since, period.until)
     return [msgspec.convert(dict(r), StoreTotals) for r in rows]
