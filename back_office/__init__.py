@@ -14,6 +14,7 @@ def _router() -> Any:
     from back_office.auth import OfficeSignInController
     from back_office.pages import OfficePagesController
     from back_office.rules import RulesController
+    from back_office.reports import ReportsController
     from back_office.support import SupportController
     from back_office.web import EXCEPTION_HANDLERS, STATIC_DIR, check_csrf
 
@@ -22,7 +23,8 @@ def _router() -> Any:
         cache_control=CacheControlHeader(max_age=31_536_000, public=True),  # URLs carry a content hash
     )
     # CSRF and the HTML error pages on this router only; every handler has its role guard
-    return Router(path="/", route_handlers=[OfficeSignInController, OfficePagesController, SupportController, RulesController, static],
+    return Router(path="/", route_handlers=[OfficeSignInController, OfficePagesController, SupportController, RulesController,
+                                                ReportsController, static],
                   before_request=check_csrf, exception_handlers=EXCEPTION_HANDLERS, include_in_schema=False)
 
 

@@ -33,7 +33,7 @@ log = logging.getLogger("kopilka.jobs")
 
 # the advisory lock's key: any constant no other part of Kopilka uses ("kopilka-jobs" as 8 bytes)
 LEADER_LOCK_KEY = int.from_bytes(b"kopjobs!", "big") >> 1
-DEFAULT_SCHEDULE = "settle=10m,segments=1h,member_events=1h,campaigns=1m"
+DEFAULT_SCHEDULE = "settle=10m,segments=1h,member_events=1h,campaigns=1m,reports=10m"
 TICK = dt.timedelta(seconds=15)
 
 
@@ -118,8 +118,15 @@ async def _campaigns_job(now: dt.datetime) -> str:
                      for q in queued) or "no campaign due"
 
 
+async def _reports_job(now: dt.datetime) -> str:
+    from loyalty_core.reports.refresh import job
+
+    return await job(now)
+
+
 JOBS: dict[str, tuple[str, Callable[[dt.datetime], Awaitable[str]]]] = {
     "settle": ("activate and expire points, 'expiring soon' messages, tiers whose window changed", _settle_job),
+    "reports": ("the finance reports' daily sums, liability aging and balances (loyalty_core/reports)", _reports_job),
     "campaigns": ("queue the launched campaigns whose send time has come", _campaigns_job),
     "segments": ("recompute every dynamic segment (membership.segments), one statement each", _segments_job),
     "member_events": ("first purchase and referral, birthday, reactivation bonuses; tier-at-risk messages",

@@ -22,7 +22,7 @@ from loyalty_core.errors import Conflict, DomainError, ValidationFailed
 from loyalty_core.office import audit
 from loyalty_core.tables import StaffUser
 
-ROLES = ("support", "marketer", "admin", "import", "auditor")
+ROLES = ("support", "marketer", "admin", "import", "auditor", "finance")
 MAX_FAILURES = 5
 LOCK_SECONDS = 15 * 60
 ISSUER = "Kopilka back office"
