@@ -162,14 +162,14 @@ async def test_later_refreshes_add_new_movements_and_count_nothing_twice(http: h
 
 
 @pytest.mark.parametrize(("since", "until", "grain", "message"), [
-    ("2026-13-01", "", "day", "From: a date as YYYY-MM-DD"),
-    ("yesterday", "", "day", "From: a date as YYYY-MM-DD"),
+    ("2026-13-01", "", "day", "Since: a date as YYYY-MM-DD"),
+    ("yesterday", "", "day", "Since: a date as YYYY-MM-DD"),
     ("", "2026-02-30", "day", "Until: a date as YYYY-MM-DD"),
-    ("2026-11-20", "2026-11-01", "day", "From must not be after Until"),
+    ("2026-11-20", "2026-11-01", "day", "Since must not be after Until"),
     ("2024-01-01", "2026-11-01", "day", "At most 366 days by day: group by week or month"),
     ("1999-12-31", "2000-01-10", "day", "The dates must lie between 2000-01-01 and a year from today"),
     ("", "", "year", "Group by: day, week or month"),
-    ("2026-1-1", "", "day", "From: a date as YYYY-MM-DD"),
+    ("2026-1-1", "", "day", "Since: a date as YYYY-MM-DD"),
 ])
 def test_a_period_that_makes_no_sense_is_refused_with_a_reason(since: str, until: str, grain: str,
                                                                 message: str) -> None:
