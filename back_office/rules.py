@@ -227,7 +227,13 @@ class RulesController(Controller):
     @post("/drafts/{draft_id:int}/approve", guards=MARKETING)
     async def approve(self, request: Request, draft_id: DraftId) -> Response:
         await posted(request)
-        draft = await drafts.approve(draft_id, web.actor_of(request), web.utc_now())
+        try:
+            draft = await drafts.approve(draft_id, web.actor_of(request), web.utc_now())
+        except DomainError as exc:
+            if exc.status in (403, 404):
+                raise
+            await web.flash(request, "! " + exc.detail)  # e.g. someone else decided it a moment before
+            return web.back_to(_draft_page(draft_id))
         if draft.status == "published":
             await web.flash(request, "Published")
         else:

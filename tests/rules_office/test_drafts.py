@@ -152,3 +152,21 @@ async def test_a_draft_whose_stored_document_went_bad_cannot_be_proposed(db_pool
         await drafts.propose(draft.id, anna, "", NOW)
     assert "rule 'x': effect.factor_bp: 5 is below 10000 (x1)" in refused.value.extra["errors"]
     assert await PendingApproval.count().where(PendingApproval.subject == f"rules_draft:{draft.id}") == 0
+
+
+async def test_the_raw_view_saves_a_whole_document_the_engine_accepts(db_pool: None) -> None:
+    shop = await promo_shop()
+    anna = actor()
+    draft = await drafts.start(shop.program_code, anna, NOW)
+    document = {**draft.document, "settings": {**draft.document["settings"], "max_redeem_share_bp": 5000}}
+    saved = await drafts.save_document(draft.id, document, anna, NOW)
+    [change] = await drafts.changes(saved)
+    assert change.what == "settings" and [(f.path, f.before, f.after) for f in change.fields] == [
+        ("max_redeem_share_bp", 3000, 5000)]
+    with pytest.raises(ValidationFailed):
+        await drafts.save_document(draft.id, {"settings": {"point_value_minor": 0}}, anna, NOW)
+    assert (await drafts.get(draft.id)).document == document
+    discarded = await drafts.discard(draft.id, anna, NOW)
+    assert discarded.status == "discarded"
+    with pytest.raises(NotEditable):
+        await drafts.save_document(draft.id, document, anna, NOW)
