@@ -770,6 +770,9 @@ def build_parser() -> argparse.ArgumentParser:
     from backend.imports_cli import add_parser as add_import_parser
 
     add_import_parser(commands)
+    from backend.segments_cli import add_parser as add_segments_parser
+
+    add_segments_parser(commands)
     return parser
 
 

@@ -40,14 +40,14 @@ INSERT INTO till (store, code) SELECT s.id, 'bench-till' FROM store s
 WHERE s.code LIKE 'bench-store-%' AND NOT EXISTS (SELECT 1 FROM till t WHERE t.store = s.id);"""),
     ("customers", """
 INSERT INTO customer (phone, email, name, birth_date, locale, status, created_at)
-SELECT '+7998' || lpad(g::text, 7, '0'), NULL, 'Member ' || g, DATE '1960-01-01' + (g * 7919 % 15000), 'ru', 'active',
+SELECT '+7998' || lpad(g::text, 7, '0'), NULL, 'Member ' || g, DATE '1960-01-01' + (g::bigint * 7919 % 15000)::int, 'ru', 'active',
        now()
 FROM generate_series({start}, {end}) g"""),
     ("memberships", """
 INSERT INTO membership (program, customer, tier, tier_spend, segments, registration_channel, status, purchases_count,
                         first_purchase_at, last_purchase_at, joined_at)
 SELECT p.id, c.id, (SELECT id FROM tier t WHERE t.program = p.id AND t.rank = 1 + (c.id % 10) / 6 + (c.id % 10) / 9),
-       (c.id * 104729) % 15000000, '{{}}', (ARRAY['app', 'web', 'till'])[1 + c.id % 3], 'active', (c.id * 31) % 60,
+       (c.id::bigint * 104729) % 15000000, '{{}}', (ARRAY['app', 'web', 'till'])[1 + c.id % 3], 'active', (c.id * 31) % 60,
        now() - make_interval(days => 700), now() - make_interval(days => (c.id * 7) % 730), now() - interval '800 days'
 FROM customer c, program p
 WHERE p.code = '{program}' AND c.phone LIKE '+7998%'
