@@ -183,6 +183,7 @@ gone AS (
   UPDATE membership m SET segments = array_remove(m.segments, $4::varchar)
   WHERE m.program = $1 AND m.segments @> ARRAY[$4::varchar]
     AND NOT EXISTS (SELECT 1 FROM target WHERE target.id = m.id)
+    -- names $2 and $3 for the statements whose target does not (a static list, an archived segment)
     AND $3::text IS NOT NULL AND $2::timestamptz IS NOT NULL
   RETURNING m.id),
 came AS (
