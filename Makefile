@@ -24,8 +24,9 @@ bench: $(STAMP)
 
 # `kopilka import` on a generated dirty legacy export, e.g. make bench-import IMPORT_MEMBERS=1000000
 IMPORT_MEMBERS ?= 100000
+IMPORT_HISTORY ?= 0
 bench-import: $(STAMP)
-	$(BIN)/python bench/import_bench.py --members $(IMPORT_MEMBERS)
+	$(BIN)/python bench/import_bench.py --members $(IMPORT_MEMBERS) --history $(IMPORT_HISTORY)
 
 migrate: $(STAMP)
 	$(BIN)/kopilka migrate

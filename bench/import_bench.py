@@ -33,6 +33,7 @@ def _kopilka() -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--history", type=float, default=0, help="purchase history: receipts per member on average")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     args = parser.parse_args()
 
@@ -55,7 +56,7 @@ def main() -> int:
     asyncio.run(program())
     work = Path(tempfile.mkdtemp(prefix="kopilka-import-bench-"))
     t0 = time.perf_counter()
-    exp = generate(work / "export", args.members, seed=7, tag=secrets.token_hex(2))
+    exp = generate(work / "export", args.members, seed=7, tag=secrets.token_hex(2), history=args.history)
     t_gen = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in (work / "export").iterdir())
     rows = sum(sum(1 for _ in p.open("rb")) - 1 for p in (work / "export").glob("*.csv"))
@@ -76,7 +77,8 @@ def main() -> int:
     timings["ledger verify (whole database)"] = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"machine: {platform.node()} {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
-    print(f"export: {args.members} member rows ({exp.merged} duplicates merged), {exp.cards} cards, {rows} rows in all, "
+    print(f"export: {args.members} member rows ({exp.merged} duplicates merged), {exp.cards} cards, "
+          f"{exp.receipts} history receipts, {rows} rows in all, "
           f"{size / 1e6:.1f} MB cp1251; generated in {t_gen:.1f} s")
     total = 0.0
     for label, seconds in timings.items():

@@ -323,8 +323,8 @@ APPLY: dict[str, list[str]] = {
     "lots": [
         # set-based for the members this run creates; a known member's balance moves by the difference only, through
         # the ledger writer (post_deltas)
-        "UPDATE import_lot l SET lot = nextval('point_lot_id_seq') FROM import_member m WHERE l.run = $1 "
-        "AND l.rejected IS NULL AND m.run = $1 AND m.legacy_id = l.member AND NOT m.known",
+        "UPDATE import_lot SET lot = nextval('point_lot_id_seq') WHERE run = $1 AND rejected IS NULL "
+        "AND member NOT IN (SELECT legacy_id FROM import_member WHERE run = $1 AND known)",
         "INSERT INTO point_lot (id, account, amount, remaining, state, activates_at, expires_at, source, created_at) "
         "SELECT l.lot, m.account, l.points, l.points, l.state, l.activates_at, l.expires_at, 'import', $2::timestamptz "
         "FROM import_lot l JOIN import_member m ON m.run = l.run AND m.legacy_id = l.member "

@@ -51,6 +51,17 @@ kind = "tiers"
 member = "Код клиента"
 tier = "Уровень"
 spend = "Сумма покупок"
+
+[files."history.csv"]
+kind = "history"
+date_format = "%d.%m.%Y %H:%M"
+[files."history.csv".columns]
+receipt = "Номер чека"
+member = "Код клиента"
+occurred_at = "Дата чека"
+store = "Магазин"
+amount = "Сумма чека"
+discount = "Скидка"
 """
 
 
@@ -62,6 +73,7 @@ class Expected:
     points: int = 0  # active + pending accepted
     rejected_members: int = 0
     rejected_lots: int = 0
+    receipts: int = 0  # history receipts accepted
     phones: dict[str, int] = field(default_factory=dict)  # a member's E.164 phone -> its accepted points (survivors)
     legacy_cards: dict[str, int] = field(default_factory=dict)  # legacy card number -> points of its member
 
@@ -86,8 +98,9 @@ def _money(kopecks: int) -> str:
 
 
 def generate(out: Path, members: int, *, seed: int = 1, encoding: str = "cp1251", tag: str = "",
-             dirt: bool = True, now: dt.datetime | None = None) -> Expected:
-    """Write clients.csv, cards.csv, balances.csv, tiers.csv (and mapping.toml) under `out`.
+             dirt: bool = True, now: dt.datetime | None = None, history: float = 0) -> Expected:
+    """Write clients.csv, cards.csv, balances.csv, tiers.csv (and mapping.toml) under `out`; with `history` (receipts
+    per member on average), history.csv too (two years of receipts at a dozen legacy stores).
 
     `tag` makes legacy card numbers and phones unique to one test (the test database is shared)."""
     rnd = random.Random(seed)
@@ -109,11 +122,14 @@ def generate(out: Path, members: int, *, seed: int = 1, encoding: str = "cp1251"
     with (out / "clients.csv").open("w", encoding=encoding, newline="") as c, \
          (out / "cards.csv").open("w", encoding=encoding, newline="") as k, \
          (out / "balances.csv").open("w", encoding=encoding, newline="") as b, \
-         (out / "tiers.csv").open("w", encoding=encoding, newline="") as t:
+         (out / "tiers.csv").open("w", encoding=encoding, newline="") as t, \
+         (out / "history.csv" if history else Path("/dev/null")).open("w", encoding=encoding, newline="") as h:
         c.write("Код клиента;Телефон;E-mail;ФИО;Дата рождения;Пол;Город;Согласие на СМС;Дата регистрации;Канал\r\n")
         k.write("Номер карты;Код клиента;Статус;Дата выдачи\r\n")
         b.write("Код клиента;Остаток баллов;Дата начисления;Дата сгорания;Основание\r\n")
         t.write("Код клиента;Уровень;Сумма покупок\r\n")
+        h.write("Номер чека;Код клиента;Дата чека;Магазин;Сумма чека;Скидка\r\n")
+        receipt_no = 0
         for i in range(members):
             legacy = f"{tag}C{i:07d}"
             dup = dirt and phones and rnd.random() < 0.02  # the same person registered twice
@@ -174,6 +190,13 @@ def generate(out: Path, members: int, *, seed: int = 1, encoding: str = "cp1251"
             if dirt and rnd.random() < 0.005:
                 b.write(f"{tag}NOBODY{i};100;;;остаток\r\n")  # unknown member: rejected
                 exp.rejected_lots += 1
+            for _ in range(rnd.randrange(int(2 * history) + 1) if history else 0):
+                receipt_no += 1
+                at = now - dt.timedelta(minutes=rnd.randrange(1, 2 * 365 * 24 * 60))
+                amount = rnd.randrange(5_000, 1_500_000)
+                h.write(f"{tag}R{receipt_no:09d};{legacy};{at:%d.%m.%Y %H:%M};{tag}S{rnd.randrange(12):02d};"
+                        f"{_money(amount)};{_money(amount // 20)}\r\n")
+                exp.receipts += 1
             if rnd.random() < 0.3:
                 t.write(f"{legacy};{rnd.choice(['silver', 'gold', 'basic'])};{_money(rnd.randrange(0, 20_000_000))}\r\n")
     exp.phones = {survivor_phone[lid]: pts for lid, pts in survivor_points.items()}
