@@ -33,7 +33,7 @@ log = logging.getLogger("kopilka.jobs")
 
 # the advisory lock's key: any constant no other part of Kopilka uses ("kopilka-jobs" as 8 bytes)
 LEADER_LOCK_KEY = int.from_bytes(b"kopjobs!", "big") >> 1
-DEFAULT_SCHEDULE = "settle=10m,segments=1h,member_events=1h,campaigns=1m,reports=10m"
+DEFAULT_SCHEDULE = "settle=10m,segments=1h,member_events=1h,campaigns=1m,reports=10m,partitions=1d"
 TICK = dt.timedelta(seconds=15)
 
 
@@ -124,8 +124,17 @@ async def _reports_job(now: dt.datetime) -> str:
     return await job(now)
 
 
+async def _partitions_job(now: dt.datetime) -> str:
+    from backend.settings import get_settings
+    from loyalty_core.messaging.partitions import maintain
+
+    return (await maintain(now, retention_days=get_settings().database.notification_retention_days)).summary()
+
+
 JOBS: dict[str, tuple[str, Callable[[dt.datetime], Awaitable[str]]]] = {
     "settle": ("activate and expire points, 'expiring soon' messages, tiers whose window changed", _settle_job),
+    "partitions": ("the outbox's monthly partitions: months ahead created, months past retention dropped",
+                   _partitions_job),
     "reports": ("the finance reports' daily sums, liability aging and balances (loyalty_core/reports)", _reports_job),
     "campaigns": ("queue the launched campaigns whose send time has come", _campaigns_job),
     "segments": ("recompute every dynamic segment (membership.segments), one statement each", _segments_job),

@@ -118,3 +118,11 @@ async def test_months_past_retention_are_dropped_with_their_deliveries_and_keys(
     keys = await DB.run_ddl("SELECT key FROM notification_dedupe WHERE key LIKE 'old:%' OR key LIKE 'recent:%'")
     assert [k["key"].split(":")[0] for k in keys] == ["recent"]
     assert (await partitions.maintain(now, retention_days=90)).dropped == []  # safe to repeat
+
+
+async def test_the_partitions_job_runs_from_the_workers_schedule(own_database: str) -> None:
+    from backend import jobs
+
+    assert jobs.parse_schedule("")["partitions"] == dt.timedelta(days=1)
+    summary = await jobs.JOBS["partitions"][1](dt.datetime.now(UTC))
+    assert summary.startswith("notification partitions: created none; dropped none")
