@@ -31,7 +31,9 @@ JSON_HINTS = {
 }
 
 RU: dict[str, str] = {
-    "Name of the rule": "Название правила", "Rules": "Правила", "Rule groups and rules": "Группы правил и правила", "Live version": "Действующая версия",
+    "Calendar table": "Таблица: что когда действует", "Name of the rule": "Название правила", "What runs when": "Что когда действует", "Dates": "Даты",
+    "all day": "весь день", "days of the month": "числа месяца", "Hours are the store's local time.":
+        "Часы — местное время магазина.", "Rules": "Правила", "Rule groups and rules": "Группы правил и правила", "Live version": "Действующая версия",
     "Drafts": "Черновики", "New draft": "Новый черновик", "Version history": "История версий",
     "Restore": "Восстановить", "Version": "Версия", "Comment": "Комментарий", "Author": "Автор",
     "live": "действует", "Group": "Группа", "Stage": "Этап", "Rule": "Правило", "Mechanic": "Механика",

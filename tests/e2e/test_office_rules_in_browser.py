@@ -107,6 +107,10 @@ async def test_a_marketer_doubles_a_rate_replays_it_and_another_marketer_publish
         await expect(page.get_by_test_id("draft-status")).to_have_text("опубликован")
         await page.goto(f"/office/rules/?program={shop.program_code}")
         await expect(page.get_by_test_id(f"version-{before + 1}")).to_contain_text("действует")
+        calendar = page.get_by_test_id("calendar-happy-hours")  # what runs when: every day, 18 to 21
+        await expect(calendar).to_contain_text("18–21")
+        await expect(page.get_by_test_id("calendar-winter")).to_contain_text("весь день")
+        await _shot(page, "office-rules")
         boris_state = await boris_context.storage_state()
     finally:
         await boris_context.close()
