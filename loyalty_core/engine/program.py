@@ -66,6 +66,7 @@ class ProgramSettings(msgspec.Struct, frozen=True, kw_only=True):
     # a "tier at risk" message when the spend that stays in the window this many days ahead is below the tier's
     reactivation_after_days: int = 90
     tier_at_risk_days: int = 30
+    expiry_notice_days: int = 7  # the settle job's "points about to burn" message comes this many days before
 
 
 class Rule(msgspec.Struct, frozen=True, kw_only=True):

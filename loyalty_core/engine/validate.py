@@ -86,7 +86,7 @@ def _settings(s: ProgramSettings, errors: list[str]) -> None:
         value = getattr(s, field)
         if value is not None and value < 0:
             errors.append(f"{where}: {field}: must not be negative")
-    for field in ("reactivation_after_days", "tier_at_risk_days"):
+    for field in ("reactivation_after_days", "tier_at_risk_days", "expiry_notice_days"):
         if not 1 <= getattr(s, field) <= 3660:
             errors.append(f"{where}: {field}: must be between 1 and 3660")
     if s.language not in ("ru", "en"):

@@ -29,8 +29,9 @@ def after_settle(plan: Plan, activated: int, expired: int, now: dt.datetime) -> 
                      customer=view.customer, card=view.card)
 
 
-async def queue_expiring_soon(now: dt.datetime, days: int = EXPIRING_NOTICE_DAYS) -> int:
-    """Queue points_expiring for active points expiring within `days`; returns how many messages were new."""
+async def queue_expiring_soon(now: dt.datetime, days: int | None = None) -> int:
+    """Queue points_expiring for active points expiring within each program's settings.expiry_notice_days (`days`:
+    the same for all programs); returns how many messages were new."""
     rows = await Notification.raw(
         "WITH due AS ("
         " SELECT l.account, (l.expires_at AT TIME ZONE p.timezone)::date AS expires_on, SUM(l.remaining) AS points, "
@@ -38,7 +39,9 @@ async def queue_expiring_soon(now: dt.datetime, days: int = EXPIRING_NOTICE_DAYS
         "   ORDER BY c.id DESC LIMIT 1) AS card_id "
         " FROM point_lot l JOIN account a ON a.id = l.account JOIN membership m ON m.id = a.membership "
         " JOIN program p ON p.id = m.program "
-        " WHERE l.state = 'active' AND l.remaining > 0 AND l.expires_at > {} AND l.expires_at <= {} "
+        " LEFT JOIN rules_version rv ON rv.program = p.id AND rv.version = p.rules_version "
+        " WHERE l.state = 'active' AND l.remaining > 0 AND l.expires_at > {} AND l.expires_at <= {}::timestamptz "
+        "  + make_interval(days => COALESCE({}::int, (rv.document->'settings'->>'expiry_notice_days')::int, {})) "
         "  AND m.customer IS NOT NULL "
         " GROUP BY l.account, expires_on, m.customer, m.id) "
         "INSERT INTO notification (customer, card, kind, payload, status, attempts, next_attempt_at, last_error, "
@@ -47,6 +50,6 @@ async def queue_expiring_soon(now: dt.datetime, days: int = EXPIRING_NOTICE_DAYS
         " jsonb_build_object('points', points, 'expires_on', expires_on::text, 'account', account), "
         " 'pending', 0, now(), '', now(), 'points_expiring:' || account || ':' || expires_on::text FROM due "
         "RETURNING id",
-        now, now + dt.timedelta(days=days),
+        now, now, days, EXPIRING_NOTICE_DAYS,
     )
     return len(rows)

@@ -151,3 +151,28 @@ def test_what_the_shoppers_phone_says() -> None:
     assert body("event_bonus", {"points": 300, "event": "referral"}) == "+300 баллов за приглашённого друга."
     assert body("tier_at_risk", {"name": "Gold", "spend_needed": 1_234_500, "by": "2026-12-29"}, "en") == \
         "Spend 12 345 ₽ more by 29 December to keep Gold."
+
+
+async def test_points_about_to_burn_are_announced_the_programs_days_before(db_pool) -> None:
+    from loyalty_core.ledger import ops
+    from loyalty_core.messaging.notifications import queue_expiring_soon
+    from loyalty_core.piccolo_conf import DB
+    from tests.factories import make_member
+
+    early = await make_shop(basic_rules(expiry_notice_days=30))
+    usual = await make_shop(basic_rules())
+    now = dt.datetime.now(UTC)
+    members = []
+    for shop in (early, usual):
+        member = await make_member(shop)
+        async with DB.transaction():
+            state = await ops.lock_account(member.account_id, now)
+            await ops.accrue(state, 500, now, kind="accrue", source="sale", activates_at=now,
+                             expires_at=now + 20 * DAY, reason="receipt")
+        members.append(member)
+
+    await queue_expiring_soon(now)
+
+    [message] = await messages_of(members[0].customer_id, "points_expiring")
+    assert message["points"] == 500
+    assert await messages_of(members[1].customer_id, "points_expiring") == []
