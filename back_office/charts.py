@@ -14,7 +14,7 @@ import pygal
 from pygal.style import Style
 
 Kind = Literal["bar", "stacked", "line", "hbar"]
-WIDTH, HEIGHT = 960, 360
+WIDTH, HEIGHT = 800, 340  # scaled to the page: text stays readable on a tablet
 # the office's brand red, then colours told apart with any colour vision (blue, amber, grey, green)
 COLOURS = ("#a61f3b", "#1f5fa6", "#d18b00", "#5c5c66", "#2e7d32", "#7b3fa0")
 SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
@@ -45,7 +45,7 @@ _CLASSES = {"bar": pygal.Bar, "stacked": pygal.StackedBar, "line": pygal.Line, "
 def svg(chart: Chart) -> bytes:
     many = len(chart.labels) > 16
     graph = _CLASSES[chart.kind](
-        js=[], width=WIDTH, height=HEIGHT, style=_STYLE, legend_at_bottom=False, legend_box_size=14,
+        js=[], width=WIDTH, height=HEIGHT, style=_STYLE, legend_at_bottom=False, legend_box_size=14, truncate_legend=-1,
         x_label_rotation=0 if chart.kind == "hbar" or not many else 45, show_minor_x_labels=not many,
         x_labels_major_every=max(1, len(chart.labels) // 12) if many else None, truncate_label=-1,
         y_title=chart.y_title or None, margin=12, spacing=8, print_values=False, dots_size=2,

@@ -159,6 +159,7 @@ RU.update({
     "Lots": "Партии",
     "No store (adjustments, welcome, imports, expiry)": "Без магазина (корректировки, бонусы, перенос, сгорание)",
     "Store code": "Код магазина",
+    "No store": "Без магазина",
     "Group by": "Группировать",
     "day": "по дням",
     "week": "по неделям",

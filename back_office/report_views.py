@@ -47,6 +47,7 @@ class ReportSpec(msgspec.Struct, frozen=True):
     description: str
     uses_period: bool = True
     uses_store: bool = False
+    uses_grain: bool = True
 
 
 REPORTS: dict[str, ReportSpec] = {
@@ -54,8 +55,9 @@ REPORTS: dict[str, ReportSpec] = {
     "movements": ReportSpec("Accrued, redeemed, expired, adjusted",
                             "Every movement of points per day, week or month", uses_store=True),
     "breakage": ReportSpec("Breakage", "Points expired against points accrued"),
-    "aging": ReportSpec("Liability by expiry month", "What burns when, if nobody spends it", uses_period=False),
-    "stores": ReportSpec("Stores", "Accrual and redemption per store"),
+    "aging": ReportSpec("Liability by expiry month", "What burns when, if nobody spends it", uses_period=False,
+                        uses_grain=False),
+    "stores": ReportSpec("Stores", "Accrual and redemption per store", uses_grain=False),
 }
 
 
@@ -156,7 +158,7 @@ async def stores(facts: ProgramFacts, period: Period, store_id: int | None, t: T
     def name(s: Any) -> str:
         return s.name or s.code if s.store_id else t("No store (adjustments, welcome, imports, expiry)")
     top = totals[:15]
-    chart = Chart(kind="hbar", labels=[name(s) for s in top], y_title=t("Points"),
+    chart = Chart(kind="hbar", labels=[name(s) if s.store_id else t("No store") for s in top],
                   series=[Series(t("Accrued"), [float(s.accrued) for s in top]),
                           Series(t("Redeemed"), [float(-s.redeemed) for s in top])])
     rows = [[s.code, name(s), s.accrued, s.redeemed, s.clawed_back, s.refunded, s.net] for s in totals]

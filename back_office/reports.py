@@ -36,7 +36,9 @@ class Asked:
             raise NotFoundException("No such report")
         facts = await finance.program(self.program or None)
         today = finance.today_in(facts, web.utc_now())
-        period = finance.parse_period(self.since, self.until, self.grain, today)
+        # a report without periods in its rows (stores) takes any range up to the longest
+        grain = self.grain if spec.uses_grain else "month"
+        period = finance.parse_period(self.since, self.until, grain, today)
         store_id = None
         if spec.uses_store and self.store:
             if not self.store.isdigit() or int(self.store) not in {s.id for s in await finance.stores(facts.id)}:

@@ -77,6 +77,8 @@ async def test_finance_opens_the_liability_sees_chart_and_table_and_downloads_th
                 await expect(page.locator("main h1")).to_be_visible()
                 found.update(await axe_here(page, f"{viewport['width']} {path}"))
                 await no_sideways_scroll(page)
+                if viewport == TABLET and "program=" in path:
+                    await screenshot(page, "office-finance-" + path.split("/")[3].split("?")[0] + "-tablet")
         finally:
             await context.close()
     assert not found, found
