@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import re
 import subprocess
 import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from backend import infra
@@ -27,7 +31,9 @@ from loyalty_core.members import history as member_history
 from loyalty_core.members import points
 from loyalty_core.members.profile import member_of
 from loyalty_core.piccolo_conf import DB
+from tests.cli.instances import serving
 from tests.factories import Member, Shop, make_member, make_shop
+from tests.identity.shopper import Shopper, new_phone
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -232,3 +238,77 @@ async def test_a_request_that_wrote_reads_from_the_primary_for_the_rest_of_it(
         me = await member_of(member.customer_id, shop.program_code)  # type: ignore[arg-type]
         await points.balance(me, dt.datetime.now(dt.UTC))
     assert reads.last() == ("primary", "the request wrote")
+
+
+# --- the same over HTTP: `kopilka serve` with KOPILKA_DATABASE_REPLICA_URLS ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def replica_server(routed: tuple[Pair, Reads], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    pair, _ = routed
+    env = dict(os.environ, KOPILKA_DATABASE_URL=pair.primary_url, KOPILKA_DATABASE_REPLICA_URLS=pair.replica_url,
+               KOPILKA_REPLICA_CHECK_SECONDS="0")
+    env.pop("KOPILKA_METRICS_TOKEN", None)  # /metrics from loopback, where the tests read where reads went
+    with serving(tmp_path_factory.mktemp("replica-server") / "serve.log", env=env) as base:
+        yield base
+
+
+_SCOPE = re.compile(r'^kopilka_db_read_scopes_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+
+
+async def _read_scopes(http: httpx.AsyncClient) -> Counter[tuple[str, str]]:
+    """kopilka_db_read_scopes_total by (target, reason), from the server's /metrics."""
+    answer = await http.get("/metrics")
+    assert answer.status_code == 200, answer.text
+    counts: Counter[tuple[str, str]] = Counter()
+    for line in answer.text.splitlines():
+        if match := _SCOPE.match(line):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+            counts[(labels["target"], labels["reason"])] += int(float(match["value"]))
+    return counts
+
+
+async def _where_next_read_went(http: httpx.AsyncClient, before: Counter[tuple[str, str]]) -> list[tuple[str, str]]:
+    after = await _read_scopes(http)
+    return sorted((after - before).elements())
+
+
+async def test_over_http_a_shopper_reads_their_own_write_while_the_replica_serves_the_others(
+        routed: tuple[Pair, Reads], story: tuple[Shop, Member], replica_server: str, valkey: object) -> None:
+    pair, _ = routed
+    shop, _ = story
+    async with httpx.AsyncClient(base_url=replica_server, timeout=30) as http:
+        anna, boris = (Shopper(http=http, to=new_phone(), program=shop.program_code) for _ in range(2))
+        await anna.log_in()
+        await boris.log_in()
+        await pair.caught_up()
+        before = await _read_scopes(http)
+        assert (await boris.get("/history")).status_code == 200
+        assert await _where_next_read_went(http, before) == [("replica", "replica")]
+
+        await pair.on_replica("SELECT pg_wal_replay_pause()")
+        try:
+            dairy = (await anna.get("/favourite-categories")).json()["selectable"][0]["code"]
+            chosen = await anna.send("PUT", "/favourite-categories", json={"categories": [dairy]})
+            assert chosen.status_code == 200, chosen.text
+            # remembered before the answer went out: the primary's position after Anna's write
+            assert await valkey.get(f"kopilka:replica-lsn:shopper:{anna.customer_id}") is not None  # type: ignore[attr-defined]
+            assert await pair.on_replica(
+                f"SELECT count(*) FROM favourite_category f JOIN membership m ON m.id = f.membership "
+                f"WHERE m.customer = {anna.customer_id}") == 0  # the replica has not replayed it
+
+            before = await _read_scopes(http)
+            mine = await anna.get("/favourite-categories")
+            assert [c["code"] for c in mine.json()["chosen"]] == [dairy]  # her write, at once
+            assert await _where_next_read_went(http, before) == [("primary", "no replica has the actor's last write")]
+
+            before = await _read_scopes(http)
+            assert (await boris.get("/history")).status_code == 200  # nobody else waits for Anna's write
+            assert await _where_next_read_went(http, before) == [("replica", "replica")]
+        finally:
+            await pair.on_replica("SELECT pg_wal_replay_resume()")
+        await pair.caught_up()
+        before = await _read_scopes(http)
+        mine = await anna.get("/favourite-categories")
+        assert [c["code"] for c in mine.json()["chosen"]] == [dairy]
+        assert await _where_next_read_went(http, before) == [("replica", "replica")]
