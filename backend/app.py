@@ -13,7 +13,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from backend import observability, valkey_client
+from backend import cache_bus, observability, valkey_client
 from backend.input_guard import InputGuard
 from backend.problems import EXCEPTION_HANDLERS
 from backend.read_replicas import ReadRouting
@@ -21,7 +21,7 @@ from backend.read_replicas import configure as configure_read_replicas
 from backend.security_headers import add_security_headers
 from backend.settings import Settings, get_settings
 from backend.wiring import plugins, route_handlers, template_config
-from loyalty_core import db
+from loyalty_core import cache, db
 from loyalty_core.till import identify
 from wallet_passes.settings import check_pass_settings
 
@@ -48,9 +48,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.valkey = valkey_client.connect(settings.valkey.url or "", decode_responses=False,
                                                  socket_connect_timeout=2, socket_timeout=5)
         pool_gauges = asyncio.create_task(observability.pool_gauges_loop())
+        # the worker's cache of till keys and catalog facts, kept fresh by the other workers' invalidations
+        bus = cache_bus.CacheBus(settings.valkey.url or "")
+        bus.start()
+        cache.set_publisher(cache_bus.publisher(app.state.valkey))
         try:
             yield
         finally:
+            cache.set_publisher(None)
+            await bus.stop()
             pool_gauges.cancel()
             await app.state.valkey.aclose()
             await db.close_pool()

@@ -73,18 +73,27 @@ def _services() -> tuple[str, str, bool]:
 
 def run_db(work: Callable[[], Awaitable[T]], pool_max: int = 4, needs_schema: bool = True) -> T:
     """Run `work` in one event loop with the connection pool open around it."""
-    from loyalty_core import db
+    from backend import cache_bus
+    from loyalty_core import cache, db
     from loyalty_core.tables import Program
 
-    db_url, _, _ = _services()
+    db_url, valkey_url, _ = _services()
     db.configure(db_url, 1, pool_max)
     _configure_app_secret()
 
+    async def invalidate(tags: list[str]) -> None:
+        await cache_bus.publish_once(valkey_url, tags)
+
     async def main() -> T:
-        async with db.pool():
-            if needs_schema and (await Program.raw("SELECT to_regclass('program') IS NULL AS missing"))[0]["missing"]:
-                raise CommandError("the database has no schema yet: run `kopilka migrate` first")
-            return await work()
+        # a command that revokes a key or changes the catalog tells the serving workers (their caches)
+        cache.set_publisher(invalidate)
+        try:
+            async with db.pool():
+                if needs_schema and (await Program.raw("SELECT to_regclass('program') IS NULL AS missing"))[0]["missing"]:
+                    raise CommandError("the database has no schema yet: run `kopilka migrate` first")
+                return await work()
+        finally:
+            cache.set_publisher(None)
 
     return asyncio.run(main())
 

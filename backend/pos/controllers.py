@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 from litestar import Controller, Request, post
 from litestar.params import HeaderParameter
 
 from backend import observability as metrics
 from backend.input_guard import ITEMS_CHECKED_BY_HANDLER
-from backend.pos.auth import TillPrincipal, current_till
+from backend.pos.auth import TillPrincipal, current_till, fresh_till
 from backend.pos.confirmations import phone_gate
+from loyalty_core import cache
 from loyalty_core.engine import StoreInfo
 from loyalty_core.shopper_auth import otp
 from loyalty_core.till import returns
@@ -30,6 +32,9 @@ from loyalty_core.till.types import (
 )
 
 
+T = TypeVar("T")
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -43,7 +48,17 @@ def _till(principal: TillPrincipal) -> sales.Till:
     if principal.program_id is not None and principal.program_rules_version is not None:
         program = (principal.program_id, principal.program_rules_version)
     return sales.Till(till_id=principal.till_id, store_id=principal.store_id, store_timezone=principal.store_timezone,
-                      store=store, program=program, bound_program=principal.store_program_id)
+                      store=store, program=program, bound_program=principal.store_program_id,
+                      program_timezone=principal.program_timezone, facts_version=principal.facts_version)
+
+
+async def _with_fresh_facts(request: Request, use_case: Callable[[TillPrincipal], Awaitable[T]]) -> T:
+    """Run a till use-case; when its statement saw the till's cached facts were stale (an invalidation message was
+    lost: `cache.FactsChanged`, nothing written), authenticate again (401 if the key was revoked) and run it again."""
+    try:
+        return await use_case(current_till(request))
+    except cache.FactsChanged:
+        return await use_case(await fresh_till(request))
 
 
 class TillController(Controller):
@@ -52,12 +67,13 @@ class TillController(Controller):
     @post("/identify", status_code=200, summary="Identify a shopper from a scan")
     async def identify(self, request: Request, data: IdentifyIn) -> IdentifyOut:
         await phone_gate(request).count(data.scan)  # a phone is guessable: only so many a minute per till
-        return await sales.identify(data.scan, _now(), current_till(request).store_program_id)
+        return await _with_fresh_facts(request, lambda till: sales.identify(data.scan, _now(), till.store_program_id,
+                                                                            till.facts_version))
 
     @post("/sales/calculate", status_code=200, summary="Price a basket (writes nothing)")
     async def calculate(self, request: Request, data: SaleIn) -> CalculationOut:
         await phone_gate(request).count(data.card)
-        return await sales.calculate_sale(data, _till(current_till(request)), _now())
+        return await _with_fresh_facts(request, lambda till: sales.calculate_sale(data, _till(till), _now()))
 
     @post("/sales/confirm", status_code=200, summary="Confirm a sale (idempotent)")
     async def confirm(
@@ -66,10 +82,11 @@ class TillController(Controller):
         data: SaleIn,
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=200)] = None,
     ) -> CalculationOut:
-        till, gate = _till(current_till(request)), phone_gate(request)
+        gate = phone_gate(request)
         await gate.count(data.card)
         # the key is claimed in the confirm's own transaction (loyalty_core.ledger.command)
-        out = await sales.confirm_sale(data, till, _now(), gate, idempotency_key=idempotency_key)
+        out = await _with_fresh_facts(request, lambda till: sales.confirm_sale(data, _till(till), _now(), gate,
+                                                                               idempotency_key=idempotency_key))
         metrics.count_confirm(out)
         return out
 
@@ -98,7 +115,8 @@ class TillController(Controller):
     @post("/sales/batch", status_code=200, summary="Upload sales made offline, in till order",
           opt={ITEMS_CHECKED_BY_HANDLER: True})
     async def batch(self, request: Request, data: BatchIn) -> BatchOut:
-        till = _till(current_till(request))
-        results = await sales.confirm_batch(list(data.sales), till, _now(), phone_gate(request))
+        gate = phone_gate(request)
+        results = await _with_fresh_facts(
+            request, lambda till: sales.confirm_batch(list(data.sales), _till(till), _now(), gate))
         metrics.count_batch(results)
         return BatchOut(results=results)

@@ -14,6 +14,8 @@ id of the sale it writes, which entries, lots and messages refer to as `posting.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from loyalty_core import db
@@ -32,6 +34,8 @@ class Head(msgspec.Struct, frozen=True):
 
     ctes: str
     sale: str
+    # more columns of the statement's one row, SQL -> name (e.g. the version of the till's cached facts)
+    returning: tuple[tuple[str, str], ...] = ()
 
 
 class Written(msgspec.Struct):
@@ -48,6 +52,7 @@ class Written(msgspec.Struct):
     tier_old_code: str | None = None
     tier_up: bool = False
     tier_changed: bool = False
+    returned: dict[str, Any] = {}  # the head's `returning` columns
 
 
 _TEMPLATE = """
@@ -130,7 +135,7 @@ SELECT acct.id IS NOT NULL AS written, acct.active, acct.pending, acct.debt, acc
        (SELECT json_object_agg(nl.ref, nl.id) FROM nl)::text AS new_lots,
        member.tier_id, member.code AS tier_code, member.name AS tier_name, member.old_code AS tier_old_code,
        (member.old_rank IS NULL OR member.rank > member.old_rank) AS tier_up,
-       (member.tier_id IS NOT NULL AND member.code IS DISTINCT FROM member.old_code) AS tier_changed
+       (member.tier_id IS NOT NULL AND member.code IS DISTINCT FROM member.old_code) AS tier_changed{returning}
 FROM (SELECT 1) one LEFT JOIN acct ON true LEFT JOIN member ON true
 """
 
@@ -141,7 +146,8 @@ def _statement(head: Head | None) -> str:
     sql = _STATEMENTS.get(head)
     if sql is None:
         sql = _STATEMENTS[head] = _TEMPLATE.format(
-            head=f"{head.ctes.strip()},\n" if head else "", sale=head.sale if head else "NULL::bigint"
+            head=f"{head.ctes.strip()},\n" if head else "", sale=head.sale if head else "NULL::bigint",
+            returning="".join(f", {sql} AS {name}" for sql, name in head.returning) if head else "",
         )
     return sql
 
@@ -166,6 +172,8 @@ async def write(posting: Posting, *args: object, head: Head | None = None, view:
         tier_up=bool(row["tier_up"]),
         tier_changed=bool(row["tier_changed"]),
     )
+    if head is not None and head.returning:
+        out.returned = {name: row[name] for _, name in head.returning}
     if row["new_lots"]:
         out.new_lots = {-int(ref): lot for ref, lot in msgspec.json.decode(row["new_lots"]).items()}
     if view is not None and posting.account is not None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from loyalty_core import cache
 from loyalty_core.cards import card_number
 from loyalty_core.errors import NotFound, ValidationFailed
 from loyalty_core.piccolo_conf import DB
@@ -48,6 +49,7 @@ async def create_program(code: str, name: str, rules: object, timezone: str = "E
         await RulesVersion.insert(
             RulesVersion(program=program_id, version=1, document=msgspec.json.encode(document).decode(), comment="initial")
         )
+    await cache.changed(["program"])  # the first program becomes the one the tills price anonymous sales by
     return program_id
 
 
@@ -72,6 +74,7 @@ async def publish_rules(program_id: int, rules: object, comment: str = "", autho
         )
         await Program.update({Program.rules_version: version}).where(Program.id == program_id)
         await _sync_tiers(program_id, document)
+    await cache.changed(["program"])  # the tills' cached keys carry the live version of their program
     return version
 
 
@@ -214,6 +217,7 @@ async def import_catalog(
                 await Product.update(values).where(Product.id == existing[p.sku])
             else:
                 await Product.insert(Product(sku=p.sku, **{c._meta.name: v for c, v in values.items()}))
+    await cache.changed(["catalog"])  # every worker drops its products' facts (a category moves many at once)
     return {"categories": len(categories), "brands": len(brands), "products": len(products)}
 
 

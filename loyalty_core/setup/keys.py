@@ -13,6 +13,7 @@ import secrets
 
 import msgspec
 
+from loyalty_core import cache
 from loyalty_core.errors import Conflict, NotFound, ValidationFailed
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.office import audit
@@ -92,6 +93,8 @@ async def revoke_till_key(key_id: int, now: dt.datetime, actor: str = "cli") -> 
         if changed:
             await audit.record(actor, "till_key.revoke", f"till_key:{key_id}", {"revoked_at": None},
                                {"revoked_at": now, "store": rows[0]["store"], "till": rows[0]["till"]}, "", now)
+    # every worker drops the key now (the message), or at its next statement that reads the version (the trigger's)
+    await cache.changed([f"till_key:{key_id}"])
     log.warning("till key %s (%s, store %s, till %s) revoked", key_id, rows[0]["prefix"], rows[0]["store"], rows[0]["till"])
     return msgspec.convert(rows[0], TillKeyInfo)
 

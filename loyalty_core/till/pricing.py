@@ -1,5 +1,11 @@
 """From a till's sale body and the database to the engine's input: basket lines with catalog facts,
-coupons looked up, the member's counters. Reads only; the engine does the arithmetic."""
+coupons looked up, the member's counters. Reads only; the engine does the arithmetic.
+
+The catalog facts of products are kept in the worker's cache (`loyalty_core.cache`): a basket reads only the SKUs
+the worker has not seen (one statement, with the version of the facts). A confirm asks its one read statement for
+the member's period counters and the day's accrual (`lookups` -> `identify.resolve_scan`); they are read here
+only when that statement could not answer (the card's program is not the one the till prices by).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from loyalty_core import db
+from loyalty_core import cache, db
 from loyalty_core.engine import (
     Basket,
     BasketLine,
@@ -19,18 +25,50 @@ from loyalty_core.engine import (
     StoreInfo,
 )
 from loyalty_core.errors import ValidationFailed
-from loyalty_core.till.identify import CardContext
+from loyalty_core.till.identify import LOOKED_UP, CardContext
 from loyalty_core.till.types import SaleIn, quantity_milli
 from loyalty_core.tables import Coupon, Store
 
 
-_CATALOG_FACTS = (
-    "SELECT p.sku, p.excluded, COALESCE(c.path, ARRAY[]::varchar[]) AS path, b.code AS brand, "
-    "COALESCE(b.own_brand, false) AS own_brand FROM product p "
-    "LEFT JOIN category c ON c.id = p.category LEFT JOIN brand b ON b.id = p.brand "
-    # the SKUs as one JSON parameter: asyncpg type-checks each element of an array parameter in Python
-    "WHERE p.sku = ANY(ARRAY(SELECT json_array_elements_text($1::json)))"
-)
+class ProductFacts(msgspec.Struct, frozen=True, array_like=True):
+    excluded: bool
+    path: list[str]
+    brand: str | None
+    own_brand: bool
+
+
+# One row whatever is found, so the version comes back even for SKUs the catalog does not know (kept as unknown).
+_CATALOG_FACTS = f"""
+SELECT {cache.VERSION_COLUMN} AS facts_version, (
+  SELECT json_agg(json_build_array(p.sku, p.excluded, COALESCE(c.path, ARRAY[]::varchar[]), b.code,
+                                   COALESCE(b.own_brand, false)))
+  FROM product p LEFT JOIN category c ON c.id = p.category LEFT JOIN brand b ON b.id = p.brand
+  -- the SKUs as one JSON parameter: asyncpg type-checks each element of an array parameter in Python
+  WHERE p.sku = ANY(ARRAY(SELECT json_array_elements_text($1::json))))::text AS facts
+"""
+_decode_facts = msgspec.json.Decoder(list[tuple[str, bool, list[str], str | None, bool]]).decode
+
+
+async def catalog_facts(skus: list[str]) -> dict[str, ProductFacts | None]:
+    """The catalog's facts of each SKU (None: not in the catalog), from the worker's cache or one statement."""
+    found: dict[str, ProductFacts | None] = {}
+    missing = []
+    for sku in skus:
+        facts = cache.facts.get("product", sku)
+        if facts is cache.MISSING:
+            missing.append(sku)
+        else:
+            found[sku] = facts
+    if not missing:
+        return found
+    generation = cache.facts.generation
+    row = await db.fetchrow(_CATALOG_FACTS, msgspec.json.encode(missing).decode())
+    read: dict[str, ProductFacts | None] = dict.fromkeys(missing)
+    for sku, excluded, path, brand, own_brand in _decode_facts(row["facts"]) if row["facts"] else []:  # type: ignore[index]
+        read[sku] = ProductFacts(excluded=excluded, path=path, brand=brand, own_brand=own_brand)
+    for sku, facts in read.items():
+        cache.facts.put("product", sku, facts, cache.product_tags(sku), row["facts_version"], generation)  # type: ignore[index]
+    return found | read
 
 
 async def basket_lines(sale: SaleIn) -> list[BasketLine]:
@@ -39,9 +77,7 @@ async def basket_lines(sale: SaleIn) -> list[BasketLine]:
         if line.line_no in seen:
             raise ValidationFailed(f"line_no {line.line_no} appears twice")
         seen.add(line.line_no)
-    skus = sorted({line.sku for line in sale.lines})
-    rows = await db.fetch(_CATALOG_FACTS, msgspec.json.encode(skus).decode())
-    catalog = {r["sku"]: r for r in rows}
+    catalog = await catalog_facts(sorted({line.sku for line in sale.lines}))
     lines = []
     for line in sale.lines:
         facts = catalog.get(line.sku)  # a product unknown to the catalog still earns the base rate
@@ -52,10 +88,10 @@ async def basket_lines(sale: SaleIn) -> list[BasketLine]:
                 quantity_milli=quantity_milli(line.quantity),
                 price=line.price,
                 amount=line.amount,
-                category_codes=list(facts["path"]) if facts else [],
-                brand=facts["brand"] if facts else None,
-                own_brand=bool(facts["own_brand"]) if facts else False,
-                excluded=bool(facts["excluded"]) if facts else False,
+                category_codes=list(facts.path) if facts else [],
+                brand=facts.brand if facts else None,
+                own_brand=facts.own_brand if facts else False,
+                excluded=facts.excluded if facts else False,
             )
         )
     return lines
@@ -118,10 +154,14 @@ async def store_info(store_id: int) -> StoreInfo:
     )
 
 
-async def member_info(card: CardContext, program: object, now: dt.datetime) -> MemberInfo | None:
+async def member_info(card: CardContext, program: object, now: dt.datetime,
+                      looked_up: LookedUp | None = None) -> MemberInfo | None:
     if card.membership_id is None:
         return MemberInfo(membership_id="anonymous-card-" + card.number, registered=False, purchases_count=0)
-    counters = await period_counters(card.membership_id, program, now, card.program_timezone)
+    if looked_up is None:
+        counters = await period_counters(card.membership_id, program, now, card.program_timezone)
+    else:
+        counters = looked_up.counters
     return MemberInfo(
         membership_id=str(card.membership_id),
         registered=card.registered,
@@ -152,39 +192,83 @@ def period_start(period: str, days: int | None, now: dt.datetime, timezone: str)
     return now - dt.timedelta(days=days or 30)
 
 
+# --- the engine's look-ups: the member's period counters and the day's accrual -------------------------------
+
+
+class Window(msgspec.Struct, frozen=True):
+    name: str
+    since: dt.datetime
+
+
+class Lookups(msgspec.Struct, frozen=True):
+    """What the engine needs counted for a member under one program's rules at one moment (`identify.LOOKED_UP`)."""
+
+    windows: list[Window]
+    day: dt.datetime | None  # the start of the day, when the program caps the points a day
+
+
+class LookedUp(msgspec.Struct, frozen=True):
+    counters: dict[str, int]
+    accrued_today: int | None = None
+
+
+def lookups(program: object, now: dt.datetime, timezone: str) -> Lookups | None:
+    """The look-ups `program`'s rules need at `now` (in the program's time zone); None: none."""
+    settings = getattr(program, "settings", None)
+    counters = getattr(settings, "counters", None) or []
+    windows = [Window(c.name, period_start(c.period, c.days, now, timezone)) for c in counters]
+    capped = getattr(settings, "max_accrual_per_day", None) is not None
+    day = period_start("day", None, now, timezone) if capped else None
+    return Lookups(windows, day) if windows or day else None
+
+
+_decode_looked_up = msgspec.json.Decoder(LookedUp).decode
+# the fallback when the confirm's read could not answer: the same expression, on its own
+_LOOK_UP = f"SELECT {LOOKED_UP.format(n=2)} AS looked_up FROM membership m WHERE m.id = $1"
+
+
+async def look_up(membership_id: int, asked: Lookups) -> LookedUp:
+    row = await db.fetchrow(_LOOK_UP, membership_id, msgspec.json.encode(asked).decode())
+    if row is None or row["looked_up"] is None:
+        return LookedUp(counters={w.name: 0 for w in asked.windows}, accrued_today=0)
+    return _decode_looked_up(row["looked_up"])
+
+
+def answered(card: CardContext, asked: Lookups | None, program: tuple[int, int] | None, timezone: str | None) -> LookedUp | None:
+    """What the confirm's read statement answered for `asked` (computed for `program` in `timezone`), if it applies
+    to `card`: its program, rules version and time zone are the ones asked for. None: read them on their own."""
+    if asked is None or program != (card.program_id, card.rules_version) or timezone != card.program_timezone:
+        return None
+    if card.looked_up is None:  # no membership when read: one made in this transaction has no sales yet
+        return LookedUp(counters={w.name: 0 for w in asked.windows}, accrued_today=0)
+    return _decode_looked_up(card.looked_up)
+
+
 async def period_counters(membership_id: int, program: object, now: dt.datetime, timezone: str) -> dict[str, int]:
-    counters = getattr(getattr(program, "settings", None), "counters", None) or []
-    result: dict[str, int] = {}
-    for counter in counters:
-        since = period_start(counter.period, counter.days, now, timezone)
-        # a purchase taken back whole is no purchase: buying and returning a loaf four times must not make the
-        # next receipt "the 5th purchase this month" (cancelled sales never counted)
-        rows = await Store.raw(
-            "SELECT count(*) AS n FROM sale s WHERE s.membership = {} AND s.status = 'confirmed' AND s.occurred_at >= {} "
-            "AND EXISTS (SELECT 1 FROM sale_line l WHERE l.sale = s.id AND l.returned_quantity_milli < l.quantity_milli)",
-            membership_id, since,
-        )
-        result[counter.name] = rows[0]["n"]
-    return result
+    asked = lookups(program, now, timezone)
+    if asked is None or not asked.windows:
+        return {}
+    return (await look_up(membership_id, Lookups(asked.windows, None))).counters
 
 
 async def accrued_today(membership_id: int | None, now: dt.datetime, timezone: str) -> int:
     if membership_id is None:
         return 0
-    rows = await Store.raw(
-        "SELECT COALESCE(SUM(accrued_points), 0) AS n FROM sale WHERE membership = {} AND status = 'confirmed' "
-        "AND occurred_at >= {}",
-        membership_id, period_start("day", None, now, timezone),
-    )
-    return int(rows[0]["n"])
+    day = period_start("day", None, now, timezone)
+    return (await look_up(membership_id, Lookups([], day))).accrued_today or 0
 
 
 async def build_pricing_input(
-    sale: SaleIn, card: CardContext | None, store: StoreInfo | int, program: object, balance_active: int, now: dt.datetime
+    sale: SaleIn, card: CardContext | None, store: StoreInfo | int, program: object, balance_active: int,
+    now: dt.datetime, looked_up: LookedUp | None = None,
 ) -> tuple[Basket, PricingContext]:
-    member = await member_info(card, program, sale.occurred_at) if card else None
+    """`looked_up`: the member's counters and the day's accrual when the caller's read brought them; else read."""
     settings = getattr(program, "settings", None)
     needs_daily = getattr(settings, "max_accrual_per_day", None) is not None
+    if card is not None and card.membership_id is not None and looked_up is None:
+        asked = lookups(program, sale.occurred_at, card.program_timezone)
+        looked_up = await look_up(card.membership_id, asked) if asked else LookedUp(counters={}, accrued_today=0)
+    member = await member_info(card, program, sale.occurred_at, looked_up) if card else None
     basket = Basket(
         lines=await basket_lines(sale),
         payments=[Payment(type=p.type, amount=p.amount) for p in sale.payments],
@@ -198,8 +282,6 @@ async def build_pricing_input(
         channel=sale.channel,
         member=member,
         balance_active=balance_active,
-        accrued_today=(
-            await accrued_today(card.membership_id, sale.occurred_at, card.program_timezone) if card and needs_daily else 0
-        ),
+        accrued_today=(looked_up.accrued_today or 0) if looked_up is not None and needs_daily else 0,
     )
     return basket, context

@@ -13,6 +13,7 @@ import datetime as dt
 
 import msgspec
 
+from loyalty_core import cache
 from loyalty_core.engine import PricedBasket
 from loyalty_core.ledger import writer
 from loyalty_core.ledger.posting import THIS_SALE, MemberChange, Plan
@@ -41,6 +42,8 @@ lines AS (
   FROM sid, json_to_recordset($22::json) AS l(line_no int, sku varchar, q bigint, price bigint, amount bigint,
                                                discount bigint, rp bigint, ra bigint, to_pay bigint, ap bigint))""",
     sale="(SELECT id FROM sid)",
+    # a sale without a card reads nothing else: its write tells whether the till's cached facts were current
+    returning=((cache.VERSION_COLUMN, "facts_version"),),
 )
 
 
@@ -86,9 +89,12 @@ def plan_sale(
 async def write_confirmed_sale(
     sale: SaleIn, till_id: int, store_id: int, card: CardContext | None, plan: Plan | None, priced: PricedBasket,
     version: int, digest: str, earning: int, response: CalculationOut, now: dt.datetime,
+    facts_version: int | None = None,
 ) -> int:
     """Write the sale, its lines and its plan's posting in one statement; returns the sale id. Raises
-    writer.ConcurrentUpdate (nothing written) when the account changed since the plan read it."""
+    writer.ConcurrentUpdate (nothing written) when the account changed since the plan read it, and
+    cache.FactsChanged when the version of the cached facts moved past `facts_version` (the caller's transaction
+    rolls the sale back)."""
     t = priced.totals
     posting = plan.posting() if plan is not None else writer.Posting(account=None, version=0, at=now)
     written = await writer.write(
@@ -102,4 +108,5 @@ async def write_confirmed_sale(
         earning, _lines_json(sale, priced.lines),  # $21-$22
         head=HEAD, view=plan.view if plan is not None else None,
     )
+    cache.check(written.returned["facts_version"], facts_version)
     return written.sale_id  # type: ignore[return-value]

@@ -13,6 +13,7 @@ from asyncpg.exceptions._base import DataError as ArgumentDataError
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
 from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 
+from loyalty_core import cache
 from loyalty_core.engine import PricedBasket, RedeemLimitExceeded, StoreInfo, price
 from loyalty_core.errors import (
     ConfirmationRequired,
@@ -20,6 +21,7 @@ from loyalty_core.errors import (
     DomainError,
     IdempotencyConflict,
     InsufficientPoints,
+    NotFound,
     RedeemLimit,
     ValidationFailed,
 )
@@ -32,6 +34,7 @@ from loyalty_core.till import sale_write
 from loyalty_core.members import tiers
 from loyalty_core.till import trust as till_trust
 from loyalty_core.till.identify import CardContext, resolve_scan, shows_possession_only
+from loyalty_core.till import pricing
 from loyalty_core.till.pricing import build_pricing_input
 from loyalty_core.till.types import (
     AppliedOut,
@@ -64,6 +67,11 @@ class Till(msgspec.Struct, frozen=True):
     program: tuple[int, int] | None = None
     # the program the store is bound to: another program's card is `card-not-found` here (None: any program)
     bound_program: int | None = None
+    # the time zone of `program`: a confirm's read counts that program's periods in it (`pricing.lookups`)
+    program_timezone: str | None = None
+    # the cache_version the till's facts (its key, store, program) were read at: a newer one read by the card's
+    # statement raises `cache.FactsChanged` (the till layer authenticates again)
+    facts_version: int | None = None
 
 
 def request_hash(body: msgspec.Struct) -> str:
@@ -79,8 +87,9 @@ def request_hash(body: msgspec.Struct) -> str:
 # --- identify ---------------------------------------------------------------------------
 
 
-async def identify(scan: str, now: dt.datetime, program_id: int | None = None) -> IdentifyOut:
-    card = await resolve_scan(scan, now, program_id=program_id)
+async def identify(scan: str, now: dt.datetime, program_id: int | None = None,
+                   facts_version: int | None = None) -> IdentifyOut:
+    card = await resolve_scan(scan, now, program_id=program_id, facts_version=facts_version)
     messages: list[str] = []
     if card.account_id is not None:
         bal = await ops.balance(card.account_id, now, card.program_timezone, horizon_days=60)
@@ -123,7 +132,8 @@ async def _default_program() -> tuple[int, int, str]:
 
 
 async def _price(
-    sale: SaleIn, card: CardContext | None, till: Till, balance_active: int, now: dt.datetime, offline: bool = False
+    sale: SaleIn, card: CardContext | None, till: Till, balance_active: int, now: dt.datetime, offline: bool = False,
+    looked_up: pricing.LookedUp | None = None,
 ) -> tuple[PricedBasket, int, int]:
     """Price the basket; also returns the rules version used and the points-earning spend (no excluded goods)."""
     if card is not None:
@@ -149,7 +159,8 @@ async def _price(
                               "confirmed it yet: pay with the app's QR code, or confirm the card with the code sent to "
                               "the phone (POST /pos/v1/members)", max_redeem_points=0, pending_confirmation=True)
         balance_active = 0
-    basket, context = await build_pricing_input(sale, card, till.store or till.store_id, document, balance_active, now)
+    basket, context = await build_pricing_input(sale, card, till.store or till.store_id, document, balance_active, now,
+                                                looked_up)
     if sale.redeem_points > balance_active and card is not None and card.registered:
         raise InsufficientPoints(
             f"The card has {balance_active} active points, {sale.redeem_points} were asked", available=balance_active
@@ -196,7 +207,8 @@ def calculation_out(priced: PricedBasket, balance_after: BalanceAfter | None, ca
 async def calculate_sale(sale: SaleIn, till: Till, now: dt.datetime) -> CalculationOut:
     """What confirm would do, with nothing written. Due activations are counted as of `now`."""
     till_trust.check_lines(sale)
-    card = await resolve_scan(sale.card, now, program_id=till.bound_program) if sale.card else None
+    card = (await resolve_scan(sale.card, now, program_id=till.bound_program, facts_version=till.facts_version)
+            if sale.card else None)
     active = pending = debt = 0
     if card is not None and card.account_id is not None:
         bal = await ops.balance(card.account_id, now, card.program_timezone)
@@ -251,6 +263,17 @@ async def _anonymous_membership(card: CardContext, now: dt.datetime) -> CardCont
     await tiers.assign_initial_tier(membership_id, card.program_id)
     account_id = await ops.ensure_account(membership_id)
     return msgspec.structs.replace(card, membership_id=membership_id, account_id=account_id, membership_status="anonymous")
+
+
+async def _lookups(sale: SaleIn, till: Till) -> pricing.Lookups | None:
+    """The engine's look-ups under the program the till prices by: asked for in the confirm's read statement."""
+    if till.program is None or till.program_timezone is None:
+        return None
+    try:
+        document = await programs.rules_document(*till.program)
+    except NotFound:  # a program with no rules yet: the card's own program is priced, and looked up, as ever
+        return None
+    return pricing.lookups(document, sale.occurred_at, till.program_timezone)
 
 
 # a confirm reads without a lock and writes guarded by the account's version; the last try reads under the
@@ -318,11 +341,16 @@ async def _confirm_in_transaction(
     sale: SaleIn, till: Till, now: dt.datetime, digest: str, gate: till_trust.PhoneGate | None, offline: bool,
     attempt: _Attempt,
 ) -> CalculationOut:
-    # one read: the card, the member and the account as the ledger's plan needs it
+    # one read: the card, the member, the account as the ledger's plan needs it, the engine's look-ups for the
+    # program the till prices by, and the version of the cached facts (the till's key, the catalog)
+    asked = await _lookups(sale, till) if sale.card else None
     card = (await resolve_scan(sale.card, now, lock_account=attempt.locked, program_id=till.bound_program,
-                               ledger_view=True) if sale.card else None)
+                               ledger_view=True, lookups=msgspec.json.encode(asked).decode() if asked else None,
+                               facts_version=till.facts_version) if sale.card else None)
     plan = None
+    looked_up = None
     if card is not None:
+        looked_up = pricing.answered(card, asked, till.program, till.program_timezone)
         if card.membership_id is None or card.account_id is None:
             card = await _anonymous_membership(card, now)
             view = (await ops.load_views([card.account_id], lock="lock"))[0]  # type: ignore[list-item]
@@ -330,7 +358,8 @@ async def _confirm_in_transaction(
             view = ops.decode_view(card.account_view)  # type: ignore[arg-type]
         plan = Plan(view, now)
         plan.settle(now)  # what fell due is written with the sale, before it in the ledger
-    priced, version, earning = await _price(sale, card, till, plan.view.active if plan else 0, now, offline)
+    priced, version, earning = await _price(sale, card, till, plan.view.active if plan else 0, now, offline,
+                                            looked_up)
     rejected = [c for c in priced.coupons if c.status == "rejected"]
     if rejected:
         # the till must not print a receipt with a discount the shopper did not get: calculate again
@@ -358,7 +387,9 @@ async def _confirm_in_transaction(
     response = calculation_out(priced, after, card)
     response.status = "confirmed"  # the sale id is set by the statement that writes the row
     response.sale_id = await sale_write.write_confirmed_sale(
-        sale, till.till_id, till.store_id, card, plan, priced, version, digest, earning, response, now
+        sale, till.till_id, till.store_id, card, plan, priced, version, digest, earning, response, now,
+        # a sale with a card checked the till's facts in its read; one without checks them here
+        till.facts_version if card is None else None,
     )
     await outbox.use_coupons(priced, card, response.sale_id)
     return response
@@ -406,6 +437,8 @@ async def confirm_batch(
             results.append(await _batch_item(item, till, now, gate))
         except DomainError as exc:
             results.append(BatchItemOut(receipt_id=receipt_id, status="rejected", problem=exc.as_problem()))
+        except cache.FactsChanged:
+            raise  # the till's key or store changed: the till layer authenticates again and sends the rest again
         except Exception as exc:  # noqa: BLE001 - the items before it were written: the till must learn which
             failure = _item_failure(exc, receipt_id)
             results.append(BatchItemOut(receipt_id=receipt_id, status="rejected", problem=failure.as_problem()))
