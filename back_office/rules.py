@@ -18,12 +18,13 @@ from loyalty_core.errors import DomainError, NotFound, ValidationFailed
 from loyalty_core.rules import admin as rules_admin
 from loyalty_core.rules_office import drafts, replay
 from loyalty_core.rules_office.mechanics import MECHANICS, FormErrors
-from loyalty_core.rules_office.rule_form import rule_from_form, rule_to_form
+from loyalty_core.rules_office.rule_form import group_from_form, group_to_form, rule_from_form, rule_to_form
 from loyalty_core.tables import Program
 
 MARKETING = [web.roles("marketer")]
 DraftId = Annotated[int, PathParameter(name="draft_id", ge=1, le=2**31 - 1)]
 RuleCode = Annotated[str, PathParameter(name="rule_code", max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+GroupCode = Annotated[str, PathParameter(name="group_code", max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 Version = Annotated[int, PathParameter(name="number", ge=1, le=2**31 - 1)]
 Code = Annotated[str, QueryParameter(max_length=64)]
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -164,6 +165,48 @@ class RulesController(Controller):
             return await self._editor(request, draft, rule_code, group, values, errors=placed, general=general,
                                       status=422)
         await web.flash(request, "Rule saved")
+        return web.back_to(_draft_page(draft_id))
+
+    @get("/drafts/{draft_id:int}/groups/new", guards=MARKETING)
+    async def new_group(self, request: Request, draft_id: DraftId) -> Response:
+        draft = await drafts.get(draft_id)
+        return await self._group(request, draft, None, {"stage": "accrual", "mode": "stack", "active": True,
+                                                        "priority": "0"})
+
+    @get("/drafts/{draft_id:int}/groups/{group_code:str}", guards=MARKETING)
+    async def edit_group(self, request: Request, draft_id: DraftId, group_code: GroupCode) -> Response:
+        draft = await drafts.get(draft_id)
+        return await self._group(request, draft, group_code, group_to_form(drafts.group_of(draft, group_code)))
+
+    async def _group(self, request: Request, draft: drafts.DraftOut, group_code: str | None, values: dict[str, Any],
+                     *, errors: dict[str, str] | None = None, general: list[str] | None = None,
+                     status: int = 200) -> Response:
+        return await web.page(request, "office_rules_group.html", status=status, draft=draft, group_code=group_code,
+                              values=values, errors=errors or {}, general=general or [])
+
+    @post("/drafts/{draft_id:int}/groups", guards=MARKETING)
+    async def add_group(self, request: Request, draft_id: DraftId) -> Response:
+        return await self._save_group(request, draft_id, None)
+
+    @post("/drafts/{draft_id:int}/groups/{group_code:str}", guards=MARKETING)
+    async def save_group(self, request: Request, draft_id: DraftId, group_code: GroupCode) -> Response:
+        return await self._save_group(request, draft_id, group_code)
+
+    async def _save_group(self, request: Request, draft_id: int, group_code: str | None) -> Response:
+        form = await posted(request)
+        draft = await drafts.get(draft_id)
+        existing = drafts.group_of(draft, group_code) if group_code else None
+        values: dict[str, Any] = {k: v[-1] for k, v in form.items()}
+        values["active"], values["cascade"] = _one(form, "active") == "on", _one(form, "cascade") == "on"
+        try:
+            group = group_from_form(form, existing)
+            await drafts.save_group(draft_id, group, web.actor_of(request), web.utc_now(), replacing=group_code)
+        except FormErrors as exc:
+            return await self._group(request, draft, group_code, values, errors=exc.errors, status=422)
+        except ValidationFailed as exc:
+            placed, general = by_field(messages_of(exc), str(values.get("code", "")), set(values), what="group")
+            return await self._group(request, draft, group_code, values, errors=placed, general=general, status=422)
+        await web.flash(request, "Group saved")
         return web.back_to(_draft_page(draft_id))
 
     @post("/drafts/{draft_id:int}/rules/{rule_code:str}/delete", guards=MARKETING)

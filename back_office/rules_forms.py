@@ -31,7 +31,12 @@ JSON_HINTS = {
 }
 
 RU: dict[str, str] = {
-    "Calendar table": "Таблица: что когда действует", "Name of the rule": "Название правила", "What runs when": "Что когда действует", "Dates": "Даты",
+    "Calendar table": "Таблица: что когда действует", "Add a group": "Добавить группу",
+    "Rule group": "Группа правил", "Mode": "Режим", "all stack": "все суммируются",
+    "first by priority": "первое по приоритету", "best for the shopper": "лучшее для покупателя",
+    "Cascade (each discount on what the previous left)": "Каскад (каждая скидка от остатка после предыдущей)",
+    "Active group": "Группа включена", "Save the group": "Сохранить группу", "Group saved": "Группа сохранена",
+    "discount": "скидки", "limits": "ограничения", "accrual": "начисление", "event": "события", "Name of the rule": "Название правила", "What runs when": "Что когда действует", "Dates": "Даты",
     "all day": "весь день", "days of the month": "числа месяца", "Hours are the store's local time.":
         "Часы — местное время магазина.", "Rules": "Правила", "Rule groups and rules": "Группы правил и правила", "Live version": "Действующая версия",
     "Drafts": "Черновики", "New draft": "Новый черновик", "Version history": "История версий",
@@ -118,26 +123,26 @@ async def posted(request: Request) -> dict[str, list[str]]:
     return found
 
 
-_RULE_MESSAGE = re.compile(r"^rule '([^']*)': ([a-z_.]+): (.*)$")
+_MESSAGE = re.compile(r"^(rule|group) '([^']*)': ([a-z_.]+): (.*)$")
 
 
-def by_field(messages: list[str], rule_code: str, fields: set[str]) -> tuple[dict[str, str], list[str]]:
+def by_field(messages: list[str], code: str, fields: set[str], what: str = "rule") -> tuple[dict[str, str], list[str]]:
     """The engine's messages about this rule, by the form field they name ("rule 'x': effect.bp: ..." -> effect.bp);
     what names no field of the form stays in the general list."""
     placed: dict[str, str] = {}
     general: list[str] = []
     for message in messages:
-        found = _RULE_MESSAGE.match(message)
-        if found and found.group(1) == rule_code:
-            field = found.group(2)
+        found = _MESSAGE.match(message)
+        if found and found.group(1) == what and found.group(2) == code:
+            field = found.group(3)
             while field and field not in fields:
                 field = field.rpartition(".")[0]
             if field:
-                placed[field] = (placed[field] + "; " if field in placed else "") + found.group(3)
+                placed[field] = (placed[field] + "; " if field in placed else "") + found.group(4)
                 continue
-            if found.group(2).startswith("effect"):
+            if found.group(3).startswith("effect"):
                 placed["effect.kind"] = (placed.get("effect.kind", "") + "; " if "effect.kind" in placed else "") + \
-                    f"{found.group(2)}: {found.group(3)}"
+                    f"{found.group(3)}: {found.group(4)}"
                 continue
         general.append(message)
     return placed, general

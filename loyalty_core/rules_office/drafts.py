@@ -212,6 +212,38 @@ async def save_rule(draft_id: int, group_code: str, rule: Document, actor: Actor
     return draft
 
 
+def group_of(draft: DraftOut, group_code: str) -> Document:
+    for group in _groups(draft.document):
+        if isinstance(group, dict) and group.get("code") == group_code:
+            return group
+    raise NotFound(f"group {group_code!r} is not in draft {draft.id}")
+
+
+async def save_group(draft_id: int, group: Document, actor: Actor, now: dt.datetime, *,
+                     replacing: str | None = None) -> DraftOut:
+    """A group's own fields (code, name, stage, mode, ...); its rules stay (a new group starts empty)."""
+    async with DB.transaction():
+        draft = await _locked(draft_id)
+        document = msgspec.json.decode(msgspec.json.encode(draft.document))
+        groups = _groups(document)
+        code = group.get("code")
+        if any(g.get("code") == code for g in groups) and code != replacing:
+            raise ValidationFailed(f"group '{code}': code: used by another group",
+                                   errors=[f"group '{code}': code: used by another group"])
+        if replacing is None:
+            groups.append({**group, "rules": []})
+            before: Document = {}
+        else:
+            index = next((i for i, g in enumerate(groups) if g.get("code") == replacing), None)
+            if index is None:
+                raise NotFound(f"group {replacing!r} is not in draft {draft_id}")
+            before = {k: v for k, v in groups[index].items() if k != "rules"}
+            groups[index] = {**groups[index], **group}
+        return await _store(draft, document, actor, now, "rules.draft_group_saved",
+                            {"group": code, "replacing": replacing or "", "was": before,
+                             "now": {k: v for k, v in group.items() if k != "rules"}})
+
+
 async def delete_rule(draft_id: int, rule_code: str, actor: Actor, now: dt.datetime) -> DraftOut:
     async with DB.transaction():
         draft = await _locked(draft_id)

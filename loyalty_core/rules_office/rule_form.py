@@ -154,3 +154,32 @@ def rule_to_form(rule: dict[str, Any]) -> dict[str, Any]:
     for name, text in effect_to_form(rule.get("effect") or {}).items():
         values[f"effect.{name}"] = text
     return values
+
+
+def group_from_form(form: Form, existing: dict[str, Any] | None) -> dict[str, Any]:
+    """A group's own fields from its form (its rules are not part of it); FormErrors names each bad field."""
+    group = {k: v for k, v in (existing or {}).items() if k != "rules"}
+    errors: dict[str, str] = {}
+    group["code"] = _one(form, "code")
+    if not _CODE.match(group["code"]):
+        errors["code"] = "letters, digits, - _ . (up to 64)"
+    group["name"] = _one(form, "name")
+    if not group["name"]:
+        errors["name"] = "required"
+    group["stage"] = _one(form, "stage")
+    group["mode"] = _one(form, "mode") or "stack"
+    group["cascade"] = _one(form, "cascade") == "on"
+    group["active"] = _one(form, "active") == "on"
+    try:
+        group["priority"] = int(_one(form, "priority") or 0)
+    except ValueError:
+        errors["priority"] = "a whole number"
+    if errors:
+        raise FormErrors(errors)
+    return group
+
+
+def group_to_form(group: dict[str, Any]) -> dict[str, Any]:
+    return {"code": group.get("code", ""), "name": group.get("name", ""), "stage": group.get("stage", "accrual"),
+            "mode": group.get("mode", "stack"), "cascade": bool(group.get("cascade")),
+            "active": group.get("active", True), "priority": str(group.get("priority", 0))}

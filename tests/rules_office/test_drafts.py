@@ -170,3 +170,29 @@ async def test_the_raw_view_saves_a_whole_document_the_engine_accepts(db_pool: N
     assert discarded.status == "discarded"
     with pytest.raises(NotEditable):
         await drafts.save_document(draft.id, document, anna, NOW)
+
+
+async def test_a_marketer_adds_a_discount_group_and_the_engine_guards_its_fields(db_pool: None) -> None:
+    from loyalty_core.rules_office.rule_form import group_from_form
+
+    shop = await promo_shop()
+    anna = actor()
+    draft = await drafts.start(shop.program_code, anna, NOW)
+    form = {"code": ["weekend"], "name": ["Weekend"], "stage": ["discount"], "mode": ["best"], "active": ["on"],
+            "cascade": ["on"], "priority": ["5"]}
+    draft = await drafts.save_group(draft.id, group_from_form(form, None), anna, NOW)
+    assert drafts.group_of(draft, "weekend") == {"code": "weekend", "name": "Weekend", "stage": "discount",
+                                                 "mode": "best", "cascade": True, "active": True, "priority": 5,
+                                                 "rules": []}
+    # cascade is for discounts only: moving the group to accrual is refused, naming the group and the field
+    with pytest.raises(ValidationFailed) as refused:
+        await drafts.save_group(draft.id, group_from_form({**form, "stage": ["accrual"]}, None), anna, NOW,
+                                replacing="weekend")
+    assert "group 'weekend': cascade: only discount groups cascade" in refused.value.extra["errors"]
+    # renaming the promo group keeps its rules
+    promo = {**drafts.group_of(draft, "promo"), "name": "Promotions 2027"}
+    draft = await drafts.save_group(draft.id, {k: v for k, v in promo.items() if k != "rules"}, anna, NOW,
+                                    replacing="promo")
+    assert [r["code"] for r in drafts.group_of(draft, "promo")["rules"]] == ["winter"]
+    kinds = {(c.what, c.how, c.code) for c in await drafts.changes(draft)}
+    assert kinds == {("group", "added", "weekend"), ("group", "changed", "promo")}

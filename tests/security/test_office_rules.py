@@ -41,7 +41,8 @@ def _paths(draft: int) -> list[tuple[str, str]]:
             ("POST", base + "/rules/winter"), ("POST", base + "/rules"), ("POST", base + "/raw"),
             ("POST", base + "/replay"), ("POST", base + "/propose"), ("POST", base + "/approve"),
             ("POST", base + "/reject"), ("POST", base + "/discard"), ("POST", base + "/rules/winter/delete"),
-            ("POST", "/office/rules/versions/1/restore")]
+            ("POST", "/office/rules/versions/1/restore"), ("GET", base + "/groups/promo"), ("GET", base + "/groups/new"),
+            ("POST", base + "/groups"), ("POST", base + "/groups/promo")]
 
 
 @pytest.mark.parametrize("role", OUTSIDERS)
