@@ -551,6 +551,8 @@ class CampaignMember(Table):
     """Who a campaign targeted when it was queued: the control group is recorded too (it gets nothing)."""
 
     id = BigSerial(primary_key=True)
+    # no constraint in the database (migration 2026-11-29T17:52): only queueing writes these rows, a million
+    # at a time, from the campaign it holds locked
     campaign = ForeignKey(Campaign, null=False)
     membership = BigInt()
     customer = BigInt(null=True, default=None)
@@ -565,6 +567,8 @@ class CampaignMessage(Table):
     loyalty_core/campaigns/delivery.py for the exactly-once rules."""
 
     id = BigSerial(primary_key=True)
+    # no constraint in the database (migration 2026-11-29T17:52): only queueing writes these rows, a million
+    # at a time, from the campaign it holds locked
     campaign = ForeignKey(Campaign, null=False)
     membership = BigInt()
     customer = BigInt()

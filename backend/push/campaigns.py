@@ -6,7 +6,8 @@ For every claimed message (loyalty_core.campaigns.delivery holds the exactly-onc
    and an address (model.choose_channel); none -> skipped, never sent;
 3. quiet hours (push and SMS; an e-mail waits in the mailbox anyway) in the shopper's time zone -> deferred to
    the morning, not dropped, and not counted against the frequency cap meanwhile;
-4. the campaign's bonus points, through the operator adjustment (the ledger writer), exactly once per member;
+4. the campaign's bonus points, through the operator adjustment (the ledger writer), and its personal coupon,
+   each exactly once per member;
 5. `started` committed, the provider's rate limit awaited, the send, the outcome recorded.
 """
 
@@ -225,9 +226,10 @@ class CampaignSender:
     async def _send(self, message: Claimed, shopper: Shopper, campaign: dict[str, Any], channel: str) -> Outcome:
         if campaign["bonus_points"]:
             await self._bonus(message, campaign)
+        coupon = await delivery.issue_coupon(message, self.clock()) if campaign["coupon_series"] else None
         texts = campaign["messages"][channel]
         text = texts[model.pick_language(texts, shopper.locale)]
-        values = {"name": shopper.name, "coupon": shopper.coupon_code or "", "points": str(campaign["bonus_points"])}
+        values = {"name": shopper.name, "coupon": coupon or "", "points": str(campaign["bonus_points"])}
         if not await delivery.started(message, channel, self.clock()):
             return Outcome("lost", "another worker took the message over")
         await self.limits[channel].acquire()

@@ -52,14 +52,7 @@ class Shopper(msgspec.Struct, kw_only=True):
     consents: dict[str, bool]
     devices: list[Device]
     timezone: str
-    coupon_code: str | None
 
-
-_UNKNOWN = """
-UPDATE campaign_message SET status = 'unknown',
-  last_error = 'the worker stopped after calling the provider: it may have gone out, so it is not sent again'
-WHERE status = 'sending' AND next_attempt_at <= $1 AND send_started_at IS NOT NULL
-"""
 
 _DUE = """
 SELECT id, customer FROM campaign_message
@@ -67,27 +60,37 @@ WHERE status IN ('pending', 'sending') AND next_attempt_at <= $1
 ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
 """
 
+# one pass over the batch: a started message whose lease ran out becomes unknown (never sent again), one of a
+# cancelled campaign skipped, one over the frequency cap capped; the rest are claimed
 _CLAIM = """
 WITH d AS (
   SELECT m.id, m.customer, c.cap_messages, c.cap_days, c.status AS campaign_status,
-         row_number() OVER (PARTITION BY m.customer ORDER BY m.id) AS nth
+         m.status = 'sending' AND m.send_started_at IS NOT NULL AS lost,
+         row_number() OVER (PARTITION BY m.customer, m.status = 'sending' AND m.send_started_at IS NOT NULL
+                            ORDER BY m.id) AS nth
   FROM campaign_message m JOIN campaign c ON c.id = m.campaign WHERE m.id = ANY($1::bigint[])),
 r AS (
   SELECT d.*, (SELECT count(*) FROM campaign_message x
                WHERE x.customer = d.customer AND x.status IN ('sending', 'sent', 'delivered', 'unknown')
                  AND x.id <> ALL($1::bigint[])
                  AND COALESCE(x.send_started_at, $2) > $2 - make_interval(days => d.cap_days)) AS recent
-  FROM d)
+  FROM d),
+v AS (
+  SELECT r.*, CASE WHEN r.lost THEN 'unknown'
+                   WHEN r.campaign_status = 'cancelled' THEN 'skipped'
+                   WHEN r.cap_messages > 0 AND r.recent + r.nth > r.cap_messages THEN 'capped'
+                   ELSE 'sending' END AS next_status
+  FROM r)
 UPDATE campaign_message m SET
-  status = CASE WHEN r.campaign_status = 'cancelled' THEN 'skipped'
-                WHEN r.cap_messages > 0 AND r.recent + r.nth > r.cap_messages THEN 'capped'
-                ELSE 'sending' END,
-  last_error = CASE WHEN r.campaign_status = 'cancelled' THEN 'campaign cancelled'
-                    WHEN r.cap_messages > 0 AND r.recent + r.nth > r.cap_messages
-                    THEN 'frequency cap: ' || r.recent || ' campaign messages within ' || r.cap_days || ' days'
-                    ELSE m.last_error END,
-  attempts = m.attempts + 1, next_attempt_at = $3
-FROM r WHERE m.id = r.id
+  status = v.next_status,
+  last_error = CASE v.next_status
+    WHEN 'unknown' THEN 'the worker stopped after calling the provider: it may have gone out, so it is not sent again'
+    WHEN 'skipped' THEN 'campaign cancelled'
+    WHEN 'capped' THEN 'frequency cap: ' || v.recent || ' campaign messages within ' || v.cap_days || ' days'
+    ELSE m.last_error END,
+  attempts = m.attempts + CASE WHEN v.next_status = 'sending' THEN 1 ELSE 0 END,
+  next_attempt_at = CASE WHEN v.next_status = 'sending' THEN $3 ELSE m.next_attempt_at END
+FROM v WHERE m.id = v.id
 RETURNING m.id, m.campaign, m.membership, m.customer, m.status, m.attempts
 """
 
@@ -96,7 +99,6 @@ async def claim(now: dt.datetime, limit: int, lease: dt.timedelta) -> list[Claim
     """Up to `limit` due messages to send; those over the frequency cap or of a cancelled campaign are closed here."""
     async with DB.transaction():
         conn = db.connection()
-        await conn.execute(_UNKNOWN, now)
         due = await conn.fetch(_DUE, now, limit)
         if not due:
             return []
@@ -118,13 +120,11 @@ SELECT m.id AS message_id, cu.status = 'active' AND ms.status = 'active' AS acti
   COALESCE((SELECT jsonb_agg(jsonb_build_array(d.id, d.platform, d.token) ORDER BY d.id) FROM push_device d
             WHERE d.customer = cu.id AND d.dead_at IS NULL), '[]'::jsonb) AS devices,
   COALESCE((SELECT st.timezone FROM sale s JOIN store st ON st.id = s.store WHERE s.membership = ms.id
-            ORDER BY s.occurred_at DESC LIMIT 1), p.timezone) AS timezone,
-  cm.coupon_code
+            ORDER BY s.occurred_at DESC LIMIT 1), p.timezone) AS timezone
 FROM campaign_message m
 JOIN customer cu ON cu.id = m.customer
 JOIN membership ms ON ms.id = m.membership
 JOIN program p ON p.id = ms.program
-LEFT JOIN campaign_member cm ON cm.campaign = m.campaign AND cm.membership = m.membership
 WHERE m.id = ANY($1::bigint[])
 """
 
@@ -139,17 +139,43 @@ async def shoppers(message_ids: list[int]) -> dict[int, Shopper]:
     return {r["message_id"]: Shopper(
         message_id=r["message_id"], active=bool(r["active"]), email=r["email"], phone=r["phone"], locale=r["locale"],
         name=r["name"] or "", consents=_json(r["consents"]), devices=[Device(*d) for d in _json(r["devices"])],
-        timezone=r["timezone"], coupon_code=r["coupon_code"],
+        timezone=r["timezone"],
     ) for r in rows}
 
 
 async def campaign_facts(campaign_id: int) -> dict[str, Any]:
     rows = await db.fetch(
-        "SELECT c.id, c.code, c.status, c.messages, c.channels, c.bonus_points, c.bonus_valid_days, p.code AS program "
+        "SELECT c.id, c.code, c.status, c.messages, c.channels, c.bonus_points, c.bonus_valid_days, c.coupon_series, "
+        "p.code AS program "
         "FROM campaign c JOIN program p ON p.id = c.program WHERE c.id = $1", campaign_id)
     row = dict(rows[0])
     row["messages"] = _json(row["messages"])
     return row
+
+
+async def issue_coupon(message: Claimed, now: dt.datetime) -> str | None:
+    """The member's personal code of the campaign's series: drawn the first time, the same on every retry."""
+    from loyalty_core.coupons.codes import new_code
+
+    async with DB.transaction():
+        conn = db.connection()
+        row = await conn.fetchrow(
+            "SELECT cm.coupon_code, s.id AS series, s.valid_to FROM campaign_member cm "
+            "JOIN campaign c ON c.id = cm.campaign JOIN coupon_series s ON s.code = c.coupon_series "
+            "WHERE cm.campaign = $1 AND cm.membership = $2 FOR UPDATE OF cm", message.campaign_id, message.membership_id)
+        if row is None:
+            return None
+        if row["coupon_code"] is not None:
+            return row["coupon_code"]
+        code = None
+        while code is None:  # a drawn code that exists already is drawn again
+            code = await conn.fetchval(
+                "INSERT INTO coupon (series, code, membership, uses, status, issued_at, expires_at) "
+                "VALUES ($1, $2, $3, 0, 'active', $4, $5) ON CONFLICT (code) DO NOTHING RETURNING code",
+                row["series"], new_code(), message.membership_id, now, row["valid_to"])
+        await conn.execute("UPDATE campaign_member SET coupon_code = $3 WHERE campaign = $1 AND membership = $2",
+                           message.campaign_id, message.membership_id, code)
+    return code
 
 
 async def started(message: Claimed, channel: str, now: dt.datetime) -> bool:
@@ -188,6 +214,6 @@ async def sms_awaiting_receipt(since: dt.datetime, limit: int = 100) -> list[str
 async def receipt(provider_id: str, delivered: bool, now: dt.datetime, detail: str = "") -> None:
     """A provider's delivery report: delivered, or failed after it was sent."""
     await db.fetch(
-        "UPDATE campaign_message SET status = CASE WHEN $2 THEN 'delivered' ELSE 'failed' END, "
-        "delivered_at = CASE WHEN $2 THEN $3 ELSE NULL END, last_error = $4 "
+        "UPDATE campaign_message SET status = CASE WHEN $2::boolean THEN 'delivered' ELSE 'failed' END, "
+        "delivered_at = CASE WHEN $2::boolean THEN $3::timestamptz ELSE NULL END, last_error = $4::text "
         "WHERE provider_id = $1 AND status = 'sent'", provider_id, delivered, now, detail[:2000])

@@ -62,7 +62,7 @@ class CampaignIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     messages: Messages
     send_at: Annotated[dt.datetime, Meta(tz=True)]
     channels: Annotated[list[Channel], Meta(min_length=1, max_length=3)] | None = None  # default: push, email, sms
-    coupon_series: Code | None = None  # a personal series: each targeted shopper gets a code of their own
+    coupon_series: Code | None = None  # a personal series: each shopper messaged gets a code of their own
     bonus_points: Annotated[int, Meta(ge=0, le=100_000)] = 0
     bonus_valid_days: Annotated[int, Meta(ge=0, le=3650)] = 0  # 0: the program's expiry period
     holdout_percent: Annotated[float, Meta(ge=0, le=50)] = 0  # share of the targeted kept as the control group
