@@ -28,6 +28,7 @@ from loyalty_core.members.identity import ConsentIn
 from loyalty_core.members.identity import resolve_program
 from loyalty_core.shopper_auth.otp import Identifier, parse_identifier, request_code
 from personal_account import i18n
+from personal_account.live import session_ended
 from personal_account.oidc import provider_of
 from personal_account.session import (
     LANG_COOKIE,
@@ -214,8 +215,25 @@ class SignInController(Controller):
 
             await tokens.log_out(web.customer_id, uuid.UUID(web.family), dt.datetime.now(dt.UTC))
             await end(request, sid)
-            await _wake_dashboards(request, web)
+            session_ended(request.app, [web.family])  # this login's other tabs show the notice at once
         return Redirect("/login?bye=1", status_code=303, cookies=[expired_cookie(request, SESSION_COOKIE)])
+
+    @post("/logout/everywhere")
+    async def logout_everywhere(self, request: Request) -> Redirect:
+        """Sign out on every device (a phone left somewhere): every login of this shopper ends, the website's and
+        the app's; their open dashboards show the notice at once."""
+        found = await current(request)
+        if found is not None:
+            sid, web = found
+            ended = await tokens.log_out_everywhere(web.customer_id, dt.datetime.now(dt.UTC))
+            await end(request, sid)
+            session_ended(request.app, ended | {web.family})
+        return Redirect("/login?bye=1", status_code=303, cookies=[expired_cookie(request, SESSION_COOKIE)])
+
+    @get("/logout/everywhere")
+    async def logout_everywhere_page(self) -> Redirect:
+        """A form on the profile page: the URL opened directly goes there and ends nothing."""
+        return Redirect("/profile", status_code=303)
 
     @get("/lang/{code:str}")
     async def switch_language(self, request: Request,
@@ -307,16 +325,6 @@ async def take_login_notice(request: Request) -> str:
         return ""
     raw = await request.app.state.valkey.getdel(_NOTICE + _pending_key(login_id))
     return raw.decode() if raw else ""
-
-
-async def _wake_dashboards(request: Request, web: WebSession) -> None:
-    from personal_account.live import wake
-
-    try:
-        member = await members.member_of(web.customer_id, web.program)
-    except DomainError:
-        return
-    wake(request.app, member.account_id)
 
 
 # --- the invitation link and the web app manifest ------------------------------------------------

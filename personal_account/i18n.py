@@ -421,6 +421,16 @@ def localized(names: dict[str, str] | None, fallback: str, language: str) -> str
     return fallback
 
 
+# --- issue 16, the last pass: sessions ended elsewhere, tier banners, operator reasons, error pages -----------
+
+RU.update({
+    "Sign out on every device": "Выйти на всех устройствах",
+    "You reached {tier}": "Вы перешли на уровень «{tier}»",
+    "Got it": "Понятно",
+    "Spend {amount} more by {by} to keep {tier}": "Чтобы сохранить уровень «{tier}», купите ещё на {amount} до {by}",
+})
+
+
 _ERRORS: list[tuple[re.Pattern[str], Callable[[re.Match[str], str], str]]] = []
 
 

@@ -11,6 +11,12 @@ How a till sale reaches an open dashboard, without touching the till's code path
    tier and latest purchases fragments and sends each one only if it changed. htmx's SSE
    extension swaps them into the page.
 A lost event costs at most one heartbeat: the handler re-renders every 20 s anyway.
+
+A session that ends anywhere (signed out on another device with "everywhere", the account deleted, the API's log
+out everywhere, a refresh token replayed, support) is pushed the same way: the handler also subscribes to
+`session:<login family>` and watches its family; the website's own sign-outs publish there at once, and the poller
+asks which watched families `session_alive` would now refuse (one indexed query a second) and publishes those.
+The handler then sends `event: ended` with the notice and closes.
 Both plugins are the app's (`backend.wiring.plugins`): they start and stop with its lifespan, in
 every worker process.
 """
@@ -38,12 +44,13 @@ from loyalty_core import replicas
 from loyalty_core.members.profile import Member
 from loyalty_core.tables import Account
 from personal_account.pages import live_contexts
-from personal_account.session import current, signed_in_guard
+from personal_account.session import CSRF_COOKIE, csrf_token, current, signed_in_guard
 from personal_account.web import DEPENDENCIES, CurrentMember, formats
 
 log = logging.getLogger("kopilka.web.live")
 
 WATCHED = "kopilka:web:live:watched"  # account id -> last heartbeat (unix seconds)
+SESSIONS = "kopilka:web:live:sessions"  # login family of an open dashboard -> last heartbeat (unix seconds)
 LEASE = "kopilka:web:live:poller"
 HEARTBEAT = 20.0
 STALE_AFTER = 60
@@ -55,12 +62,16 @@ def channel(account_id: int) -> str:
     return f"balance:{account_id}"
 
 
-def wake(app: Litestar, account_id: int | None) -> None:
-    """Wake the account's open dashboards now (a sign-out: they show the session ended at once)."""
-    if account_id is None:
-        return
+def session_channel(family: str | uuid.UUID) -> str:
+    return f"session:{family}"
+
+
+def session_ended(app: Litestar, families: Iterable[str | uuid.UUID]) -> None:
+    """Tell these logins' open dashboards now that their session ended (they show the notice and close)."""
     with contextlib.suppress(Exception):  # the live view is a nicety: never fail a sign-out over it
-        app.plugins.get(ChannelsPlugin).publish({"account": account_id}, channel(account_id))
+        plugin = app.plugins.get(ChannelsPlugin)
+        for family in families:
+            plugin.publish({"session": str(family)}, session_channel(family))
 
 
 class ValkeyPubSub(ChannelsBackend):
@@ -141,8 +152,11 @@ class LiveBalance(InitPlugin):
                 await asyncio.wait_for(poller, LEASE_SECONDS)
             self._seen.clear()
 
-    async def watch(self, account_id: int) -> None:
-        await self.valkey.zadd(WATCHED, {str(account_id): int(time.time())})
+    async def watch(self, account_id: int, family: str | None = None) -> None:
+        now = int(time.time())
+        await self.valkey.zadd(WATCHED, {str(account_id): now})
+        if family:
+            await self.valkey.zadd(SESSIONS, {family: now})
 
     async def _hold_lease(self) -> bool:
         if await self.valkey.set(LEASE, self.me, nx=True, ex=LEASE_SECONDS):
@@ -155,10 +169,12 @@ class LiveBalance(InitPlugin):
         return False
 
     async def poll_once(self) -> list[int]:
-        """Publish the watched accounts whose row changed (or that this poller has not seen yet)."""
+        """Publish the watched accounts whose row changed (or that this poller has not seen yet), and the watched
+        sessions that ended."""
         if not await self._hold_lease():
             return []
         now = int(time.time())
+        await self._publish_ended_sessions(now)
         await self.valkey.zremrangebyscore(WATCHED, "-inf", now - STALE_AFTER)
         ids = [int(i) for i in await self.valkey.zrange(WATCHED, 0, -1)]
         if not ids:
@@ -177,6 +193,21 @@ class LiveBalance(InitPlugin):
         for account_id in changed:
             self.channels.publish({"account": account_id}, channel(account_id))
         return changed
+
+    async def _publish_ended_sessions(self, now: int) -> list[str]:
+        from loyalty_core.shopper_auth.tokens import ended_families
+
+        await self.valkey.zremrangebyscore(SESSIONS, "-inf", now - STALE_AFTER)
+        families = []
+        for raw in await self.valkey.zrange(SESSIONS, 0, -1):
+            with contextlib.suppress(ValueError):
+                families.append(uuid.UUID(raw.decode()))
+        ended = sorted(str(f) for f in await ended_families(families))
+        if ended:
+            await self.valkey.zrem(SESSIONS, *ended)  # told once; a page still open watches it again on its heartbeat
+            for family in ended:
+                self.channels.publish({"session": family}, session_channel(family))
+        return ended
 
     async def _poll_until(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -201,8 +232,10 @@ async def render_live(request: Request, member: Member) -> dict[str, str]:
     # from the primary: a block is rendered again because the primary's account row changed, and a replica
     # may not have replayed that change yet (a stale block would stay on screen until the next sale)
     async with replicas.primary("the live dashboard"):
-        blocks = await live_contexts(member, dt.datetime.now(dt.UTC), fmt)
-    return {event: engine.get_template(template).render(f=fmt, t=fmt.t, **context).strip()  # type: ignore[union-attr]
+        blocks = await live_contexts(member, dt.datetime.now(dt.UTC), fmt, request.app.state.valkey)
+    # the blocks' forms (the tier-up banner's dismiss) carry this browser's token, as the page's do
+    csrf = csrf_token(request, request.cookies.get(CSRF_COOKIE, ""))
+    return {event: engine.get_template(template).render(f=fmt, t=fmt.t, csrf=csrf, **context).strip()  # type: ignore[union-attr]
             for event, (template, context) in blocks.items()}
 
 
@@ -212,10 +245,11 @@ async def dashboard_events(request: Request, member: Member) -> AsyncIterator[Se
         return
     wake: asyncio.Queue[bytes] = asyncio.Queue()
     last: dict[str, str] = {}
-    async with live.channels.start_subscription(channel(member.account_id)) as subscriber, \
+    family = request.state.web.family
+    async with live.channels.start_subscription([channel(member.account_id), session_channel(family)]) as subscriber, \
             subscriber.run_in_background(wake.put):
         while True:
-            await live.watch(member.account_id)
+            await live.watch(member.account_id, family)
             fresh = await render_live(request, member)
             changed = [event for event, html in fresh.items() if last.get(event) != html]
             for event in changed:

@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, Response, get, post
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
@@ -16,6 +16,7 @@ from loyalty_core.members import profile as members
 from loyalty_core.members import cards as members_cards
 from loyalty_core.members import extras as members_extras
 from loyalty_core.members import points as members_points
+from loyalty_core.members import tiers
 from loyalty_core.members.profile import Member
 from personal_account.session import current, signed_in_guard
 from personal_account.texts import (
@@ -28,11 +29,12 @@ from personal_account.texts import (
     receipt_lines,
     tier_names,
 )
-from personal_account.web import DEPENDENCIES, CurrentMember, Formats, Now, Web, formats, not_found, page
+from personal_account.web import DEPENDENCIES, CurrentMember, Formats, Now, Web, back_to, formats, not_found, page
 
 PAGE_SIZE = 20
 Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 SaleId = Annotated[int, PathParameter(name="sale_id", ge=1, le=2**31 - 1)]
+MessageId = Annotated[int, PathParameter(name="message_id", ge=1, le=2**63 - 1)]
 _SVG_SIZE = re.compile(r'\swidth="[^"]*"\sheight="[^"]*"')
 
 
@@ -65,7 +67,19 @@ async def balance_context(member: Member, now: dt.datetime) -> dict[str, Any]:
     return {"balance": balance, "expiring_soon": [lot for lot in balance.expiring if lot.on <= horizon]}
 
 
-async def tier_context(member: Member, fmt: Formats) -> dict[str, Any]:
+TIER_UP_DAYS = 14  # the "you reached Gold" banner shows this long after the sale, unless dismissed sooner
+_DISMISSED = "kopilka:web:dismissed:"  # + customer:banner -> 1, kept as long as the banner could show
+
+
+def dismissed_key(customer_id: int, banner: str) -> str:
+    return f"{_DISMISSED}{customer_id}:{banner}"
+
+
+async def dismiss(valkey: Any, customer_id: int, banner: str) -> None:
+    await valkey.set(dismissed_key(customer_id, banner), b"1", ex=TIER_UP_DAYS * 86_400)
+
+
+async def tier_context(member: Member, fmt: Formats, now: dt.datetime, valkey: Any) -> dict[str, Any]:
     tier = await members_points.tier_progress(member)
     document = await document_of(member)
     names = tier_names(document, fmt)
@@ -75,11 +89,18 @@ async def tier_context(member: Member, fmt: Formats) -> dict[str, Any]:
     if tier.next is not None and tier.remaining_to_next is not None:
         floor = current.threshold_spend if current else 0
         close = tier.remaining_to_next * 4 <= max(tier.next.threshold_spend - floor, 1)  # the last quarter
+    reached = risk = None
+    if current is not None:
+        reached = await tiers.tier_reached(member.customer_id, current.code, now - dt.timedelta(days=TIER_UP_DAYS))
+        if reached is not None and await valkey.exists(dismissed_key(member.customer_id, f"tier-up:{reached.message_id}")):
+            reached = None
+        risk = await tiers.tier_at_risk(member.membership_id, now, document.settings.tier_at_risk_days)
     return {
         "tier": tier, "tier_percent": tier_percent(tier), "tier_close": close,
         "tier_name": names.get(current.code, current.name) if current else "—",
         "next_tier_name": names.get(tier.next.code, tier.next.name) if tier.next else "",
         "tier_rate": percent(rates[current.code], fmt.lang) if current and rates.get(current.code) else "",
+        "tier_reached": reached, "tier_risk": risk,
     }
 
 
@@ -87,11 +108,12 @@ async def recent_context(member: Member) -> dict[str, Any]:
     return {"recent": (await members_points.purchases(member, None, 3)).items}
 
 
-async def live_contexts(member: Member, now: dt.datetime, fmt: Formats) -> dict[str, tuple[str, dict[str, Any]]]:
+async def live_contexts(member: Member, now: dt.datetime, fmt: Formats,
+                        valkey: Any) -> dict[str, tuple[str, dict[str, Any]]]:
     """The dashboard's live blocks: SSE event name -> (fragment template, its context)."""
     return {
         "balance": ("_balance.html", await balance_context(member, now)),
-        "tier": ("_tier.html", await tier_context(member, fmt)),
+        "tier": ("_tier.html", await tier_context(member, fmt, now, valkey)),
         "purchases": ("_recent.html", await recent_context(member)),
     }
 
@@ -132,10 +154,23 @@ class CardPagesController(Controller):
         birthday = birthday_banner(member, profile.birth_date, await document_of(member), now, fmt)
         return await page(
             request, "dashboard.html", member=member, name=profile.name, card=card, cards=cards,
-            **qr_context(request, card, now), **await tier_context(member, fmt), **await recent_context(member),
+            **qr_context(request, card, now), **await tier_context(member, fmt, now, request.app.state.valkey),
+            **await recent_context(member),
             referral=referral, referral_url=f"{request.app.state.settings.server.public_url}/invite/{referral.code}",
             wallet=wallet_options(request), birthday=birthday, **await balance_context(member, now),
         )
+
+    @post("/banners/tier-up/{message_id:int}/dismiss")
+    async def dismiss_tier_up(self, request: Request, member: CurrentMember, message_id: MessageId) -> Redirect:
+        """Hide the "you reached Gold" banner on every device of this shopper (a key of their own: another
+        shopper's message id hides nothing of theirs)."""
+        await dismiss(request.app.state.valkey, member.customer_id, f"tier-up:{message_id}")
+        return back_to("/")
+
+    @get("/banners/tier-up/{message_id:int}/dismiss")
+    async def dismiss_tier_up_page(self) -> Redirect:
+        """A form's URL opened directly: the dashboard, nothing hidden."""
+        return back_to("/")
 
     @get("/fragments/balance")
     async def balance_fragment(self, request: Request, member: CurrentMember, now: Now) -> Template:

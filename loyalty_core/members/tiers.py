@@ -96,3 +96,55 @@ async def recompute_lapsed_tiers(now: dt.datetime, since: dt.datetime | None = N
             if change is not None:
                 changes.append(change)
     return changes
+
+
+# --- what the shopper's dashboard says about the tier --------------------------------------------------------
+
+
+class TierReached(msgspec.Struct, frozen=True, kw_only=True):
+    message_id: int  # the `tier_changed` message the ledger writer queued with the change (dismissed by it)
+    code: str
+    reached_at: dt.datetime
+
+
+class TierAtRisk(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    spend_needed: int  # minor units to buy before `by` to keep the tier
+    by: dt.datetime
+
+
+async def tier_reached(customer_id: int, current_code: str, since: dt.datetime) -> TierReached | None:
+    """The latest move up to the member's current tier after `since`, from the message the ledger writer queued in
+    the sale's own transaction (so only a committed change is seen, and nothing in the till's path changes)."""
+    from loyalty_core.tables import Notification
+
+    rows = await Notification.raw(
+        "SELECT id, payload->>'tier' AS code, created_at FROM notification "
+        "WHERE customer = {} AND kind = 'tier_changed' AND created_at > {} AND (payload->>'up')::boolean "
+        "ORDER BY created_at DESC, id DESC LIMIT 1",
+        customer_id, since,
+    )
+    if not rows or rows[0]["code"] != current_code:  # moved again since (down, or another program's tier)
+        return None
+    return TierReached(message_id=rows[0]["id"], code=rows[0]["code"], reached_at=rows[0]["created_at"])
+
+
+async def tier_at_risk(membership_id: int, as_of: dt.datetime, days: int) -> TierAtRisk | None:
+    """The member's tier would be lost `days` ahead: the spend still inside the window then ((as_of + days) - 12
+    months, as_of], plus a legacy carry that lasts past it) is below the tier's threshold. The same window as
+    `recompute_tier`; the marketing's "tier at risk" message asks the same question for a whole program."""
+    ahead = as_of + dt.timedelta(days=days)
+    rows = await Membership.raw(
+        "SELECT t.code, t.threshold_spend, m.tier_spend, "
+        "  COALESCE((SELECT SUM(s.earning_spend - s.returned_earning_spend) FROM sale s WHERE s.membership = m.id "
+        "            AND s.status = 'confirmed' AND s.occurred_at > {} AND s.occurred_at <= {}), 0) "
+        "  + CASE WHEN m.carried_until > {} THEN m.carried_spend ELSE 0 END AS kept "
+        "FROM membership m JOIN tier t ON t.id = m.tier WHERE m.id = {}",
+        ahead - TIER_WINDOW, as_of, ahead, membership_id,
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    if row["threshold_spend"] <= 0 or row["tier_spend"] < row["threshold_spend"] or row["kept"] >= row["threshold_spend"]:
+        return None
+    return TierAtRisk(code=row["code"], spend_needed=int(row["threshold_spend"] - row["kept"]), by=ahead)

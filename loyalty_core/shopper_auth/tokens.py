@@ -142,17 +142,34 @@ async def rotate_refresh(token: str, secret: str, now: dt.datetime) -> TokenPair
     )
 
 
-async def _revoke_where(where: object, now: dt.datetime) -> None:
-    await RefreshToken.update({RefreshToken.revoked_at: now}).where(where & RefreshToken.revoked_at.is_null())  # type: ignore[operator]
+async def _revoke_where(where: object, now: dt.datetime) -> set[uuid.UUID]:
+    """The families that had a live token until now (the website tells their open pages the session ended)."""
+    rows = await RefreshToken.update({RefreshToken.revoked_at: now}).where(
+        where & RefreshToken.revoked_at.is_null()).returning(RefreshToken.family)  # type: ignore[operator]
+    return {uuid.UUID(str(r["family"])) for r in rows}
 
 
-async def log_out(customer_id: int, family: uuid.UUID, now: dt.datetime) -> None:
+async def log_out(customer_id: int, family: uuid.UUID, now: dt.datetime) -> set[uuid.UUID]:
     """Close this login (its whole refresh family); its access tokens stop working at once."""
-    await _revoke_where((RefreshToken.family == family) & (RefreshToken.customer == customer_id), now)
+    return await _revoke_where((RefreshToken.family == family) & (RefreshToken.customer == customer_id), now)
 
 
-async def log_out_everywhere(customer_id: int, now: dt.datetime) -> None:
-    await _revoke_where(RefreshToken.customer == customer_id, now)
+async def log_out_everywhere(customer_id: int, now: dt.datetime) -> set[uuid.UUID]:
+    return await _revoke_where(RefreshToken.customer == customer_id, now)
+
+
+async def ended_families(families: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these logins, the ones `session_alive` would refuse now: every token revoked, or the customer no longer
+    active (deleted). One indexed query for all of them: the live dashboard's poller asks it every second."""
+    if not families:
+        return set()
+    rows = await RefreshToken.raw(
+        "SELECT DISTINCT rt.family FROM refresh_token rt JOIN customer c ON c.id = rt.customer "
+        "WHERE rt.family = ANY({}::uuid[]) AND rt.revoked_at IS NULL AND c.status = 'active'",
+        [str(f) for f in families],
+    )
+    alive = {uuid.UUID(str(r["family"])) for r in rows}
+    return {f for f in families if f not in alive}
 
 
 async def session_alive(customer_id: int, family: uuid.UUID, now: dt.datetime) -> bool:

