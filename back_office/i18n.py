@@ -160,6 +160,7 @@ RU.update({
     "No store (adjustments, welcome, imports, expiry)": "Без магазина (корректировки, бонусы, перенос, сгорание)",
     "Store code": "Код магазина",
     "No store": "Без магазина",
+    "not yet summed": "ещё не подсчитаны",
     "Group by": "Группировать",
     "day": "по дням",
     "week": "по неделям",

@@ -72,6 +72,13 @@ def _money(t: Translate, facts: ProgramFacts) -> str:
     return f"{t('Money')}, {facts.currency}"
 
 
+async def _as_of(facts: ProgramFacts, t: Translate) -> list[Fact]:
+    when = await finance.as_of(facts)
+    if when is None:
+        return [Fact(t("Figures as of"), t("not yet summed"), "text")]
+    return [Fact(t("Figures as of"), when, "datetime")]
+
+
 async def liability(facts: ProgramFacts, period: Period, store_id: int | None, t: Translate, lang: str) -> View:
     report = await finance.liability(facts, period)
     rows = [[p.period, finance.period_end(p.period, period), p.active, p.pending, p.total,
@@ -116,7 +123,8 @@ async def movements(facts: ProgramFacts, period: Period, store_id: int | None, t
              "Debt repaid", "Other (merges)", "Net change")
     return View(name="movements", title=t(REPORTS["movements"].title), chart=chart, rows=rows, uses_store=True,
                 columns=[Column(t("Period"), "period"), *(Column(t(n), "points") for n in names)],
-                facts=[Fact(t("Signs"), t("as the points change the liability: + adds, − takes away"), "text")])
+                facts=[Fact(t("Signs"), t("as the points change the liability: + adds, − takes away"), "text"),
+                       *await _as_of(facts, t)])
 
 
 async def breakage(facts: ProgramFacts, period: Period, store_id: int | None, t: Translate, lang: str) -> View:
@@ -131,6 +139,7 @@ async def breakage(facts: ProgramFacts, period: Period, store_id: int | None, t:
     if total is not None:
         rows.append([t("Total"), total.accrued, total.expired, None if total.rate_bp is None else Rate(total.rate_bp)])
     return View(name="breakage", title=t(REPORTS["breakage"].title), chart=chart, rows=rows,
+                facts=await _as_of(facts, t),
                 columns=[Column(t("Period"), "period"), Column(t("Accrued"), "points"), Column(t("Expired"), "points"),
                          Column(t("Breakage, %"), "rate")])
 
@@ -163,6 +172,7 @@ async def stores(facts: ProgramFacts, period: Period, store_id: int | None, t: T
                           Series(t("Redeemed"), [float(-s.redeemed) for s in top])])
     rows = [[s.code, name(s), s.accrued, s.redeemed, s.clawed_back, s.refunded, s.net] for s in totals]
     return View(name="stores", title=t(REPORTS["stores"].title), chart=chart, rows=rows,
+                facts=await _as_of(facts, t),
                 columns=[Column(t("Store code"), "text"), Column(t("Store"), "text"), Column(t("Accrued"), "points"),
                          Column(t("Redeemed"), "points"), Column(t("Returns: taken back"), "points"),
                          Column(t("Returns: given back"), "points"), Column(t("Net change"), "points")])
@@ -173,6 +183,6 @@ BUILDERS: dict[str, Callable[..., Awaitable[View]]] = {
 }
 
 
-def csv_rows(view: View, grain: str) -> tuple[list[str], list[list[Any]]]:
-    """The table for a spreadsheet: the period as its first day (ISO), the rest as the page shows it."""
+def csv_rows(view: View) -> tuple[list[str], list[list[Any]]]:
+    """The table for a spreadsheet: a period as its first day (ISO), the other cells as the page shows them."""
     return [c.label for c in view.columns], view.rows

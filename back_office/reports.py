@@ -90,7 +90,7 @@ class ReportsController(Controller):
         facts, period, store_id = await Asked(program, since, until, grain, store).checked(name)
         lang = web.language(request)
         view = await report_views.BUILDERS[name](facts, period, store_id, web.i18n.Formats(lang).t, lang)
-        header, rows = report_views.csv_rows(view, period.grain)
+        header, rows = report_views.csv_rows(view)
         suffix = "" if not view.uses_period else f"-{period.since}-{period.until}"
         filename = f"kopilka-{name}-{facts.code}{suffix}.csv"
         return Response(to_csv(header, rows, lang), media_type="text/csv; charset=utf-8",

@@ -58,7 +58,7 @@ FILL = [
                (ARRAY['pending', 'active', 'pending', 'active', 'active', 'active'])[1 + i % 6],
                (ARRAY[30, -20, -30, 30, -5, 7])[1 + i % 6],
                CASE WHEN i % 6 IN (0, 1) THEN s.first + (i % {sales}) END, NULL, '',
-               now() - ((i * 7919) % (365 * 86400)) * interval '1 second'
+               now() - ((i::bigint * 7919) % (365 * 86400)) * interval '1 second'
         FROM generate_series(1, {entries}) i,
              (SELECT min(a.id) AS first FROM account a JOIN membership m ON m.id = a.membership
               WHERE m.registration_channel = 'bench') a,

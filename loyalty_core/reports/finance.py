@@ -159,6 +159,13 @@ async def liability(facts: ProgramFacts, period: Period) -> Liability:
 
 
 @reading
+async def as_of(facts: ProgramFacts) -> dt.datetime | None:
+    """When the aggregates were last refreshed (None: never)."""
+    row = await db.fetchrow(q.AS_OF, facts.id)
+    return None if row is None else row["as_of"]  # type: ignore[no-any-return]
+
+
+@reading
 async def reconciliation(facts: ProgramFacts) -> Reconciliation | None:
     row = await db.fetchrow(q.RECONCILE, facts.id)
     return None if row is None else msgspec.convert(dict(row), Reconciliation)

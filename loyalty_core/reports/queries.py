@@ -105,6 +105,7 @@ SELECT date_trunc($2::text, day::timestamp)::date AS period,
 FROM report_ledger_day WHERE program = $1 AND day BETWEEN $3 AND $4 AND bucket IN ('active', 'pending')
 GROUP BY 1 ORDER BY 1
 """
+AS_OF = "SELECT as_of FROM report_liability_snapshot WHERE program = $1"
 # everything the aggregate holds, against the account balances read in the same refresh
 RECONCILE = """
 SELECT s.active AS accounts_active, s.pending AS accounts_pending, s.debt AS accounts_debt, s.accounts, s.as_of,
