@@ -31,6 +31,7 @@ JSON_HINTS = {
 }
 
 RU: dict[str, str] = {
+    "Cost: points at their value plus discounts": "Стоимость: баллы по их цене и скидки",
     "Calendar table": "Таблица: что когда действует", "Add a group": "Добавить группу",
     "Rule group": "Группа правил", "Mode": "Режим", "all stack": "все суммируются",
     "first by priority": "первое по приоритету", "best for the shopper": "лучшее для покупателя",

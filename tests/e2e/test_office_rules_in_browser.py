@@ -83,6 +83,7 @@ async def test_a_marketer_doubles_a_rate_replays_it_and_another_marketer_publish
         winter = page.get_by_test_id("replay-rule-winter")
         await expect(winter).to_be_visible()
         await expect(page.get_by_test_id("delta-points")).to_have_text(re.compile(r"^[1-9]"))
+        await expect(page.get_by_test_id("delta-cost")).to_have_text(re.compile(r"^[1-9][\d\s\u00a0]*,\d\d\s?₽$"))
         await _shot(page, "office-rules-replay")
 
         await page.get_by_label("Зачем (сохраняется с версией)").fill("Зимняя акция: удвоить")
