@@ -33,12 +33,18 @@ _PLAIN: dict[str, str] = {
     "channel": "m.registration_channel",
 }
 
-# RFM quintiles among the program's members who ever bought (5 = best); ties split by ntile, see docs/marketing.md
-_RFM = """rfm AS (
-  SELECT id, ntile(5) OVER (ORDER BY last_purchase_at, id) AS r,
-         ntile(5) OVER (ORDER BY purchases_count, id) AS f,
-         ntile(5) OVER (ORDER BY tier_spend, id) AS mo
-  FROM membership WHERE program = $1 AND last_purchase_at IS NOT NULL)"""
+# RFM quintiles among the program's members who ever bought (5 = best); ties split by ntile, see docs/marketing.md.
+# Only the quintiles a condition reads are computed (each is a sort of the program's buyers).
+_RFM_COLUMNS = {
+    "rfm_recency": "ntile(5) OVER (ORDER BY last_purchase_at, id) AS r",
+    "rfm_frequency": "ntile(5) OVER (ORDER BY purchases_count, id) AS f",
+    "rfm_monetary": "ntile(5) OVER (ORDER BY tier_spend, id) AS mo",
+}
+
+
+def _rfm(used: set[str]) -> str:
+    columns = ", ".join(column for fact, column in _RFM_COLUMNS.items() if fact in used)
+    return f"rfm AS (SELECT id, {columns} FROM membership WHERE program = $1 AND last_purchase_at IS NOT NULL)"
 
 # the store of most purchases over 12 months (the latest wins a tie)
 _HOME = """home AS (
@@ -147,8 +153,8 @@ def dynamic_target(node: Node, first_param: int) -> tuple[str, str, list[Any]]:
     where = _where(node, sql)
     used = facts_used(node)
     ctes, joins = [], []
-    if used & {"rfm_recency", "rfm_frequency", "rfm_monetary"}:
-        ctes.append(_RFM)
+    if used & set(_RFM_COLUMNS):
+        ctes.append(_rfm(used))
         joins.append("LEFT JOIN rfm ON rfm.id = m.id")
     if used & {"home_store", "home_region"}:
         ctes.append(_HOME)
