@@ -14,7 +14,7 @@ import pytest
 
 from loyalty_core.setup import entities as setup
 from tests.cli.instances import serving
-from tests.factories import Shop, make_member, sale_body, unique
+from tests.factories import Shop, basic_rules, make_member, make_shop, sale_body, unique
 from tests.web.browser import NoJsBrowser
 from tests.web.test_web_live import sse_events
 from wallet_passes.web import LOG_REQUESTS_PER_IP
@@ -142,6 +142,26 @@ async def test_a_product_excluded_through_a_is_priced_excluded_on_b_within_a_sec
             return await _accrued(http, b, shop, member.card, "milk") > 0
 
         await _within(1.0, earning_on_b)
+
+
+async def test_a_product_moved_into_an_excluded_category_through_a_earns_nothing_on_b_within_a_second(
+        two_instances: tuple[str, str]) -> None:
+    a, b = two_instances
+    tobacco = unique("tobacco")
+    shop = await make_shop(basic_rules(excluded_categories=[tobacco]))
+    member = await make_member(shop)
+    importer = await _admin("import")
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert await _accrued(http, b, shop, member.card, "bread") > 0  # B keeps the bread's facts (no category)
+        moved = await http.post(f"{a}/admin/v1/catalog", headers=importer, json={
+            "categories": [{"code": tobacco, "name": "Tobacco"}],
+            "products": [{"sku": shop.skus["bread"], "name": "Bread", "category": tobacco}]})
+        assert moved.status_code == 200, moved.text
+
+        async def excluded_on_b() -> bool:
+            return await _accrued(http, b, shop, member.card, "bread") == 0
+
+        await _within(1.0, excluded_on_b)
 
 
 async def test_with_the_messages_lost_the_version_in_the_read_statement_drops_stale_facts(
