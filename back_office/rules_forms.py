@@ -10,7 +10,7 @@ from litestar import Request
 from litestar.exceptions import HTTPException
 
 from back_office import i18n
-from loyalty_core.rules_office.mechanics import KIND_NAMES, Field
+from loyalty_core.rules_office.mechanics import KIND_NAMES, MECHANICS, Field
 
 MAX_FIELDS = 200
 MAX_VALUE = 200_000  # the raw view posts a whole rules document
@@ -103,6 +103,32 @@ RU.update({title: ru for title, ru in {
     "Bonus on the cheapest item": "Бонус на самый дешёвый товар", "Fixed points per receipt": "Фиксированные баллы за чек",
     "Issue a coupon": "Выдать купон", "Event bonus": "Бонус за событие",
 }.items()})
+HELP_RU = {  # the engine's docstring of each mechanic, for a Russian-speaking marketer
+    "percent_discount": "Процент скидки на каждую подходящую позицию (купон, скидка уровня, акция на категорию).",
+    "amount_discount": "Фиксированная сумма скидки на подходящие позиции, делится пропорционально их суммам.",
+    "threshold_discount": "Высшая ступень, которой достигает сумма подходящих позиций: 5 % от 3 000 ₽, 10 % от 5 000 ₽.",
+    "ladder_discount": "k-й подходящий товар (по порядку в чеке) получает k-ю ступень; последняя повторяется.",
+    "nth_item_free": "Каждый n-й товар бесплатно; товары по убыванию цены, бесплатен самый дешёвый в каждой n-ке.",
+    "m_for_n": "Берёшь m, платишь за n (3 по цене 2): в каждой группе из m товаров m−n самых дешёвых бесплатны.",
+    "bogo": "Купи столько-то товаров X — получи столько-то товаров Y со скидкой (100 % — бесплатно).",
+    "set_price": "Полный набор (например, бургер + картошка + напиток) стоит фиксированную цену; повторяется.",
+    "redeem_share": "Подходящие позиции можно оплатить баллами не больше этой доли (вместо доли программы).",
+    "no_redeem": "Подходящие позиции нельзя оплатить баллами.",
+    "no_accrual": "На подходящие позиции баллы не начисляются (например, товар уже по акционной цене).",
+    "accrual_cap": "Не больше стольких баллов за чек и/или на участника в день (все правила вместе).",
+    "percent_points": "Процент от суммы, оплаченной деньгами за подходящие позиции, баллами.",
+    "points_per_item": "Фиксированные баллы за штуку подходящей позиции (весовой товар — одна штука).",
+    "points_per_amount": "Столько-то баллов за каждые полные N ₽, оплаченные деньгами за подходящие позиции.",
+    "multiplier": "Умножает базовые баллы уровня на подходящих позициях (×10 добавляет 9 раз базу).",
+    "cheapest_item_bonus": "Дополнительный процент баллами на самую дешёвую подходящую позицию.",
+    "fixed_points": "Фиксированный бонус один раз за чек (первая покупка, каждая 5-я покупка, возвращение).",
+    "issue_coupon": "Выдать участнику персональный купон этой серии.",
+    "event_bonus": "Баллы за событие участника; пригласившему — баллы пригласившему.",
+}
+for _kind, _text in HELP_RU.items():
+    _mechanic = MECHANICS.get(_kind)
+    if _mechanic is not None and _mechanic.help:
+        RU[_mechanic.help] = _text
 i18n.RU.update({k: v for k, v in RU.items() if k not in i18n.RU})
 assert set(KIND_NAMES.values()) <= set(RU)
 

@@ -64,6 +64,7 @@ async def test_a_marketer_doubles_a_rate_replays_it_and_another_marketer_publish
 
         await page.get_by_test_id("add-to-promo").click()
         await page.get_by_role("combobox", name="Механика").select_option("multiplier")  # htmx brings its fields
+        await expect(page.get_by_test_id("mechanic-help")).to_contain_text("Умножает базовые баллы уровня")
         await page.get_by_label("Множитель, ×").fill("2")
         await page.get_by_label("Код").fill("happy-hours")
         await page.get_by_label("Название правила").fill("Счастливые часы")
