@@ -16,6 +16,7 @@ from loyalty_core.piccolo_conf import DB
 from loyalty_core.adjustments import adjustments
 from loyalty_core.office import approvals
 from loyalty_core.office import audit
+from loyalty_core.office import reasons
 from loyalty_core.members import history as member_history
 from loyalty_core.members import search as member_search
 from loyalty_core.members import profile as members
@@ -28,9 +29,8 @@ ACT = [web.roles("support")]
 MembershipId = Annotated[int, PathParameter(name="membership_id", ge=1, le=2**31 - 1)]
 CardNumber = Annotated[str, PathParameter(name="number", max_length=32, pattern=r"^[0-9A-Za-z\-]+$")]
 Query = Annotated[str, QueryParameter(name="q", max_length=200)]
-# reasons from a list, so reports can count them; "Other" needs a note
-ADJUST_REASONS = ("Goodwill", "Lost purchase", "Correction of an error", "Fraud", "Other")
-CARD_REASONS = ("Lost card", "Stolen card", "Damaged card", "Other")
+# reasons from a list, so reports can count them (and the shopper reads them in their language); "Other" needs a note
+ADJUST_REASONS, CARD_REASONS = reasons.ADJUST_REASONS, reasons.CARD_REASONS
 
 
 class CardForm(msgspec.Struct, kw_only=True):
@@ -50,12 +50,7 @@ class BirthDateForm(msgspec.Struct, kw_only=True):
 
 
 def _reason(reason: str, note: str, allowed: tuple[str, ...]) -> str:
-    if reason not in allowed:
-        raise ValidationFailed("Choose a reason from the list")
-    text = f"{reason}: {note.strip()}" if note.strip() else reason
-    if reason == "Other" and not note.strip():
-        raise ValidationFailed("Say why in the note")
-    return text
+    return reasons.compose(reason, note, allowed)
 
 
 async def _member(history: member_history.MemberHistory) -> members.Member:

@@ -24,6 +24,7 @@ from loyalty_core.members import points as members_points
 from loyalty_core.members.identity import ConsentIn
 from loyalty_core.members.profile import Member
 from personal_account import i18n
+from personal_account.texts import card_reason
 from personal_account.session import (
     LANG_COOKIE,
     SESSION_COOKIE,
@@ -130,7 +131,9 @@ class AccountController(Controller):
 
     @get("/cards")
     async def cards(self, request: Request, member: CurrentMember) -> Template:
-        return await page(request, "cards.html", member=member, cards=await members_cards.cards(member))
+        cards, fmt = await members_cards.cards(member), formats(request, member.timezone)
+        return await page(request, "cards.html", member=member, cards=cards,
+                          reasons={c.number: card_reason(c.blocked_reason, fmt) for c in cards})
 
     @post("/cards/bind")
     async def bind(self, request: Request, member: CurrentMember, now: Now) -> Redirect:

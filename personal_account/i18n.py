@@ -427,6 +427,13 @@ RU.update({
     "Sign out on every device": "Выйти на всех устройствах",
     "You reached {tier}": "Вы перешли на уровень «{tier}»",
     "Got it": "Понятно",
+    "Note from our support team": "Комментарий службы поддержки",
+    "A gift from our support team": "Подарок от службы поддержки",
+    "Points for a purchase the card missed": "Баллы за покупку, не учтённую на карте",
+    "Correction of an error": "Исправление ошибки",
+    "Points taken back after a check": "Списание по итогам проверки",
+    "Adjusted by our support team": "Корректировка службой поддержки",
+    "blocked by our support team": "заблокирована службой поддержки",
     "Spend {amount} more by {by} to keep {tier}": "Чтобы сохранить уровень «{tier}», купите ещё на {amount} до {by}",
 })
 

@@ -198,7 +198,7 @@ class CardPagesController(Controller):
     async def history(self, request: Request, member: CurrentMember, cursor: Cursor = None) -> Template:
         found = await members_points.history(member, cursor, PAGE_SIZE)
         fmt, document = formats(request, member.timezone), await document_of(member)
-        reasons = {e.id: history_reason(e.reason, document, fmt) for e in found.items}
+        reasons = {e.id: history_reason(e.reason, document, fmt, e.kind) for e in found.items}
         return await page(request, "history.html", member=member, items=found.items, next_cursor=found.next_cursor,
                           first_page=cursor is None, reasons=reasons)
 

@@ -206,20 +206,79 @@ _RECEIPT = re.compile(r"^receipt (?P<id>\S+)$")
 _LEGACY = re.compile(r"^legacy balance ?(?P<id>\S*)$")
 
 
-def history_reason(reason: str, document: Any, fmt: Formats) -> str:
+class ReasonText(msgspec.Struct, frozen=True, kw_only=True):
+    """A reason in the page's language, and an operator's note shown only as a quote of what they typed."""
+
+    text: str
+    note: str = ""
+    note_lang: str = ""  # the note's script when it tells (lang= for screen readers); "" when it does not
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# what the shopper reads for each reason on the office's lists (loyalty_core.office.reasons)
+_ADJUST_TEXT = {
+    "Goodwill": "A gift from our support team",
+    "Lost purchase": "Points for a purchase the card missed",
+    "Correction of an error": "Correction of an error",
+    "Fraud": "Points taken back after a check",
+}
+_CARD_TEXT = {"Lost card": "lost", "Stolen card": "stolen", "Damaged card": "damaged"}
+_CYRILLIC = re.compile(r"[А-Яа-яЁё]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def _note_lang(note: str) -> str:
+    if _CYRILLIC.search(note):
+        return "ru"
+    return "en" if _LATIN.search(note) else ""
+
+
+def operator_reason(text: str, fmt: Formats, *, card: bool = False) -> ReasonText:
+    """A reason an operator gave (points adjusted, a card blocked by support): the listed reason's own words in this
+    language; the free note beside it, or free text from the admin API, only as the operator's quoted note."""
+    from loyalty_core.office import reasons
+
+    picked = reasons.parse(text, reasons.CARD_REASONS if card else reasons.ADJUST_REASONS)
+    words = (_CARD_TEXT if card else _ADJUST_TEXT).get(picked.code or "")
+    if words is None:
+        words = "blocked by our support team" if card else "Adjusted by our support team"
+    return ReasonText(text=fmt.t(words), note=picked.note, note_lang=_note_lang(picked.note))
+
+
+def card_reason(text: str | None, fmt: Formats) -> ReasonText:
+    """Why a card is blocked: the shopper's own pick and the services' reasons through the catalogue, an operator's
+    as the listed reason plus the note."""
+    if not text:
+        return ReasonText(text="")
+    if text in i18n.RU:
+        return ReasonText(text=fmt.t(text))
+    return operator_reason(text, fmt, card=True)
+
+
+def history_reason(reason: str, document: Any, fmt: Formats, kind: str = "") -> ReasonText:
     """An award ("Welcome bonus: 500 points", written in the program's language) with the rule's name in this
-    language and the points with their word; the services' fixed reasons through the catalogue."""
+    language and the points with their word; the services' fixed reasons through the catalogue; an operator's
+    adjustment as the listed reason plus the note (`operator_reason`)."""
+    from loyalty_core.office import reasons
+
     if not reason:
-        return ""
+        return ReasonText(text="")
+    operator = kind == "adjust" and reason not in i18n.RU
+    if operator and reasons.parse(reason, reasons.ADJUST_REASONS).code is not None:
+        return operator_reason(reason, fmt)
     if m := _AWARD.match(reason):
         rule = next((r for g in document.groups for r in g.rules
                      if m["name"] in (r.name, *r.names.values())), None)
         name = fmt.name(rule.names, rule.name) if rule is not None else m["name"]
         points = int(re.sub(r"\D", "", m["n"]))
         text = f"{name}: {fmt.pts(points)}"
-        return text + (" " + fmt.t("for bringing a friend") if m["friend"] else "")
+        return ReasonText(text=text + (" " + fmt.t("for bringing a friend") if m["friend"] else ""))
     if m := _RECEIPT.match(reason):
-        return f"{fmt.t('Receipt')} {m['id']}"
+        return ReasonText(text=f"{fmt.t('Receipt')} {m['id']}")
     if m := _LEGACY.match(reason):
-        return f"{fmt.t('Balance moved from the old programme')} {m['id']}".strip()
-    return fmt.t(reason)
+        return ReasonText(text=f"{fmt.t('Balance moved from the old programme')} {m['id']}".strip())
+    if operator:  # free text an operator typed (the admin API): a note, never passed off as our own words
+        return operator_reason(reason, fmt)
+    return ReasonText(text=fmt.t(reason))

@@ -171,3 +171,75 @@ async def test_the_tier_up_banner_after_a_till_sale_and_the_tier_at_risk_hint(ch
         finally:
             await axe.close()
     assert found == {}, found
+
+
+async def test_operator_reasons_read_in_the_shoppers_language_with_the_note_quoted(chromium: Any, server: str,
+                                                                                   db_pool: None) -> None:
+    """Support adjusts points and blocks a card with a reason from the office's list and a note typed in whatever
+    language the operator writes: the shopper reads the reason in the page's language and the note as a quote."""
+    import datetime as dt
+
+    from playwright.async_api import expect
+
+    from loyalty_core.adjustments.adjustments import AdjustmentIn, adjust_points
+    from loyalty_core.members import cards as members_cards
+    from loyalty_core.members.profile import member_of
+    from loyalty_core.office import reasons
+    from loyalty_core.tables import Membership
+
+    shop = await program_with_promotions()
+    phone = await _context(chromium, server, PHONE, "ru", is_mobile=True, has_touch=True)
+    try:
+        page = await phone.new_page()
+        await sign_in(page, shop, name="Анна")
+        card = (await page.get_by_test_id("card-number").inner_text()).strip()
+        row = await Membership.select(Membership.id, Membership.customer).order_by(Membership.id, ascending=False).first()
+        now = dt.datetime.now(dt.UTC)
+        goodwill = reasons.compose("Goodwill", "Sorry for the queue at the till", reasons.ADJUST_REASONS)
+        await adjust_points(row["id"], AdjustmentIn(points=150, reason=goodwill), now, operator="support-1")
+        # free text from the admin API, in Russian: all of it is the operator's note
+        await adjust_points(row["id"], AdjustmentIn(points=-20, reason="Списание ошибочного начисления"), now,
+                            operator="support-2")
+        member = await member_of(row["customer"], shop.program_code)
+        await members_cards.block_card(member, card, members_cards.CardBlock(
+            reason=reasons.compose("Other", "Карта найдена у другого человека", reasons.CARD_REASONS)))
+
+        await page.goto("/history")
+        shown = page.get_by_test_id("reason")
+        await expect(shown.nth(0)).to_contain_text("Корректировка службой поддержки")
+        await expect(shown.nth(0).get_by_test_id("operator-note")).to_have_text(
+            "Комментарий службы поддержки: Списание ошибочного начисления")
+        await expect(shown.nth(1)).to_contain_text("Подарок от службы поддержки")
+        note = shown.nth(1).get_by_test_id("operator-note")
+        await expect(note).to_have_text("Комментарий службы поддержки: Sorry for the queue at the till")
+        await expect(note.locator("q")).to_have_attribute("lang", "en")  # a screen reader reads it as English
+        assert "Goodwill" not in await page.locator("main").inner_text()  # the office's word, not the shopper's
+        await screenshot(page, "history-operator-note-phone", full_page=False)
+        await page.goto("/cards")
+        blocked = page.get_by_test_id("blocked-reason")
+        await expect(blocked).to_contain_text("заблокирована службой поддержки")
+        await expect(blocked.get_by_test_id("operator-note")).to_have_text(
+            "Комментарий службы поддержки: Карта найдена у другого человека")
+        state = await phone.storage_state()
+    finally:
+        await phone.close()
+
+    desktop = await chromium.new_context(base_url=server, viewport=DESKTOP, storage_state=state, bypass_csp=True)
+    try:
+        wide = await desktop.new_page()
+        await wide.goto("/lang/en?next=/history")
+        shown = wide.get_by_test_id("reason")
+        await expect(shown.nth(1)).to_contain_text("A gift from our support team")
+        await expect(shown.nth(1).get_by_test_id("operator-note")).to_have_text(
+            "Note from our support team: Sorry for the queue at the till")
+        await expect(shown.nth(0)).to_contain_text("Adjusted by our support team")
+        await expect(shown.nth(0).locator("q")).to_have_attribute("lang", "ru")
+        found = await axe_here(wide, "en 1280 /history")
+        await wide.goto("/cards")
+        await expect(wide.get_by_test_id("blocked-reason")).to_contain_text("blocked by our support team")
+        await expect(wide.get_by_test_id("blocked-reason").locator("q")).to_have_text("Карта найдена у другого человека")
+        found.update(await axe_here(wide, "en 1280 /cards"))
+        await screenshot(wide, "cards-operator-note-desktop-en")
+        assert found == {}, found
+    finally:
+        await desktop.close()

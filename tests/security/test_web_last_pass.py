@@ -69,3 +69,22 @@ async def test_the_tier_up_banner_is_dismissed_only_with_the_token_and_only_for_
         # Boris dismisses his own: gone for him
         assert (await boris.submit(f"/banners/tier-up/{boris_id}/dismiss", {}, page="/")).status_code == 303
         assert 'data-testid="tier-up-banner"' not in (await boris.open("/")).text
+
+
+async def test_an_operators_note_is_quoted_text_never_markup(server: str, shop: Shop) -> None:
+    import datetime as dt
+
+    from loyalty_core.adjustments.adjustments import AdjustmentIn, adjust_points
+    from loyalty_core.office import reasons
+    from loyalty_core.tables import Membership
+
+    async with NoJsBrowser(server, program=shop.program_code) as shopper:
+        await shopper.sign_in()
+        row = await Membership.select(Membership.id).order_by(Membership.id, ascending=False).first()
+        planted = '<a href="https://evil.example/">claim your prize</a><script>alert(1)</script>'
+        await adjust_points(row["id"], AdjustmentIn(points=5, reason=reasons.compose("Goodwill", planted, reasons.ADJUST_REASONS)),
+                            dt.datetime.now(dt.UTC), operator="support-1")
+        html = (await shopper.open("/history")).text
+        assert "evil.example/\">" not in html and "<script>alert" not in html
+        assert "&lt;a href=&#34;https://evil.example/&#34;&gt;" in html or "&lt;a href=&quot;https://evil.example/&quot;&gt;" in html
+        assert 'data-testid="operator-note"' in html
