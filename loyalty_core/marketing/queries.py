@@ -1,9 +1,10 @@
 """Every SQL statement of the marketing area, in one place, `$n` placeholders (asyncpg through loyalty_core.db).
 
-A segment's recompute is ONE statement over the whole program (never a statement per member): the members the
-condition selects (`target`), then two data-modifying CTEs on disjoint rows of `membership`: the code leaves the
-members no longer selected and joins the newly selected ones. Members whose membership did not change are not
-written. The condition compiles to a WHERE over `membership m` with only the joins its facts need.
+A segment's recompute is set-based, never a statement per member: ONE statement over the whole program finds the
+members the condition selects (`target`) and, against `membership.segments`, who must join and who must leave; the
+writes then go in chunks of ids (one UPDATE per chunk, each its own short transaction), so a till's confirm that
+writes one of those memberships waits for a chunk, not for the whole recompute. Members whose membership does not
+change are not written. The condition compiles to a WHERE over `membership m` with only the joins its facts need.
 """
 
 from __future__ import annotations
@@ -171,11 +172,12 @@ def dynamic_target(node: Node, first_param: int) -> tuple[str, str, list[Any]]:
 
 
 # $1 program, $2 now, $3 time zone, $4 the segment's code, then the condition's parameters
-def recompute_statement(node: Node | None, static_segment_id: bool) -> tuple[str, list[Any]]:
-    """The one statement that makes `membership.segments` say who is in the segment now. `node` None and not
-    static: an archived segment (nobody). Static: the uploaded list ($5 the segment's id)."""
+def diff_statement(node: Node | None, static_segment: bool) -> tuple[str, list[Any]]:
+    """The one statement that finds who must join and who must leave the segment (and how many are in it): the ids
+    in order, read without a lock. `node` None and not static: an archived segment (nobody). Static: the uploaded
+    list ($5 the segment's id). The writes are APPLY_* below, in chunks."""
     ctes, args = "", []
-    if static_segment_id:
+    if static_segment:
         target = ("SELECT sm.membership AS id FROM segment_static_member sm JOIN membership m ON m.id = sm.membership "
                   "WHERE sm.segment = $5 AND m.program = $1 AND m.status <> 'closed'")
     elif node is None:
@@ -184,22 +186,26 @@ def recompute_statement(node: Node | None, static_segment_id: bool) -> tuple[str
         ctes, target, args = dynamic_target(node, 5)
     statement = f"""
 WITH {ctes + ',' if ctes else ''}
-target AS MATERIALIZED ({target}),
-gone AS (
-  UPDATE membership m SET segments = array_remove(m.segments, $4::varchar)
-  WHERE m.program = $1 AND m.segments @> ARRAY[$4::varchar]
-    AND NOT EXISTS (SELECT 1 FROM target WHERE target.id = m.id)
-    -- names $2 and $3 for the statements whose target does not (a static list, an archived segment)
-    AND $3::text IS NOT NULL AND $2::timestamptz IS NOT NULL
-  RETURNING m.id),
-came AS (
-  UPDATE membership m SET segments = array_append(COALESCE(m.segments, ARRAY[]::varchar[]), $4::varchar)
-  FROM target WHERE m.id = target.id AND NOT COALESCE(m.segments @> ARRAY[$4::varchar], false)
-  RETURNING m.id)
-SELECT (SELECT count(*) FROM came)::int AS added, (SELECT count(*) FROM gone)::int AS removed,
+target AS MATERIALIZED ({target})
+SELECT ARRAY(SELECT target.id FROM target JOIN membership m ON m.id = target.id
+             WHERE NOT COALESCE(m.segments @> ARRAY[$4::varchar], false) ORDER BY target.id) AS joining,
+       ARRAY(SELECT m.id FROM membership m
+             WHERE m.program = $1 AND m.segments @> ARRAY[$4::varchar]
+               AND NOT EXISTS (SELECT 1 FROM target WHERE target.id = m.id)
+               -- names $2 and $3 for the statements whose target does not (a static list, an archived segment)
+               AND $3::text IS NOT NULL AND $2::timestamptz IS NOT NULL
+             ORDER BY m.id) AS leaving,
        (SELECT count(*) FROM target)::int AS members"""
     return statement, args
 
+
+# the writes, a chunk of ids each ($1 ids, $2 the code), guarded so a repeat or a concurrent recompute changes nothing
+APPLY_JOIN = """WITH w AS (UPDATE membership SET segments = array_append(COALESCE(segments, ARRAY[]::varchar[]), $2::varchar)
+  WHERE id = ANY($1::int[]) AND NOT COALESCE(segments @> ARRAY[$2::varchar], false) RETURNING 1)
+SELECT count(*)::int AS n FROM w"""
+APPLY_LEAVE = """WITH w AS (UPDATE membership SET segments = array_remove(segments, $2::varchar)
+  WHERE id = ANY($1::int[]) AND segments @> ARRAY[$2::varchar] RETURNING 1)
+SELECT count(*)::int AS n FROM w"""
 
 # a recompute takes this transaction-level lock: two recomputes never update the same memberships at once
 RECOMPUTE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('kopilka:segments'), $1::int)"

@@ -2,8 +2,9 @@
 facts, loyalty_core/marketing/conditions.py). Who is in a segment is `membership.segments`, the one place the
 till's rules (target.segments) and the campaigns read, so a recompute is all it takes for a rule to fire.
 
-Each recompute is one set-based statement per segment (queries.recompute_statement) in its own transaction,
-under a lock that keeps two recomputes from writing the same memberships at once.
+Each recompute is one set-based statement per segment that finds who joins and who leaves (queries.diff_statement),
+then the writes in chunks of CHUNK memberships, each a short transaction under a lock that keeps two recomputes from
+writing the same memberships at once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from loyalty_core.piccolo_conf import DB
 Code = str
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 MAX_UPLOAD_ROWS = 1_000_000
+CHUNK = 5_000  # memberships written per transaction by a recompute (a till waits at most for one chunk)
 UPLOAD_KINDS = ("card", "phone", "member")
 
 
@@ -156,8 +158,8 @@ async def create_segment(program_code: str, spec: SegmentCreate, actor: str, now
             raise SegmentExists(f"segment {spec.code!r} exists in program {program_code!r}")
         await audit.record(actor, "segment.create", f"segment:{program_code}/{spec.code}", {},
                            {"kind": spec.kind, "name": spec.name, "condition": spec.condition}, "", now, origin)
-        if spec.kind == "dynamic":
-            await recompute_segment(program_code, spec.code, now)
+    if spec.kind == "dynamic":  # after the commit: the writes go in short chunks (the job retries a failure)
+        await recompute_segment(program_code, spec.code, now)
     return await get_segment(program_code, spec.code)
 
 
@@ -180,8 +182,8 @@ async def update_segment(program_code: str, code: str, change: SegmentUpdate, ac
         await audit.record(actor, "segment.update", f"segment:{program_code}/{code}",
                            {"name": segment.name, "condition": segment.condition, "status": segment.status},
                            msgspec.to_builtins(change), "", now, origin)
-        if condition is not None or status != segment.status:
-            await recompute_segment(program_code, code, now)
+    if condition is not None or status != segment.status:
+        await recompute_segment(program_code, code, now)
     return await get_segment(program_code, code)
 
 
@@ -193,20 +195,28 @@ async def recompute_segment(program_code: str, code: str, now: dt.datetime) -> R
 
 
 async def _recompute(segment: Segment, timezone: str, now: dt.datetime) -> RecomputeResult:
+    """Who must join and leave (one statement, no lock), then the writes in chunks of CHUNK ids, each a short
+    transaction under the program's recompute lock (two recomputes never write the same memberships at once, so
+    they cannot deadlock). Inside a caller's transaction (an upload) it all lands with the caller's commit."""
     started = dt.datetime.now(dt.UTC)
     static = segment.kind == "static" and segment.status == "active"
     node = parse_condition(segment.condition) if segment.kind == "dynamic" and segment.status == "active" else None
-    statement, args = queries.recompute_statement(node, static)
+    statement, args = queries.diff_statement(node, static)
     fixed: list[Any] = [segment.program, now, timezone, segment.code]
     if static:
         fixed.append(segment.id)
-    async with DB.transaction():
-        await db.fetch(queries.RECOMPUTE_LOCK, segment.program)
-        row = (await db.fetch(statement, *fixed, *args))[0]
-        await db.fetch(queries.SEGMENT_RECOMPUTED, segment.id, row["members"], now)
+    diff = (await db.fetch(statement, *fixed, *args))[0]
+    moved = {"joining": 0, "leaving": 0}
+    for column, apply in (("leaving", queries.APPLY_LEAVE), ("joining", queries.APPLY_JOIN)):
+        ids = diff[column]
+        for low in range(0, len(ids), CHUNK):
+            async with DB.transaction():
+                await db.fetch(queries.RECOMPUTE_LOCK, segment.program)
+                moved[column] += (await db.fetch(apply, ids[low:low + CHUNK], segment.code))[0]["n"]
+    await db.fetch(queries.SEGMENT_RECOMPUTED, segment.id, diff["members"], now)
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
-    return RecomputeResult(segment=segment.code, members=row["members"], added=row["added"], removed=row["removed"],
-                           seconds=round(seconds, 3))
+    return RecomputeResult(segment=segment.code, members=diff["members"], added=moved["joining"],
+                           removed=moved["leaving"], seconds=round(seconds, 3))
 
 
 async def recompute_all(now: dt.datetime, progress: Callable[[RecomputeResult], None] | None = None) -> list[RecomputeResult]:

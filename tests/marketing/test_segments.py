@@ -165,3 +165,16 @@ async def test_codes_are_unique_per_program_and_checked(db_pool) -> None:
     with pytest.raises(SegmentConditionInvalid):
         await create(shop, "bad-condition", {"fact": "nope", "eq": 1})
     assert await db.fetchrow("SELECT 1 FROM segment WHERE code = 'bad-condition'") is None
+
+
+async def test_a_large_change_is_written_in_chunks_and_adds_up(db_pool, monkeypatch) -> None:
+    monkeypatch.setattr(segments, "CHUNK", 2)  # five members joining: three short transactions
+    shop = await make_shop()
+    members = [await member_with(shop, purchases=i) for i in range(7)]
+    first = await create(shop, "regulars", {"fact": "purchases_count", "gte": 2})
+    assert first.member_count == 5
+    await db.fetch("UPDATE membership SET purchases_count = 0 WHERE id = ANY($1::int[])",
+                   [m.membership_id for m in members[2:5]])
+    result = await segments.recompute_segment(shop.program_code, "regulars", NOW)
+    assert (result.members, result.added, result.removed) == (2, 0, 3)
+    assert await in_segment(shop, "regulars") == {members[5].membership_id, members[6].membership_id}
