@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -18,6 +20,7 @@ from loyalty_core.engine.program import Rule, RuleGroup
 from loyalty_core.engine.targeting import Targeting
 from loyalty_core.marketing.events import run_member_events
 from tests.admin.conftest import problem
+from tests.fuzzing import fuzz
 from tests.factories import account_balance, basic_rules, count_rows, make_member, make_shop, sale_body, unique
 from tests.identity.shopper import Shopper, new_phone
 
@@ -175,3 +178,20 @@ async def test_a_shopper_sees_only_their_own_offers_never_segment_codes(http, db
     offers = [o["rule"] for o in (await shopper.get("/offers")).json()]
     assert offers == (["miss-you"] if lapsing else [])
     assert (await http.get(f"/admin/v1/segments/{shop.program_code}", headers=shopper.headers)).status_code == 401
+
+
+async def test_no_segments_operation_fails_with_a_server_error(server: str, db_pool) -> None:
+    shop = await make_shop()
+    await make_member(shop)
+    headers = await operator_headers("marketer")
+    log = Path(os.environ.get("KOPILKA_TEST_SERVER_LOG", "/nonexistent"))
+    offset = log.stat().st_size if log.exists() else 0
+    failures, statuses = fuzz(server, "^/admin/v1/segments", headers, examples=25, budget_seconds=60,
+                              min_operations=6, skip=set())
+    if log.exists():
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            if b"Traceback" in (written := handle.read()):
+                failures.append("traceback in the server log:\n" + written.decode(errors="replace")[-3000:])
+    assert not failures, "\n".join(failures[:20])
+    assert len(statuses) > 30
