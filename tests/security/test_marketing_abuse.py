@@ -20,8 +20,8 @@ from loyalty_core.engine.program import Rule, RuleGroup
 from loyalty_core.engine.targeting import Targeting
 from loyalty_core.marketing.events import run_member_events
 from tests.admin.conftest import problem
-from tests.fuzzing import fuzz
 from tests.factories import account_balance, basic_rules, count_rows, make_member, make_shop, sale_body, unique
+from tests.fuzzing import fuzz
 from tests.identity.shopper import Shopper, new_phone
 
 UTC = dt.timezone.utc
