@@ -89,6 +89,8 @@ class Category(Table):
     # the category and all its ancestors' codes, root first: what the engine matches on
     path = Array(base_column=Varchar(length=64), default=[])
     selectable_as_favourite = Boolean(default=False)
+    # the name per language for the shopper's website ({"ru": ..., "en": ...}); `name` when a language is missing
+    names = JSONB(default={})
 
 
 class Brand(Table):
@@ -104,6 +106,7 @@ class Product(Table):
     brand = ForeignKey(Brand, null=True, default=None)
     excluded = Boolean(default=False)  # no discount, no points, no payment with points
     price = BigInt(null=True, default=None)
+    names = JSONB(default={})  # per language, as the category's
 
 
 # --- rules --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from loyalty_core.members.extras import catalog_names
 from loyalty_core.members.profile import Member
 from personal_account import i18n
 from personal_account.web import Formats
@@ -136,9 +137,9 @@ async def receipt_lines(sale_id: int, document: Any, fmt: Formats) -> list[Recei
     from loyalty_core.tables import Sale
 
     rows = await Sale.raw(
-        "SELECT l.line_no, COALESCE(p.name, l.sku) AS name, l.sku, l.quantity_milli, l.price, l.amount, l.discount, "
+        "SELECT l.line_no, COALESCE(p.name, l.sku) AS name, p.names, l.sku, l.quantity_milli, l.price, l.amount, l.discount, "
         "l.redeemed_points, l.redeemed_amount, l.to_pay, l.accrued_points, l.returned_quantity_milli, "
-        "p.excluded, c.name AS category, COALESCE(c.path, ARRAY[]::varchar[]) AS path, s.status, "
+        "p.excluded, c.name AS category, c.names AS category_names, COALESCE(c.path, ARRAY[]::varchar[]) AS path, s.status, "
         "COALESCE(r.amount, 0) AS returned_amount, COALESCE(r.clawed, 0) AS clawed_back_points, "
         "COALESCE(r.refunded, 0) AS refunded_points "
         "FROM sale_line l JOIN sale s ON s.id = l.sale LEFT JOIN product p ON p.sku = l.sku "
@@ -153,6 +154,10 @@ async def receipt_lines(sale_id: int, document: Any, fmt: Formats) -> list[Recei
     excluded_skus, excluded_categories = set(settings.excluded_skus), set(settings.excluded_categories)
     lines = []
     for row in rows:
+        # the catalog's names in this page's language (`names: {ru, en}`), its one name otherwise
+        row["name"] = fmt.name(catalog_names(row.pop("names")), row["name"])
+        if row["category"]:
+            row["category"] = fmt.name(catalog_names(row["category_names"]), row["category"])
         reason = ""
         if row["status"] == "cancelled":  # whatever it earned was taken back
             reason = fmt.t("the purchase was cancelled")
@@ -165,7 +170,7 @@ async def receipt_lines(sale_id: int, document: Any, fmt: Formats) -> list[Recei
                 reason = fmt.t("the item was returned")
             elif row["to_pay"] == 0 and row["redeemed_points"]:
                 reason = fmt.t("paid in full with points")
-        for key in ("excluded", "category", "path", "status", "sku"):
+        for key in ("excluded", "category", "category_names", "path", "status", "sku"):
             row.pop(key)
         lines.append(ReceiptLine(**row, no_points_reason=reason))
     return lines

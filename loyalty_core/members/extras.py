@@ -21,6 +21,14 @@ DEFAULT_FAVOURITES = 3
 class CategoryOut(msgspec.Struct, kw_only=True):
     code: str
     name: str
+    names: dict[str, str] = {}  # per language ({"ru": ..., "en": ...}) when the catalog gives them; else `name`
+
+
+def catalog_names(value: object) -> dict[str, str]:
+    """A JSONB column as read (asyncpg hands jsonb over as text)."""
+    if isinstance(value, str):
+        value = msgspec.json.decode(value or "{}")
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 class Favourites(msgspec.Struct, kw_only=True):
@@ -51,9 +59,10 @@ async def _allowed_count(member: Member) -> int:
 
 @reading
 async def favourites(member: Member, now: dt.datetime) -> Favourites:
-    selectable = await Category.select(Category.code, Category.name).where(Category.selectable_as_favourite.eq(True)).order_by(Category.code)
+    selectable = await Category.select(Category.code, Category.name, Category.names).where(
+        Category.selectable_as_favourite.eq(True)).order_by(Category.code)
     chosen = await Category.raw(
-        "SELECT c.code, c.name, f.period_start FROM favourite_category f JOIN category c ON c.id = f.category "
+        "SELECT c.code, c.name, c.names, f.period_start FROM favourite_category f JOIN category c ON c.id = f.category "
         "WHERE f.membership = {} AND f.active ORDER BY c.code",
         member.membership_id,
     )
@@ -61,8 +70,8 @@ async def favourites(member: Member, now: dt.datetime) -> Favourites:
     month = _month_start(now, member.timezone)
     return Favourites(
         count=await _allowed_count(member),
-        chosen=[CategoryOut(code=c["code"], name=c["name"]) for c in chosen],
-        selectable=[CategoryOut(**c) for c in selectable],
+        chosen=[CategoryOut(code=c["code"], name=c["name"], names=catalog_names(c["names"])) for c in chosen],
+        selectable=[CategoryOut(code=c["code"], name=c["name"], names=catalog_names(c["names"])) for c in selectable],
         period_start=period,
         next_change_on=_next_month(month) if period is not None and period >= month else month,
     )

@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 from msgspec import Meta
 
+from loyalty_core.engine.language import LANGUAGES
 from loyalty_core.errors import Conflict, ValidationFailed
 from loyalty_core.setup import entities as setup
 from loyalty_core.members.identity import resolve_program
@@ -89,6 +90,18 @@ def _check_catalog(catalog: CatalogIn) -> None:
     for product in catalog.products:
         if product.price is not None and product.price < 0:
             raise ValidationFailed(f"product {product.sku!r}: price must not be negative")
+    for what, code, names in [*(("category", c.code, c.names) for c in catalog.categories),
+                              *(("product", p.sku, p.names) for p in catalog.products)]:
+        _check_names(what, code, names)
+
+
+def _check_names(what: str, code: str, names: dict[str, str]) -> None:
+    """`names: {ru, en}`: the shopper's languages only, each a name a shelf label could carry."""
+    for language, name in names.items():
+        if language not in LANGUAGES:
+            raise ValidationFailed(f"{what} {code!r}: names: {language!r} is not one of {', '.join(LANGUAGES)}")
+        if not isinstance(name, str) or not name.strip() or len(name) > 300:
+            raise ValidationFailed(f"{what} {code!r}: names.{language} must be 1..300 characters")
 
 
 async def import_catalog(catalog: CatalogIn) -> CatalogOut:

@@ -157,6 +157,7 @@ class CategorySpec(msgspec.Struct, frozen=True):
     name: str
     parent: str | None = None
     selectable_as_favourite: bool = False
+    names: dict[str, str] = {}  # per language for the shopper ({"ru": ..., "en": ...}); `name` when one is missing
 
 
 class BrandSpec(msgspec.Struct, frozen=True):
@@ -172,6 +173,7 @@ class ProductSpec(msgspec.Struct, frozen=True):
     brand: str | None = None
     excluded: bool = False
     price: int | None = None
+    names: dict[str, str] = {}  # per language, as the category's
 
 
 async def import_catalog(
@@ -188,7 +190,8 @@ async def import_catalog(
                 raise ValidationFailed(f"category {spec.code!r}: parent {spec.parent!r} is unknown (list parents first)")
             path = [*(paths[spec.parent] if spec.parent else []), spec.code]
             values = dict(name=spec.name, parent=ids.get(spec.parent) if spec.parent else None, path=path,
-                          selectable_as_favourite=spec.selectable_as_favourite)
+                          selectable_as_favourite=spec.selectable_as_favourite,
+                          names=msgspec.json.encode(spec.names).decode())
             if spec.code in ids:
                 await Category.update({getattr(Category, k): v for k, v in values.items()}).where(Category.id == ids[spec.code])
             else:
@@ -212,6 +215,7 @@ async def import_catalog(
                 Product.brand: brand_ids.get(p.brand) if p.brand else None,
                 Product.excluded: p.excluded,
                 Product.price: p.price,
+                Product.names: msgspec.json.encode(p.names).decode(),
             }
             if p.sku in existing:
                 await Product.update(values).where(Product.id == existing[p.sku])

@@ -243,3 +243,70 @@ async def test_operator_reasons_read_in_the_shoppers_language_with_the_note_quot
         assert found == {}, found
     finally:
         await desktop.close()
+
+
+async def test_catalogue_names_in_the_pages_language_with_a_fallback(chromium: Any, server: str, db_pool: None) -> None:
+    """The catalog import's `names: {ru, en}` on categories and products: the receipt's lines, the reason a line
+    earned nothing and the favourites in the page's language; the catalog's one name where a language is missing."""
+    from playwright.async_api import expect
+
+    from loyalty_core.setup.catalog import CatalogIn, import_catalog
+    from loyalty_core.setup.entities import CategorySpec, ProductSpec
+    from loyalty_core.tables import Category, Product
+    from tests.e2e.helpers import till_sale
+
+    shop = await program_with_promotions()
+    rows = await Product.raw(
+        "SELECT p.sku, p.name, p.price, p.excluded, c.code AS category, c.name AS category_name, c.selectable_as_favourite "
+        "FROM product p JOIN category c ON c.id = p.category WHERE p.sku = ANY({}::varchar[])",
+        [shop.skus["cheese"], shop.skus["wine"], shop.skus["milk"]])
+    by_sku = {r["sku"]: r for r in rows}
+    names = {shop.skus["cheese"]: {"ru": "Сыр «Российский»", "en": "Russian cheese"},
+             shop.skus["wine"]: {"ru": "Вино красное", "en": "Red wine"},
+             shop.skus["milk"]: {"ru": "Молоко 3,2%"}}  # no English: the catalog's own name ("Milk")
+    category_names = {"Dairy": {"ru": "Молочные продукты", "en": "Dairy products"}, "Alcohol": {"ru": "Алкоголь"}}
+    categories = {r["category"]: CategorySpec(code=r["category"], name=r["category_name"],
+                                              selectable_as_favourite=r["selectable_as_favourite"],
+                                              names=category_names[r["category_name"]]) for r in rows}
+    brand = await Product.raw("SELECT b.code FROM product p JOIN brand b ON b.id = p.brand WHERE p.sku = {}",
+                              shop.skus["cheese"])
+    await import_catalog(CatalogIn(categories=list(categories.values()), products=[
+        ProductSpec(sku=sku, name=r["name"], category=r["category"], price=r["price"], excluded=r["excluded"],
+                    brand=brand[0]["code"] if sku == shop.skus["cheese"] else None, names=names[sku])
+        for sku, r in by_sku.items()]))
+    assert (await Category.select(Category.names).where(Category.code == next(iter(categories))).first()) is not None
+
+    phone = await _context(chromium, server, PHONE, "ru", is_mobile=True, has_touch=True)
+    try:
+        page = await phone.new_page()
+        await sign_in(page, shop, name="Анна")
+        card = (await page.get_by_test_id("card-number").inner_text()).strip()
+        sale = await till_sale(server, shop, card, [("cheese", 1, 59_900), ("wine", 1, 99_900), ("milk", 2, 9_990)])
+        await page.goto(f"/purchases/{sale['sale_id']}")
+        await expect(page.get_by_test_id("line-1")).to_contain_text("Сыр «Российский»")
+        await expect(page.get_by_test_id("line-2")).to_contain_text("Вино красное")
+        await expect(page.get_by_test_id("line-2").get_by_test_id("line-no-points")).to_contain_text(
+            "алкоголь не участвует в программе")
+        await expect(page.get_by_test_id("line-3")).to_contain_text("Молоко 3,2%")
+        await screenshot(page, "receipt-names-phone", full_page=False)
+        await page.goto("/favourites")
+        await expect(page.locator("label.chip").filter(has_text="Молочные продукты")).to_have_count(1)
+        state = await phone.storage_state()
+    finally:
+        await phone.close()
+
+    desktop = await chromium.new_context(base_url=server, viewport=DESKTOP, storage_state=state, bypass_csp=True)
+    try:
+        wide = await desktop.new_page()
+        await wide.goto(f"/lang/en?next=/purchases/{sale['sale_id']}")
+        await expect(wide.get_by_test_id("line-1")).to_contain_text("Russian cheese")
+        await expect(wide.get_by_test_id("line-2").get_by_test_id("line-no-points")).to_contain_text(
+            "Alcohol is not part of the programme")  # no English name: the catalog's own
+        await expect(wide.get_by_test_id("line-3")).to_contain_text("Milk")
+        found = await axe_here(wide, "en 1280 receipt")
+        await wide.goto("/favourites")
+        await expect(wide.locator("label.chip").filter(has_text="Dairy products")).to_have_count(1)
+        found.update(await axe_here(wide, "en 1280 /favourites"))
+        assert found == {}, found
+    finally:
+        await desktop.close()
