@@ -65,11 +65,10 @@ SELECT (
              WHERE ca.membership = $1 AND cb.membership = $2)
 ) AS same"""
 
-# the exactly-once key: $1 program, $2 membership, $3 kind, $4 occurrence, $5 now, $6 detail
+# the exactly-once key, with what it gives: $1 program, $2 membership, $3 kind, $4 occurrence, $5 now, $6 detail,
+# $7 points (written in the same transaction as the points themselves)
 CLAIM = ("INSERT INTO member_event (program, membership, kind, occurrence, points, detail, created_at) "
-         "VALUES ($1, $2, $3, $4, 0, $6::jsonb, $5) ON CONFLICT (membership, kind, occurrence) DO NOTHING RETURNING id")
-# what an occurrence gave: $1 membership, $2 kind, $3 occurrence, $4 points
-EVENT_POINTS = "UPDATE member_event SET points = $4 WHERE membership = $1 AND kind = $2 AND occurrence = $3"
+         "VALUES ($1, $2, $3, $4, $7, $6::jsonb, $5) ON CONFLICT (membership, kind, occurrence) DO NOTHING RETURNING id")
 
 # tier at risk, set-based: $1 program, $2 now, $3 days ahead, $4 the program's zone. The spend that stays in the
 # window at now + $3 days is below the tier's threshold: one message per member, tier and month (the claim)

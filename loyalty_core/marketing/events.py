@@ -153,21 +153,25 @@ async def _occur(program: ProgramFacts, compiled: Any, cand: Candidate, kind: st
     if not awards:
         return None
     effects = {r.code: r.effect for group in compiled.stages["event"] for r in group.rules}
+    own = sum(a.points for a in awards if int(a.membership_id) == cand.membership)
+    detail: dict[str, Any] = {"rules": sorted({a.rule for a in awards})}
+    if refused_referrer is not None:
+        detail["referrer_refused"] = refused_referrer
     try:
         async with DB.transaction():
-            detail = {"rules": sorted({a.rule for a in awards})}
-            if refused_referrer is not None:
-                detail["referrer_refused"] = refused_referrer  # type: ignore[assignment]
             if not await db.fetch(q.CLAIM, program.id, cand.membership, kind, cand.occurrence, now,
-                                  msgspec.json.encode(detail).decode()):
+                                  msgspec.json.encode(detail).decode(), own):
                 return None
-            own = friend = 0
+            friend = 0
             for award in awards:
                 target = int(award.membership_id)
-                if target != cand.membership and not await db.fetch(
-                        q.CLAIM, program.id, target, "referral_referrer", f"friend:{cand.membership}", now,
-                        msgspec.json.encode({"friend": cand.membership, "rule": award.rule}).decode()):
-                    continue
+                if target != cand.membership:  # the referrer's side: once per friend, whatever the rules say
+                    if friend or not await db.fetch(
+                            q.CLAIM, program.id, target, "referral_referrer", f"friend:{cand.membership}", now,
+                            msgspec.json.encode({"friend": cand.membership, "rule": award.rule}).decode(),
+                            award.points):
+                        continue
+                    friend = award.points
                 if award.issue_coupon:
                     from loyalty_core.coupons.codes import issue_personal_coupon
 
@@ -178,15 +182,8 @@ async def _occur(program: ProgramFacts, compiled: Any, cand: Candidate, kind: st
                     await _accrue(target, award.points, kind if target == cand.membership else "referral",
                                   award.explanation, award.rule, valid_days,
                                   compiled.settings.expiry_days, program.timezone, now)
-                    if target == cand.membership:
-                        own += award.points
-                    else:
-                        friend += award.points
-                        await db.fetch(q.EVENT_POINTS, target, "referral_referrer", f"friend:{cand.membership}",
-                                       award.points)
             if not own and not friend and not any(a.issue_coupon for a in awards):
                 raise _NothingEarned
-            await db.fetch(q.EVENT_POINTS, cand.membership, kind, cand.occurrence, own)
             return own, friend
     except _NothingEarned:
         return None
