@@ -55,6 +55,7 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True):
     push: PushSettings | None = None
     push_per_second: float = 200.0
     tuning: WorkerSettings = WorkerSettings()
+    valkey_url: str | None = None  # the providers' rate limits shared by every worker process; None: per process
 
 
 def config_from_environment() -> SenderConfig:
@@ -64,12 +65,12 @@ def config_from_environment() -> SenderConfig:
     return SenderConfig(public_url=settings.server.public_url.rstrip("/"), secret=settings.security.secret_key,
                         smtp=load_smtp_settings(env), sms=load_sms_settings(env), push=load_push_settings(env),
                         push_per_second=float(env.get("KOPILKA_PUSH_RATE", "200")),
-                        tuning=load_worker_settings(env))
+                        tuning=load_worker_settings(env), valkey_url=settings.valkey.url)
 
 
 class RateLimit:
     """At most `per_second` sends a second, evenly spaced (a bucket of one token: no bursts a provider would
-    count against its per-second limit). Per worker process: give each worker its share of the provider's limit."""
+    count against its per-second limit), in this process: the fallback when there is no Valkey."""
 
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_second = per_second
@@ -88,6 +89,41 @@ class RateLimit:
                     self._tokens -= 1
                     return
                 await asyncio.sleep((1 - self._tokens) / self.per_second)
+
+
+# One schedule of send slots per provider for every worker process: the slot after the last one handed out,
+# or now; the caller waits until its slot. Valkey's own clock, so the workers' clocks need not agree.
+_NEXT_SLOT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if slot < now then slot = now end
+redis.call('SET', KEYS[1], tostring(slot + tonumber(ARGV[1])), 'PX', 60000)
+return tostring(slot - now)
+"""
+
+
+class SharedRateLimit:
+    """At most `per_second` sends a second across all worker processes, evenly spaced (slots kept in Valkey).
+    When Valkey does not answer, this process keeps to the rate on its own (and says so once)."""
+
+    def __init__(self, valkey: Any, name: str, per_second: float) -> None:
+        self.valkey, self.key, self.per_second = valkey, f"kopilka:campaign-rate:{name}", per_second
+        self.local = RateLimit(per_second)
+        self._warned = False
+
+    async def acquire(self) -> None:
+        try:
+            wait = float(await self.valkey.eval(_NEXT_SLOT, 1, self.key, repr(1 / self.per_second)))
+        except Exception as exc:  # noqa: BLE001 (any Valkey failure: fall back, do not stop sending)
+            if not self._warned:
+                log.warning("campaigns: Valkey unavailable for the shared rate limit of %s (%s); this worker keeps "
+                            "to %s/s on its own", self.key, exc, self.per_second)
+                self._warned = True
+            await self.local.acquire()
+            return
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -117,11 +153,16 @@ class CampaignSender:
             f = push.fcm
             self.fcm = FcmTransport(f.base_url, f.token_url, load_service_account(f.service_account_path),
                                     project_id=f.project_id, verify=f.verify)
-        self.limits = {
-            "email": RateLimit(config.smtp.per_second if config.smtp else 1.0),
-            "sms": RateLimit(self.sms.per_second if self.sms else 1.0),
-            "push": RateLimit(config.push_per_second),
-        }
+        rates = {"email": config.smtp.per_second if config.smtp else 1.0,
+                 "sms": self.sms.per_second if self.sms else 1.0, "push": config.push_per_second}
+        self.valkey = None
+        if config.valkey_url:
+            from backend import valkey_client
+
+            self.valkey = valkey_client.connect(config.valkey_url, socket_connect_timeout=2, socket_timeout=5)
+        self.limits: dict[str, RateLimit | SharedRateLimit] = {
+            name: SharedRateLimit(self.valkey, name, rate) if self.valkey is not None else RateLimit(rate)
+            for name, rate in rates.items()}
         self._campaigns: dict[int, dict[str, Any]] = {}
         self._last_receipts = 0.0
 
@@ -130,7 +171,7 @@ class CampaignSender:
                                       ("push", self.apns or self.fcm)) if on is not None}
 
     async def aclose(self) -> None:
-        for client in (self.apns, self.fcm, self.sms):
+        for client in (self.apns, self.fcm, self.sms, self.valkey):
             if client is not None:
                 await client.aclose()
 

@@ -8,6 +8,7 @@ import datetime as dt
 import email
 import email.policy
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -134,6 +135,7 @@ def sender_config(sms_ru: SmsFake, smtp_sink: MailSink, apns_fake: FakeApns, tmp
         push=push,
         tuning=WorkerSettings(backoff_base_seconds=1.0, poll_seconds=0.02, quiet_start_hour=0, quiet_end_hour=0,
                               lease_seconds=60),
+        valkey_url=os.environ["KOPILKA_VALKEY_URL"],  # the rate limits are shared by every sender
     )
 
 
