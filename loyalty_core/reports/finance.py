@@ -136,7 +136,10 @@ def today_in(facts: ProgramFacts, now: dt.datetime) -> dt.date:
 @reading
 async def movements(facts: ProgramFacts, period: Period, store_id: int | None = None) -> list[Movement]:
     """Every period of the range, with zeros where nothing moved."""
-    rows = await db.fetch(q.MOVEMENTS, facts.id, period.grain, period.since, period.until, store_id)
+    if store_id is None:
+        rows = await db.fetch(q.MOVEMENTS, facts.id, period.grain, period.since, period.until)
+    else:
+        rows = await db.fetch(q.MOVEMENTS_AT_STORE, facts.id, period.grain, period.since, period.until, store_id)
     found = {r["period"]: msgspec.convert(dict(r), Movement) for r in rows}
     return [found.get(start) or Movement(period=start) for start in period_starts(period)]
 

@@ -1,6 +1,6 @@
 """Every query of the finance reports, named, in one place (`$n` placeholders, sent with `db.fetch`).
 
-The reports read only the aggregates (`report_*` tables, migration 2026-11-29T17:40); the refresh is the only
+The reports read only the aggregates (`report_*` tables, migrations 2026-11-29T17:41 and T18:03); the refresh is the only
 reader of the ledger itself. Points that move the liability are the entries into the `active` and `pending`
 buckets (the `debt` bucket is what members owe, shown apart); `activate` moves points between those two buckets
 and nets to zero.
@@ -42,6 +42,20 @@ SUM_DAYS_SINCE = _SUM_DAYS.format(
     where="WHERE e.created_at >= $1::timestamptz - interval '1 day' "
           "AND (e.created_at AT TIME ZONE p.timezone)::date >= ($1::timestamptz AT TIME ZONE p.timezone)::date")
 
+# the same days rolled up without the store: what the program-wide reports read (a few rows a day)
+_ROLL_UP = """
+INSERT INTO report_ledger_total AS t (program, day, kind, bucket, points, entries)
+SELECT d.program, d.day, d.kind, d.bucket, SUM(d.points), SUM(d.entries)
+FROM report_ledger_day d JOIN program p ON p.id = d.program
+{where}
+GROUP BY 1, 2, 3, 4
+ON CONFLICT (program, day, kind, bucket) DO UPDATE SET points = EXCLUDED.points, entries = EXCLUDED.entries
+"""
+ROLL_UP_ALL = _ROLL_UP.format(where="")
+ROLL_UP_SINCE = _ROLL_UP.format(where="WHERE d.day >= ($1::timestamptz AT TIME ZONE p.timezone)::date")
+# fresh statistics for the pages' plans (a new year of rows would otherwise be planned as empty)
+ANALYZE = "ANALYZE report_ledger_day, report_ledger_total"
+
 # live lots by expiry month; `spent` counts with `active`, as `kopilka ledger verify` sums them
 SUM_AGING = """
 INSERT INTO report_liability_aging (program, expires_month, state, points, lots, as_of)
@@ -72,8 +86,8 @@ PROGRAMS = "SELECT id, code, name, timezone, rules_version FROM program ORDER BY
 PROGRAM = "SELECT id, code, name, timezone, rules_version FROM program WHERE code = $1"
 STORES = "SELECT id, code, name FROM store WHERE program = $1 OR program IS NULL ORDER BY name, id LIMIT 1000"
 
-# signed points per kind, per period ($2: 'day' | 'week' | 'month'); $5: a store or NULL
-MOVEMENTS = """
+# signed points per kind, per period ($2: 'day' | 'week' | 'month'); {table}: the program's totals, or one store's
+_MOVEMENTS = """
 SELECT date_trunc($2::text, day::timestamp)::date AS period,
        COALESCE(SUM(points) FILTER (WHERE kind = 'accrue'), 0)::bigint AS accrued,
        COALESCE(SUM(points) FILTER (WHERE kind = 'redeem'), 0)::bigint AS redeemed,
@@ -86,32 +100,33 @@ SELECT date_trunc($2::text, day::timestamp)::date AS period,
        COALESCE(SUM(points) FILTER (WHERE kind NOT IN ('accrue', 'redeem', 'expire', 'adjust', 'return_clawback',
                                                         'return_refund', 'import', 'debt_paid')), 0)::bigint AS other,
        COALESCE(SUM(points), 0)::bigint AS net
-FROM report_ledger_day
-WHERE program = $1 AND day BETWEEN $3 AND $4 AND bucket IN ('active', 'pending')
-  AND ($5::int IS NULL OR store = $5::int)
+FROM {table}
+WHERE program = $1 AND day BETWEEN $3 AND $4 AND bucket IN ('active', 'pending'){store}
 GROUP BY 1 ORDER BY 1
 """
+MOVEMENTS = _MOVEMENTS.format(table="report_ledger_total", store="")
+MOVEMENTS_AT_STORE = _MOVEMENTS.format(table="report_ledger_day", store=" AND store = $5")
 
 # the liability before the first day, then its change per period
 OPENING = """
 SELECT COALESCE(SUM(points) FILTER (WHERE bucket = 'active'), 0)::bigint AS active,
        COALESCE(SUM(points) FILTER (WHERE bucket = 'pending'), 0)::bigint AS pending
-FROM report_ledger_day WHERE program = $1 AND day < $2 AND bucket IN ('active', 'pending')
+FROM report_ledger_total WHERE program = $1 AND day < $2 AND bucket IN ('active', 'pending')
 """
 CHANGES = """
 SELECT date_trunc($2::text, day::timestamp)::date AS period,
        COALESCE(SUM(points) FILTER (WHERE bucket = 'active'), 0)::bigint AS active,
        COALESCE(SUM(points) FILTER (WHERE bucket = 'pending'), 0)::bigint AS pending
-FROM report_ledger_day WHERE program = $1 AND day BETWEEN $3 AND $4 AND bucket IN ('active', 'pending')
+FROM report_ledger_total WHERE program = $1 AND day BETWEEN $3 AND $4 AND bucket IN ('active', 'pending')
 GROUP BY 1 ORDER BY 1
 """
 AS_OF = "SELECT as_of FROM report_liability_snapshot WHERE program = $1"
 # everything the aggregate holds, against the account balances read in the same refresh
 RECONCILE = """
 SELECT s.active AS accounts_active, s.pending AS accounts_pending, s.debt AS accounts_debt, s.accounts, s.as_of,
-       COALESCE((SELECT SUM(points) FROM report_ledger_day d WHERE d.program = s.program AND d.bucket = 'active'), 0)::bigint
+       COALESCE((SELECT SUM(points) FROM report_ledger_total d WHERE d.program = s.program AND d.bucket = 'active'), 0)::bigint
            AS days_active,
-       COALESCE((SELECT SUM(points) FROM report_ledger_day d WHERE d.program = s.program AND d.bucket = 'pending'), 0)::bigint
+       COALESCE((SELECT SUM(points) FROM report_ledger_total d WHERE d.program = s.program AND d.bucket = 'pending'), 0)::bigint
            AS days_pending
 FROM report_liability_snapshot s WHERE s.program = $1
 """
@@ -127,14 +142,17 @@ GROUP BY expires_month ORDER BY expires_month NULLS LAST
 """
 
 BY_STORE = """
-SELECT d.store AS store_id, COALESCE(s.code, '') AS code, COALESCE(s.name, '') AS name,
-       COALESCE(SUM(d.points) FILTER (WHERE d.kind = 'accrue'), 0)::bigint AS accrued,
-       COALESCE(SUM(d.points) FILTER (WHERE d.kind = 'redeem'), 0)::bigint AS redeemed,
-       COALESCE(SUM(d.points) FILTER (WHERE d.kind = 'return_clawback'), 0)::bigint AS clawed_back,
-       COALESCE(SUM(d.points) FILTER (WHERE d.kind = 'return_refund'), 0)::bigint AS refunded,
-       COALESCE(SUM(d.points), 0)::bigint AS net
-FROM report_ledger_day d LEFT JOIN store s ON s.id = d.store
-WHERE d.program = $1 AND d.day BETWEEN $2 AND $3 AND d.bucket IN ('active', 'pending')
-GROUP BY d.store, s.code, s.name
-ORDER BY accrued DESC, d.store
+SELECT t.store AS store_id, COALESCE(s.code, '') AS code, COALESCE(s.name, '') AS name, t.accrued, t.redeemed,
+       t.clawed_back, t.refunded, t.net
+FROM (SELECT store,
+             COALESCE(SUM(points) FILTER (WHERE kind = 'accrue'), 0)::bigint AS accrued,
+             COALESCE(SUM(points) FILTER (WHERE kind = 'redeem'), 0)::bigint AS redeemed,
+             COALESCE(SUM(points) FILTER (WHERE kind = 'return_clawback'), 0)::bigint AS clawed_back,
+             COALESCE(SUM(points) FILTER (WHERE kind = 'return_refund'), 0)::bigint AS refunded,
+             COALESCE(SUM(points), 0)::bigint AS net
+      FROM report_ledger_day
+      WHERE program = $1 AND day BETWEEN $2 AND $3 AND bucket IN ('active', 'pending')
+      GROUP BY store) t
+LEFT JOIN store s ON s.id = t.store
+ORDER BY t.accrued DESC, t.store
 """
