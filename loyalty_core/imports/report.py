@@ -169,14 +169,16 @@ async def _delta(rec: Reconciliation, run: str) -> None:
         "count(*) FILTER (WHERE c.card IS NOT NULL AND c.changes IS NULL) unchanged, "
         "count(*) FILTER (WHERE c.changes LIKE '%not applied%') not_applied FROM import_card c "
         "JOIN import_member m ON m.run = c.run AND m.legacy_id = c.member AND m.known WHERE c.run = $1 AND c.rejected IS NULL", run)
-    balances = await db.fetch(_DELTA_BALANCES, run)
-    pending = [b for b in balances if b["points"] != b["posted"] - (b["this_run"] if rec.applied else 0)]
+    # the balance before this run: what the imports had posted, less this run's own difference once applied
+    sums = await db.fetchrow(
+        "SELECT count(*) FILTER (WHERE points <> before) changed, COALESCE(SUM(GREATEST(points - before, 0)), 0) added, "
+        "COALESCE(SUM(GREATEST(before - points, 0)), 0) taken FROM (SELECT points, posted - CASE WHEN $2 THEN this_run "
+        f"ELSE 0 END before FROM ({_DELTA_BALANCES}) b) x", run, rec.applied)
     rec.delta = {"known": row["known"], "changed": row["changed"], "cards added": cards["added"],  # type: ignore[index]
                  "cards blocked": cards["blocked"], "cards unchanged": cards["unchanged"],  # type: ignore[index]
                  "card changes not applied": cards["not_applied"],  # type: ignore[index]
-                 "balances changed": len(pending),
-                 "points added": sum(max(b["points"] - (b["posted"] - (b["this_run"] if rec.applied else 0)), 0) for b in balances),
-                 "points taken": sum(max((b["posted"] - (b["this_run"] if rec.applied else 0)) - b["points"], 0) for b in balances)}
+                 "balances changed": sums["changed"], "points added": int(sums["added"]),  # type: ignore[index]
+                 "points taken": int(sums["taken"])}  # type: ignore[index]
     rec.changes = [f"{r['legacy_id']}: {r['changes']}" for r in await db.fetch(
         "SELECT legacy_id, changes FROM import_member WHERE run = $1 AND known AND changes IS NOT NULL ORDER BY legacy_id "
         "LIMIT 1000", run)]
@@ -185,7 +187,8 @@ async def _delta(rec: Reconciliation, run: str) -> None:
     if rec.applied:
         # after the apply every known member's account holds, from imports, exactly their legacy balance now
         rec.mismatched += [f"{b['legacy_id']}: legacy balance {b['points']}, imported {b['posted']} (delta)"
-                           for b in balances if b["points"] != b["posted"]][:50]
+                           for b in await db.fetch(f"SELECT * FROM ({_DELTA_BALANCES}) b WHERE points <> posted "
+                                                   "ORDER BY legacy_id LIMIT 50", run)]
 
 
 async def _history(rec: Reconciliation, run: str, program: int) -> None:
@@ -199,17 +202,20 @@ async def _history(rec: Reconciliation, run: str, program: int) -> None:
         rec.history["receipts written"] = row["written"]
         rec.history["already in Kopilka (not written again)"] = row["accepted"] - row["written"]
         # the comparison: the tier the legacy system gave vs the tier Kopilka computes from the history
-        for r in await db.fetch(
+        compared = (
             "SELECT m.legacy_id, best.code file_tier, t.code computed, ms.tier_spend FROM import_member m "
             "JOIN membership ms ON ms.id = m.membership JOIN tier t ON t.id = ms.tier "
             "JOIN LATERAL (SELECT tr.code FROM import_tier x JOIN tier tr ON tr.program = $2 AND tr.code = x.tier "
             "WHERE x.run = m.run AND x.member = m.legacy_id AND x.rejected IS NULL ORDER BY tr.rank DESC LIMIT 1) best ON true "
             "WHERE m.run = $1 AND EXISTS (SELECT 1 FROM import_receipt r WHERE r.run = m.run AND r.member = m.legacy_id "
-            "AND r.rejected IS NULL) ORDER BY m.legacy_id", run, program):
-            rec.history["tiers compared"] = rec.history.get("tiers compared", 0) + 1
-            if r["file_tier"] != r["computed"]:
-                rec.tier_vs_history.append(f"{r['legacy_id']}: legacy {r['file_tier']}, from history {r['computed']} "
-                                           f"(spend {r['tier_spend'] / 100:.2f})")
+            "AND r.rejected IS NULL)")
+        counts = await db.fetchrow(f"SELECT count(*) n, count(*) FILTER (WHERE file_tier <> computed) d FROM ({compared}) c",
+                                   run, program)
+        rec.history["tiers compared"], rec.history["tiers that differ"] = counts["n"], counts["d"]  # type: ignore[index]
+        rec.tier_vs_history = [
+            f"{r['legacy_id']}: legacy {r['file_tier']}, from history {r['computed']} (spend {r['tier_spend'] / 100:.2f})"
+            for r in await db.fetch(f"SELECT * FROM ({compared}) c WHERE file_tier <> computed ORDER BY legacy_id "
+                                    "LIMIT 1000", run, program)]
 
 
 async def _value(query: str, *args: object) -> object:
@@ -281,8 +287,8 @@ def markdown(rec: Reconciliation, dry_run: bool) -> str:
                   "and cannot be returned at a till.", "",
                   "| | |", "|---|---:|", *[f"| {k} | {v} |" for k, v in rec.history.items()]]
         if rec.tier_vs_history:
-            lines += ["", "Tier in the tiers file vs computed from the history (Kopilka keeps the computed one):",
-                      *[f"- {t}" for t in rec.tier_vs_history[:1000]]]
+            lines += ["", "Tier in the tiers file vs computed from the history (Kopilka keeps the computed one; the first "
+                      "1 000):", *[f"- {t}" for t in rec.tier_vs_history]]
     lines += ["", f"## Merged duplicates ({len(rec.merges)})", "",
               "Policy: the first row with a phone or e-mail is the customer; a later row with the same normalised phone "
               "or e-mail is merged into it (its cards, points and spend go to that customer).", ""]

@@ -22,7 +22,7 @@ def _files(src: Path) -> list[tuple[str, tuple[str, bytes, str]]]:
 
 
 async def test_upload_is_a_dry_run_then_apply_writes_and_balances(http: httpx.AsyncClient, shop: Shop, tmp_path: Path) -> None:
-    exp = generate(tmp_path / "x", 40, seed=secrets.randbelow(10**6), tag=secrets.token_hex(3))
+    exp = generate(tmp_path / "x", 40, seed=secrets.randbelow(10**6), tag=secrets.token_hex(3), history=2)
     headers = await _key("import")
     up = await http.post("/admin/v1/imports", params={"program": shop.program_code}, files=_files(tmp_path / "x"),
                          headers=headers)
@@ -36,6 +36,7 @@ async def test_upload_is_a_dry_run_then_apply_writes_and_balances(http: httpx.As
     applied = await http.post(f"/admin/v1/imports/{run}/apply", headers=headers)
     assert applied.status_code == 200, applied.text
     assert applied.json()["balanced"] is True and sum(applied.json()["points_db"].values()) == exp.points
+    assert applied.json()["history"]["receipts written"] == exp.receipts > 0  # the purchase history file too
     again = await http.post(f"/admin/v1/imports/{run}/apply", headers=headers)
     assert again.status_code == 200 and again.json()["points_db"] == applied.json()["points_db"]
 
