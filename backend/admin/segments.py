@@ -13,7 +13,8 @@ from litestar import Controller, Request, get, patch, post, put
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from backend.admin.auth import current_operator, require_roles
-from loyalty_core.marketing import segments
+from loyalty_core.marketing import attributes, segments
+from loyalty_core.marketing.attributes import AttributesResult
 from loyalty_core.marketing.errors import UploadInvalid
 from loyalty_core.marketing.segments import RecomputeResult, Segment, SegmentCreate, SegmentUpdate, UploadResult
 
@@ -61,12 +62,26 @@ class SegmentController(Controller):
          summary="A static segment's list: CSV of cards, phones or member ids (mode=replace or add)")
     async def upload(self, request: Request, program: str, code: str,
                      mode: Literal["replace", "add"] = "replace") -> UploadResult:
-        try:
-            text = (await request.body()).decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise UploadInvalid("the file is not UTF-8 text") from None
-        return await segments.upload_static(program, code, text, mode, current_operator(request).name, _now(),
-                                            _origin(request))
+        return await segments.upload_static(program, code, await _text(request), mode, current_operator(request).name,
+                                            _now(), _origin(request))
 
 
-ROUTES = [SegmentController]
+class MemberAttributeController(Controller):
+    path = "/admin/v1/segments/{program:str}/attributes"
+    tags = ["operator segments"]
+
+    @put("/", guards=MARKETER, request_max_body_size=MAX_UPLOAD_BYTES,
+         summary="One custom attribute of many members: CSV 'phone,pet' (card, phone or member id, then the value)")
+    async def upload(self, request: Request, program: str) -> AttributesResult:
+        return await attributes.upload_attributes(program, await _text(request), current_operator(request).name,
+                                                  _now(), _origin(request))
+
+
+async def _text(request: Request) -> str:
+    try:
+        return (await request.body()).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UploadInvalid("the file is not UTF-8 text") from None
+
+
+ROUTES = [SegmentController, MemberAttributeController]

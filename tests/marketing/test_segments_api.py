@@ -49,3 +49,25 @@ async def test_a_marketer_builds_and_tunes_segments(http, db_pool) -> None:
     assert await in_segment(shop, "vip") == set()
     one = await http.get(f"{url}/quiet", headers=headers)
     assert one.status_code == 200 and one.json()["condition"] == {"fact": "days_since_last_purchase", "gte": 150}
+
+
+async def test_a_survey_sets_an_attribute_a_segment_reads(http, db_pool) -> None:
+    shop = await make_shop()
+    dog, cat, silent = await member_with(shop), await member_with(shop), await member_with(shop)
+    headers = {"Authorization": f"Bearer {(await create_operator_key(unique('mkt'), ['marketer'])).key}"}
+    url = f"/admin/v1/segments/{shop.program_code}"
+    answers = f"phone,pet\n{dog.phone},dog\n{cat.phone},cat\n+79990000000,dog\n"
+    uploaded = await http.put(f"{url}/attributes", content=answers, headers=headers)
+    assert uploaded.status_code == 200, uploaded.text
+    assert {k: uploaded.json()[k] for k in ("key", "rows", "set", "cleared", "unmatched_count")} == {
+        "key": "pet", "rows": 3, "set": 2, "cleared": 0, "unmatched_count": 1}
+    created = await http.post(url, json={"code": "dogs", "condition": {"fact": "attribute", "key": "pet", "eq": "dog"}},
+                              headers=headers)
+    assert created.json()["member_count"] == 1 and await in_segment(shop, "dogs") == {dog.membership_id}
+    # the dog owner answers again with nothing: the attribute is cleared, and the segment follows at the recompute
+    cleared = await http.put(f"{url}/attributes", content=f"member,pet\n{dog.membership_id},\n", headers=headers)
+    assert cleared.json()["cleared"] == 1
+    await http.post(f"{url}/dogs/recompute", headers=headers)
+    assert await in_segment(shop, "dogs") == set() and silent.membership_id not in await in_segment(shop, "dogs")
+    bad = await http.put(f"{url}/attributes", content="phone,Pet Name!\n+79990000000,x\n", headers=headers)
+    assert bad.status_code == 422 and bad.json()["type"].endswith("/segment-upload-invalid")

@@ -110,7 +110,10 @@ async def test_who_may_create_upload_and_read_segments(http, db_pool) -> None:
         assert (await http.post(url, json=body, headers=headers)).status_code == status, who
         assert (await http.put(f"{url}/lapsing/members", content=f"card\n{member.card}\n",
                                headers=headers)).status_code == status, who
+        assert (await http.put(f"{url}/attributes", content=f"card,pet\n{member.card},dog\n",
+                               headers=headers)).status_code == status, who
     assert await count_rows("segment", "program = {}", shop.program_id) == 0
+    assert await count_rows("member_attribute", "membership = {}", member.membership_id) == 0
     for who in ("a till's key", "a shopper's token", "no key", "import"):
         assert (await http.get(url, headers=refused[who][0])).status_code in (401, 403), who
 
