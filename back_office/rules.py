@@ -17,7 +17,7 @@ from back_office.rules_forms import JSON_HINTS, UNIT_HINTS, by_field, label, mes
 from loyalty_core.errors import DomainError, NotFound, ValidationFailed
 from loyalty_core.rules import admin as rules_admin
 from loyalty_core.rules_office import drafts, replay
-from loyalty_core.rules_office.mechanics import MECHANICS, FormErrors
+from loyalty_core.rules_office.mechanics import MECHANICS, SETTINGS_FIELDS, FormErrors, settings_from_form, settings_to_form
 from loyalty_core.rules_office.rule_form import group_from_form, group_to_form, rule_from_form, rule_to_form
 from loyalty_core.tables import Program
 
@@ -207,6 +207,42 @@ class RulesController(Controller):
             placed, general = by_field(messages_of(exc), str(values.get("code", "")), set(values), what="group")
             return await self._group(request, draft, group_code, values, errors=placed, general=general, status=422)
         await web.flash(request, "Group saved")
+        return web.back_to(_draft_page(draft_id))
+
+    @get("/drafts/{draft_id:int}/settings", guards=MARKETING)
+    async def settings(self, request: Request, draft_id: DraftId) -> Response:
+        draft = await drafts.get(draft_id)
+        return await self._settings(request, draft, settings_to_form(draft.document.get("settings") or {}))
+
+    async def _settings(self, request: Request, draft: drafts.DraftOut, values: dict[str, Any], *,
+                        errors: dict[str, str] | None = None, general: list[str] | None = None,
+                        status: int = 200) -> Response:
+        return await web.page(request, "office_rules_settings.html", status=status, draft=draft, values=values,
+                              errors=errors or {}, general=general or [], fields=SETTINGS_FIELDS, label=label,
+                              unit_hints=UNIT_HINTS, json_hints=JSON_HINTS)
+
+    @post("/drafts/{draft_id:int}/settings", guards=MARKETING)
+    async def save_settings(self, request: Request, draft_id: DraftId) -> Response:
+        form = await posted(request)
+        draft = await drafts.get(draft_id)
+        values = {k: v[-1] for k, v in form.items()}
+        try:
+            settings = settings_from_form(values, draft.document.get("settings") or {})
+            await drafts.save_settings(draft_id, settings, web.actor_of(request), web.utc_now())
+        except FormErrors as exc:
+            return await self._settings(request, draft, values, errors=exc.errors, status=422)
+        except ValidationFailed as exc:
+            placed: dict[str, str] = {}
+            general = []
+            for message in messages_of(exc):
+                where, _, rest = message.partition(": ")
+                field, _, text = rest.partition(": ")
+                if where == "settings" and field in values:
+                    placed[field] = text
+                else:
+                    general.append(message)
+            return await self._settings(request, draft, values, errors=placed, general=general, status=422)
+        await web.flash(request, "Settings saved")
         return web.back_to(_draft_page(draft_id))
 
     @post("/drafts/{draft_id:int}/rules/{rule_code:str}/delete", guards=MARKETING)

@@ -14,7 +14,8 @@ from loyalty_core.rules_office.mechanics import KIND_NAMES, MECHANICS, Field
 
 MAX_FIELDS = 200
 MAX_VALUE = 200_000  # the raw view posts a whole rules document
-UNIT_HINTS = {"percent": "%", "money": "₽", "factor": "×", "points": "points", "ints_percent": "% / % / %"}
+UNIT_HINTS = {"percent": "%", "money": "₽", "factor": "×", "points": "points", "ints_percent": "% / % / %",
+              "words": "separated by commas"}
 FIELD_NAMES = {
     "bp": "Rate", "max_discount": "Discount cap per receipt", "amount": "Amount off", "steps": "Steps",
     "steps_bp": "Discount of the 1st / 2nd / ... item", "n": "n", "m": "m", "buy": "Buy (goods)", "get": "Get (goods)",
@@ -24,15 +25,43 @@ FIELD_NAMES = {
     "points": "Points", "per_amount": "For every", "factor_bp": "Multiplier", "series": "Coupon series",
     "event": "Event", "referrer_points": "Points to the referrer", "issue_coupon": "Coupon series to issue",
     "valid_days": "Valid for (days)",
+    "currency": "Currency", "point_value_minor": "One point pays", "max_redeem_share_bp": "Share of a receipt payable with points",
+    "anonymous_can_redeem": "An unregistered card may pay with points", "tiers": "Tiers", "default_tier": "Default tier",
+    "excluded_skus": "Excluded SKUs", "excluded_categories": "Excluded categories",
+    "max_accrual_per_receipt": "At most per receipt (empty: no cap)", "max_accrual_per_day": "At most per member a day (empty: no cap)",
+    "counters": "Purchase counters", "pending_days": "Points become active after (days)",
+    "sale_max_age_days": "A till's sale may be this old (days)", "offline_sale_max_age_days": "An offline till's sale may be this old (days)",
+    "expiry_days": "Points expire after (days)", "return_debt": "Points a return cannot take back",
+    "favourite_categories_count": "Favourite categories a shopper picks", "birth_date_known_days": "A birth date counts after (days)",
+    "language": "Language of the explanations (ru, en)", "reactivation_after_days": "Inactive after (days)",
+    "tier_at_risk_days": "Warn of a tier at risk (days before)", "expiry_notice_days": "Warn of expiring points (days before)",
 }
 JSON_HINTS = {
+    "tiers": '[{"code": "basic", "name": "Basic", "rank": 1, "threshold_spend_minor": 0, "accrual_bp": 300}]',
+    "counters": '[{"name": "month", "period": "month"}]',
     "steps": '[{"min_amount": 300000, "bp": 500}]', "buy": '{"categories": ["coffee"]}',
     "get": '{"skus": ["CUP-1"]}', "components": '[{"lines": {"skus": ["BURGER"]}, "quantity": 1}]',
 }
 
 RU: dict[str, str] = {
     "Cost: points at their value plus discounts": "Стоимость: баллы по их цене и скидки",
-    "Calendar table": "Таблица: что когда действует", "Add a group": "Добавить группу",
+    "Calendar table": "Таблица: что когда действует", "Settings saved": "Настройки сохранены",
+    "Save the settings": "Сохранить настройки", "Currency": "Валюта", "One point pays": "Один балл оплачивает",
+    "Share of a receipt payable with points": "Доля чека, которую можно оплатить баллами",
+    "An unregistered card may pay with points": "Незарегистрированная карта может платить баллами",
+    "Default tier": "Уровень по умолчанию", "Excluded SKUs": "Исключённые артикулы",
+    "Excluded categories": "Исключённые категории", "At most per receipt (empty: no cap)": "Не больше на чек (пусто: без предела)",
+    "At most per member a day (empty: no cap)": "Не больше на участника в день (пусто: без предела)",
+    "Purchase counters": "Счётчики покупок", "Points become active after (days)": "Баллы становятся активными через (дней)",
+    "A till's sale may be this old (days)": "Продажа кассы может быть не старше (дней)",
+    "An offline till's sale may be this old (days)": "Продажа офлайн-кассы может быть не старше (дней)",
+    "Points expire after (days)": "Баллы сгорают через (дней)", "Points a return cannot take back": "Баллы, которые возврат не может забрать",
+    "Favourite categories a shopper picks": "Сколько любимых категорий выбирает покупатель",
+    "A birth date counts after (days)": "Дата рождения учитывается через (дней)",
+    "Language of the explanations (ru, en)": "Язык пояснений (ru, en)", "Inactive after (days)": "Неактивен через (дней)",
+    "Warn of a tier at risk (days before)": "Предупреждать о потере уровня (за дней)",
+    "Warn of expiring points (days before)": "Предупреждать о сгорании баллов (за дней)",
+    "Program settings": "Настройки программы", "on": "да", "Add a group": "Добавить группу",
     "Rule group": "Группа правил", "Mode": "Режим", "all stack": "все суммируются",
     "first by priority": "первое по приоритету", "best for the shopper": "лучшее для покупателя",
     "Cascade (each discount on what the previous left)": "Каскад (каждая скидка от остатка после предыдущей)",

@@ -244,6 +244,15 @@ async def save_group(draft_id: int, group: Document, actor: Actor, now: dt.datet
                              "now": {k: v for k, v in group.items() if k != "rules"}})
 
 
+async def save_settings(draft_id: int, settings: Document, actor: Actor, now: dt.datetime) -> DraftOut:
+    """The program's settings (tiers, limits, point value, expiry, ...) as one object."""
+    async with DB.transaction():
+        draft = await _locked(draft_id)
+        document = {**draft.document, "settings": settings}
+        return await _store(draft, document, actor, now, "rules.draft_settings_saved",
+                            {"was": draft.document.get("settings", {}), "now": settings})
+
+
 async def delete_rule(draft_id: int, rule_code: str, actor: Actor, now: dt.datetime) -> DraftOut:
     async with DB.transaction():
         draft = await _locked(draft_id)

@@ -18,10 +18,12 @@ import msgspec
 
 from loyalty_core.engine import effects
 
-Unit = Literal["percent", "money", "factor", "points", "count", "text", "choice", "ints_percent", "json"]
+Unit = Literal["percent", "money", "factor", "points", "count", "text", "choice", "ints_percent", "json", "bool",
+               "words"]
 
-_MONEY = frozenset({"amount", "price", "max_discount", "per_amount", "min_amount", "min_price"})
-_POINTS = frozenset({"points", "referrer_points", "max_points", "per_receipt", "per_day"})
+_MONEY = frozenset({"amount", "price", "max_discount", "per_amount", "min_amount", "min_price", "point_value_minor"})
+_POINTS = frozenset({"points", "referrer_points", "max_points", "per_receipt", "per_day", "max_accrual_per_receipt",
+                     "max_accrual_per_day"})
 KIND_NAMES = {  # what a marketer calls each mechanic
     "percent_discount": "Percent discount", "amount_discount": "Fixed discount on the receipt",
     "threshold_discount": "Discount from a receipt amount", "ladder_discount": "Discount by item order",
@@ -65,6 +67,10 @@ def _unit(name: str, info: Any) -> tuple[Unit, tuple[str, ...]]:
         return "choice", tuple(str(v) for v in inner.values)
     if isinstance(inner, msgspec.inspect.StrType):
         return "text", ()
+    if isinstance(inner, msgspec.inspect.BoolType):
+        return "bool", ()
+    if isinstance(inner, msgspec.inspect.ListType) and isinstance(inner.item_type, msgspec.inspect.StrType):
+        return "words", ()
     if isinstance(inner, msgspec.inspect.ListType) and isinstance(inner.item_type, msgspec.inspect.IntType):
         return ("ints_percent" if name.endswith("bp") else "json"), ()
     if isinstance(inner, msgspec.inspect.IntType):
@@ -128,6 +134,10 @@ def _scaled(text: str, scale: int) -> int:
 def parse_value(field: Field, text: str) -> Any:
     """One field's text as the engine's value (None: left empty). ValueError with a readable message."""
     text = text.strip()
+    if field.unit == "bool":
+        return text == "on"
+    if field.unit == "words":
+        return [w for w in re.split(r"[,;\s]+", text) if w]
     if not text:
         if field.required and field.unit not in ("json",):
             raise ValueError("required")
@@ -164,6 +174,10 @@ def show_value(field: Field, value: Any) -> str:
     """The engine's value as the form shows it."""
     if value is None:
         return ""
+    if field.unit == "bool":
+        return "on" if value else ""
+    if field.unit == "words":
+        return ", ".join(value)
     if field.unit in ("percent", "money"):
         return _plain(Decimal(value) / 100)
     if field.unit == "factor":
@@ -202,3 +216,49 @@ def effect_to_form(effect: dict[str, Any]) -> dict[str, str]:
     if found is None:
         return {}
     return {field.name: show_value(field, effect.get(field.name)) for field in found.fields}
+
+
+# --- the program's settings, the same way ------------------------------------------------------
+
+
+def _settings_fields() -> tuple[Field, ...]:
+    from loyalty_core.engine import ProgramSettings
+
+    fields = []
+    for field in msgspec.inspect.type_info(ProgramSettings).fields:
+        unit, choices = _unit(field.name, field.type)
+        if field.name == "max_redeem_share_bp":
+            unit = "percent"
+        fields.append(Field(name=field.name, unit=unit, required=False, choices=choices))
+    return tuple(fields)
+
+
+SETTINGS_FIELDS: tuple[Field, ...] = _settings_fields()
+
+
+def settings_from_form(values: dict[str, str], existing: dict[str, Any]) -> dict[str, Any]:
+    """The settings' JSON from the form (an empty optional cap is no cap); FormErrors names each bad field."""
+    settings = dict(existing)
+    errors: dict[str, str] = {}
+    for field in SETTINGS_FIELDS:
+        try:
+            value = parse_value(field, values.get(field.name, ""))
+        except ValueError as exc:
+            errors[field.name] = str(exc)
+            continue
+        if value is None and field.unit == "json":
+            value = []
+        settings[field.name] = value
+    if errors:
+        raise FormErrors(errors)
+    return {k: v for k, v in settings.items() if v is not None or k in _NULLABLE}
+
+
+_NULLABLE = frozenset({"default_tier", "max_accrual_per_receipt", "max_accrual_per_day"})
+
+
+def settings_to_form(settings: dict[str, Any]) -> dict[str, str]:
+    from loyalty_core.engine import ProgramSettings
+
+    full = msgspec.to_builtins(msgspec.convert(settings, ProgramSettings))
+    return {field.name: show_value(field, full.get(field.name)) for field in SETTINGS_FIELDS}

@@ -108,8 +108,10 @@ async def load_receipts(program_id: int, timezone: str, since: dt.datetime, unti
         "COALESCE(s.response->'coupons', '[]'::jsonb) AS coupons "
         "FROM sale s LEFT JOIN membership m ON m.id = s.membership JOIN store st ON st.id = s.store "
         "WHERE s.status = 'confirmed' AND s.occurred_at >= {} AND s.occurred_at < {} "
-        "AND COALESCE(m.program, st.program, {}) = {} ORDER BY s.occurred_at DESC, s.id DESC LIMIT {}",
-        since, until, program_id, program_id, cap + 1)
+        # a sale without a member belongs to its store's program, else to the first program (as the till priced it)
+        "AND COALESCE(m.program, st.program, (SELECT min(id) FROM program)) = {} "
+        "ORDER BY s.occurred_at DESC, s.id DESC LIMIT {}",
+        since, until, program_id, cap + 1)
     capped = len(sales) > cap
     sales = list(reversed(sales[:cap]))  # time order: the purchase count and the day's accrual build up
     if not sales:

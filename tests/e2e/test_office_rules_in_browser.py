@@ -126,7 +126,8 @@ async def test_a_marketer_doubles_a_rate_replays_it_and_another_marketer_publish
     for viewport in (DESKTOP, TABLET):
         for state, paths in ((anna_state, [f"/office/rules/?program={shop.program_code}", draft_path,
                                            draft_path + "/rules/winter", draft_path + "/rules/new?group=promo",
-                                           draft_path + "/raw", draft_path + "/groups/promo"]),
+                                           draft_path + "/raw", draft_path + "/groups/promo",
+                                           draft_path + "/settings"]),
                                          (boris_state, ["/office/"])):
             context = await office_context(chromium, server, viewport, bypass_csp=True, storage_state=state)
             try:

@@ -196,3 +196,17 @@ async def test_a_marketer_adds_a_discount_group_and_the_engine_guards_its_fields
     assert [r["code"] for r in drafts.group_of(draft, "promo")["rules"]] == ["winter"]
     kinds = {(c.what, c.how, c.code) for c in await drafts.changes(draft)}
     assert kinds == {("group", "added", "weekend"), ("group", "changed", "promo")}
+
+
+async def test_the_programs_settings_are_changed_in_a_draft_and_checked_by_the_engine(db_pool: None) -> None:
+    shop = await promo_shop()
+    anna = actor()
+    draft = await drafts.start(shop.program_code, anna, NOW)
+    settings = {**draft.document["settings"], "max_redeem_share_bp": 5000}
+    draft = await drafts.save_settings(draft.id, settings, anna, NOW)
+    [change] = await drafts.changes(draft)
+    assert change.what == "settings" and change.fields[0].path == "max_redeem_share_bp"
+    with pytest.raises(ValidationFailed) as refused:
+        await drafts.save_settings(draft.id, {**settings, "point_value_minor": 0}, anna, NOW)
+    assert "settings: point_value_minor: must be positive" in refused.value.extra["errors"]
+    assert (await drafts.get(draft.id)).document["settings"]["point_value_minor"] == 100

@@ -101,3 +101,21 @@ def test_the_diff_reads_like_a_change_log() -> None:
     rule_fields = {f.path: f.after for f in changes[2].fields}
     assert rule_fields["effect.factor_bp"] == 20_000 and rule_fields["schedule.hours"] == [{"start": 18, "end": 21}]
     assert diff(draft, live)[-1].how == "removed" and diff(live, live) == []
+
+
+def test_the_programs_settings_form_reads_back_as_the_same_settings() -> None:
+    from loyalty_core.engine import ProgramSettings
+    from loyalty_core.rules_office.mechanics import settings_from_form, settings_to_form
+
+    settings = msgspec.to_builtins(basic_rules(max_accrual_per_day=None, excluded_skus=["TOBACCO-1", "BEER-2"],
+                                               anonymous_can_redeem=True).settings)
+    shown = settings_to_form(settings)
+    assert shown["max_redeem_share_bp"] == "30" and shown["point_value_minor"] == "1"
+    assert shown["max_accrual_per_day"] == "" and shown["excluded_skus"] == "TOBACCO-1, BEER-2"
+    back = settings_from_form(shown, settings)
+    assert msgspec.to_builtins(msgspec.convert(back, ProgramSettings)) == settings
+    changed = settings_from_form({**shown, "max_redeem_share_bp": "50", "anonymous_can_redeem": ""}, settings)
+    assert changed["max_redeem_share_bp"] == 5000 and changed["anonymous_can_redeem"] is False
+    with pytest.raises(FormErrors) as bad:
+        settings_from_form({**shown, "expiry_days": "a year", "tiers": "[{"}, settings)
+    assert set(bad.value.errors) == {"expiry_days", "tiers"}

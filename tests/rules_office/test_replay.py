@@ -23,6 +23,9 @@ async def test_doubling_the_winter_rate_over_last_weeks_receipts(server: str) ->
             await sell(server, shop, boris.card, [("cheese", 1, 60_000), ("bread", 1, 5_000)],
                        when=now - dt.timedelta(days=1)),
             await sell(server, shop, None, [("milk", 1, 10_000)], when=now - dt.timedelta(hours=2))]  # no card
+    elsewhere = await promo_shop()  # another program's receipts, with a card or without, are not this one's
+    await sell(server, elsewhere, (await make_member(elsewhere)).card, [("milk", 1, 10_000)], when=now - dt.timedelta(hours=1))
+    await sell(server, elsewhere, None, [("milk", 1, 10_000)], when=now - dt.timedelta(hours=1))
     given = sum(s["totals"]["accrued_points"] for s in sold)
     _, document = await rules_admin.live_raw_document(shop.program_code)
     draft = msgspec.json.decode(msgspec.json.encode(document))

@@ -42,7 +42,8 @@ def _paths(draft: int) -> list[tuple[str, str]]:
             ("POST", base + "/replay"), ("POST", base + "/propose"), ("POST", base + "/approve"),
             ("POST", base + "/reject"), ("POST", base + "/discard"), ("POST", base + "/rules/winter/delete"),
             ("POST", "/office/rules/versions/1/restore"), ("GET", base + "/groups/promo"), ("GET", base + "/groups/new"),
-            ("POST", base + "/groups"), ("POST", base + "/groups/promo")]
+            ("POST", base + "/groups"), ("POST", base + "/groups/promo"), ("GET", base + "/settings"),
+            ("POST", base + "/settings")]
 
 
 @pytest.mark.parametrize("role", OUTSIDERS)
@@ -167,5 +168,8 @@ async def test_oversized_or_strange_forms_answer_4xx_and_change_nothing(server: 
         assert (await anna.post(base + "/replay", {"days": "7", "receipts": "9999999"})).status_code == 422
         assert (await anna.get("/office/rules/drafts/999999999")).status_code == 404
         assert (await anna.get(base + "/rules/no-such-rule")).status_code == 404
+        await anna.get(base + "/settings")
+        zero = await anna.post(base + "/settings", {"point_value_minor": "0", "expiry_days": "365"})
+        assert zero.status_code == 422 and 'data-testid="error-point_value_minor">must be positive' in zero.text
         stored = await RulesDraft.select(RulesDraft.document).where(RulesDraft.id == draft).first()
         assert '"bp":500' in stored["document"].replace(" ", "")
