@@ -134,10 +134,10 @@ async def main(members: int, events: bool) -> int:
             first = time.monotonic() - began
             seg = await segments.get_segment(PROGRAM, code)
             again = await segments.recompute_segment(PROGRAM, code, now)
-            await db.fetch("UPDATE membership SET last_purchase_at = now() - make_interval(days => (id * 13 + $2) % 400), "
-                           "purchases_count = purchases_count + 1 "
+            await db.fetch("UPDATE membership SET purchases_count = purchases_count + 1, last_purchase_at = now() "
+                           "- make_interval(days => abs(hashtext(id::text || $2::text)) % 400) "
                            "WHERE id % 100 = $3 AND program = (SELECT id FROM program WHERE code = $1)",
-                           PROGRAM, int(time.time()) % 400 + len(rows), 9 - len(rows))
+                           PROGRAM, f"{time.time()}-{len(rows)}", 9 - len(rows))
             changed = await segments.recompute_segment(PROGRAM, code, now)
             worst = max(worst, first, again.seconds, changed.seconds)
             rows.append((code, seg.member_count, first, again.seconds, changed.seconds, changed.added + changed.removed))
