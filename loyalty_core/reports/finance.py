@@ -89,6 +89,15 @@ def _next(start: dt.date, grain: str) -> dt.date:
     return start + dt.timedelta(days=1)
 
 
+def whole_months(period: Period) -> tuple[dt.date, dt.date]:
+    """[first, after): the calendar months that lie wholly inside the range (first == after: none)."""
+    first = period.since if period.since.day == 1 else _next(period.since.replace(day=1), "month")
+    after = _next(period.until.replace(day=1), "month")
+    if period.until != after - dt.timedelta(days=1):
+        after = period.until.replace(day=1)
+    return first, max(first, after)
+
+
 def period_end(start: dt.date, period: Period) -> dt.date:
     """The last day of the period starting at `start`, within the range."""
     return min(_next(start, period.grain) - dt.timedelta(days=1), period.until)
@@ -192,5 +201,6 @@ async def aging(facts: ProgramFacts) -> list[AgingBucket]:
 
 @reading
 async def by_store(facts: ProgramFacts, period: Period) -> list[StoreTotals]:
-    rows = await db.fetch(q.BY_STORE, facts.id, period.since, period.until)
+    first, after = whole_months(period)
+    rows = await db.fetch(q.BY_STORE, facts.id, period.since, period.until, first, after)
     return [msgspec.convert(dict(r), StoreTotals) for r in rows]

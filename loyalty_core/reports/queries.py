@@ -53,8 +53,20 @@ ON CONFLICT (program, day, kind, bucket) DO UPDATE SET points = EXCLUDED.points,
 """
 ROLL_UP_ALL = _ROLL_UP.format(where="")
 ROLL_UP_SINCE = _ROLL_UP.format(where="WHERE d.day >= ($1::timestamptz AT TIME ZONE p.timezone)::date")
+# and per store and month: the months of the days re-summed, whole
+_ROLL_UP_MONTHS = """
+INSERT INTO report_ledger_store_month AS m (program, month, store, kind, bucket, points)
+SELECT d.program, date_trunc('month', d.day::timestamp)::date, d.store, d.kind, d.bucket, SUM(d.points)
+FROM report_ledger_day d JOIN program p ON p.id = d.program
+{where}
+GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (program, month, store, kind, bucket) DO UPDATE SET points = EXCLUDED.points
+"""
+ROLL_UP_MONTHS_ALL = _ROLL_UP_MONTHS.format(where="")
+ROLL_UP_MONTHS_SINCE = _ROLL_UP_MONTHS.format(
+    where="WHERE d.day >= date_trunc('month', ($1::timestamptz AT TIME ZONE p.timezone)::date::timestamp)::date")
 # fresh statistics for the pages' plans (a new year of rows would otherwise be planned as empty)
-ANALYZE = "ANALYZE report_ledger_day, report_ledger_total"
+ANALYZE = "ANALYZE report_ledger_day, report_ledger_total, report_ledger_store_month"
 
 # live lots by expiry month; `spent` counts with `active`, as `kopilka ledger verify` sums them
 SUM_AGING = """
@@ -141,6 +153,7 @@ WHERE program = $1 AND as_of = (SELECT MAX(as_of) FROM report_liability_aging WH
 GROUP BY expires_month ORDER BY expires_month NULLS LAST
 """
 
+# whole months ($4 <= month < $5) from the monthly sums, the days of the range outside them from the daily ones
 BY_STORE = """
 SELECT t.store AS store_id, COALESCE(s.code, '') AS code, COALESCE(s.name, '') AS name, t.accrued, t.redeemed,
        t.clawed_back, t.refunded, t.net
@@ -150,8 +163,12 @@ FROM (SELECT store,
              COALESCE(SUM(points) FILTER (WHERE kind = 'return_clawback'), 0)::bigint AS clawed_back,
              COALESCE(SUM(points) FILTER (WHERE kind = 'return_refund'), 0)::bigint AS refunded,
              COALESCE(SUM(points), 0)::bigint AS net
-      FROM report_ledger_day
-      WHERE program = $1 AND day BETWEEN $2 AND $3 AND bucket IN ('active', 'pending')
+      FROM (SELECT store, kind, points FROM report_ledger_store_month
+            WHERE program = $1 AND month >= $4 AND month < $5 AND bucket IN ('active', 'pending')
+            UNION ALL
+            SELECT store, kind, points FROM report_ledger_day
+            WHERE program = $1 AND day BETWEEN $2 AND $3 AND NOT (day >= $4 AND day < $5)
+              AND bucket IN ('active', 'pending')) r
       GROUP BY store) t
 LEFT JOIN store s ON s.id = t.store
 ORDER BY t.accrued DESC, t.store

@@ -7,7 +7,8 @@ snapshot, so the day sums and the account balances it stores agree exactly):
 1. re-sums the ledger's entries per program, local day, store, kind and bucket for the whole days since the
    previous run started, less a day (an entry is counted even when its transaction committed up to a day after
    its timestamp), and rolls those days up without the store (`report_ledger_total`, what the program-wide
-   reports read); the first run, or `full=True`, sums every day;
+   reports read) and per store and month (`report_ledger_store_month`, their months whole, for the per-store
+   report); the first run, or `full=True`, sums every day;
 2. sums the live lots per expiry month (the aging) and the account balances per program (the snapshot the
    liability page reconciles with).
 
@@ -63,9 +64,11 @@ async def refresh(*, full: bool = False) -> RefreshResult:
         if since is None:
             days = await conn.execute(q.SUM_ALL_DAYS)
             await conn.execute(q.ROLL_UP_ALL)
+            await conn.execute(q.ROLL_UP_MONTHS_ALL)
         else:
             days = await conn.execute(q.SUM_DAYS_SINCE, since)
             await conn.execute(q.ROLL_UP_SINCE, since)
+            await conn.execute(q.ROLL_UP_MONTHS_SINCE, since)
         aging = await conn.execute(q.SUM_AGING)
         await conn.execute(q.DROP_OLD_AGING)
         balances = await conn.execute(q.SUM_ACCOUNTS)

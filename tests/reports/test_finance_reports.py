@@ -152,6 +152,12 @@ async def test_later_refreshes_add_new_movements_and_count_nothing_twice(http: h
         assert liability.points[-1].total == 400 - 100 + accrued
         assert liability.reconciliation is not None and liability.reconciliation.difference == 0
 
+    # the per-store report reads whole months from the monthly sums and the rest from the days: the same numbers
+    month_end = (today.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+    for since, until in ((today, today), (today.replace(day=1) - dt.timedelta(days=3), month_end)):
+        ours = {s.store_id: s for s in await finance.by_store(facts, Period(since=since, until=until))}[shop.store_id]
+        assert (ours.accrued, ours.redeemed) == (accrued, -100), (since, until)
+
     # the points becoming active two weeks later move nothing in the liability, only between its parts
     async with db.DB.transaction():
         await ops.lock_account(member.account_id, dt.datetime.now(UTC) + dt.timedelta(days=15))
@@ -187,6 +193,17 @@ def test_periods_default_to_the_last_30_days_and_cover_whole_weeks_and_months() 
     months = finance.parse_period("2025-12-15", "2026-02-10", "month", dt.date(2026, 11, 29))
     assert finance.period_starts(months) == [dt.date(2025, 12, 1), dt.date(2026, 1, 1), dt.date(2026, 2, 1)]
     assert finance.period_end(dt.date(2026, 2, 1), months) == dt.date(2026, 2, 10)
+
+
+def test_whole_months_inside_a_range() -> None:
+    def months(since: str, until: str) -> tuple[dt.date, dt.date]:
+        return finance.whole_months(Period(since=dt.date.fromisoformat(since), until=dt.date.fromisoformat(until)))
+
+    assert months("2026-01-01", "2026-12-31") == (dt.date(2026, 1, 1), dt.date(2027, 1, 1))
+    assert months("2026-01-15", "2026-03-10") == (dt.date(2026, 2, 1), dt.date(2026, 3, 1))
+    assert months("2026-01-02", "2026-02-28") == (dt.date(2026, 2, 1), dt.date(2026, 3, 1))
+    first, after = months("2026-01-15", "2026-01-20")
+    assert first == after  # none
 
 
 def test_csv_opens_in_a_russian_excel_and_runs_no_formula() -> None:
