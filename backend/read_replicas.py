@@ -68,6 +68,8 @@ def count_read(target: str, reason: str) -> None:
 def configure(settings: Any, valkey: Callable[[], Any]) -> None:
     """Read replicas from the settings (KOPILKA_DATABASE_REPLICA_URLS ...); none named: everything on the primary."""
     database = settings.database
+    if database.replica_urls and (database.replica_max_lag <= 0 or database.replica_check_every < 0):
+        raise ValueError("KOPILKA_REPLICA_MAX_LAG must be above 0 and KOPILKA_REPLICA_CHECK_SECONDS not below 0")
     db.configure_replicas(database.replica_urls, max_lag=database.replica_max_lag,
                           check_every=database.replica_check_every, lsn_store=ValkeyLsnStore(valkey))
     replicas.configure(None, count_read)

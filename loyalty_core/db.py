@@ -36,8 +36,11 @@ _replica_options: dict[str, object] = {"urls": ()}
 def configure_replicas(urls: list[str] | tuple[str, ...], *, max_lag: float = 5.0, check_every: float = 1.0,
                        lsn_store: replicas.LsnStore | None = None, pool_max: int | None = None) -> None:
     """Read replicas for the reads that only show things; started and closed with the primary's pool."""
+    # an actor's remembered position must outlive any replica that could still lack it: one lagging past
+    # max_lag is skipped anyway, once a check (every check_every) has seen it
+    lsn_ttl = max(60, int(3 * (max_lag + check_every)) + 1)
     _replica_options.update(urls=tuple(urls), max_lag=max_lag, check_every=check_every, lsn_store=lsn_store,
-                            pool_max=pool_max or _pool_size["max_size"])
+                            pool_max=pool_max or _pool_size["max_size"], lsn_ttl=lsn_ttl)
 
 
 async def start_pool() -> None:

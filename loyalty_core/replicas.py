@@ -337,11 +337,14 @@ async def _open_scope() -> ReadScope:
         except Exception as exc:  # Valkey down: we cannot know what the actor wrote, so the primary answers
             log.warning("replicas: the actor's last write is unknown (%s): reading from the primary", exc)
             return ReadScope("the actor's last write is unknown")
-    start = replicas.next_turn()
+    start, busy = replicas.next_turn(), False
     for replica in (candidates[(start + i) % len(candidates)] for i in range(len(candidates))):
         assert replica.pool is not None
         try:
             connection = await replica.pool.acquire(timeout=replicas.check_timeout)
+        except TimeoutError:
+            busy = True  # its pool is busy (or it does not answer: the next check says which); try another
+            continue
         except (*_REPLICA_FAILURES, asyncpg.PostgresError) as exc:
             replica.down(f"no connection ({type(exc).__name__})")
             continue
@@ -359,7 +362,9 @@ async def _open_scope() -> ReadScope:
         scope = ReadScope("replica")
         scope.replica, scope.connection = replica, connection
         return scope
-    return ReadScope("no replica has the actor's last write" if needed else "no healthy replica")
+    if needed:
+        return ReadScope("no replica has the actor's last write")
+    return ReadScope("every replica's pool is busy" if busy else "no healthy replica")
 
 
 async def _release(replica: Replica, connection: asyncpg.Connection) -> None:
