@@ -1,7 +1,8 @@
 """The marketer's story in Chromium: Anna starts a draft, doubles the winter rate in the rule's form (a rate the
 engine refuses first, its message next to the field), adds a happy-hours multiplier by picking the mechanic (its
 fields come with htmx), sees the diff, replays last week's receipts, and proposes it; the button to approve her own
-proposal is not there. Boris, another marketer, approves it; it is live, and the next till sale earns the new rate.
+proposal is not there. Boris, another marketer, approves it; it is live, an auditor finds the publish in the log, and
+the next till sale earns the new rate.
 axe-core with no violations at 1280 px and on a tablet, nothing scrolls sideways, no CSP violation."""
 
 from __future__ import annotations
@@ -116,6 +117,19 @@ async def test_a_marketer_doubles_a_rate_replays_it_and_another_marketer_publish
         boris_state = await boris_context.storage_state()
     finally:
         await boris_context.close()
+
+    auditor_context = await office_context(chromium, server)
+    try:
+        page = await auditor_context.new_page()
+        await sign_in(page, await make_staff("auditor"))
+        await page.goto(f"/office/audit?action=rules.&subject=program:{shop.program_code}")
+        event = page.get_by_test_id("event")
+        await expect(event).to_have_count(1)  # who published, proposed by whom, from which version to which
+        await expect(event).to_contain_text("rules.published")
+        await expect(event).to_contain_text(boris.email)
+        await expect(event).to_contain_text(anna.email)
+    finally:
+        await auditor_context.close()
 
     sale = await sell(server, shop, member.card, [("milk", 1, 10_000)])
     winter = next(a for a in sale["applied"] if a["rule"] == "winter")
