@@ -34,11 +34,13 @@ MEMBER_COLUMNS = ("file", "line", "legacy_id", "phone", "email", "name", "birth_
                   "consent_sms_at", "consent_email", "consent_email_at", "registered_at", "channel", "merged_into")
 STAGING = {
     "members": ("import_member", MEMBER_COLUMNS),
-    "cards": ("import_card", ("file", "line", "number", "member", "status", "issued_at", "blocked_at")),
-    "balances": ("import_lot", ("file", "line", "member", "points", "state", "activates_at", "expires_at", "source", "by_rule")),
-    "tiers": ("import_tier", ("file", "line", "member", "tier", "spend")),
+    # `member` is the survivor a merged member's rows go to; `owner` the merged member itself (else NULL)
+    "cards": ("import_card", ("file", "line", "number", "member", "status", "issued_at", "blocked_at", "owner")),
+    "balances": ("import_lot", ("file", "line", "member", "points", "state", "activates_at", "expires_at", "source", "by_rule",
+                                "owner")),
+    "tiers": ("import_tier", ("file", "line", "member", "tier", "spend", "owner")),
     "history": ("import_receipt", ("file", "line", "receipt", "member", "occurred_at", "store", "amount", "discount",
-                                   "to_pay", "earning", "lines")),
+                                   "to_pay", "earning", "lines", "owner")),
 }
 ORDER = {"members": 0, "cards": 1, "balances": 2, "tiers": 3, "history": 4}
 TIER_CARRY = "365 days"  # a legacy tier's spend counts this long after the import (the tier window: members/tiers.py)
@@ -201,6 +203,11 @@ CHECKS = [
     "UPDATE import_member m SET known = true, membership = ms.id, customer = ms.customer, account = a.id "
     "FROM membership ms JOIN account a ON a.membership = ms.id WHERE m.run = $1 AND m.merged_into IS NULL "
     "AND ms.program = {program} AND ms.legacy_id = m.legacy_id",
+    # ... but one the file's merge policy now merges into another member is for a human: its points, cards and history
+    # would be counted on the survivor while its own account keeps what the earlier import gave it
+    "UPDATE import_member m SET rejected = 'member ' || m.legacy_id || ' came in an earlier import; its phone or e-mail "
+    "now matches member ' || m.merged_into || ': a human merges them' FROM membership ms WHERE m.run = $1 "
+    "AND m.merged_into IS NOT NULL AND ms.program = {program} AND ms.legacy_id = m.legacy_id",
     # a contact of a customer Kopilka already has: the member is that customer (nothing of theirs is changed)
     "UPDATE import_member m SET existing_customer = c.id FROM customer c WHERE m.run = $1 AND NOT m.known AND c.phone = m.phone",
     "UPDATE import_member m SET rejected = 'conflict: the phone is customer ' || m.existing_customer || "
@@ -249,6 +256,10 @@ CHECKS = [
     "WHERE t.run = $1 AND m.run = $1 AND m.legacy_id = t.member AND m.rejected IS NOT NULL",
     "UPDATE import_receipt t SET rejected = 'its member is rejected' FROM import_member m "
     "WHERE t.run = $1 AND m.run = $1 AND m.legacy_id = t.member AND m.rejected IS NOT NULL",
+    # the rows of a rejected merged member (its survivor is fine)
+    *(f"UPDATE {table} t SET rejected = 'its member is rejected' FROM import_member m WHERE t.run = $1 "
+      "AND t.owner IS NOT NULL AND t.rejected IS NULL AND m.run = $1 AND m.legacy_id = t.owner AND m.rejected IS NOT NULL"
+      for table in ("import_card", "import_lot", "import_tier", "import_receipt")),
 ]
 
 

@@ -213,6 +213,11 @@ def member(raw: dict[str, str], file: str, line: int, ctx: Context, index: Membe
             raw.get("channel", "").strip()[:16], into)
 
 
+def _owner(owner: str, index: MemberIndex) -> str | None:
+    """The row's own member when it was merged into another (staged as `owner`: the database checks can refuse it)."""
+    return owner if index.survivor[owner] != owner else None
+
+
 def card(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex, seen: set[str],
          rejects: list[Reject]) -> tuple | None:
     number = _SPACES.sub("", raw.get("number", ""))
@@ -238,7 +243,7 @@ def card(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberI
         rejects.append(Reject(file, line, exc.field, exc.reason))
         return None
     seen.add(number)
-    return (file, line, number, index.survivor[owner], status, issued, blocked)
+    return (file, line, number, index.survivor[owner], status, issued, blocked, _owner(owner, index))
 
 
 def lot(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex, rejects: list[Reject]) -> tuple | None:
@@ -265,7 +270,7 @@ def lot(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIn
         return None
     state = "pending" if activates > ctx.now else "active"
     source = raw.get("source", "").strip()[:32]
-    return (file, line, index.survivor[owner], points, state, activates, expires, source, by_rule)
+    return (file, line, index.survivor[owner], points, state, activates, expires, source, by_rule, _owner(owner, index))
 
 
 def tier(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex, rejects: list[Reject]) -> tuple | None:
@@ -283,7 +288,7 @@ def tier(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberI
     except Bad as exc:
         rejects.append(Reject(file, line, exc.field, exc.reason))
         return None
-    return (file, line, index.survivor[owner], match, spend)
+    return (file, line, index.survivor[owner], match, spend, _owner(owner, index))
 
 
 MAX_RECEIPT_LINES = 1000
@@ -328,7 +333,8 @@ def receipt(raw: dict[str, str], file: str, line: int, ctx: Context, index: Memb
         except Bad as exc:
             rejects.append(Reject(file, line, "lines", exc.reason, "dropped"))
     seen.add((store, number))
-    return (file, line, number, index.survivor[owner], occurred, store, amount, discount, to_pay, earning, lines)
+    return (file, line, number, index.survivor[owner], occurred, store, amount, discount, to_pay, earning, lines,
+            _owner(owner, index))
 
 
 def _receipt_lines(text: str) -> str:

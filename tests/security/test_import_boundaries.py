@@ -197,3 +197,23 @@ async def test_imported_receipts_cannot_be_returned_or_cancelled_for_points(http
     assert r.status_code == 404, r.text
     assert await db.fetchrow("SELECT count(*) n FROM ledger_entry WHERE account = $1", member["account"]) == (0,)
     assert await db.fetchrow("SELECT count(*) n FROM sale_return WHERE sale = $1", sale["id"]) == (0,)
+
+
+async def test_a_delta_cannot_merge_a_separate_member_into_another_to_move_points(shop: Shop, tmp_path: Path) -> None:
+    from tests.imports.legacy import apply, membership, phone, write
+
+    tag = secrets.token_hex(3)
+    first, second = phone(), phone()
+    files = {"members.csv": [{"legacy_id": f"{tag}-1", "phone": first}, {"legacy_id": f"{tag}-2", "phone": second}],
+             "balances.csv": [{"member": f"{tag}-1", "points": "100"}, {"member": f"{tag}-2", "points": "900"}]}
+    assert (await apply(shop, write(tmp_path / "x", files))).balanced
+    # the next export gives member 2 member 1's phone: the merge policy would fold 2 (and its 900 points) into 1,
+    # while 2's own account keeps the 900 the first import gave it
+    files["members.csv"][1]["phone"] = first
+    rec = await apply(shop, write(tmp_path / "x", files))
+    assert any("came in an earlier import" in reason for _, _, reason in rec.conflicts), rec.conflicts
+    assert rec.balanced and rec.delta["points added"] == 0
+    assert (await membership(shop, f"{tag}-1"))["active"] == 100
+    assert (await membership(shop, f"{tag}-2"))["active"] == 900
+    lot = await db.fetchrow("SELECT rejected FROM import_lot WHERE run = $1 AND owner = $2", rec.run, f"{tag}-2")
+    assert lot == ("its member is rejected",)
