@@ -428,6 +428,8 @@ RU.update({
     "You reached {tier}": "Вы перешли на уровень «{tier}»",
     "Got it": "Понятно",
     "Note from our support team": "Комментарий службы поддержки",
+    "Temporarily unavailable": "Временно недоступно",
+    "Try again": "Попробовать снова",
     "A gift from our support team": "Подарок от службы поддержки",
     "Points for a purchase the card missed": "Баллы за покупку, не учтённую на карте",
     "Correction of an error": "Исправление ошибки",

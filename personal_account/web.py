@@ -20,11 +20,13 @@ from personal_account import i18n
 from personal_account.session import (
     CSRF_COOKIE,
     LANG_COOKIE,
+    SESSION_COOKIE,
     SignInRequired,
     WebSession,
     cookie,
     csrf_cookie_value,
     csrf_token,
+    current,
     take_flash,
 )
 
@@ -155,14 +157,53 @@ def static_url(name: str) -> str:
 # --- error pages -----------------------------------------------------------------------------------
 
 _TRANSLATED = {401: "Please sign in.", 403: "The form expired: please try again.", 404: "This page does not exist or is not yours."}
+_TITLES = {404: "Page not found", 503: "Temporarily unavailable"}
+
+
+def _error_template(request: Request, status: int, detail: str, signed_in: bool) -> Template:
+    fmt = formats(request)
+    title = fmt.t(_TITLES.get(status) or ("Something went wrong" if status >= 500 else "Error"))
+    return Template(template_name="error.html", status_code=status, headers={"Cache-Control": "no-store"},
+                    context=dict(f=fmt, t=fmt.t, lang=fmt.lang, csrf="", path=request.url.path, flash="",
+                                 signed_in=signed_in, static=static_url, status=status, title=title,
+                                 detail=fmt.error(detail), retry=status >= 500 and request.method == "GET"))
+
+
+class ErrorPage(Response):
+    """An error page in the shopper's language (the `kp_lang` cookie). A 4xx keeps the app's layout: a signed-in
+    shopper gets the tab bar to find their way back. Exception handlers are synchronous and a URL that matches no
+    route ran no guard, so the session is looked up here, when the answer is sent. A 5xx stays minimal (no tabs,
+    no session lookup: Valkey or PostgreSQL may be what is down)."""
+
+    def __init__(self, request: Request, status: int, detail: str) -> None:
+        super().__init__(content=b"", status_code=status)
+        self.page_request, self.detail = request, detail
+
+    def to_asgi_response(self, app: Any, request: Request, **kwargs: Any) -> Any:  # type: ignore[override]
+        page_request, status, detail = self.page_request, self.status_code, self.detail
+
+        async def send_page(scope: Any, receive: Any, send: Any) -> None:
+            signed_in = status < 500 and await _signed_in(page_request)
+            template = _error_template(page_request, status, detail, signed_in)
+            await template.to_asgi_response(None, request)(scope, receive, send)
+
+        return send_page
+
+
+async def _signed_in(request: Request) -> bool:
+    if getattr(request.state, "web", None) is not None:  # a guarded page: the guard found the session
+        return True
+    if not request.cookies.get(SESSION_COOKIE):
+        return False
+    try:
+        return await current(request) is not None
+    except Exception:  # Valkey or PostgreSQL blinked: the page without the tabs rather than no page
+        log.warning("session lookup for an error page failed", exc_info=True)
+        return False
 
 
 def _error_page(request: Request, status: int, detail: str) -> Response:
-    fmt = formats(request)
-    title = fmt.t("Page not found") if status == 404 else fmt.t("Something went wrong") if status >= 500 else fmt.t("Error")
-    return Template(template_name="error.html", status_code=status, headers={"Cache-Control": "no-store"},
-                    context=dict(f=fmt, t=fmt.t, lang=fmt.lang, csrf="", path=request.url.path, flash="",
-                                 signed_in=False, static=static_url, status=status, title=title, detail=fmt.error(detail)))
+    return ErrorPage(request, status, detail)
 
 
 def sign_in_required(request: Request, _: SignInRequired) -> Response:

@@ -310,3 +310,100 @@ async def test_catalogue_names_in_the_pages_language_with_a_fallback(chromium: A
         assert found == {}, found
     finally:
         await desktop.close()
+
+
+async def test_error_pages_keep_the_layout_for_a_signed_in_shopper_and_stay_minimal_when_we_fail(
+        chromium: Any, server: str, db_pool: None, tmp_path: Any) -> None:
+    """A 404 has the tab bar for a signed-in shopper (the way back), none for a visitor; the 500 and the 503 have no
+    tabs but speak the shopper's language and offer to try again. The 500 and the 503 come from two more servers of
+    the same app: one on a database without our tables (every query fails), one whose Valkey is not there."""
+    import os
+
+    from playwright.async_api import expect
+
+    from tests.e2e.helpers import no_sideways_scroll
+    from tests.servers import free_port, uvicorn_app
+
+    shop = await program_with_promotions()
+    phone = await _context(chromium, server, PHONE, "ru", is_mobile=True, has_touch=True, bypass_csp=True)
+    found: dict[str, list[str]] = {}
+    try:
+        page = await phone.new_page()
+        await sign_in(page, shop, name="Анна")
+        for path, tab in (("/no-such-page", None), ("/purchases/2147483000", "Покупки")):
+            await page.goto(path)
+            await expect(page.get_by_role("heading", name="Страница не найдена")).to_be_visible()
+            tabs = page.get_by_role("navigation", name="Главное меню")
+            await expect(tabs).to_be_visible()
+            box = await tabs.bounding_box()
+            assert box and abs(box["y"] + box["height"] - PHONE["height"]) <= 1, box  # at the bottom, as everywhere
+            if tab:
+                await expect(tabs.get_by_role("link", name=tab)).to_have_attribute("aria-current", "page")
+            await no_sideways_scroll(page)
+            found.update(await axe_here(page, f"ru 390 {path}"))
+        await screenshot(page, "not-found-phone", full_page=False)
+        await page.get_by_role("navigation", name="Главное меню").get_by_role("link", name="Карта").click()
+        await expect(page.get_by_test_id("card-number")).to_be_visible()  # back in one tap
+        state = await phone.storage_state()
+    finally:
+        await phone.close()
+
+    desktop = await chromium.new_context(base_url=server, viewport=DESKTOP, storage_state=state, bypass_csp=True)
+    visitor = await chromium.new_context(base_url=server, viewport=DESKTOP, bypass_csp=True)
+    try:
+        wide = await desktop.new_page()
+        await wide.goto("/lang/en?next=/no-such-page")
+        await expect(wide.get_by_role("heading", name="Page not found")).to_be_visible()
+        tabs = wide.get_by_role("navigation", name="Main menu")
+        await expect(tabs.get_by_role("link")).to_have_text(["Card", "Purchases", "Offers", "Profile"])
+        box = await tabs.bounding_box()
+        assert box and box["y"] < 100, box  # in the header on a desktop
+        found.update(await axe_here(wide, "en 1280 /no-such-page"))
+        stranger = await visitor.new_page()
+        await stranger.goto("/no-such-page")
+        await expect(stranger.get_by_role("heading", name="Страница не найдена")).to_be_visible()
+        await expect(stranger.get_by_role("navigation", name="Главное меню")).to_have_count(0)  # no session, no tabs
+        small = await (await chromium.new_context(base_url=server, viewport=PHONE, storage_state=state,
+                                                  bypass_csp=True, is_mobile=True)).new_page()  # Russian, signed in
+
+        # our failures: the 500 (a database without our tables) and the 503 (no Valkey), in each language
+        empty = "kop_web_empty_" + str(os.getpid())
+        import asyncpg
+
+        admin = await asyncpg.connect(os.environ["KOPILKA_DATABASE_URL"])
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{empty}"')
+            await admin.execute(f'CREATE DATABASE "{empty}"')
+        finally:
+            await admin.close()
+        broken_db = os.environ["KOPILKA_DATABASE_URL"].rsplit("/", 1)[0] + "/" + empty
+        no_valkey = f"redis://127.0.0.1:{free_port()}/0"
+        for name, env, code, titles in (
+                ("500", {"KOPILKA_DATABASE_URL": broken_db}, 500, ("Что-то пошло не так", "Something went wrong")),
+                ("503", {"KOPILKA_VALKEY_URL": no_valkey}, 503, ("Временно недоступно", "Temporarily unavailable"))):
+            with uvicorn_app(tmp_path / f"server-{name}.log", extra_env=env, timeout=60, stop_timeout=10) as failing:
+                # the same browsers: cookies belong to the host, not the port, so the session and language go along
+                for tab, lang in ((wide, "en"), (small, "ru")):
+                    title = titles[0] if lang == "ru" else titles[1]
+                    answer = await tab.goto(f"{failing.base}/purchases")
+                    assert answer is not None and answer.status == code, (name, lang, answer and answer.status)
+                    await expect(tab.get_by_role("heading", name=title)).to_be_visible()
+                    await expect(tab.locator("html")).to_have_attribute("lang", lang)
+                    await expect(tab.get_by_test_id("try-again")).to_have_attribute("href", "/purchases")
+                    await expect(tab.get_by_role("navigation", name="Main menu" if lang == "en" else "Главное меню")
+                                 ).to_have_count(0)  # minimal: no tabs (and no session lookup) when we fail
+                    text = await tab.locator("main").inner_text()
+                    assert ("Ничего не изменилось" in text) if lang == "ru" else ("Nothing was changed" in text), text
+                    found.update(await axe_here(tab, f"{lang} {name}"))
+                if name == "503":
+                    await screenshot(wide, "unavailable-desktop-en")
+        admin = await asyncpg.connect(os.environ["KOPILKA_DATABASE_URL"])
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{empty}"')
+        finally:
+            await admin.close()
+        await small.context.close()
+    finally:
+        await desktop.close()
+        await visitor.close()
+    assert found == {}, found
