@@ -528,7 +528,11 @@ class Campaign(Table):
     program = ForeignKey(Program, null=False)
     code = Varchar(length=64, unique=True)
     name = Varchar(length=200)
-    segment = Varchar(length=64)  # a code in membership.segments
+    segment = Varchar(length=64)  # a code in membership.segments ('' for a triggered campaign to everyone)
+    # a member event kind (member_event.kind): sent to each member the event happens to, from send_at on;
+    # None: sent once, at send_at, to the segment
+    trigger = Varchar(length=32, null=True, default=None)
+    event_watermark = BigInt(default=0)  # the last member_event a triggered campaign has queued
     # {"push": {"ru": {"title", "body"}}, "email": {"ru": {"subject", "body"}}, "sms": {"ru": {"body"}}}
     messages = JSONB(default={})
     channels = Array(base_column=Varchar(length=8), default=[])  # the order tried: the first the shopper can get
@@ -540,7 +544,7 @@ class Campaign(Table):
     cap_messages = Integer(default=0)  # at most this many campaign messages per shopper ... (0: no cap)
     cap_days = Integer(default=7)  # ... within this many days, across campaigns
     uplift_days = Integer(default=14)  # the report compares spend over this many days after the send
-    status = Varchar(length=16, default="draft")  # draft | scheduled | queued | cancelled
+    status = Varchar(length=16, default="draft")  # draft | scheduled | queued | active (triggered) | cancelled
     created_by = Varchar(length=120, default="")
     created_at = Timestamptz(default=TimestamptzNow())
     launched_by = Varchar(length=120, default="")

@@ -17,6 +17,8 @@ import msgspec
 from msgspec import Meta
 
 Channel = Literal["push", "email", "sms"]
+# the member events that can trigger a campaign (loyalty_core/marketing/events.py writes member_event)
+Trigger = Literal["first_purchase", "referral_referrer", "birthday", "inactive", "tier_at_risk"]
 CHANNELS: tuple[Channel, ...] = ("push", "email", "sms")  # the default order: the cheapest first
 Code = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Language = Annotated[str, Meta(min_length=2, max_length=8, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
@@ -58,9 +60,10 @@ class FrequencyCap(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 class CampaignIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     code: Code
     name: Annotated[str, Meta(min_length=1, max_length=200)]
-    segment: Code
     messages: Messages
-    send_at: Annotated[dt.datetime, Meta(tz=True)]
+    send_at: Annotated[dt.datetime, Meta(tz=True)]  # once: when it goes out; triggered: from when events count
+    segment: Code | None = None  # required for a campaign sent once; a triggered one may narrow its events to it
+    trigger: Trigger | None = None  # sent to each member the event happens to, once per member
     channels: Annotated[list[Channel], Meta(min_length=1, max_length=3)] | None = None  # default: push, email, sms
     coupon_series: Code | None = None  # a personal series: each shopper messaged gets a code of their own
     bonus_points: Annotated[int, Meta(ge=0, le=100_000)] = 0
@@ -75,8 +78,9 @@ class CampaignOut(msgspec.Struct, kw_only=True):
     code: str
     name: str
     program: str
-    segment: str
-    status: Literal["draft", "scheduled", "queued", "cancelled"]
+    segment: str | None
+    trigger: str | None
+    status: Literal["draft", "scheduled", "queued", "active", "cancelled"]
     channels: list[str]
     messages: Messages
     send_at: dt.datetime

@@ -29,7 +29,8 @@ def _out(row: dict) -> CampaignOut:
         messages = msgspec.json.decode(messages)
     cap = FrequencyCap(messages=row["cap_messages"], days=row["cap_days"]) if row["cap_messages"] else None
     return CampaignOut(
-        code=row["code"], name=row["name"], program=row["program_code"], segment=row["segment"],
+        code=row["code"], name=row["name"], program=row["program_code"], segment=row["segment"] or None,
+        trigger=row["trigger"],
         status=row["status"], channels=list(row["channels"]), messages=msgspec.convert(messages, Messages),
         send_at=row["send_at"], coupon_series=row["coupon_series"], bonus_points=row["bonus_points"],
         bonus_valid_days=row["bonus_valid_days"], holdout_percent=row["holdout_bp"] / 100, frequency_cap=cap,
@@ -72,6 +73,10 @@ async def _check(spec: CampaignIn, program_id: int) -> list[str]:
             raise ValidationFailed(f"coupon_series: {spec.coupon_series!r} is not a series of this program")
         if not rows[0]["personal"]:
             raise ValidationFailed("coupon_series: a campaign gives personal codes; this series is one shared code")
+    if spec.segment is None:
+        if spec.trigger is None:
+            raise ValidationFailed("segment: a campaign sent once needs a segment (a triggered one may go to everyone)")
+        return channels
     # segments live in the table `segment` (loyalty_core/marketing); a code nobody defined targets nobody
     known = await Campaign.raw(
         "SELECT to_regclass('segment') IS NULL AS no_table")
@@ -91,7 +96,7 @@ async def create_campaign(spec: CampaignIn, now: dt.datetime, *, operator: str, 
     try:
         async with DB.transaction():
             await Campaign.insert(Campaign(
-                program=program.id, code=spec.code, name=spec.name, segment=spec.segment,
+                program=program.id, code=spec.code, name=spec.name, segment=spec.segment or "", trigger=spec.trigger,
                 messages=msgspec.json.encode(spec.messages).decode(), channels=channels,
                 coupon_series=spec.coupon_series, bonus_points=spec.bonus_points,
                 bonus_valid_days=spec.bonus_valid_days, send_at=spec.send_at,
@@ -99,14 +104,16 @@ async def create_campaign(spec: CampaignIn, now: dt.datetime, *, operator: str, 
                 cap_days=cap.days if cap else 7, uplift_days=spec.uplift_days, status="draft", created_by=operator,
             ))
             await audit.record(operator, "campaign.create", f"campaign:{spec.code}", {},
-                               {"segment": spec.segment, "send_at": spec.send_at.isoformat()}, "", now, origin)
+                               {"segment": spec.segment, "trigger": spec.trigger,
+                                "send_at": spec.send_at.isoformat()}, "", now, origin)
     except asyncpg.UniqueViolationError:
         raise Conflict(f"campaign {spec.code!r} already exists") from None
     return await campaign(spec.code)
 
 
 async def launch(code: str, now: dt.datetime, *, operator: str, origin: str = "") -> CampaignOut:
-    """Approve a draft: it is queued at its send time by the worker's job (at once if that time has come)."""
+    """Approve a draft: it is queued at its send time by the worker's job (at once if that time has come); a
+    triggered one is queued, from then on, for each member its event happens to."""
     async with DB.transaction():
         row = await _row(code, lock=True)
         if row["status"] != "draft":

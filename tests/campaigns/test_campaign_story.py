@@ -325,3 +325,44 @@ async def test_a_cancelled_campaign_sends_nothing_more_and_a_bad_open_pixel_reco
     genuine = model.open_token("test-secret", row["id"])
     assert (await http.get(f"/u/open/{genuine}.gif")).status_code == 200
     assert (await messages_of(body["code"]))[shopper.customer_id]["opened_at"] is not None
+
+
+async def test_a_triggered_campaign_greets_each_member_whose_event_happens_once(
+        http: httpx.AsyncClient, marketer: dict[str, str], shop: Shop, sender_config: SenderConfig,
+        sms_ru: SmsFake) -> None:
+    """A birthday campaign to everyone: each run of the job queues the members whose birthday event came since."""
+    earlier, anna, boris, vera = [await make_shopper(shop, None, consents={"sms": True}, email_address=False)
+                                  for _ in range(4)]
+    await _event(shop, earlier, "birthday", dt.datetime.now(dt.UTC) - dt.timedelta(days=1))  # before the campaign
+    body = campaign_body(shop, "unused", trigger="birthday", messages={"sms": {"ru": {"body": "С днём рождения!"}}})
+    del body["segment"]
+    assert (await http.post("/admin/v1/campaigns", json=body, headers=marketer)).status_code == 201
+    launched = await http.post(f"/admin/v1/campaigns/{body['code']}/launch", headers=marketer)
+    assert launched.json()["trigger"] == "birthday" and launched.json()["segment"] is None
+    await _event(shop, anna, "birthday")
+    await _event(shop, boris, "birthday")
+    await _event(shop, vera, "inactive")  # another kind
+    await queue_now()
+    await drain(sender_config)
+    assert {c for c in await messages_of(body["code"])} == {anna.customer_id, boris.customer_id}
+    assert (await http.get(f"/admin/v1/campaigns/{body['code']}", headers=marketer)).json()["status"] == "active"
+    await _event(shop, vera, "birthday")
+    await _event(shop, anna, "birthday", occurrence="again")  # once per member
+    await queue_now()
+    await queue_now()
+    await drain(sender_config)
+    rows = await messages_of(body["code"])
+    assert set(rows) == {anna.customer_id, boris.customer_id, vera.customer_id}
+    assert {r["status"] for r in rows.values()} == {"sent"}
+    for s in (anna, boris, vera):
+        assert [m["msg"] for m in sms_ru.to(s.phone or "")] == ["С днём рождения!"]
+    assert sms_ru.to(earlier.phone or "") == []
+
+
+async def _event(shop: Shop, shopper: object, kind: str, at: dt.datetime | None = None,
+                 occurrence: str | None = None) -> None:
+    member = shopper.member  # type: ignore[attr-defined]
+    await Customer.raw(
+        "INSERT INTO member_event (program, membership, kind, occurrence, points, detail, created_at) "
+        "VALUES ({}, {}, {}, {}, 0, {}::jsonb, {})",
+        shop.program_id, member.membership_id, kind, occurrence or unique("occ"), "{}", at or dt.datetime.now(dt.UTC))
