@@ -81,7 +81,10 @@ WITH at_risk AS (
          (($2::timestamptz + make_interval(days => $3::int)) AT TIME ZONE $4::text)::date AS by_date
   FROM membership m JOIN tier t ON t.id = m.tier
   LEFT JOIN LATERAL (
-    SELECT SUM(s.earning_spend - s.returned_earning_spend) AS spend FROM sale s
+    -- an imported legacy spend still carried then keeps the tier too (docs/import.md)
+    SELECT COALESCE(SUM(s.earning_spend - s.returned_earning_spend), 0)
+           + CASE WHEN m.carried_until > $2::timestamptz + make_interval(days => $3::int) THEN m.carried_spend ELSE 0 END
+           AS spend FROM sale s
     WHERE s.membership = m.id AND s.status = 'confirmed'
       AND s.occurred_at > $2::timestamptz + make_interval(days => $3::int) - interval '365 days'
       AND s.occurred_at <= $2::timestamptz) kept ON true

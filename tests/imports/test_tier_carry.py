@@ -64,3 +64,27 @@ async def test_the_first_tier_pass_without_a_watermark_keeps_a_carry_that_still_
     await recompute_lapsed_tiers(now + dt.timedelta(days=10))  # every member whose stored spend differs
     member = await membership(shop, f"{tag}-1")
     assert member["tier"] == "silver" and member["tier_spend"] == 4_500_000
+
+
+async def test_a_carried_tier_is_not_at_risk_until_the_carry_is_about_to_end(tmp_path: Path) -> None:
+    from loyalty_core import db
+    from loyalty_core.marketing.events import run_member_events
+    from tests.factories import basic_rules, make_shop
+
+    shop = await make_shop(basic_rules(tier_at_risk_days=30))
+    tag = secrets.token_hex(3)
+    now = dt.datetime.now(dt.UTC)
+    src = write(tmp_path / "x", {"members.csv": [{"legacy_id": f"{tag}-1", "phone": phone()}],
+                                 "tiers.csv": [{"member": f"{tag}-1", "tier": "gold", "spend": "120 000"}]})
+    assert (await apply(shop, src, now)).balanced
+    member = await membership(shop, f"{tag}-1")
+
+    async def told() -> int:
+        row = await db.fetchrow("SELECT count(*) n FROM notification WHERE customer = $1 AND kind = 'tier_at_risk'",
+                                member["customer"])
+        return row["n"]  # type: ignore[index]
+
+    await run_member_events(now)  # the carry runs for a year: nothing is at risk in the next 30 days
+    assert await told() == 0
+    await run_member_events(now + dt.timedelta(days=340))  # 30 days from then the carry has ended
+    assert await told() == 1
