@@ -16,6 +16,7 @@ import msgspec
 
 from loyalty_core import db
 from loyalty_core.engine.program import CounterDef
+from loyalty_core.imports import report
 from loyalty_core.ledger.verify import verify_all
 from loyalty_core.till import pricing, sales
 from loyalty_core.till.types import SaleIn
@@ -57,6 +58,7 @@ async def test_history_feeds_the_tier_counters_and_analytics_and_never_points(sh
     assert rec.history["receipts written"] == 7 and rec.history["already in Kopilka (not written again)"] == 0
     # the comparison: the legacy tier vs the one computed from the history (60 000 + 50 000 RUB: gold)
     assert rec.tier_vs_history == [f"{tag}-1: legacy silver, from history gold (spend 110000.00)"]
+    assert "## Purchase history" in report.markdown(rec, dry_run=False)
     one = await membership(shop, f"{tag}-1")
     assert one["tier"] == "gold" and one["tier_spend"] == 11_000_000 and one["carried_spend"] == 0
     assert one["purchases_count"] == 3 and one["active"] == one["pending"] == 0
@@ -124,6 +126,8 @@ async def test_a_delta_updates_members_cards_and_balances_by_the_difference(shop
 
     rec = await apply(shop, write(tmp_path / "x", files), later)
     assert rec.balanced, rec
+    text = report.markdown(rec, dry_run=False)
+    assert "## Delta" in text and "| points added | 500 |" in text and f"card {tag}C1 ({tag}-1): blocked" in text
     assert rec.delta["cards added"] == 1 and rec.delta["cards blocked"] == 1 and rec.delta["cards unchanged"] == 1
     assert await db.fetchrow("SELECT count(*) n FROM membership WHERE program = $1 AND legacy_id LIKE $2",
                              shop.program_id, f"{tag}-%") == (3,)  # updated, not duplicated
