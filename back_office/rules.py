@@ -102,7 +102,7 @@ class RulesController(Controller):
 
     # --- the editor ---------------------------------------------------------------------------
 
-    @get("/drafts/{draft_id:int}/rules/new", guards=MARKETING)
+    @get("/drafts/{draft_id:int}/new-rule", guards=MARKETING)
     async def new_rule(self, request: Request, draft_id: DraftId, group: Code = "",
                        kind: Annotated[str, QueryParameter(name="effect.kind", max_length=64)] = "") -> Response:
         draft = await drafts.get(draft_id)
@@ -167,7 +167,7 @@ class RulesController(Controller):
         await web.flash(request, "Rule saved")
         return web.back_to(_draft_page(draft_id))
 
-    @get("/drafts/{draft_id:int}/groups/new", guards=MARKETING)
+    @get("/drafts/{draft_id:int}/new-group", guards=MARKETING)
     async def new_group(self, request: Request, draft_id: DraftId) -> Response:
         draft = await drafts.get(draft_id)
         return await self._group(request, draft, None, {"stage": "accrual", "mode": "stack", "active": True,

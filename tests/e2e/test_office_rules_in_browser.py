@@ -139,7 +139,7 @@ async def test_a_marketer_doubles_a_rate_replays_it_and_another_marketer_publish
     draft_path = draft_url.removeprefix(server)
     for viewport in (DESKTOP, TABLET):
         for state, paths in ((anna_state, [f"/office/rules/?program={shop.program_code}", draft_path,
-                                           draft_path + "/rules/winter", draft_path + "/rules/new?group=promo",
+                                           draft_path + "/rules/winter", draft_path + "/new-rule?group=promo",
                                            draft_path + "/raw", draft_path + "/groups/promo",
                                            draft_path + "/settings"]),
                                          (boris_state, ["/office/"])):

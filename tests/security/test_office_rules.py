@@ -37,11 +37,11 @@ async def _edit_winter(office: Office, draft: int, bp: str) -> httpx.Response:
 def _paths(draft: int) -> list[tuple[str, str]]:
     base = f"/office/rules/drafts/{draft}"
     return [("GET", "/office/rules/"), ("GET", base), ("GET", base + "/rules/winter"), ("GET", base + "/raw"),
-            ("GET", base + "/rules/new"), ("GET", base + "/effect-fields"), ("POST", "/office/rules/drafts"),
+            ("GET", base + "/new-rule"), ("GET", base + "/effect-fields"), ("POST", "/office/rules/drafts"),
             ("POST", base + "/rules/winter"), ("POST", base + "/rules"), ("POST", base + "/raw"),
             ("POST", base + "/replay"), ("POST", base + "/propose"), ("POST", base + "/approve"),
             ("POST", base + "/reject"), ("POST", base + "/discard"), ("POST", base + "/rules/winter/delete"),
-            ("POST", "/office/rules/versions/1/restore"), ("GET", base + "/groups/promo"), ("GET", base + "/groups/new"),
+            ("POST", "/office/rules/versions/1/restore"), ("GET", base + "/groups/promo"), ("GET", base + "/new-group"),
             ("POST", base + "/groups"), ("POST", base + "/groups/promo"), ("GET", base + "/settings"),
             ("POST", base + "/settings")]
 
@@ -173,3 +173,14 @@ async def test_oversized_or_strange_forms_answer_4xx_and_change_nothing(server: 
         assert zero.status_code == 422 and 'data-testid="error-point_value_minor">must be positive' in zero.text
         stored = await RulesDraft.select(RulesDraft.document).where(RulesDraft.id == draft).first()
         assert '"bp":500' in stored["document"].replace(" ", "")
+
+
+async def test_without_javascript_the_mechanic_switch_still_shows_its_fields(server: str) -> None:
+    shop = await promo_shop()
+    async with Office(server) as anna:
+        await anna.signed_in(await make_staff("marketer"))
+        draft = await _draft(anna, shop)
+        page = await anna.get(f"/office/rules/drafts/{draft}/new-rule", group="promo", **{"effect.kind": "multiplier"})
+        assert page.status_code == 200 and 'name="effect.factor_bp"' in page.text and 'name="effect.bp"' not in page.text
+        fragment = await anna.get(f"/office/rules/drafts/{draft}/effect-fields", **{"effect.kind": "m_for_n"})
+        assert 'name="effect.m"' in fragment.text and "<html" not in fragment.text
