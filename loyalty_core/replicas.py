@@ -185,11 +185,12 @@ class RequestState:
     """What one request did: whether it wrote, and who asks (`actor`, e.g. "shopper:42", found lazily: the
     surfaces' guards name them after the request started)."""
 
-    __slots__ = ("_actor_of", "wrote")
+    __slots__ = ("_actor_of", "needed", "wrote")
 
     def __init__(self, actor_of: Callable[[], str | None] | None = None) -> None:
         self._actor_of = actor_of
         self.wrote = False
+        self.needed: int | None = None  # the actor's remembered position, read once per request
 
     @property
     def actor(self) -> str | None:
@@ -331,12 +332,16 @@ async def _open_scope() -> ReadScope:
         return ReadScope("no healthy replica")
     needed = 0
     actor = state.actor if state is not None else None
-    if actor is not None and replicas.lsn_store is not None:
+    if state is not None and state.needed is not None:
+        needed = state.needed  # a page of several read use-cases asks Valkey once
+    elif actor is not None and replicas.lsn_store is not None:
         try:
             needed = await replicas.lsn_store.get(actor) or 0
         except Exception as exc:  # Valkey down: we cannot know what the actor wrote, so the primary answers
             log.warning("replicas: the actor's last write is unknown (%s): reading from the primary", exc)
             return ReadScope("the actor's last write is unknown")
+        if state is not None:
+            state.needed = needed
     start, busy = replicas.next_turn(), False
     for replica in (candidates[(start + i) % len(candidates)] for i in range(len(candidates))):
         assert replica.pool is not None
