@@ -220,3 +220,15 @@ async def test_the_frequency_cap_holds_across_campaigns_repeat_runs_and_two_work
     assert all(len(sms_ru.to(s.phone or "")) == 1 for s in shoppers)
     assert (await report(later.code, now)).capped_when_queued == 6
     assert re.fullmatch(r"u1\.\d+\.email\.[A-Za-z0-9_-]{43}", model.unsubscribe_token("x", 1, "email"))
+
+
+async def test_no_campaign_operation_fails_with_a_server_error(server: str, shop: Shop) -> None:
+    """Schemathesis on /admin/v1/campaigns alone (the whole /admin/v1 run may spend its budget elsewhere)."""
+    from tests.fuzzing import fuzz
+
+    await make_segment(shop)
+    headers = await _key("marketer")
+    failures, statuses = fuzz(server, "^/admin/v1/campaigns", headers, examples=40, budget_seconds=60,
+                              min_operations=5, skip=set())
+    assert not failures, "\n".join(failures[:20])
+    assert len(statuses) > 50 and all(s < 500 for s in statuses)
