@@ -45,7 +45,7 @@ JSON_HINTS = {
 
 RU: dict[str, str] = {
     "Cost: points at their value plus discounts": "Стоимость: баллы по их цене и скидки",
-    "Calendar table": "Таблица: что когда действует", "Settings saved": "Настройки сохранены",
+    "any stage": "любой этап", "Calendar table": "Таблица: что когда действует", "Settings saved": "Настройки сохранены",
     "Save the settings": "Сохранить настройки", "Currency": "Валюта", "One point pays": "Один балл оплачивает",
     "Share of a receipt payable with points": "Доля чека, которую можно оплатить баллами",
     "An unregistered card may pay with points": "Незарегистрированная карта может платить баллами",
