@@ -19,6 +19,7 @@ them within the catch-up window).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +35,7 @@ from loyalty_core.ledger.posting import Plan
 from loyalty_core.marketing import event_queries as q
 from loyalty_core.piccolo_conf import DB
 
+log = logging.getLogger("kopilka.member_events")
 CATCH_UP = dt.timedelta(days=7)  # an event the job did not see in time (worker down) still happens this late
 
 
@@ -45,11 +47,13 @@ class EventsReport(msgspec.Struct):
     reactivations: int = 0
     tier_at_risk: int = 0
     points: int = 0
+    failed_programs: int = 0
 
     def summary(self) -> str:
         return (f"{self.first_purchases} first purchases ({self.referrers_rewarded} referrers rewarded, "
                 f"{self.referrals_refused} refused as the same person), {self.birthdays} birthdays, "
-                f"{self.reactivations} reactivations, {self.tier_at_risk} tier-at-risk messages; {self.points} points")
+                f"{self.reactivations} reactivations, {self.tier_at_risk} tier-at-risk messages; {self.points} points"
+                + (f"; {self.failed_programs} programs failed (see the log)" if self.failed_programs else ""))
 
 
 class Candidate(msgspec.Struct, frozen=True):
@@ -82,12 +86,17 @@ async def run_member_events(now: dt.datetime, progress: Callable[[str], None] | 
     report = EventsReport()
     for row in await db.fetch(q.PROGRAMS):
         program = msgspec.convert(dict(row), ProgramFacts)
-        compiled: Any = await compiled_program(program.id, program.rules_version)
-        await _first_purchases(program, compiled, now, report)
-        await _birthdays(program, compiled, now, report)
-        await _reactivations(program, compiled, now, report)
-        rows = await db.fetch(q.TIER_AT_RISK, program.id, now, compiled.settings.tier_at_risk_days, program.timezone)
-        report.tier_at_risk += len(rows)
+        try:
+            compiled: Any = await compiled_program(program.id, program.rules_version)
+            await _first_purchases(program, compiled, now, report)
+            await _birthdays(program, compiled, now, report)
+            await _reactivations(program, compiled, now, report)
+            rows = await db.fetch(q.TIER_AT_RISK, program.id, now, compiled.settings.tier_at_risk_days,
+                                  program.timezone)
+            report.tier_at_risk += len(rows)
+        except Exception:  # one program's failure (its rules, a member's row) does not stop the others'
+            log.exception("member events of program %s failed; the next run tries again", program.code)
+            report.failed_programs += 1
         if progress is not None:
             progress(program.code)
     return report

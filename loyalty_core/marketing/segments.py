@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import re
 from collections.abc import Callable
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from loyalty_core.marketing.errors import (
 )
 from loyalty_core.piccolo_conf import DB
 
+log = logging.getLogger("kopilka.segments")
 Code = str
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 MAX_UPLOAD_ROWS = 1_000_000
@@ -220,10 +222,15 @@ async def _recompute(segment: Segment, timezone: str, now: dt.datetime) -> Recom
 
 
 async def recompute_all(now: dt.datetime, progress: Callable[[RecomputeResult], None] | None = None) -> list[RecomputeResult]:
-    """Every active dynamic segment of every program (the `segments` job)."""
+    """Every active dynamic segment of every program (the `segments` job). A segment that fails is logged and
+    skipped: the others are still computed, and the next run tries it again."""
     results = []
     for row in await db.fetch(queries.SEGMENTS_TO_RECOMPUTE):
-        result = await _recompute(_segment(row), row["timezone"], now)
+        try:
+            result = await _recompute(_segment(row), row["timezone"], now)
+        except Exception:
+            log.exception("segment %s/%s: the recompute failed", row["program_code"], row["code"])
+            continue
         results.append(result)
         if progress is not None:
             progress(result)

@@ -178,3 +178,17 @@ async def test_a_large_change_is_written_in_chunks_and_adds_up(db_pool, monkeypa
     result = await segments.recompute_segment(shop.program_code, "regulars", NOW)
     assert (result.members, result.added, result.removed) == (2, 0, 3)
     assert await in_segment(shop, "regulars") == {members[5].membership_id, members[6].membership_id}
+
+
+async def test_one_broken_segment_does_not_stop_the_job(db_pool) -> None:
+    shop = await make_shop()
+    member = await member_with(shop, purchases=3)
+    await create(shop, "buyers", {"fact": "purchases_count", "gte": 1})
+    await create(shop, "broken", {"fact": "purchases_count", "gte": 1})
+    # a condition stored before a fact was renamed: the job logs it and goes on
+    await db.fetch("UPDATE segment SET condition = '{\"fact\": \"gone\", \"eq\": 1}'::jsonb WHERE program = $1 "
+                   "AND code = 'broken'", shop.program_id)
+    await db.fetch("UPDATE membership SET purchases_count = 0 WHERE id = $1", member.membership_id)
+    results = await segments.recompute_all(NOW)
+    assert "buyers" in {r.segment for r in results} and "broken" not in {r.segment for r in results}
+    assert await in_segment(shop, "buyers") == set()
