@@ -63,7 +63,9 @@ SELECT (
   OR EXISTS (SELECT 1 FROM pass_registration a JOIN card ca ON ca.id = a.card
              JOIN pass_registration b ON b.device_library_id = a.device_library_id JOIN card cb ON cb.id = b.card
              WHERE ca.membership = $1 AND cb.membership = $2)
-) AS same"""
+) AS same,
+  EXISTS (SELECT 1 FROM membership m JOIN customer c ON c.id = m.customer
+          WHERE m.id = $2 AND m.status = 'active' AND c.status = 'active') AS referrer_active"""
 
 # the exactly-once key, with what it gives: $1 program, $2 membership, $3 kind, $4 occurrence, $5 now, $6 detail,
 # $7 points (written in the same transaction as the points themselves)

@@ -110,8 +110,12 @@ async def _first_purchases(program: ProgramFacts, compiled: Any, now: dt.datetim
     for cand in await _candidates(q.FIRST_PURCHASE_CANDIDATES, program.id, now, now - CATCH_UP):
         referrer = cand.referred_by
         refused = False
-        if referrer is not None and (await db.fetch(q.SAME_PERSON, cand.membership, referrer))[0]["same"]:
-            referrer, refused = None, True
+        if referrer is not None:
+            found = (await db.fetch(q.SAME_PERSON, cand.membership, referrer))[0]
+            if found["same"]:
+                referrer, refused = None, True
+            elif not found["referrer_active"]:  # closed or deleted since: nobody to pay
+                referrer = None
         awarded = await _occur(program, compiled, cand, "first_purchase", MemberEvent(kind="first_purchase", at=now),
                                now, referrer=referrer, refused_referrer=cand.referred_by if refused else None)
         if awarded is None:

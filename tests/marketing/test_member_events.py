@@ -176,3 +176,21 @@ async def test_points_about_to_burn_are_announced_the_programs_days_before(db_po
     [message] = await messages_of(members[0].customer_id, "points_expiring")
     assert message["points"] == 500
     assert await messages_of(members[1].customer_id, "points_expiring") == []
+
+
+async def test_a_referrer_who_left_the_program_is_paid_nothing(http, db_pool) -> None:
+    shop = await events_shop(Rule(code="friend", name="Bring a friend",
+                                  effect=EventBonus(event="first_purchase", points=100, referrer_points=300)))
+    referrer = await member_with(shop)
+    friend = await member_with(shop)
+    await db.fetch("UPDATE membership SET referred_by = $2 WHERE id = $1", friend.membership_id, referrer.membership_id)
+    await db.fetch("UPDATE membership SET status = 'closed' WHERE id = $1", referrer.membership_id)
+    response = await http.post("/pos/v1/sales/confirm", json=sale_body(shop, [("bread", 1, 4_990)], card=friend.card),
+                               headers=shop.headers)
+    assert response.status_code == 200, response.text
+
+    report = await run_member_events(dt.datetime.now(UTC))
+
+    assert report.failed_programs == 0
+    assert await lots_of(referrer.account_id) == []
+    assert (100, "event") in [lot[:2] for lot in await lots_of(friend.account_id)]
