@@ -222,6 +222,11 @@ class ReadScope:
             replica.down(f"failed a read ({type(exc).__name__})")
             self.to_primary("the replica failed")
             return await on_primary()
+        except asyncpg.exceptions.ReadOnlySQLTransactionError:
+            # a write outside a transaction in a use-case marked @reading: a bug, but not the shopper's problem
+            log.error("replicas: a write ran inside a read scope; sent to the primary: %.200s", query)
+            self.to_primary("a write inside a read scope")
+            return await on_primary()
 
     def to_primary(self, reason: str) -> None:
         """The rest of this scope reads from the primary (the connection goes back at the scope's end)."""

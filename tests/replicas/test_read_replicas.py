@@ -22,6 +22,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from piccolo.querystring import QueryString
 
 from backend import infra
 from backend.read_replicas import ValkeyLsnStore
@@ -312,3 +313,20 @@ async def test_over_http_a_shopper_reads_their_own_write_while_the_replica_serve
         mine = await anna.get("/favourite-categories")
         assert [c["code"] for c in mine.json()["chosen"]] == [dairy]
         assert await _where_next_read_went(http, before) == [("replica", "replica")]
+
+
+async def test_a_write_slipped_into_a_read_scope_runs_on_the_primary(
+        routed: tuple[Pair, Reads], story: tuple[Shop, Member]) -> None:
+    """A use-case marked @reading that writes outside a transaction is a bug; the replica refuses the write
+    (read-only) and the statement runs on the primary instead of failing the page."""
+    pair, reads = routed
+    shop, member = story
+    await pair.caught_up()
+    with replicas.request(lambda: None):
+        async with replicas.reads() as scope:
+            assert scope.target == "replica"
+            await DB.run_querystring(QueryString(
+                "UPDATE membership SET purchases_count = purchases_count WHERE id = {}", member.membership_id))
+            assert scope.target == "primary"
+    assert reads.last() == ("primary", "a write inside a read scope")
+
