@@ -42,24 +42,24 @@ STORES = [
 ]
 TILLS = ["1", "2"]
 
-CATEGORIES = [
-    CategorySpec("dairy", "Молочные продукты"),
-    CategorySpec("milk", "Молоко и кисломолочные", "dairy", selectable_as_favourite=True),
-    CategorySpec("cheese", "Сыры", "dairy", selectable_as_favourite=True),
-    CategorySpec("yogurt", "Йогурты и творог", "dairy", selectable_as_favourite=True),
-    CategorySpec("produce", "Овощи и фрукты"),
-    CategorySpec("vegetables", "Овощи", "produce", selectable_as_favourite=True),
-    CategorySpec("fruits", "Фрукты", "produce", selectable_as_favourite=True),
-    CategorySpec("grocery", "Бакалея"),
-    CategorySpec("pasta-cereals", "Макароны и крупы", "grocery"),
-    CategorySpec("coffee-tea", "Чай и кофе", "grocery", selectable_as_favourite=True),
-    CategorySpec("oil-sugar", "Масло и сахар", "grocery"),
-    CategorySpec("drinks", "Напитки"),
-    CategorySpec("water", "Вода", "drinks"),
-    CategorySpec("juice", "Соки и морсы", "drinks", selectable_as_favourite=True),
-    CategorySpec("alcohol", "Алкоголь"),  # excluded from points by law: its products carry excluded=True
-    CategorySpec("wine", "Вино", "alcohol"),
-    CategorySpec("beer", "Пиво", "alcohol"),
+CATEGORIES = [  # Russian names, English ones for the website in English (issue 16)
+    CategorySpec("dairy", "Молочные продукты", names={"en": "Dairy"}),
+    CategorySpec("milk", "Молоко и кисломолочные", "dairy", selectable_as_favourite=True, names={"en": "Milk and kefir"}),
+    CategorySpec("cheese", "Сыры", "dairy", selectable_as_favourite=True, names={"en": "Cheese"}),
+    CategorySpec("yogurt", "Йогурты и творог", "dairy", selectable_as_favourite=True, names={"en": "Yoghurt and cottage cheese"}),
+    CategorySpec("produce", "Овощи и фрукты", names={"en": "Fruit and vegetables"}),
+    CategorySpec("vegetables", "Овощи", "produce", selectable_as_favourite=True, names={"en": "Vegetables"}),
+    CategorySpec("fruits", "Фрукты", "produce", selectable_as_favourite=True, names={"en": "Fruit"}),
+    CategorySpec("grocery", "Бакалея", names={"en": "Grocery"}),
+    CategorySpec("pasta-cereals", "Макароны и крупы", "grocery", names={"en": "Pasta and cereals"}),
+    CategorySpec("coffee-tea", "Чай и кофе", "grocery", selectable_as_favourite=True, names={"en": "Tea and coffee"}),
+    CategorySpec("oil-sugar", "Масло и сахар", "grocery", names={"en": "Oil and sugar"}),
+    CategorySpec("drinks", "Напитки", names={"en": "Drinks"}),
+    CategorySpec("water", "Вода", "drinks", names={"en": "Water"}),
+    CategorySpec("juice", "Соки и морсы", "drinks", selectable_as_favourite=True, names={"en": "Juice and fruit drinks"}),
+    CategorySpec("alcohol", "Алкоголь", names={"en": "Alcohol"}),  # excluded from points by law: its products carry excluded=True
+    CategorySpec("wine", "Вино", "alcohol", names={"en": "Wine"}),
+    CategorySpec("beer", "Пиво", "alcohol", names={"en": "Beer"}),
 ]
 
 OWN_BRAND = "kopilka-selection"

@@ -143,7 +143,7 @@ async def test_pages_work_in_chromium_under_the_policy_without_a_single_violatio
     await page.get_by_text("Карта заблокирована.").wait_for()
     violations += await page.evaluate("window.__csp")
     await page.goto("/profile")
-    await page.get_by_role("button", name="Выйти").click()
+    await page.get_by_role("button", name="Выйти", exact=True).click()
     await page.wait_for_url(re.compile(r"/login"))
     violations += await page.evaluate("window.__csp")
     assert violations == [], violations
