@@ -1,4 +1,5 @@
-"""The links in a campaign's e-mail, public (no login): unsubscribe, and the open pixel.
+"""The links in a campaign's e-mail, public (no login): unsubscribe, and the open pixel; and the app's report
+that a campaign push was opened (the shopper's token, their own messages only).
 
 The token in the path is the proof (loyalty_core.campaigns.model: an HMAC of the customer and channel under
 the app's secret); a forged or altered token is refused with 404 and changes nothing. GET shows a page with a
@@ -12,8 +13,13 @@ import base64
 import datetime as dt
 import html
 
+from typing import Annotated
+
 from litestar import Controller, Request, Response, get, post
-from litestar.status_codes import HTTP_200_OK
+from litestar.params import PathParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+
+from backend.api.guards import SHOPPER_DEPENDENCIES, Now, Shopper, shopper_guard
 
 from loyalty_core.campaigns import links, model
 from loyalty_core.errors import NotFound
@@ -63,4 +69,18 @@ class CampaignLinksController(Controller):
         return Response(_PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
 
-ROUTES = [CampaignLinksController]
+class CampaignMessagesController(Controller):
+    """The app reports that the shopper opened a campaign push (its data carries `message`): the report's opens."""
+
+    path = "/api/v1/campaign-messages"
+    tags = ["shopper campaigns"]
+    guards = [shopper_guard]
+    dependencies = SHOPPER_DEPENDENCIES
+
+    @post("/{message_id:int}/opened", status_code=HTTP_204_NO_CONTENT, summary="A campaign push was opened")
+    async def opened(self, shopper: Shopper, now: Now,
+                     message_id: Annotated[int, PathParameter(name="message_id", ge=1, le=2**62)]) -> None:
+        await links.opened_in_app(message_id, shopper.customer_id, now)
+
+
+ROUTES = [CampaignLinksController, CampaignMessagesController]

@@ -302,7 +302,8 @@ class CampaignSender:
     async def _push(self, message: Claimed, shopper: Shopper, text: dict[str, str], values: dict[str, str],
                     campaign: dict[str, Any]) -> PushResult:
         push = PushMessage(title=model.fill(text["title"], values), body=model.fill(text["body"], values),
-                           data={"kind": "campaign", "campaign": campaign["code"]},
+                           # the app reports an open with `message` (POST /api/v1/campaign-messages/<id>/opened)
+                           data={"kind": "campaign", "campaign": campaign["code"], "message": str(message.id)},
                            collapse_key=f"kopilka-campaign-{message.id}")
         results: list[PushResult] = []
         for device in self._push_devices(shopper):

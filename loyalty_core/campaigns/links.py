@@ -1,5 +1,5 @@
-"""What a shopper's links do: unsubscribe from a channel (no login: the signed token is the proof), and an
-e-mail's open pixel. Tokens are made and read in model.py."""
+"""What a shopper's links do: unsubscribe from a channel (no login: the signed token is the proof), an
+e-mail's open pixel, and the app reporting a campaign push opened. Tokens are made and read in model.py."""
 
 from __future__ import annotations
 
@@ -30,3 +30,14 @@ async def unsubscribe(customer_id: int, channel: str, now: dt.datetime) -> bool:
 async def opened(message_id: int, now: dt.datetime) -> None:
     """The first time counts; the pixel may be loaded again by every re-read."""
     await db.fetch("UPDATE campaign_message SET opened_at = $2 WHERE id = $1 AND opened_at IS NULL", message_id, now)
+
+
+async def opened_in_app(message_id: int, customer_id: int, now: dt.datetime) -> None:
+    """The app says the shopper opened a campaign push: only their own message (404 for any other)."""
+    from loyalty_core.errors import NotFound
+
+    rows = await db.fetch(
+        "UPDATE campaign_message SET opened_at = COALESCE(opened_at, $3) WHERE id = $1 AND customer = $2 RETURNING id",
+        message_id, customer_id, now)
+    if not rows:
+        raise NotFound("No such campaign message")
