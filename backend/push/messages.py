@@ -36,6 +36,7 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "event_bonus:inactive": ("Мы скучали", "Дарим {points} {points_word} — ждём вас снова. Они сгорят {expires_on}."),
         "event_bonus:first_purchase": ("Спасибо за покупку", "+{points} {points_word} за первую покупку."),
         "event_bonus:referral": ("Друг сделал покупку", "+{points} {points_word} за приглашённого друга."),
+        "event_bonus:tier_up": ("Подарок к новому уровню", "+{points} {points_word} за новый уровень."),
         "tier_at_risk": ("Уровень под угрозой", "Чтобы сохранить уровень {name}, купите ещё на {amount} до {by}."),
     },
     "en": {
@@ -52,6 +53,7 @@ _TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "event_bonus:inactive": ("We missed you", "{points} {points_word} for your next visit. They expire on {expires_on}."),
         "event_bonus:first_purchase": ("Thank you", "+{points} {points_word} for your first purchase."),
         "event_bonus:referral": ("Your friend shopped", "+{points} {points_word} for the friend you invited."),
+        "event_bonus:tier_up": ("A gift for your new tier", "+{points} {points_word} for reaching a new tier."),
         "tier_at_risk": ("Your tier is at risk", "Spend {amount} more by {by} to keep {name}."),
     },
 }

@@ -165,7 +165,7 @@ class IssueCoupon(_Effect, tag="issue_coupon"):
 
 # --- events (not driven by a basket) ---------------------------------------------------
 
-EventKind = Literal["registered", "first_purchase", "birthday", "inactive"]
+EventKind = Literal["registered", "first_purchase", "birthday", "inactive", "tier_up"]
 
 
 class EventBonus(_Effect, tag="event_bonus"):

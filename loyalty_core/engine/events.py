@@ -29,11 +29,12 @@ TRIGGERS: dict[str, str] = {
     "first_purchase": "the member_events job: the member's first purchase (the referral's both sides)",
     "birthday": "the member_events job: on the member's birthday, in the program's time zone",
     "inactive": "the member_events job: settings.reactivation_after_days without a purchase",
+    "tier_up": "the member_events job: the member reached a tier above the lowest (once per tier)",
 }
 
 
 class MemberEvent(msgspec.Struct, frozen=True, kw_only=True):
-    kind: Literal["registered", "first_purchase", "birthday", "inactive"]
+    kind: Literal["registered", "first_purchase", "birthday", "inactive", "tier_up"]
     at: dt.datetime
     days_inactive: int | None = None  # for "inactive": how long since the last purchase
 

@@ -43,6 +43,15 @@ INACTIVE_CANDIDATES = _MEMBER.format(
   AND m.last_purchase_at > $2::timestamptz - make_interval(days => $3::int + $4::int)
   """ + _NOT_CLAIMED.format(kind="inactive", occurrence=_SPELL) + " ORDER BY m.id"
 
+# $2 now, $3 the oldest tier change still handled: a tier above the program's lowest that the writer announced
+# (`tier_changed`, up) lately; once per member and tier, ever (dropping and climbing back earns it once)
+TIER_UP_CANDIDATES = _MEMBER.format(occurrence="t.code", extra="") + """
+  AND t.rank > (SELECT min(x.rank) FROM tier x WHERE x.program = $1)
+  AND EXISTS (SELECT 1 FROM notification n WHERE n.kind = 'tier_changed' AND n.customer = m.customer
+              AND n.created_at > $3 AND n.created_at <= $2 AND n.payload->>'tier' = t.code
+              AND (n.payload->>'up')::boolean)
+  """ + _NOT_CLAIMED.format(kind="tier_up", occurrence="t.code") + " ORDER BY m.id"
+
 # the referrer under another name: the same customer, phone or e-mail; a card both held or used; a phone (a push
 # token either ever registered, push_device_seen) or a wallet (pass registration) both signed in on
 SAME_PERSON = """

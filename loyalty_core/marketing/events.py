@@ -6,8 +6,10 @@
 - birthday: the `birthday` event on the day, in the program's time zone, once a year, when the birth date has been
   known for settings.birth_date_known_days (points may be `valid_days` only);
 - reactivation: the `inactive` event once per quiet spell, after settings.reactivation_after_days without a purchase;
+- tier up: the `tier_up` event once per member and tier reached (above the lowest), after the writer's
+  `tier_changed` message said so;
 - tier at risk: a message (no points) when the spend that stays in the 12-month window settings.tier_at_risk_days
-  ahead is below the member's tier, once per tier and month. A tier up is the writer's own `tier_changed` message;
+  ahead is below the member's tier, once per tier and month;
 - points about to burn: the settle job's `points_expiring` message (loyalty_core/messaging/notifications.py).
 
 Exactly once: each occurrence is claimed in `member_event` (unique membership, kind, occurrence) in the transaction
@@ -45,6 +47,7 @@ class EventsReport(msgspec.Struct):
     referrals_refused: int = 0  # the friend is the referrer under another name
     birthdays: int = 0
     reactivations: int = 0
+    tier_ups: int = 0
     tier_at_risk: int = 0
     points: int = 0
     failed_programs: int = 0
@@ -52,7 +55,8 @@ class EventsReport(msgspec.Struct):
     def summary(self) -> str:
         return (f"{self.first_purchases} first purchases ({self.referrers_rewarded} referrers rewarded, "
                 f"{self.referrals_refused} refused as the same person), {self.birthdays} birthdays, "
-                f"{self.reactivations} reactivations, {self.tier_at_risk} tier-at-risk messages; {self.points} points"
+                f"{self.reactivations} reactivations, {self.tier_ups} tier-up bonuses, {self.tier_at_risk} tier-at-risk "
+                f"messages; {self.points} points"
                 + (f"; {self.failed_programs} programs failed (see the log)" if self.failed_programs else ""))
 
 
@@ -91,6 +95,7 @@ async def run_member_events(now: dt.datetime, progress: Callable[[str], None] | 
             await _first_purchases(program, compiled, now, report)
             await _birthdays(program, compiled, now, report)
             await _reactivations(program, compiled, now, report)
+            await _tier_ups(program, compiled, now, report)
             rows = await db.fetch(q.TIER_AT_RISK, program.id, now, compiled.settings.tier_at_risk_days,
                                   program.timezone)
             report.tier_at_risk += len(rows)
@@ -144,6 +149,14 @@ async def _reactivations(program: ProgramFacts, compiled: Any, now: dt.datetime,
         awarded = await _occur(program, compiled, cand, "inactive", event, now)
         if awarded is not None:
             report.reactivations += 1
+            report.points += awarded[0]
+
+
+async def _tier_ups(program: ProgramFacts, compiled: Any, now: dt.datetime, report: EventsReport) -> None:
+    for cand in await _candidates(q.TIER_UP_CANDIDATES, program.id, now, now - CATCH_UP):
+        awarded = await _occur(program, compiled, cand, "tier_up", MemberEvent(kind="tier_up", at=now), now)
+        if awarded is not None:
+            report.tier_ups += 1
             report.points += awarded[0]
 
 

@@ -194,3 +194,25 @@ async def test_a_referrer_who_left_the_program_is_paid_nothing(http, db_pool) ->
     assert report.failed_programs == 0
     assert await lots_of(referrer.account_id) == []
     assert (100, "event") in [lot[:2] for lot in await lots_of(friend.account_id)]
+
+
+async def test_reaching_a_higher_tier_earns_its_bonus_once(http, db_pool) -> None:
+    shop = await events_shop(Rule(code="up", name="New tier", effect=EventBonus(event="tier_up", points=1_000)))
+    member = await member_with(shop)
+    now = dt.datetime.now(UTC)
+    await run_member_events(now)
+    assert await lots_of(member.account_id) == []  # the lowest tier is no promotion
+
+    big_basket = sale_body(shop, [("bread", 1, 3_000_000)], card=member.card)  # 30 000 RUB: silver
+    response = await http.post("/pos/v1/sales/confirm", json=big_basket, headers=shop.headers)
+    assert response.status_code == 200, response.text
+    later = dt.datetime.now(UTC)
+    report = await run_member_events(later)
+    await run_member_events(later + dt.timedelta(minutes=5))
+
+    assert report.tier_ups >= 1
+    events = await db.fetch("SELECT occurrence, points FROM member_event WHERE membership = $1 AND kind = 'tier_up'",
+                            member.membership_id)
+    assert [(e["occurrence"], e["points"]) for e in events] == [("silver", 1_000)]
+    [message] = [m for m in await messages_of(member.customer_id, "event_bonus") if m["event"] == "tier_up"]
+    assert message["points"] == 1_000
