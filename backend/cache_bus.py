@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -36,31 +35,34 @@ def channel_of(client: Any) -> str:
     return f"kopilka:cache:{client.connection_pool.connection_kwargs.get('db', 0)}"
 
 
-async def publish(client: Any, tags: Iterable[str]) -> None:
-    """Tell every worker to drop the entries carrying `tags`. Never raises: the change is committed whatever
+async def publish(client: Any, message: cache.Invalidation) -> None:
+    """Tell every worker to drop the entries carrying the message's tags. Never raises: the change is made whatever
     happens here, and a message that does not go out is caught by the version check."""
     try:
-        await client.publish(channel_of(client), msgspec.json.encode(sorted(set(tags))))
+        await client.publish(channel_of(client), msgspec.json.encode(message))
     except Exception:  # noqa: BLE001 - Valkey down: the version in the till's statements catches it
-        log.warning("could not publish a cache invalidation %s; workers will notice by the version", sorted(tags),
+        log.warning("could not publish a cache invalidation %s; workers will notice by the version", message.tags,
                     exc_info=True)
 
 
 def publisher(client: Any) -> cache.Publisher:
-    async def send(tags: list[str]) -> None:
-        await publish(client, tags)
+    async def send(message: cache.Invalidation) -> None:
+        await publish(client, message)
 
     return send
 
 
-async def publish_once(url: str, tags: Iterable[str]) -> None:
+async def publish_once(url: str, message: cache.Invalidation) -> None:
     """From a command-line process (no app, no client of its own): connect, publish, close."""
     client = valkey_client.connect(url, socket_connect_timeout=2, socket_timeout=5)
     try:
-        await publish(client, tags)
+        await publish(client, message)
     finally:
         with contextlib.suppress(Exception):
             await client.aclose()
+
+
+_decode = msgspec.json.Decoder(cache.Invalidation).decode
 
 
 class CacheBus:
@@ -123,7 +125,7 @@ class CacheBus:
 
     def _apply(self, data: bytes) -> None:
         try:
-            tags = msgspec.json.decode(data, type=list[str])
-        except msgspec.DecodeError:  # not JSON, or not a list of tags
-            tags = [cache.ALL]  # not ours to read: dropping everything is always safe
-        self.facts.drop(tags)
+            message = _decode(data)
+        except msgspec.DecodeError:  # not JSON, or not an invalidation
+            message = cache.Invalidation(tags=[cache.ALL])  # not ours to read: dropping everything is always safe
+        self.facts.drop(message.tags, message.version)

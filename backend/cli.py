@@ -81,8 +81,8 @@ def run_db(work: Callable[[], Awaitable[T]], pool_max: int = 4, needs_schema: bo
     db.configure(db_url, 1, pool_max)
     _configure_app_secret()
 
-    async def invalidate(tags: list[str]) -> None:
-        await cache_bus.publish_once(valkey_url, tags)
+    async def invalidate(message: cache.Invalidation) -> None:
+        await cache_bus.publish_once(valkey_url, message)
 
     async def main() -> T:
         # a command that revokes a key or changes the catalog tells the serving workers (their caches)
@@ -290,6 +290,17 @@ def cmd_ledger_settle(args: argparse.Namespace) -> int:
         f"{report.activated_points} points activated, {report.expired_points} points expired"
     )
     return 0
+
+
+def cmd_reports_refresh(args: argparse.Namespace) -> int:
+    """What the worker's `reports` job does, now: sum the ledger into the finance reports' aggregates."""
+    from loyalty_core.reports.refresh import refresh
+
+    note("reports: summing " + ("every day of the ledger" if args.full else "the days since the last refresh")
+         + " (one transaction; a big ledger's first full run takes minutes)")
+    result = run_db(lambda: refresh(full=args.full))
+    say(result.summary())
+    return 1 if result.skipped else 0
 
 
 def cmd_ledger_verify(args: argparse.Namespace) -> int:
@@ -761,6 +772,12 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_parser("verify", help="check every ledger invariant; exit 1 when one fails").set_defaults(
         handler=cmd_ledger_verify
     )
+
+    reports = commands.add_parser("reports", help="finance reports").add_subparsers(dest="action", required=True,
+                                                                                  metavar="ACTION")
+    refresh = reports.add_parser("refresh", help="sum the ledger into the finance reports now (the worker's job)")
+    refresh.add_argument("--full", action="store_true", help="re-sum every day, not only the days since the last run")
+    refresh.set_defaults(handler=cmd_reports_refresh)
 
     backup = commands.add_parser("backup", help="write a consistent copy of the database to FILE while it serves")
     backup.add_argument("file", help="where to write the backup (pg_dump custom format)")

@@ -14,7 +14,8 @@ serve stale facts for long:
 3. **Age.** An entry is read again after `MAX_AGE` seconds whatever happened (a worker that only answers
    requests whose statements carry no version).
 
-No I/O here: the callers read and `put`; the bus and the statements call `drop` and `observe`.
+No I/O here but `changed` (one read of the version): the callers read and `put`; the bus and the statements call
+`drop` and `observe`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
+import msgspec
+
+from loyalty_core import db
+
 log = logging.getLogger("kopilka.cache")
 
 # one more column of a statement that already runs: the version of the cached facts at its snapshot
@@ -31,6 +36,8 @@ VERSION_COLUMN = "(SELECT version FROM cache_version WHERE id = 1)"
 
 MAX_AGE = 60.0  # seconds: the last resort when both the message and the version were missed
 MAX_ENTRIES = 50_000  # per section: a till sending made-up SKUs must not grow a worker's memory without end
+# how long a message's version is waited for: entries read before the change committed are not kept meanwhile
+EXPECT_FOR = 10.0
 
 ALL = "*"  # the tag that drops every entry
 
@@ -58,6 +65,9 @@ class FactsCache:
         # serving from the cache only while a subscriber hears the invalidations (`backend.cache_bus`); off, every
         # read goes to the database (a process without the app: the CLI, tests of the core)
         self.live = False
+        # (version, until): a change announced at `version` may not have committed yet (its message is sent from
+        # inside its transaction): nothing read at an older version is kept until it is seen, or until `until`
+        self._expected: tuple[int, float] | None = None
 
     def get(self, section: str, key: Hashable) -> Any:
         if not self.live:
@@ -72,7 +82,9 @@ class FactsCache:
         """Keep a value read by a statement that also read `version`, begun when the cache was at `generation`."""
         dropped_meanwhile = generation != self.generation  # a message (or another read's version) dropped entries
         self.observe(version)
-        if not self.live or dropped_meanwhile or version != self.version:
+        if self._expected is not None and (version >= self._expected[0] or self._clock() > self._expected[1]):
+            self._expected = None
+        if not self.live or dropped_meanwhile or version != self.version or self._expected is not None:
             return  # read before a newer version or a drop: good for the request that read it, not for keeping
         entries = self._sections.setdefault(section, {})
         if len(entries) >= MAX_ENTRIES:
@@ -89,8 +101,11 @@ class FactsCache:
         self.version = version
         return stale
 
-    def drop(self, tags: Iterable[str]) -> None:
-        """Drop the entries carrying any of `tags` (`ALL`: every entry)."""
+    def drop(self, tags: Iterable[str], version: int | None = None) -> None:
+        """Drop the entries carrying any of `tags` (`ALL`: every entry). `version`: the change's own cache_version;
+        until a statement reads it, nothing read before it is kept (the change may not have committed yet)."""
+        if version is not None and (self.version is None or version > self.version):
+            self._expected = (max(version, self._expected[0] if self._expected else 0), self._clock() + EXPECT_FOR)
         tags = set(tags)
         if ALL in tags:
             self._drop_all()
@@ -148,7 +163,7 @@ def check(version: int | None, used: int | None = None) -> None:
         raise FactsChanged(version)
 
 
-Publisher = Callable[[list[str]], Awaitable[None]]
+Publisher = Callable[["Invalidation"], Awaitable[None]]
 _publishers: list[Publisher] = []
 
 
@@ -157,14 +172,25 @@ def set_publisher(publisher: Publisher | None) -> None:
     _publishers[:] = [publisher] if publisher is not None else []
 
 
-async def changed(tags: Iterable[str]) -> None:
-    """After the commit of a change of cached facts: drop them here at once and tell every other worker.
+class Invalidation(msgspec.Struct, frozen=True):
+    """A message on the bus: the tags of what changed and the change's cache_version."""
 
-    The database's trigger already bumped `cache_version` in the change's transaction; this makes it quick."""
+    tags: list[str]
+    version: int | None = None
+
+
+async def changed(tags: Iterable[str]) -> None:
+    """After a change of cached facts (best after its commit): drop them here at once and tell every other worker.
+
+    The database's trigger bumped `cache_version` in the change's transaction; the message carries that version
+    (read here, in the transaction if one is still open), so a worker that hears it before the change commits keeps
+    nothing read before it."""
     tags = sorted(set(tags))
-    facts.drop(tags)
+    row = await db.fetchrow(f"SELECT {VERSION_COLUMN} AS version")
+    message = Invalidation(tags=tags, version=row["version"] if row is not None else None)
+    facts.drop(message.tags, message.version)
     for publish in _publishers:
         try:
-            await publish(tags)
+            await publish(message)
         except Exception:  # noqa: BLE001 - committed already; the version check catches a lost message
             log.warning("cache invalidation %s not published", tags, exc_info=True)

@@ -87,3 +87,21 @@ def test_a_request_whose_facts_are_older_than_its_statement_is_told_to_start_aga
     with pytest.raises(FactsChanged):
         check(11, used=10)
     assert facts.version == 11
+
+
+def test_a_message_sent_before_its_change_committed_keeps_older_reads_out_until_its_version_is_seen() -> None:
+    cache, clock = live_cache()
+    cache.put("till", "hash-a", "principal a", ["till_key:1"], version=5, generation=cache.generation)
+    cache.drop(["till_key:1"], version=6)  # sent from inside the revoking transaction: version 6 not committed yet
+    cache.put("till", "hash-a", "read at 5", ["till_key:1"], version=5, generation=cache.generation)
+    cache.put("product", "milk", "read at 5", ["sku:milk"], version=5, generation=cache.generation)
+    assert cache.get("till", "hash-a") is MISSING and cache.get("product", "milk") is MISSING
+    cache.put("product", "milk", "read at 6", ["sku:milk"], version=6, generation=cache.generation)
+    assert cache.get("product", "milk") == "read at 6"
+    # a change that rolled back never shows its version: after a while the cache keeps what it reads again
+    cache.drop(["sku:milk"], version=7)
+    cache.put("product", "milk", "read at 6", ["sku:milk"], version=6, generation=cache.generation)
+    assert cache.get("product", "milk") is MISSING
+    clock.now += 11
+    cache.put("product", "milk", "read at 6", ["sku:milk"], version=6, generation=cache.generation)
+    assert cache.get("product", "milk") == "read at 6"
