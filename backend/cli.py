@@ -81,8 +81,8 @@ def run_db(work: Callable[[], Awaitable[T]], pool_max: int = 4, needs_schema: bo
     db.configure(db_url, 1, pool_max)
     _configure_app_secret()
 
-    async def invalidate(tags: list[str]) -> None:
-        await cache_bus.publish_once(valkey_url, tags)
+    async def invalidate(message: cache.Invalidation) -> None:
+        await cache_bus.publish_once(valkey_url, message)
 
     async def main() -> T:
         # a command that revokes a key or changes the catalog tells the serving workers (their caches)
