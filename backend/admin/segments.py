@@ -16,7 +16,15 @@ from backend.admin.auth import current_operator, require_roles
 from loyalty_core.marketing import attributes, segments
 from loyalty_core.marketing.attributes import AttributesResult
 from loyalty_core.marketing.errors import UploadInvalid
-from loyalty_core.marketing.segments import RecomputeResult, Segment, SegmentCreate, SegmentUpdate, UploadResult
+from loyalty_core.marketing.segments import (
+    Preview,
+    PreviewIn,
+    RecomputeResult,
+    Segment,
+    SegmentCreate,
+    SegmentUpdate,
+    UploadResult,
+)
 
 MARKETER = [require_roles("marketer")]
 READERS = [require_roles("marketer", "support")]
@@ -39,6 +47,11 @@ class SegmentController(Controller):
           summary="A static segment (then upload its list) or a dynamic one (computed at once)")
     async def create(self, request: Request, program: str, data: SegmentCreate) -> Segment:
         return await segments.create_segment(program, data, current_operator(request).name, _now(), _origin(request))
+
+    @post("/{program:str}/preview", guards=MARKETER, status_code=HTTP_200_OK,
+          summary="How many members a condition selects now (nothing saved)")
+    async def preview(self, program: str, data: PreviewIn) -> Preview:
+        return await segments.preview(program, data.condition, _now())
 
     @get("/{program:str}", guards=READERS, summary="The program's segments with their sizes")
     async def list_segments(self, program: str) -> list[Segment]:

@@ -199,6 +199,14 @@ SELECT ARRAY(SELECT target.id FROM target JOIN membership m ON m.id = target.id
     return statement, args
 
 
+def count_statement(node: Node) -> tuple[str, list[Any]]:
+    """How many members a condition selects now, written nowhere ($1 program, $2 now, $3 time zone, then the
+    condition's parameters)."""
+    ctes, target, args = dynamic_target(node, 4)
+    return (f"WITH {ctes + ',' if ctes else ''} target AS ({target}) SELECT count(*)::int AS members FROM target "
+            "WHERE $2::timestamptz IS NOT NULL AND $3::text IS NOT NULL", args)
+
+
 # the writes, a chunk of ids each ($1 ids, $2 the code), guarded so a repeat or a concurrent recompute changes nothing
 APPLY_JOIN = """WITH w AS (UPDATE membership SET segments = array_append(COALESCE(segments, ARRAY[]::varchar[]), $2::varchar)
   WHERE id = ANY($1::int[]) AND NOT COALESCE(segments @> ARRAY[$2::varchar], false) RETURNING 1)

@@ -237,6 +237,25 @@ async def recompute_all(now: dt.datetime, progress: Callable[[RecomputeResult], 
     return results
 
 
+class Preview(msgspec.Struct, frozen=True):
+    members: int
+    seconds: float
+
+
+class PreviewIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    condition: Any
+
+
+async def preview(program_code: str, condition: Any, now: dt.datetime) -> Preview:
+    """How many of the program's members a condition selects now, before it is saved (nothing is written)."""
+    node = parse_condition(condition)
+    program = await _program(program_code)
+    started = dt.datetime.now(dt.UTC)
+    statement, args = queries.count_statement(node)
+    row = (await db.fetch(statement, program["id"], now, program["timezone"], *args))[0]
+    return Preview(members=row["members"], seconds=round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3))
+
+
 # --- static lists --------------------------------------------------------------------------------------------
 
 

@@ -21,6 +21,13 @@ async def test_a_marketer_builds_and_tunes_segments(http, db_pool) -> None:
     headers = {"Authorization": f"Bearer {(await create_operator_key(unique('mkt'), ['marketer'])).key}"}
     url = f"/admin/v1/segments/{shop.program_code}"
 
+    preview = await http.post(f"{url}/preview", json={"condition": {"fact": "days_since_last_purchase", "gte": 90}},
+                              headers=headers)
+    assert preview.status_code == 200 and preview.json()["members"] == 2, preview.text
+    assert await db.fetchrow("SELECT 1 FROM segment WHERE program = $1", shop.program_id) is None
+    bad = await http.post(f"{url}/preview", json={"condition": {"fact": "tier", "gt": 1}}, headers=headers)
+    assert bad.status_code == 422 and bad.json()["errors"][0].startswith("condition.gt")
+
     created = await http.post(url, json={"code": "quiet", "name": "Quiet 90+", "condition": {
         "fact": "days_since_last_purchase", "gte": 90}}, headers=headers)
     assert created.status_code == 201, created.text

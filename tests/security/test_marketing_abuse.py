@@ -112,6 +112,8 @@ async def test_who_may_create_upload_and_read_segments(http, db_pool) -> None:
                                headers=headers)).status_code == status, who
         assert (await http.put(f"{url}/attributes", content=f"card,pet\n{member.card},dog\n",
                                headers=headers)).status_code == status, who
+        assert (await http.post(f"{url}/preview", json={"condition": LAPSING},
+                                headers=headers)).status_code == status, who
     assert await count_rows("segment", "program = {}", shop.program_id) == 0
     assert await count_rows("member_attribute", "membership = {}", member.membership_id) == 0
     for who in ("a till's key", "a shopper's token", "no key", "import"):
