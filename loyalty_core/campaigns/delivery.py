@@ -193,7 +193,8 @@ async def finish(message: Claimed, status: str, now: dt.datetime, *, channel: st
     """sent | delivered | failed | skipped | unknown, or pending again (`not_sent`: the provider surely did not send)."""
     await db.fetch(
         "UPDATE campaign_message SET status = $3::varchar, last_error = $4::text, "
-        "provider_id = COALESCE(NULLIF($5::varchar, ''), provider_id), channel = COALESCE(NULLIF($6::varchar, ''), channel), "
+        "provider_id = COALESCE(NULLIF($5::varchar, ''), provider_id), "
+        "channel = COALESCE(NULLIF($6::varchar, ''), channel), "
         "sent_at = CASE WHEN $3::varchar IN ('sent', 'delivered') THEN $7::timestamptz ELSE sent_at END, "
         "delivered_at = CASE WHEN $3::varchar = 'delivered' THEN $7::timestamptz ELSE delivered_at END, "
         "next_attempt_at = COALESCE($8::timestamptz, next_attempt_at), "

@@ -22,7 +22,8 @@ async def unsubscribe(customer_id: int, channel: str, now: dt.datetime) -> bool:
         if not exists or (latest is not None and not latest["granted"]):
             return False
         await conn.execute(
-            "INSERT INTO consent (customer, channel, granted, source, changed_at) VALUES ($1, $2, false, 'unsubscribe', $3)",
+            "INSERT INTO consent (customer, channel, granted, source, changed_at) "
+            "VALUES ($1, $2, false, 'unsubscribe', $3)",
             customer_id, channel, now)
     return True
 

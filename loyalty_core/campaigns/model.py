@@ -122,7 +122,8 @@ class CampaignReport(msgspec.Struct, kw_only=True):
     queued: int  # messages made (targeted less control and capped)
     waiting: int  # not yet handled (pending, in flight, deferred to after quiet hours)
     sent: int  # handed to a provider (delivered included)
-    delivered: int  # the provider confirmed (push: accepted by APNs/FCM; e-mail: accepted by the SMTP relay; SMS: status 103)
+    # the provider confirmed: push accepted by APNs/FCM, SMS with SMS.ru's status 103 (e-mail: not known yet)
+    delivered: int
     failed: int
     opened: int  # e-mails whose pixel was loaded
     skipped: int  # no consent, no address or device, unsubscribed, left the program

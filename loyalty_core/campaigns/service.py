@@ -81,7 +81,8 @@ async def _check(spec: CampaignIn, program_id: int) -> list[str]:
     known = await Campaign.raw(
         "SELECT to_regclass('segment') IS NULL AS no_table")
     if not known[0]["no_table"]:
-        found = await Campaign.raw("SELECT 1 FROM segment WHERE program = {} AND code = {} AND status = 'active'", program_id, spec.segment)
+        found = await Campaign.raw("SELECT 1 FROM segment WHERE program = {} AND code = {} AND status = 'active'",
+                                   program_id, spec.segment)
         if not found:
             raise ValidationFailed(f"segment: {spec.segment!r} is not an active segment of this program")
     return channels
