@@ -129,22 +129,39 @@ async def tier_reached(customer_id: int, current_code: str, since: dt.datetime) 
     return TierReached(message_id=rows[0]["id"], code=rows[0]["code"], reached_at=rows[0]["created_at"])
 
 
+def first_drop(spend: int, threshold: int, drops: list[tuple[dt.datetime, int]]) -> tuple[dt.datetime, int] | None:
+    """When the window's spend first falls below the tier's threshold as its oldest purchases (and a legacy carry)
+    leave it, and how much buying before then keeps the tier at that moment; None if it never does."""
+    for at, amount in sorted(drops):
+        spend -= amount
+        if spend < threshold:
+            return at, threshold - spend
+    return None
+
+
 async def tier_at_risk(membership_id: int, as_of: dt.datetime, days: int) -> TierAtRisk | None:
-    """The member's tier would be lost `days` ahead: the spend still inside the window then ((as_of + days) - 12
-    months, as_of], plus a legacy carry that lasts past it) is below the tier's threshold. The same window as
-    `recompute_tier`; the marketing's "tier at risk" message asks the same question for a whole program."""
+    """The member's tier would be lost within `days`: the window ((t - 12 months, t], the same as `recompute_tier`'s)
+    loses purchases as t moves on, and a legacy carry ends at `carried_until`; the first moment the spend left falls
+    below the tier's threshold is the date to buy by. The marketing's "tier at risk" message asks the same question
+    for a whole program."""
     ahead = as_of + dt.timedelta(days=days)
     rows = await Membership.raw(
-        "SELECT t.code, t.threshold_spend, m.tier_spend, "
-        "  COALESCE((SELECT SUM(s.earning_spend - s.returned_earning_spend) FROM sale s WHERE s.membership = m.id "
-        "            AND s.status = 'confirmed' AND s.occurred_at > {} AND s.occurred_at <= {}), 0) "
-        "  + CASE WHEN m.carried_until > {} THEN m.carried_spend ELSE 0 END AS kept "
+        "SELECT t.code, t.threshold_spend, m.tier_spend, m.carried_spend, m.carried_until "
         "FROM membership m JOIN tier t ON t.id = m.tier WHERE m.id = {}",
-        ahead - TIER_WINDOW, as_of, ahead, membership_id,
+        membership_id,
     )
-    if not rows:
+    if not rows or rows[0]["threshold_spend"] <= 0 or rows[0]["tier_spend"] < rows[0]["threshold_spend"]:
         return None
     row = rows[0]
-    if row["threshold_spend"] <= 0 or row["tier_spend"] < row["threshold_spend"] or row["kept"] >= row["threshold_spend"]:
+    leaving = await Membership.raw(
+        "SELECT occurred_at, earning_spend - returned_earning_spend AS amount FROM sale WHERE membership = {} "
+        "AND status = 'confirmed' AND occurred_at > {} AND occurred_at <= {}",
+        membership_id, as_of - TIER_WINDOW, ahead - TIER_WINDOW,
+    )
+    drops = [(r["occurred_at"] + TIER_WINDOW, int(r["amount"])) for r in leaving]
+    if row["carried_until"] is not None and as_of < row["carried_until"] <= ahead and row["carried_spend"]:
+        drops.append((row["carried_until"], int(row["carried_spend"])))
+    found = first_drop(int(row["tier_spend"]), int(row["threshold_spend"]), drops)
+    if found is None:
         return None
-    return TierAtRisk(code=row["code"], spend_needed=int(row["threshold_spend"] - row["kept"]), by=ahead)
+    return TierAtRisk(code=row["code"], spend_needed=found[1], by=found[0])

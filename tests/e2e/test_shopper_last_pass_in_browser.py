@@ -96,6 +96,7 @@ async def test_the_tier_up_banner_after_a_till_sale_and_the_tier_at_risk_hint(ch
 
     from loyalty_core.members import tiers
     from loyalty_core.tables import Membership
+    from personal_account.i18n import date as format_date
     from personal_account.i18n import money
     from tests.e2e.helpers import till_sale
 
@@ -151,16 +152,17 @@ async def test_the_tier_up_banner_after_a_till_sale_and_the_tier_at_risk_hint(ch
         await tiers.recompute_tier(membership["id"], shop.program_id, now, customer_id=membership["customer"])
         await page.goto("/")
         await expect(page.get_by_test_id("tier")).to_have_text("Золотой")
-        by = (now + dt.timedelta(days=30)).astimezone(dt.timezone(dt.timedelta(hours=3))).date()
+        # the carry ends in 10 days: that is the date to buy by, not the 30 days the hint looks ahead
+        by = (now + dt.timedelta(days=10)).astimezone(dt.timezone(dt.timedelta(hours=3))).date()
         hint = page.get_by_test_id("tier-at-risk")
         await expect(hint).to_contain_text(f"Чтобы сохранить уровень «Золотой», купите ещё на {money(10_000_000, 'ru')}")
-        await expect(hint).to_contain_text(str(by.year))
+        await expect(hint).to_contain_text(f"до {format_date(by, 'ru')}")
         await hint.scroll_into_view_if_needed()
         await screenshot(page, "tier-at-risk-phone", full_page=False)
         await page.goto("/lang/en?next=/")
         await expect(page.get_by_test_id("tier-at-risk")).to_contain_text(
             f"Spend {money(10_000_000, 'en')} more by")
-        await expect(page.get_by_test_id("tier-at-risk")).to_contain_text("to keep Gold")
+        await expect(page.get_by_test_id("tier-at-risk")).to_contain_text(f"by {format_date(by, 'en')} to keep Gold")
         state = await phone.storage_state()
     finally:
         await phone.close()
