@@ -227,7 +227,7 @@ class SignInController(Controller):
             sid, web = found
             ended = await tokens.log_out_everywhere(web.customer_id, dt.datetime.now(dt.UTC))
             await end(request, sid)
-            session_ended(request.app, ended | {web.family})
+            session_ended(request.app, {str(family) for family in ended} | {web.family})
         return Redirect("/login?bye=1", status_code=303, cookies=[expired_cookie(request, SESSION_COOKIE)])
 
     @get("/logout/everywhere")
