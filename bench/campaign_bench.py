@@ -41,6 +41,7 @@ SELECT $1, c.id, 0, ARRAY[$4]::varchar[], 'bench', 'active', 0, now() FROM c
 async def run(args: argparse.Namespace) -> None:
     from loyalty_core import db
     from loyalty_core.campaigns import delivery, queueing
+    from loyalty_core.campaigns.report import report
     from loyalty_core.campaigns.model import CampaignIn, FrequencyCap, Messages, SmsText
     from loyalty_core.campaigns.service import create_campaign, launch
     from loyalty_core.coupons.series import SeriesIn, create_series
@@ -93,10 +94,13 @@ async def run(args: argparse.Namespace) -> None:
                       f"in {total:.1f} s[/bold] ({queued.targeted / total:,.0f} shoppers/s)")
         last = 0.0
         for name, rows, at in marks:
-            console.print(f"  {name:<9} {rows:>10,} rows  {at - last:6.1f} s")
+            console.print(f"  {name:<22} {rows:>10,} rows  {at - last:6.1f} s")
             last = at
-        console.print(f"  commit + counts        {total - last:6.1f} s")
 
+        started = time.perf_counter()
+        figures = await report(spec.code, dt.datetime.now(dt.UTC))
+        console.print(f"report: {figures.queued:,} messages, {figures.targeted_spend.members:,} targeted and "
+                      f"{figures.control_spend.members:,} control members' spend in {time.perf_counter() - started:.1f} s")
         # the worker's claim (SKIP LOCKED, the per-shopper advisory locks, the cap check), without sending
         batches, size = args.claim_batches, 500
         claim_started = time.perf_counter()
