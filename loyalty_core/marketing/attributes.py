@@ -22,10 +22,6 @@ _KEY = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 MAX_ROWS = 1_000_000
 MAX_VALUE = 200
 
-SET = """INSERT INTO member_attribute (membership, key, value, updated_at)
-SELECT unnest($1::int[]), $2, unnest($3::text[]), $4
-ON CONFLICT (membership, key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at"""
-CLEAR = "DELETE FROM member_attribute WHERE membership = ANY($1::int[]) AND key = $2"
 
 
 class AttributesResult(msgspec.Struct, frozen=True):
@@ -82,9 +78,9 @@ async def upload_attributes(program_code: str, text: str, actor: str, now: dt.da
         unmatched += [UnmatchedRow(line=r["n"], kind=kind, value=r["value"], reason="not a member of the program")
                       for r in found if r["membership"] is None]
         if to_set:
-            await db.fetch(SET, [m for m, _ in to_set], key, [v for _, v in to_set], now)
+            await db.fetch(queries.SET_ATTRIBUTE, [m for m, _ in to_set], key, [v for _, v in to_set], now)
         if to_clear:
-            await db.fetch(CLEAR, to_clear, key)
+            await db.fetch(queries.CLEAR_ATTRIBUTE, to_clear, key)
         await audit.record(actor, "member_attribute.upload", f"attribute:{program_code}/{key}", {},
                            {"rows": len(rows), "set": len(to_set), "cleared": len(to_clear)}, "", now, origin)
     unmatched.sort(key=lambda u: u.line)

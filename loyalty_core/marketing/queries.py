@@ -251,3 +251,9 @@ ORDER BY keys.n"""
 CLEAR_STATIC = "DELETE FROM segment_static_member WHERE segment = $1"
 ADD_STATIC = ("INSERT INTO segment_static_member (segment, membership, added_at) "
               "SELECT $1, unnest($2::int[]), $3 ON CONFLICT (segment, membership) DO NOTHING")
+
+# custom attributes ($1 memberships, $2 the key, $3 their values, $4 now)
+SET_ATTRIBUTE = """INSERT INTO member_attribute (membership, key, value, updated_at)
+SELECT unnest($1::int[]), $2, unnest($3::text[]), $4
+ON CONFLICT (membership, key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at"""
+CLEAR_ATTRIBUTE = "DELETE FROM member_attribute WHERE membership = ANY($1::int[]) AND key = $2"
