@@ -8,6 +8,7 @@ import msgspec
 from litestar import Controller, Request, post
 
 from backend.admin.auth import current_operator, require_roles
+from backend.pos.messages import worded
 from loyalty_core.errors import Forbidden
 from loyalty_core.till.identify import shows_possession_only
 from loyalty_core.rules.simulation import SimulationIn, SimulationOut, simulate
@@ -33,6 +34,7 @@ class SimulateController(Controller):
         out = await simulate(data, dt.datetime.now(dt.UTC))
         if not reads_members and out.member is not None and out.member.registered:
             out.member = msgspec.structs.replace(out.member, birth_date=None, birth_date_known_since=None)
+        out.result = worded(out.result)  # the cashier's words, as the till would get them
         return out
 
 

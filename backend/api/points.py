@@ -8,6 +8,7 @@ from litestar import Controller, get, put
 from litestar.params import PathParameter, QueryParameter
 
 from backend.api.guards import SHOPPER_DEPENDENCIES, CurrentMember, Now, shopper_guard
+from loyalty_core.ledger.ops import BalanceOut
 from loyalty_core.members import extras
 from loyalty_core.members import points
 
@@ -22,7 +23,7 @@ class PointsController(Controller):
     dependencies = SHOPPER_DEPENDENCIES
 
     @get("/balance")
-    async def balance(self, member: CurrentMember, now: Now) -> points.BalanceOut:
+    async def balance(self, member: CurrentMember, now: Now) -> BalanceOut:
         """Active and pending points, when pending ones activate and when active ones burn."""
         return await points.balance(member, now)
 

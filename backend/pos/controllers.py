@@ -13,6 +13,7 @@ from backend import observability as metrics
 from backend.input_guard import ITEMS_CHECKED_BY_HANDLER
 from backend.pos.auth import TillPrincipal, current_till, fresh_till
 from backend.pos.confirmations import phone_gate
+from backend.pos.messages import worded
 from loyalty_core import cache
 from loyalty_core.engine import StoreInfo
 from loyalty_core.shopper_auth import otp
@@ -67,13 +68,13 @@ class TillController(Controller):
     @post("/identify", status_code=200, summary="Identify a shopper from a scan")
     async def identify(self, request: Request, data: IdentifyIn) -> IdentifyOut:
         await phone_gate(request).count(data.scan)  # a phone is guessable: only so many a minute per till
-        return await _with_fresh_facts(request, lambda till: sales.identify(data.scan, _now(), till.store_program_id,
-                                                                            till.facts_version))
+        return worded(await _with_fresh_facts(request, lambda till: sales.identify(data.scan, _now(), till.store_program_id,
+                                                                                   till.facts_version)))
 
     @post("/sales/calculate", status_code=200, summary="Price a basket (writes nothing)")
     async def calculate(self, request: Request, data: SaleIn) -> CalculationOut:
         await phone_gate(request).count(data.card)
-        return await _with_fresh_facts(request, lambda till: sales.calculate_sale(data, _till(till), _now()))
+        return worded(await _with_fresh_facts(request, lambda till: sales.calculate_sale(data, _till(till), _now())))
 
     @post("/sales/confirm", status_code=200, summary="Confirm a sale (idempotent)")
     async def confirm(
@@ -88,7 +89,7 @@ class TillController(Controller):
         out = await _with_fresh_facts(request, lambda till: sales.confirm_sale(data, _till(till), _now(), gate,
                                                                                idempotency_key=idempotency_key))
         metrics.count_confirm(out)
-        return out
+        return worded(out)
 
     @post("/sales/{sale_id:int}/cancel", status_code=200, summary="Cancel a confirmed sale the same day")
     async def cancel(self, request: Request, sale_id: int) -> CancelOut:

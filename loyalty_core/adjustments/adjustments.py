@@ -22,6 +22,7 @@ from msgspec import Meta
 
 from loyalty_core.errors import CardNotFound, DomainError, NotFound, ValidationFailed
 from loyalty_core.ledger import command, ops, writer
+from loyalty_core.ledger.ops import BalanceOut
 from loyalty_core.ledger.posting import Plan
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.office import audit
@@ -42,11 +43,6 @@ class AdjustmentIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     activates_at: AwareDateTime | None = None  # accruals only; default: at once
     expires_at: AwareDateTime | None = None  # accruals only; default: the program's expiry period
     operation_id: OperationId | None = None
-
-
-class BalanceOut(msgspec.Struct, kw_only=True):
-    active: int
-    pending: int
 
 
 class AdjustmentOut(msgspec.Struct, kw_only=True):

@@ -277,4 +277,5 @@ def price(
         issued_coupons=run.issued,
         trace=run.trace,
         rules_version=program.version,
+        language=words.lang,
     )

@@ -67,6 +67,7 @@ class PricedBasket(msgspec.Struct, frozen=True, kw_only=True):
     issued_coupons: list[str]
     trace: list[TraceEntry]
     rules_version: int
+    language: str = "ru"  # of the explanations, trace and coupon reasons: the run's language
 
 
 class EventAward(msgspec.Struct, frozen=True, kw_only=True):

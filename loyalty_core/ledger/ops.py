@@ -200,12 +200,16 @@ class DatedPoints(msgspec.Struct, frozen=True):
     on: date
 
 
-class Balance(msgspec.Struct, frozen=True):
+class BalanceOut(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's points as every surface shows them (the till, the shopper, the call centre, an adjustment's
+    answer): the one balance struct. A surface that does not show a part leaves it UNSET and it is not on the
+    wire (the till's `balance_after` is `{active, pending}` as POS_API.md says); `balance()` fills every part."""
+
     active: int
     pending: int
-    pending_lots: list[DatedPoints]
-    expiring: list[DatedPoints]
-    debt: int = 0  # paid first from the next refunds and accruals
+    pending_lots: list[DatedPoints] | msgspec.UnsetType = msgspec.UNSET  # when pending points become spendable
+    expiring: list[DatedPoints] | msgspec.UnsetType = msgspec.UNSET  # when active points burn (within a horizon)
+    debt: int | msgspec.UnsetType = msgspec.UNSET  # spent points a return could not take back: paid first
 
 
 # the live lots, and the account's debt as one more row when there is one (same round trip)
@@ -235,7 +239,7 @@ def _due(lot: dict, now: datetime) -> bool:
         lot["state"] == "active" and lot["expires_at"] is not None and lot["expires_at"] <= now)
 
 
-async def balance(account_id: int, now: datetime, timezone: str = "Europe/Moscow", horizon_days: int = 400) -> Balance:
+async def balance(account_id: int, now: datetime, timezone: str = "Europe/Moscow", horizon_days: int = 400) -> BalanceOut:
     """What the shopper sees as of `now`. When something fell due that the settle job has not applied yet,
     it is applied first under the account lock (and the lots read again), so every surface (till, shopper
     API, website, wallet pass, history sums, operator view) shows the same figure at every moment."""
@@ -264,7 +268,7 @@ async def balance(account_id: int, now: datetime, timezone: str = "Europe/Moscow
         if lot["expires_at"] is not None and lot["expires_at"] <= horizon:
             day = lot["expires_at"].astimezone(tz).date()
             expiring_by_day[day] = expiring_by_day.get(day, 0) + lot["remaining"]
-    return Balance(
+    return BalanceOut(
         active=active,
         pending=pending,
         pending_lots=[DatedPoints(p, d) for d, p in sorted(pending_by_day.items())],

@@ -14,6 +14,7 @@ import msgspec
 
 from loyalty_core.errors import NotFound
 from loyalty_core.ledger import ops
+from loyalty_core.ledger.ops import BalanceOut
 from loyalty_core.members.profile import decode_cursor, encode_cursor, page_limit
 from loyalty_core.replicas import reading
 from loyalty_core.tables import LedgerEntry, Membership, Sale
@@ -40,11 +41,6 @@ class MemberOut(msgspec.Struct, kw_only=True):
     purchases_count: int
     last_purchase_at: dt.datetime | None
     customer: CustomerOut | None
-
-
-class BalanceOut(msgspec.Struct, kw_only=True):
-    active: int
-    pending: int
 
 
 class CardOut(msgspec.Struct, kw_only=True):
@@ -251,10 +247,8 @@ async def sales_page(membership_id: int, cursor: str | None, limit: int) -> Sale
 @reading
 async def member_history(membership_id: int, now: dt.datetime, limit: int = 20) -> MemberHistory:
     member, account_id = await _member(membership_id)
-    balance = BalanceOut(active=0, pending=0)
-    if account_id is not None:
-        bal = await ops.balance(account_id, now)
-        balance = BalanceOut(active=bal.active, pending=bal.pending)
+    balance = (BalanceOut(active=0, pending=0, pending_lots=[], expiring=[], debt=0) if account_id is None
+               else await ops.balance(account_id, now))
     return MemberHistory(
         member=member, balance=balance, cards=await _cards(membership_id),
         tier_changes=await _tier_changes(membership_id),

@@ -18,25 +18,11 @@ from loyalty_core.replicas import reading
 from loyalty_core.tables import LedgerEntry, Sale, Tier
 
 
-class DatedPoints(msgspec.Struct, kw_only=True):
-    points: int
-    on: dt.date
-
-
-class BalanceOut(msgspec.Struct, kw_only=True):
-    active: int
-    pending: int
-    pending_lots: list[DatedPoints]  # when pending points become spendable
-    expiring: list[DatedPoints]  # when active points burn
-    debt: int = 0  # spent points a return could not take back: paid first from the next refunds and accruals
-
-
 @reading
-async def balance(member: Member, now: dt.datetime) -> BalanceOut:
+async def balance(member: Member, now: dt.datetime) -> ops.BalanceOut:
     if member.account_id is None:
-        return BalanceOut(active=0, pending=0, pending_lots=[], expiring=[])
-    result = await ops.balance(member.account_id, now, member.timezone)
-    return msgspec.convert(msgspec.to_builtins(result), BalanceOut)
+        return ops.BalanceOut(active=0, pending=0, pending_lots=[], expiring=[], debt=0)
+    return await ops.balance(member.account_id, now, member.timezone)
 
 
 # --- bonus history ---------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from loyalty_core.engine import (
     price,
 )
 from loyalty_core.errors import InsufficientPoints, NotFound, RedeemLimit, ValidationFailed
+from loyalty_core.ledger.ops import BalanceOut
 from loyalty_core.ledger import ops
 from loyalty_core.rules import programs
 from loyalty_core.rules import admin as rules_admin
@@ -35,7 +36,6 @@ from loyalty_core.till.identify import CardContext, resolve_scan
 from loyalty_core.till.pricing import accrued_today, basket_lines, coupon_inputs, member_info, store_info
 from loyalty_core.till.types import (
     AwareDateTime,
-    BalanceAfter,
     CalculationOut,
     Channel,
     PaymentIn,
@@ -194,7 +194,7 @@ async def simulate(sim: SimulationIn, now: dt.datetime) -> SimulationOut:
         ) from exc
     after = None
     if member is not None:
-        after = BalanceAfter(active=active - priced.totals.redeemed_points, pending=pending + priced.totals.accrued_points)
+        after = BalanceOut(active=active - priced.totals.redeemed_points, pending=pending + priced.totals.accrued_points)
     return SimulationOut(
         result=calculation_out(priced, after, card), applied=priced.applied, trace=priced.trace,
         issued_coupons=priced.issued_coupons, member=member, rules_version=None if draft else version, draft=draft,

@@ -19,6 +19,7 @@ from loyalty_core.errors import (
     SaleNotFound,
     ValidationFailed,
 )
+from loyalty_core.ledger.ops import BalanceOut
 from loyalty_core.ledger import command, ops, writer
 from loyalty_core.ledger.maths import proportional_share
 from loyalty_core.ledger.posting import MemberChange, Plan, View
@@ -26,7 +27,6 @@ from loyalty_core.messaging import outbox
 from loyalty_core.rules import programs
 from loyalty_core.members.tiers import TIER_WINDOW
 from loyalty_core.till.types import (
-    BalanceAfter,
     CancelOut,
     PrintedReceiptIn,
     ReceiptReturnIn,
@@ -45,7 +45,7 @@ class _Reversal(msgspec.Struct):
     refunded_points: int = 0
     refunded_amount: int = 0
     unrecovered_points: int = 0
-    balance_after: BalanceAfter | None = None
+    balance_after: BalanceOut | None = None
 
 
 class _Planned(msgspec.Struct):
@@ -162,7 +162,7 @@ async def _reverse(
         result.clawed_back_points = clawed.taken
         result.unrecovered_points = claw_total - clawed.taken
         plan.refund(facts, result.refunded_points, now, sale_return=return_pk, reason=reason)
-        result.balance_after = BalanceAfter(active=view.active, pending=view.pending)
+        result.balance_after = BalanceOut(active=view.active, pending=view.pending)
     if not per_line:
         sale["return_pk"] = return_pk
         return _Planned(result, plan)

@@ -38,13 +38,12 @@ from loyalty_core.till import pricing
 from loyalty_core.till.pricing import build_pricing_input
 from loyalty_core.till.types import (
     AppliedOut,
-    BalanceAfter,
     BalanceOut,
     BatchItemOut,
     CalculationOut,
     CardOut,
     CouponOut,
-    ExpiringOut,
+    CashierNote,
     IdentifyOut,
     LineOut,
     MemberOut,
@@ -90,24 +89,24 @@ def request_hash(body: msgspec.Struct) -> str:
 async def identify(scan: str, now: dt.datetime, program_id: int | None = None,
                    facts_version: int | None = None) -> IdentifyOut:
     card = await resolve_scan(scan, now, program_id=program_id, facts_version=facts_version)
-    messages: list[str] = []
+    notes: list[CashierNote] = []
     if card.account_id is not None:
         bal = await ops.balance(card.account_id, now, card.program_timezone, horizon_days=60)
-        balance = BalanceOut(
-            active=bal.active, pending=bal.pending, expiring=[ExpiringOut(points=e.points, on=e.on) for e in bal.expiring]
-        )
+        # the till shows what is spendable and what burns soon; when pending points activate is the app's
+        balance = BalanceOut(active=bal.active, pending=bal.pending, expiring=bal.expiring)
         if bal.expiring:
-            messages.append(f"{bal.expiring[0].points} points expire on {bal.expiring[0].on.isoformat()}")
+            notes.append(CashierNote("points_expire", points=bal.expiring[0].points, on=bal.expiring[0].on))
     else:
-        balance = BalanceOut(active=0, pending=0)
+        balance = BalanceOut(active=0, pending=0, expiring=[])
     if not card.registered:
-        messages.append("Card is not registered yet: offer the shopper to register it to keep and spend points")
+        notes.append(CashierNote("card_not_registered"))
     if card.membership_status == "pending":
-        messages.append("Registration is waiting for the shopper's confirmation code")
+        notes.append(CashierNote("registration_pending"))
     elif card.confirm_needed and shows_possession_only(scan):
-        messages.append("The shopper has not confirmed this card yet: its points cannot be spent with it")
+        notes.append(CashierNote("card_not_confirmed"))
     if card.birth_date and card.birth_date.month == now.month and card.birth_date.day == now.day:
-        messages.append("Happy birthday to the shopper!")
+        notes.append(CashierNote("birthday"))
+    document = await programs.rules_document(card.program_id, card.rules_version)
     return IdentifyOut(
         member=MemberOut(
             id=card.membership_id,
@@ -117,7 +116,8 @@ async def identify(scan: str, now: dt.datetime, program_id: int | None = None,
         ),
         card=CardOut(number=card.number, status=card.card_status),
         balance=balance,
-        cashier_messages=messages,
+        cashier_notes=notes,
+        language=getattr(getattr(document, "settings", None), "language", "ru"),
     )
 
 
@@ -174,14 +174,15 @@ async def _price(
         ) from exc
 
 
-def calculation_out(priced: PricedBasket, balance_after: BalanceAfter | None, card: CardContext | None) -> CalculationOut:
-    messages = []
+def calculation_out(priced: PricedBasket, balance_after: BalanceOut | None, card: CardContext | None) -> CalculationOut:
+    notes: list[CashierNote] = []
     if priced.totals.accrued_points:
-        messages.append(f"{priced.totals.accrued_points} points will be accrued")
+        notes.append(CashierNote("points_accrued", points=priced.totals.accrued_points))
     if card is not None and not card.registered:
-        messages.append("Card is not registered: points are kept on the card until the shopper registers")
+        notes.append(CashierNote("kept_on_card"))
     # the program's caps on points per receipt / per day trimmed this accrual: the cashier can tell the shopper
-    messages += [e.reason for e in priced.trace if e.stage == "accrual" and e.rule == "limit" and e.fired]
+    notes += [CashierNote("accrual_limited", text=e.reason)
+              for e in priced.trace if e.stage == "accrual" and e.rule == "limit" and e.fired]
     return CalculationOut(
         lines=[
             LineOut(
@@ -199,7 +200,8 @@ def calculation_out(priced: PricedBasket, balance_after: BalanceAfter | None, ca
         ],
         coupons=[CouponOut(code=c.code, status=c.status, reason=c.reason) for c in priced.coupons],
         balance_after=balance_after,
-        cashier_messages=messages,
+        cashier_notes=notes,
+        language=priced.language,
         rules_version=priced.rules_version,
     )
 
@@ -218,7 +220,7 @@ async def calculate_sale(sale: SaleIn, till: Till, now: dt.datetime) -> Calculat
     if card is not None:
         t = priced.totals
         # as confirm will: the account's debt is paid first from the accrual
-        after = BalanceAfter(active=active - t.redeemed_points,
+        after = BalanceOut(active=active - t.redeemed_points,
                              pending=pending + t.accrued_points - min(debt, t.accrued_points))
     return calculation_out(priced, after, card)
 
@@ -383,7 +385,7 @@ async def _confirm_in_transaction(
             activates_at = till_trust.activation_time(sale, settings.pending_days, now)
             accrual = (activates_at, activates_at + dt.timedelta(days=settings.expiry_days))
         sale_write.plan_sale(plan, sale, card, priced, earning, accrual, now)
-        after = BalanceAfter(active=plan.view.active, pending=plan.view.pending)
+        after = BalanceOut(active=plan.view.active, pending=plan.view.pending)
     response = calculation_out(priced, after, card)
     response.status = "confirmed"  # the sale id is set by the statement that writes the row
     response.sale_id = await sale_write.write_confirmed_sale(

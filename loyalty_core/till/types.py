@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from loyalty_core.ledger.ops import BalanceOut
+
 Str64 = Annotated[str, Meta(min_length=1, max_length=64)]
 Minor = Annotated[int, Meta(ge=0, le=10**12)]
 Points = Annotated[int, Meta(ge=0, le=10**10)]
@@ -64,22 +66,27 @@ class CardOut(msgspec.Struct):
     status: str
 
 
-class ExpiringOut(msgspec.Struct):
-    points: int
-    on: dt.date
+class CashierNote(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Something the cashier should tell the shopper, as a stable code a till may translate itself; the API
+    writes it out in the program's language as `cashier_messages` (backend/pos/messages.py).
+
+    Codes: points_expire (points, on), card_not_registered, registration_pending, card_not_confirmed, birthday,
+    points_accrued (points), kept_on_card, accrual_limited (text: the engine's explanation, already in the
+    program's language)."""
+
+    code: str
+    points: int | None = None
+    on: dt.date | None = None
+    text: str | None = None
 
 
-class BalanceOut(msgspec.Struct):
-    active: int
-    pending: int
-    expiring: list[ExpiringOut] = []
-
-
-class IdentifyOut(msgspec.Struct):
+class IdentifyOut(msgspec.Struct, kw_only=True):
     member: MemberOut
     card: CardOut
     balance: BalanceOut
-    cashier_messages: list[str]
+    cashier_messages: list[str] = []  # the notes in `language`, written by the API layer
+    cashier_notes: list[CashierNote] = []
+    language: str = "ru"  # the program's: of the cashier messages and explanations
 
 
 class LineOut(msgspec.Struct):
@@ -116,19 +123,16 @@ class CouponOut(msgspec.Struct):
     reason: str | None = None
 
 
-class BalanceAfter(msgspec.Struct):
-    active: int
-    pending: int
-
-
 class CalculationOut(msgspec.Struct, kw_only=True):
     lines: list[LineOut]
     totals: TotalsOut
     max_redeem_points: int
     applied: list[AppliedOut]
     coupons: list[CouponOut]
-    balance_after: BalanceAfter | None
-    cashier_messages: list[str]
+    balance_after: BalanceOut | None
+    cashier_messages: list[str] = []  # the notes in `language`, written by the API layer
+    cashier_notes: list[CashierNote] = []
+    language: str = "ru"  # the program's: of the cashier messages, explanations and coupon reasons
     rules_version: int = 0
     sale_id: int | None = None
     status: str | None = None
@@ -169,7 +173,7 @@ class ReturnOut(msgspec.Struct, kw_only=True):
     refunded_points: int
     refunded_amount: int
     unrecovered_points: int = 0  # accrued points already spent: could not be taken back
-    balance_after: BalanceAfter | None
+    balance_after: BalanceOut | None
 
 
 class CancelOut(msgspec.Struct, kw_only=True):
@@ -179,7 +183,7 @@ class CancelOut(msgspec.Struct, kw_only=True):
     refunded_points: int
     refunded_amount: int
     unrecovered_points: int = 0
-    balance_after: BalanceAfter | None
+    balance_after: BalanceOut | None
 
 
 class BatchIn(msgspec.Struct, frozen=True):

@@ -336,3 +336,35 @@ async def test_explanations_speak_the_programs_language(http: httpx.AsyncClient,
                             headers=shop.headers)
         assert r.status_code == 200, r.text
         assert r.json()["applied"][0]["explanation"].replace("\u202f", "\u00a0") == expected
+
+
+async def test_the_cashier_reads_the_programs_language_and_a_till_may_read_the_codes(
+    http: httpx.AsyncClient, db_pool: None
+) -> None:
+    """cashier_messages are written by the API in the program's language (plural forms included); cashier_notes
+    carry the same as codes; a replayed confirm reads the same words as the first answer."""
+    from tests.factories import basic_rules, make_shop
+
+    for language, accrued, unregistered in (
+        ("ru", "Будет начислено 6 баллов", "Карта не зарегистрирована: баллы сохранятся на карте до регистрации"),
+        ("en", "6 points will be accrued", "Card is not registered: points are kept on the card until the shopper"),
+    ):
+        shop = await make_shop(basic_rules(language=language))
+        card = await emit_card(shop)
+        body = sale_body(shop, [("milk", 2, 10_000)], card=card)
+        confirmed = await http.post("/pos/v1/sales/confirm", json=body, headers=shop.headers)
+        assert confirmed.status_code == 200, confirmed.text
+        out = confirmed.json()
+        assert out["language"] == language
+        assert [n["code"] for n in out["cashier_notes"]] == ["points_accrued", "kept_on_card"]
+        assert out["cashier_notes"][0]["points"] == 6
+        assert out["cashier_messages"][0] == accrued and out["cashier_messages"][1].startswith(unregistered), out
+        replay = await http.post("/pos/v1/sales/confirm", json=body, headers=shop.headers)
+        assert replay.json()["cashier_messages"] == out["cashier_messages"]
+
+        shown = await http.post("/pos/v1/identify", json={"scan": card}, headers=shop.headers)
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["language"] == language and shown.json()["balance"]["pending"] == 6
+        [note] = [n for n in shown.json()["cashier_notes"] if n["code"] == "card_not_registered"]
+        words = shown.json()["cashier_messages"][shown.json()["cashier_notes"].index(note)]
+        assert words.startswith("Карта не зарегистрирована" if language == "ru" else "Card is not registered"), words

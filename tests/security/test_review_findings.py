@@ -75,7 +75,8 @@ async def test_a_card_a_cashier_registered_to_a_strangers_phone_cannot_spend_aft
     assert item["status"] == "rejected" and item["problem"]["type"].endswith("/redeem-limit"), item
     assert await count_rows("sale", "card_number = {}", card) == 0
     shown = await http.post("/pos/v1/identify", headers=shop.headers, json={"scan": card})
-    assert any("not confirmed this card" in m for m in shown.json()["cashier_messages"]), shown.text
+    assert "card_not_confirmed" in [n["code"] for n in shown.json()["cashier_notes"]], shown.text
+    assert len(shown.json()["cashier_messages"]) == len(shown.json()["cashier_notes"])
 
     # the shopper sees where and when it was linked, and may confirm it (or block it)
     [listed] = (await stranger.get("/cards")).json()
