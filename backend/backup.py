@@ -118,8 +118,47 @@ def tables_in(dump: Path, server_major: int | None = None) -> int:
 def restore(database_url: str, dump: Path, replace: bool, server_major: int | None = None) -> None:
     """Load `dump` into `database_url` in one transaction: all of it or, on any error, nothing."""
     total = tables_in(dump, server_major)
+    if replace:
+        _replace(database_url, dump, server_major, total)
+        return
     argv = [pg_binary("pg_restore", server_major), "--verbose", "--no-owner", "--no-privileges", "--single-transaction",
             "--exit-on-error", "--dbname", database_url]
-    if replace:
-        argv += ["--clean", "--if-exists"]
     _run([*argv, str(dump)], _RESTORING, "restore", total)
+
+
+def _replace(database_url: str, dump: Path, server_major: int | None, total: int) -> None:
+    """Drop what the database holds and load `dump`, in one transaction.
+
+    Not `pg_restore --clean`: it drops each partition's primary key on its own, which PostgreSQL refuses for a
+    partitioned table ("cannot drop inherited constraint"; the outbox is partitioned by month). Instead psql runs
+    `DROP SCHEMA public CASCADE`, `CREATE SCHEMA public` and the dump's SQL (pg_restore --file=-) as one
+    transaction: on any error nothing changes."""
+    restore_argv = [pg_binary("pg_restore", server_major), "--verbose", "--no-owner", "--no-privileges", "--file=-",
+                    str(dump)]
+    psql_argv = [pg_binary("psql", server_major), "--no-psqlrc", "--quiet", "--single-transaction",
+                 "--set=ON_ERROR_STOP=1", "--dbname", database_url, "--command=DROP SCHEMA public CASCADE",
+                 "--command=CREATE SCHEMA public", "--file=-"]
+    import tempfile
+
+    quiet = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")  # not every object the DROP cascades to
+    with tempfile.TemporaryFile("w+", errors="replace") as psql_errors:
+        sql = subprocess.Popen(restore_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               errors="replace")
+        load = subprocess.Popen(psql_argv, stdin=sql.stdout, stdout=subprocess.DEVNULL, stderr=psql_errors, env=quiet)
+        assert sql.stdout is not None and sql.stderr is not None
+        sql.stdout.close()  # psql holds the pipe now: pg_restore sees it close if psql stops
+        advance, finish = _progress("restore", total)
+        try:
+            for line in sql.stderr:  # pg_restore waits on the pipe, so its steps follow psql's progress
+                if _RESTORING.search(line):
+                    advance()
+            restored, loaded = sql.wait(), load.wait()
+        finally:
+            for proc in (sql, load):
+                if proc.poll() is None:
+                    proc.kill()
+            finish()
+        psql_errors.seek(0)
+        errors = psql_errors.read()
+    if loaded != 0 or restored != 0:
+        raise BackupError(f"restore failed (pg_restore exit {restored}, psql exit {loaded}): {errors.strip()[-500:]}")
