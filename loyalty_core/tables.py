@@ -6,6 +6,8 @@ Schema changes only through Piccolo migrations in migrations/.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from piccolo.columns import (
     JSONB,
     Array,
@@ -23,6 +25,44 @@ from piccolo.columns import (
 )
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
+
+# states as Enums: Piccolo's `choices`, and CHECK constraints in the database (migration 2026-11-29T18:30)
+
+class CustomerStatus(StrEnum):
+    active = "active"
+    deleted = "deleted"
+
+
+class MembershipStatus(StrEnum):
+    anonymous = "anonymous"  # an emitted card's first sale made it; nobody registered it yet
+    pending = "pending"  # registered at a till; waits for the shopper's code
+    active = "active"
+    closed = "closed"
+
+
+class CardStatus(StrEnum):
+    emitted = "emitted"
+    active = "active"
+    blocked = "blocked"
+    replaced = "replaced"
+
+
+class CouponStatus(StrEnum):
+    active = "active"
+    used = "used"
+    cancelled = "cancelled"
+
+
+class LotState(StrEnum):
+    pending = "pending"
+    active = "active"
+    expired = "expired"
+    spent = "spent"  # remaining == 0
+
+
+class SaleStatus(StrEnum):
+    confirmed = "confirmed"
+    cancelled = "cancelled"
 
 # --- program, stores, catalog ---------------------------------------------------------
 
@@ -164,7 +204,7 @@ class Customer(Table):
     # when the birth date became known: a birthday rule needs it known for some days (no "birthday on demand")
     birth_date_set_at = Timestamptz(null=True, default=None)
     locale = Varchar(length=8, default="ru")
-    status = Varchar(length=16, default="active")  # active | deleted
+    status = Varchar(length=16, default=CustomerStatus.active, choices=CustomerStatus)
     created_at = Timestamptz(default=TimestamptzNow())
     deleted_at = Timestamptz(null=True, default=None)
 
@@ -178,7 +218,7 @@ class Membership(Table):
     referral_code = Varchar(length=16, null=True, default=None, unique=True)
     referred_by = ForeignKey("self", null=True, default=None)
     registration_channel = Varchar(length=16, default="")
-    status = Varchar(length=16, default="active")  # anonymous | pending | active | closed
+    status = Varchar(length=16, default=MembershipStatus.active, choices=MembershipStatus)
     purchases_count = Integer(default=0)
     first_purchase_at = Timestamptz(null=True, default=None)
     last_purchase_at = Timestamptz(null=True, default=None)
@@ -195,7 +235,7 @@ class Card(Table):
     membership = ForeignKey(Membership, null=True, default=None)
     series = Varchar(length=64, default="")
     kind = Varchar(length=16, default="virtual")  # virtual | plastic
-    status = Varchar(length=16, default="emitted")  # emitted | active | blocked | replaced
+    status = Varchar(length=16, default=CardStatus.emitted, choices=CardStatus)
     blocked_reason = Text(null=True, default=None)
     replaced_by = ForeignKey("self", null=True, default=None)
     pass_auth_token = Varchar(length=64, null=True, default=None)
@@ -238,7 +278,7 @@ class Coupon(Table):
     code = Varchar(length=32, unique=True)
     membership = ForeignKey(Membership, null=True, default=None)  # personal coupons
     uses = Integer(default=0)
-    status = Varchar(length=16, default="active")  # active | used | cancelled
+    status = Varchar(length=16, default=CouponStatus.active, choices=CouponStatus)
     issued_at = Timestamptz(default=TimestamptzNow())
     expires_at = Timestamptz(null=True, default=None)
 
@@ -280,7 +320,7 @@ class PointLot(Table):
     account = ForeignKey(Account, null=False)
     amount = BigInt()
     remaining = BigInt()
-    state = Varchar(length=16)  # pending | active | expired | spent (remaining == 0)
+    state = Varchar(length=16, choices=LotState)
     activates_at = Timestamptz()
     expires_at = Timestamptz(null=True, default=None)
     source = Varchar(length=32)  # sale | adjust | import | welcome | transfer | refund
@@ -320,7 +360,7 @@ class Sale(Table):
     membership = ForeignKey(Membership, null=True, default=None)
     account = ForeignKey(Account, null=True, default=None)
     channel = Varchar(length=16, default="store")
-    status = Varchar(length=16, default="confirmed")  # confirmed | cancelled
+    status = Varchar(length=16, default=SaleStatus.confirmed, choices=SaleStatus)
     amount = BigInt(default=0)
     discount = BigInt(default=0)
     redeemed_points = BigInt(default=0)
