@@ -1,7 +1,7 @@
 """A posting: everything one ledger operation writes, decided by pure code (no I/O; the clock is an argument).
 
 The ledger as read (`View`: the account's sums and version, its live lots, its unpaid debts) goes into a
-`Plan`; each builder (settle, spend, accrue, pay_debt, claw_back, refund, transfer_out/in) decides its
+`Plan`; each builder (settle, spend, accrue, pay_debt, claw_back, refund, transfer_out/in, forfeit) decides its
 movements, applies them to the plan's view so the next builder sees the lots as they will be (a return's
 clawback, then its refund; a confirm's due activations, its spend, its accrual), and adds them to the
 posting. `Plan.posting()` is the `Posting` that `writer.write` puts in the database in one statement,
@@ -454,6 +454,24 @@ class Plan:
             self._move(debt=-self.view.debt)
             self.view.debts = []
         return moved, debts
+
+    def forfeit(self, reason: str) -> tuple[int, int, int]:
+        """Every live lot burns (an `expire` entry from its bucket) and the debt is written off: the member's
+        points end with the member (an erasure on request). Returns (active, pending, debt) forfeited."""
+        gone = sorted((lot for lot in self.view.lots.values() if _live(lot) and lot.remaining > 0 and lot.id > 0),
+                      key=lambda lot: lot.id)
+        active = sum(lot.remaining for lot in gone if lot.state == "active")
+        pending = sum(lot.remaining for lot in gone if lot.state != "active")
+        for lot in gone:
+            self._entry(lot.id, "expire", "active" if lot.state == "active" else "pending", -lot.remaining,
+                        reason=reason)
+            self._lot(lot.id, -lot.remaining, "expired")
+        debt = self.view.debt if self.view.debt > 0 else 0
+        for owed in self.view.debts if debt else []:
+            self._entry(owed.lot, "debt_write_off", "debt", -owed.owed, reason=reason)
+        self._move(active=-active, pending=-pending, debt=-debt)
+        self.view.debts = []
+        return active, pending, debt
 
     def transfer_in(self, lots: Sequence[Lot], debt: int, reason: str) -> None:
         """The lots and debt another account's `transfer_out` gave, keeping their dates."""

@@ -5,8 +5,11 @@ pending approval (`request`) instead, answering 202 with its id. Another person 
 same person (`requested_ref`: staff:<id> or key:<id>) cannot, and approving runs the very adjustment that was
 asked, through `adjustments.adjust_points` / `adjust_many`, with the approval's own operation id, so a double
 click or a retried approval adjusts once. Every step is audited.
+A merge or an erasure of a member (kinds `member.merge`, `member.erase`, filed by support in the back office) runs
+`loyalty_core.office.member_care.merge` / `erase` the same way: once, refused to whoever asked.
 A rules publish (kind `rules.publish`, filed by the back office's rule editor) is decided by
-`loyalty_core.rules_office.drafts`, whichever page or API approves or rejects it.
+`loyalty_core.rules_office.drafts`, and a campaign launch with bonus points (`campaign.launch`) by
+`loyalty_core.campaigns.approval`, whichever page or API approves or rejects it.
 """
 
 from __future__ import annotations
@@ -86,18 +89,18 @@ async def needs_approval(points: int) -> bool:
 async def request_adjustment(membership_id: int, adjustment: AdjustmentIn, actor: Actor, now: dt.datetime) -> PendingOut:
     adjustments.check(adjustment, now)
     await adjustments.member_exists(membership_id)
-    return await _file("points.adjust", f"membership:{membership_id}",
+    return await file("points.adjust", f"membership:{membership_id}",
                        {"membership_id": membership_id, "adjustment": msgspec.to_builtins(adjustment)},
                        adjustment.points, adjustment.reason, actor, now)
 
 
 async def request_mass(mass: MassAdjustmentIn, actor: Actor, now: dt.datetime) -> PendingOut:
     count = len(mass.membership_ids or mass.card_numbers or [])
-    return await _file("points.adjust_many", f"mass:{count}", {"mass": msgspec.to_builtins(mass)},
+    return await file("points.adjust_many", f"mass:{count}", {"mass": msgspec.to_builtins(mass)},
                        mass.points, mass.reason, actor, now)
 
 
-async def _file(kind: str, subject: str, payload: dict[str, Any], points: int, reason: str, actor: Actor,
+async def file(kind: str, subject: str, payload: dict[str, Any], points: int, reason: str, actor: Actor,
                 now: dt.datetime) -> PendingOut:
     async with DB.transaction():
         rows = await PendingApproval.insert(PendingApproval(
@@ -137,6 +140,11 @@ async def approve(approval_id: int, actor: Actor, now: dt.datetime) -> ApprovalO
 
         await drafts.approve(draft_id, actor, now)
         return await get(approval_id)
+    if (await get(approval_id)).kind == "campaign.launch":
+        from loyalty_core.campaigns import approval as campaign_approval  # it imports this module
+
+        await campaign_approval.approve(approval_id, actor, now)
+        return await get(approval_id)
     async with DB.transaction() as transaction:
         row = await _locked(approval_id, actor)
         payload = _decoded(row["payload"])
@@ -144,7 +152,12 @@ async def approve(approval_id: int, actor: Actor, now: dt.datetime) -> ApprovalO
         requester = row["requested_by"]
         savepoint = await transaction.savepoint()  # a refused adjustment is undone alone; the decision stays
         try:
-            if row["kind"] == "points.adjust":
+            if row["kind"] in ("member.merge", "member.erase"):
+                from loyalty_core.office import member_care  # it files through this module
+
+                run = member_care.merge if row["kind"] == "member.merge" else member_care.erase
+                done = await run(approval_id, payload, row["reason"], actor, now)
+            elif row["kind"] == "points.adjust":
                 adjustment = msgspec.convert(payload["adjustment"], AdjustmentIn)
                 done = await adjustments.adjust_points(payload["membership_id"], msgspec.structs.replace(
                     adjustment, operation_id=None), now, operator=requester, key=operation, origin=actor.origin)
@@ -158,7 +171,7 @@ async def approve(approval_id: int, actor: Actor, now: dt.datetime) -> ApprovalO
             result, status = {"problem": exc.as_problem()}, "failed"
         else:
             await savepoint.release()
-            result, status = msgspec.to_builtins(done), "approved"
+            result, status = (done if isinstance(done, dict) else msgspec.to_builtins(done)), "approved"
         await PendingApproval.update({PendingApproval.status: status, PendingApproval.decided_by: actor.name,
                                       PendingApproval.decided_at: now,
                                       PendingApproval.result: msgspec.json.encode(result).decode()}
@@ -175,6 +188,11 @@ async def reject(approval_id: int, actor: Actor, reason: str, now: dt.datetime) 
         from loyalty_core.rules_office import drafts
 
         await drafts.reject(draft_id, actor, reason, now)
+        return await get(approval_id)
+    if (await get(approval_id)).kind == "campaign.launch":
+        from loyalty_core.campaigns import approval as campaign_approval
+
+        await campaign_approval.reject(approval_id, actor, reason, now)
         return await get(approval_id)
     async with DB.transaction():
         row = await _locked(approval_id, actor, own_allowed=True)

@@ -77,11 +77,13 @@ def _roles(roles: list[str]) -> list[str]:
 
 
 async def create(email: str, roles: list[str], password: str | None, now: dt.datetime, *, name: str = "",
-                 actor: str = "cli") -> CreatedStaff:
+                 actor: str = "cli", origin: str = "") -> CreatedStaff:
     """A local account (password + TOTP), or with password None one that signs in only with OIDC."""
     email, roles = _email(email), _roles(roles)
     if password is not None and len(password) < 12:
         raise ValidationFailed("password: at least 12 characters")
+    if len(name) > 200:
+        raise ValidationFailed("name: at most 200 characters")
     if await StaffUser.exists().where(StaffUser.email == email):
         raise Conflict(f"staff member {email} exists already")
     secret = pyotp.random_base32() if password is not None else None
@@ -89,7 +91,7 @@ async def create(email: str, roles: list[str], password: str | None, now: dt.dat
         email=email, name=name, roles=roles, password_hash=_HASHER.hash(password) if password is not None else None,
         totp_secret=secret, source="local" if password is not None else "oidc", created_at=now,
     )).returning(StaffUser.id)
-    await audit.record(actor, "staff.created", f"staff:{email}", {}, {"roles": roles}, "", now)
+    await audit.record(actor, "staff.created", f"staff:{email}", {}, {"roles": roles}, "", now, origin)
     uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER) if secret else ""
     return CreatedStaff(id=rows[0]["id"], email=email, roles=roles, totp_uri=uri)
 
@@ -174,3 +176,81 @@ async def by_id(staff_id: int) -> Staff | None:
 
 def _staff(row: dict[str, Any]) -> Staff:
     return Staff(id=row["id"], email=row["email"], name=row["name"], roles=frozenset(row["roles"]), source=row["source"])
+
+
+# --- managed by admins in the back office (/office/staff) ----------------------------------------
+
+
+class StaffRow(msgspec.Struct, kw_only=True):
+    id: int
+    email: str
+    name: str
+    roles: list[str]
+    source: str
+    status: str
+    created_at: dt.datetime
+    last_sign_in_at: dt.datetime | None = None
+
+
+class LastAdmin(Conflict):
+    slug, title = "last-admin", "The last active admin must stay"
+
+
+async def listing() -> list[StaffRow]:
+    rows = await StaffUser.select(StaffUser.id, StaffUser.email, StaffUser.name, StaffUser.roles, StaffUser.source,
+                                  StaffUser.status, StaffUser.created_at, StaffUser.last_sign_in_at).order_by(
+        StaffUser.email)
+    return [msgspec.convert(r, StaffRow) for r in rows]
+
+
+async def _locked_for_change(staff_id: int) -> tuple[dict[str, Any], int]:
+    """The row to change and how many active admins there are, every active admin locked first (id order), so two
+    admins demoting each other at the same moment cannot both succeed."""
+    admins = await StaffUser.raw("SELECT id FROM staff_user WHERE status = 'active' AND 'admin' = ANY(roles) "
+                                 "ORDER BY id FOR UPDATE")
+    rows = await StaffUser.raw("SELECT * FROM staff_user WHERE id = {} FOR UPDATE", staff_id)
+    if not rows:
+        from loyalty_core.errors import NotFound
+
+        raise NotFound(f"staff member {staff_id} does not exist")
+    return rows[0], len(admins)
+
+
+def _still_an_admin_left(row: dict[str, Any], active_admins: int, roles: list[str], status: str) -> None:
+    was = row["status"] == "active" and "admin" in row["roles"]
+    stays = status == "active" and "admin" in roles
+    if was and not stays and active_admins <= 1:
+        raise LastAdmin("This is the last active admin: make another admin first")
+
+
+async def set_roles(staff_id: int, roles: list[str], actor: str, actor_id: int, now: dt.datetime,
+                    origin: str = "") -> StaffRow:
+    from loyalty_core.piccolo_conf import DB
+
+    roles = _roles(roles)
+    async with DB.transaction():
+        row, admins = await _locked_for_change(staff_id)
+        _still_an_admin_left(row, admins, roles, row["status"])
+        await StaffUser.update({StaffUser.roles: roles}).where(StaffUser.id == staff_id)
+        await audit.record(actor, "staff.roles", f"staff:{row['email']}", {"roles": sorted(row["roles"])},
+                           {"roles": roles}, "", now, origin)
+    return next(r for r in await listing() if r.id == staff_id)
+
+
+async def set_active(staff_id: int, active: bool, actor: str, actor_id: int, now: dt.datetime,
+                     origin: str = "") -> StaffRow:
+    """Deactivate (the next request of their session is refused) or reactivate; never oneself, never the last
+    active admin."""
+    from loyalty_core.piccolo_conf import DB
+
+    if staff_id == actor_id and not active:
+        raise ValidationFailed("You cannot deactivate yourself")
+    status = "active" if active else "disabled"
+    async with DB.transaction():
+        row, admins = await _locked_for_change(staff_id)
+        _still_an_admin_left(row, admins, row["roles"], status)
+        if row["status"] != status:
+            await StaffUser.update({StaffUser.status: status}).where(StaffUser.id == staff_id)
+            await audit.record(actor, "staff.activated" if active else "staff.deactivated", f"staff:{row['email']}",
+                               {"status": row["status"]}, {"status": status}, "", now, origin)
+    return next(r for r in await listing() if r.id == staff_id)
