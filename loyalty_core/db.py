@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import asyncpg
+import msgspec
 
 from loyalty_core import replicas
 from loyalty_core.piccolo_conf import DB
+
+T = TypeVar("T")
 
 
 class _PooledConnection(asyncpg.Connection):
@@ -104,6 +108,22 @@ async def _fetch_on_primary(query: str, args: tuple[object, ...]) -> list[asyncp
 async def fetchrow(query: str, *args: object) -> asyncpg.Record | None:
     rows = await fetch(query, *args)
     return rows[0] if rows else None
+
+
+async def fetchval(query: str, *args: object) -> object:
+    """The first column of the first row, or None when there is no row."""
+    rows = await fetch(query, *args)
+    return rows[0][0] if rows else None
+
+
+async def fetch_as(type_: type[T], query: str, *args: object) -> list[T]:
+    """The rows decoded into `type_` (a msgspec Struct whose fields are the statement's column names)."""
+    return [msgspec.convert(dict(row), type_) for row in await fetch(query, *args)]
+
+
+async def fetchrow_as(type_: type[T], query: str, *args: object) -> T | None:
+    row = await fetchrow(query, *args)
+    return None if row is None else msgspec.convert(dict(row), type_)
 
 
 async def close_pool() -> None:
