@@ -172,13 +172,23 @@ async def _delta(rec: Reconciliation, run: str) -> None:
     # the balance before this run: what the imports had posted, less this run's own difference once applied
     sums = await db.fetchrow(
         "SELECT count(*) FILTER (WHERE points <> before) changed, COALESCE(SUM(GREATEST(points - before, 0)), 0) added, "
-        "COALESCE(SUM(GREATEST(before - points, 0)), 0) taken FROM (SELECT points, posted - CASE WHEN $2 THEN this_run "
+        "COALESCE(SUM(GREATEST(before - points, 0)), 0) taken, count(*) FILTER (WHERE points = 0 AND before <> 0) zero FROM (SELECT points, posted - CASE WHEN $2 THEN this_run "
         f"ELSE 0 END before FROM ({_DELTA_BALANCES}) b) x", run, rec.applied)
+    # consents: the tokens the checks wrote (imports/run.py `_consent_change`)
+    consents = await db.fetchrow(
+        "SELECT COALESCE(SUM((SELECT count(*) FROM unnest(t) x WHERE x IN ('sms consent withdrawn', "
+        "'e-mail consent withdrawn'))), 0) withdrawn, COALESCE(SUM((SELECT count(*) FROM unnest(t) x WHERE x IN "
+        "('sms consent granted', 'e-mail consent granted'))), 0) granted, COALESCE(SUM((SELECT count(*) FROM unnest(t) x "
+        "WHERE x LIKE '%consent%not applied%')), 0) not_applied FROM (SELECT string_to_array(changes, ', ') t "
+        "FROM import_member WHERE run = $1 AND known AND rejected IS NULL AND changes LIKE '%consent%') c", run)
     rec.delta = {"known": row["known"], "changed": row["changed"], "cards added": cards["added"],  # type: ignore[index]
                  "cards blocked": cards["blocked"], "cards unchanged": cards["unchanged"],  # type: ignore[index]
                  "card changes not applied": cards["not_applied"],  # type: ignore[index]
                  "balances changed": sums["changed"], "points added": int(sums["added"]),  # type: ignore[index]
-                 "points taken": int(sums["taken"])}  # type: ignore[index]
+                 "points taken": int(sums["taken"]),  # type: ignore[index]
+                 "balances now zero": sums["zero"],  # type: ignore[index]
+                 "consents withdrawn": consents["withdrawn"], "consents granted": consents["granted"],  # type: ignore[index]
+                 "consent changes not applied": consents["not_applied"]}  # type: ignore[index]
     rec.changes = [f"{r['legacy_id']}: {r['changes']}" for r in await db.fetch(
         "SELECT legacy_id, changes FROM import_member WHERE run = $1 AND known AND changes IS NOT NULL ORDER BY legacy_id "
         "LIMIT 1000", run)]
@@ -229,7 +239,8 @@ async def write_rejects(run: str, path: Path) -> int:
         "SELECT file, line, field, reason, action FROM import_reject WHERE run = $1 "
         "UNION ALL SELECT file, line, 'legacy_id', rejected, 'rejected' FROM import_member WHERE run = $1 AND rejected IS NOT NULL "
         "UNION ALL SELECT file, line, 'number', rejected, 'rejected' FROM import_card WHERE run = $1 AND rejected IS NOT NULL "
-        "UNION ALL SELECT file, line, 'member', rejected, 'rejected' FROM import_lot WHERE run = $1 AND rejected IS NOT NULL "
+        "UNION ALL SELECT file, line, CASE WHEN points = 0 THEN 'points' ELSE 'member' END, rejected, 'rejected' FROM import_lot "
+        "WHERE run = $1 AND rejected IS NOT NULL "
         "UNION ALL SELECT file, line, 'member', rejected, 'rejected' FROM import_tier WHERE run = $1 AND rejected IS NOT NULL "
         "UNION ALL SELECT file, line, 'member', rejected, 'rejected' FROM import_receipt WHERE run = $1 AND rejected IS NOT NULL "
         "ORDER BY 1, 2", run)
@@ -276,8 +287,10 @@ def markdown(rec: Reconciliation, dry_run: bool) -> str:
     if rec.delta:
         lines += ["", "## Delta: members an earlier import brought (by legacy id)", "",
                   "Updated, not duplicated: the name and birth date when Kopilka still holds the imported value, a card "
-                  "blocked in the legacy system, new cards (they wait for the member's confirmation), and the balance by "
-                  "the difference only (posted through the ledger). Contacts are never changed by a file.", "",
+                  "blocked in the legacy system, new cards (they wait for the member's confirmation), the balance by "
+                  "the difference only (posted through the ledger; a balance now 0 takes what the imports gave), and a "
+                  "consent withdrawn in the legacy system after Kopilka's grant. Contacts are never changed by a file, "
+                  "and a file never re-grants a consent the shopper chose in Kopilka.", "",
                   "| | |", "|---|---:|", *[f"| {k} | {v} |" for k, v in rec.delta.items()]]
         if rec.changes:
             lines += ["", "Changes:", *[f"- {c}" for c in rec.changes]]

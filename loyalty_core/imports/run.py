@@ -188,6 +188,34 @@ async def _copy(conn: asyncpg.Connection, run: str, table: str, columns: tuple[s
             columns=("run", "file", "line", "field", "reason", "action"))
 
 
+def _latest_consent(channel: str) -> str:
+    """The customer's consent of a channel now (the latest row), and whether they ever chose it in Kopilka."""
+    return (f"LEFT JOIN LATERAL (SELECT k.granted, k.changed_at, k.source, EXISTS (SELECT 1 FROM consent o "
+            f"WHERE o.customer = c.id AND o.channel = '{channel}' AND o.source <> 'import') chosen FROM consent k "
+            f"WHERE k.customer = c.id AND k.channel = '{channel}' ORDER BY k.changed_at DESC, k.id DESC LIMIT 1) "
+            f"cs_{channel} ON true ")
+
+
+def _consent_change(channel: str, label: str) -> str:
+    """A delta's consent of a known member against Kopilka's latest (`cs_<channel>`). A withdrawal in the legacy
+    system is applied when it is newer than Kopilka's grant (a withdrawal always wins over an older grant; without a
+    date, only over a grant an import wrote), for any known member: it can only make Kopilka send less. A grant is
+    applied only to a customer an import created who never chose that channel in Kopilka (and newer than an imported
+    withdrawal): a file never re-grants what the shopper withdrew. Tokens without commas: the apply reads them."""
+    cs, at, value = f"cs_{channel}", f"n.consent_{channel}_at", f"n.consent_{channel}"
+    when = f"COALESCE('on ' || to_char({at} AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'without a date')"
+    return (
+        f"CASE WHEN {value} = false AND {cs}.granted IS DISTINCT FROM false THEN CASE WHEN {cs}.granted IS NULL "
+        f"OR ({at} IS NOT NULL AND {at} > {cs}.changed_at) OR ({at} IS NULL AND {cs}.source = 'import') "
+        f"THEN '{label} consent withdrawn' ELSE '{label} consent withdrawn in the legacy system ' || {when} || "
+        f"' (not applied: granted in Kopilka on ' || to_char({cs}.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ' after it)' END "
+        f"WHEN {value} = true AND {cs}.granted IS DISTINCT FROM true THEN CASE WHEN p.legacy_id IS NOT NULL "
+        f"AND NOT COALESCE({cs}.chosen, false) AND ({cs}.granted IS NULL OR {at} IS NULL OR {at} > {cs}.changed_at) "
+        f"THEN '{label} consent granted' ELSE '{label} consent granted in the legacy system (not applied: the "
+        f"shopper''s choice in Kopilka stands)' END END"
+    )
+
+
 # the checks that need the database; run when staging and again before the first phase is applied (the database
 # may have moved since a dry run)
 CHECKS = [
@@ -233,11 +261,14 @@ CHECKS = [
     "AND (c.birth_date IS NULL OR c.birth_date = p.birth_date) THEN 'birth date' "
     "ELSE 'birth date (not applied: not the imported value)' END END, "
     "CASE WHEN n.phone IS NOT NULL AND n.phone IS DISTINCT FROM c.phone THEN 'phone (not applied: a sign-in route)' END, "
-    "CASE WHEN n.email IS NOT NULL AND n.email IS DISTINCT FROM c.email THEN 'e-mail (not applied: a sign-in route)' END), '') changes "
+    "CASE WHEN n.email IS NOT NULL AND n.email IS DISTINCT FROM c.email THEN 'e-mail (not applied: a sign-in route)' END, "
+    + _consent_change("sms", "sms") + ", " + _consent_change("email", "e-mail") + "), '') changes "
     "FROM import_member n JOIN customer c ON c.id = n.customer LEFT JOIN LATERAL (SELECT p.legacy_id, p.name, p.birth_date "
     "FROM import_member p JOIN import_run r ON r.id = p.run AND r.program = {program} AND r.status = 'applied' "
     "WHERE p.legacy_id = n.legacy_id AND p.run <> n.run AND p.membership = n.membership AND p.existing_customer IS NULL "
-    "ORDER BY r.applied_at DESC LIMIT 1) p ON true WHERE n.run = $1 AND n.known) x "
+    "ORDER BY r.applied_at DESC LIMIT 1) p ON true "
+    + _latest_consent("sms") + _latest_consent("email") +
+    "WHERE n.run = $1 AND n.known) x "
     "WHERE m.run = $1 AND m.legacy_id = x.legacy_id",
     # a known member's card that is already theirs: unchanged, or blocked by the legacy system (never unblocked by a
     # file: a card blocked in Kopilka was blocked by its holder or staff)
@@ -252,6 +283,12 @@ CHECKS = [
     "WHERE c.run = $1 AND m.run = $1 AND m.legacy_id = c.member AND m.rejected IS NOT NULL AND c.rejected IS NULL",
     "UPDATE import_lot l SET rejected = 'its member is rejected' FROM import_member m "
     "WHERE l.run = $1 AND m.run = $1 AND m.legacy_id = l.member AND m.rejected IS NOT NULL",
+    # a legacy balance that fell to zero: only in a delta, for a member an earlier import gave a balance (the
+    # difference is taken through the ledger writer); a first import's 0 is not a lot
+    "UPDATE import_lot l SET rejected = '0 points: accepted only in a delta, for a member an earlier import gave a "
+    "balance' WHERE l.run = $1 AND l.points = 0 AND l.rejected IS NULL AND NOT EXISTS (SELECT 1 FROM import_member m "
+    "JOIN ledger_entry e ON e.account = m.account AND e.kind = 'import' WHERE m.run = $1 AND m.legacy_id = l.member "
+    "AND m.known)",
     "UPDATE import_tier t SET rejected = 'its member is rejected' FROM import_member m "
     "WHERE t.run = $1 AND m.run = $1 AND m.legacy_id = t.member AND m.rejected IS NOT NULL",
     "UPDATE import_receipt t SET rejected = 'its member is rejected' FROM import_member m "
@@ -310,6 +347,16 @@ APPLY: dict[str, list[str]] = {
         "birth_date_set_at = CASE WHEN 'birth date' = ANY(string_to_array(m.changes, ', ')) "
         "THEN COALESCE(c.birth_date_set_at, $2::timestamptz) ELSE c.birth_date_set_at END "
         "FROM import_member m WHERE m.run = $1 AND m.known AND m.changes IS NOT NULL AND c.id = m.customer",
+        # a delta's consents the checks found to apply (a withdrawal newer than Kopilka's grant; a grant only where
+        # the shopper never chose in Kopilka, checked again here: a choice made since the checks stands)
+        "INSERT INTO consent (customer, channel, granted, source, changed_at) "
+        "SELECT m.customer, ch.channel, ch.granted, 'import', COALESCE(ch.at, $2::timestamptz) FROM import_member m "
+        "CROSS JOIN LATERAL (VALUES ('sms', m.consent_sms, m.consent_sms_at, 'sms consent'), "
+        "('email', m.consent_email, m.consent_email_at, 'e-mail consent')) ch(channel, granted, at, label) "
+        "WHERE m.run = $1 AND m.known AND m.changes IS NOT NULL AND ch.granted IS NOT NULL "
+        "AND ch.label || CASE WHEN ch.granted THEN ' granted' ELSE ' withdrawn' END = ANY(string_to_array(m.changes, ', ')) "
+        "AND (NOT ch.granted OR NOT EXISTS (SELECT 1 FROM consent k WHERE k.customer = m.customer "
+        "AND k.channel = ch.channel AND k.source <> 'import'))",
     ],
     "cards": [
         # a card given to a customer who existed before the import waits for that customer's confirmation

@@ -217,3 +217,31 @@ async def test_a_delta_cannot_merge_a_separate_member_into_another_to_move_point
     assert (await membership(shop, f"{tag}-2"))["active"] == 900
     lot = await db.fetchrow("SELECT rejected FROM import_lot WHERE run = $1 AND owner = $2", rec.run, f"{tag}-2")
     assert lot == ("its member is rejected",)
+
+
+async def test_a_delta_cannot_re_grant_a_consent_the_shopper_withdrew_in_kopilka(shop: Shop, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from loyalty_core.campaigns.links import unsubscribe
+
+    tag = secrets.token_hex(3)
+    src = tmp_path / "x"
+    src.mkdir()
+    phone = f"+7986{secrets.randbelow(10**7):07d}"
+    (src / "members.csv").write_text(f"legacy_id;phone;consent_sms;consent_email\n{tag}-1;{phone};1;1\n", encoding="utf-8")
+    r = _import(src, shop, tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    customer = await db.fetchval("SELECT customer FROM membership WHERE program = $1 AND legacy_id = $2",
+                                 shop.program_id, f"{tag}-1")
+    assert await unsubscribe(customer, "sms", dt.datetime.now(dt.UTC))  # the shopper's own link
+    # a later export claims the shopper granted it again, dated after their withdrawal (a forged or stale file)
+    granted_at = dt.datetime.now(dt.UTC).isoformat()
+    (src / "members.csv").write_text(f"legacy_id;phone;consent_sms;consent_sms_at;consent_email\n"
+                                     f"{tag}-1;{phone};1;{granted_at};1\n", encoding="utf-8")
+    r = _import(src, shop, tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "sms consent granted in the legacy system (not applied: the shopper's choice in Kopilka stands)" in r.stdout
+    latest = await db.fetch("SELECT channel, granted, source FROM consent WHERE customer = $1 "
+                            "ORDER BY changed_at DESC, id DESC", customer)
+    assert [tuple(x) for x in latest if x["channel"] == "sms"][0] == ("sms", False, "unsubscribe")
+    assert sum(1 for x in latest if x["channel"] == "sms" and x["source"] == "import") == 1  # only the first import's
