@@ -12,12 +12,55 @@ from typing import Any
 
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.errors import NotFound
 from loyalty_core.ledger import ops
 from loyalty_core.ledger.ops import BalanceOut
 from loyalty_core.members.profile import decode_cursor, encode_cursor, page_limit
 from loyalty_core.replicas import reading
-from loyalty_core.tables import LedgerEntry, Membership, Sale
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+MEMBER = (
+    "SELECT m.id AS membership_id, p.code AS program, m.status, m.joined_at, t.code AS tier, t.name AS tier_name, "
+    "m.tier_spend, COALESCE(m.segments, ARRAY[]::varchar[]) AS segments, m.purchases_count, m.last_purchase_at, "
+    "c.id AS c_id, c.name AS c_name, c.phone AS c_phone, c.email AS c_email, c.birth_date AS c_birth_date, "
+    "c.status AS c_status, a.id AS account_id FROM membership m JOIN program p ON p.id = m.program "
+    "LEFT JOIN tier t ON t.id = m.tier LEFT JOIN customer c ON c.id = m.customer "
+    "LEFT JOIN account a ON a.membership = m.id AND a.currency = 'points' WHERE m.id = $1"
+)
+CARDS = (
+    "SELECT c.number, c.kind, c.status, c.series, c.blocked_reason, r.number AS replaced_by, c.created_at "
+    "FROM card c LEFT JOIN card r ON r.id = c.replaced_by WHERE c.membership = $1 ORDER BY c.id"
+)
+TIER_CHANGES = (
+    "SELECT n.created_at AS at, n.payload FROM notification n JOIN card c ON c.id = n.card "
+    "WHERE c.membership = $1 AND n.kind = 'tier_changed' ORDER BY n.id DESC LIMIT 100"
+)
+ACCOUNTS = "SELECT id FROM account WHERE membership = $1"
+# $2 and $3 the cursor (the last id shown, or NULL), $4 one more than the page
+LEDGER_PAGE = (
+    "SELECT e.id, e.created_at AS at, e.kind, e.bucket, e.amount, e.reason, l.source AS lot_source, "
+    "l.expires_at AS lot_expires_at, e.sale AS sale_id, s.receipt_id, r.return_id FROM ledger_entry e "
+    "JOIN account a ON a.id = e.account LEFT JOIN point_lot l ON l.id = e.lot LEFT JOIN sale s ON s.id = e.sale "
+    "LEFT JOIN sale_return r ON r.id = e.sale_return "
+    "WHERE a.membership = $1 AND ($2::bigint IS NULL OR e.id < $3) ORDER BY e.id DESC LIMIT $4"
+)
+SALES_PAGE = (
+    "SELECT s.id, st.code AS store, t.code AS till, s.receipt_id, s.business_date, s.occurred_at, s.card_number, "
+    "s.channel, s.status, s.amount, s.discount, s.redeemed_points, s.to_pay, s.accrued_points, s.rules_version, "
+    "s.trace FROM sale s JOIN store st ON st.id = s.store JOIN till t ON t.id = s.till "
+    "WHERE s.membership = $1 AND ($2::bigint IS NULL OR s.id < $3) ORDER BY s.id DESC LIMIT $4"
+)
+SALE_LINES = (
+    "SELECT sale, line_no, sku, quantity_milli::float8 / 1000 AS quantity, price, amount, discount, redeemed_points, "
+    "to_pay, accrued_points, returned_quantity_milli::float8 / 1000 AS returned_quantity FROM sale_line "
+    "WHERE sale = ANY($1::bigint[]) ORDER BY sale, line_no"
+)
+SALE_RETURNS = (
+    "SELECT sale, return_id, created_at AS at, clawed_back_points, refunded_points, refunded_amount "
+    "FROM sale_return WHERE sale = ANY($1::bigint[]) ORDER BY id"
+)
 
 
 class CustomerOut(msgspec.Struct, kw_only=True):
@@ -144,18 +187,10 @@ class MemberHistory(msgspec.Struct, kw_only=True):
 
 
 async def _member(membership_id: int) -> tuple[MemberOut, int | None]:
-    rows = await Membership.raw(
-        "SELECT m.id AS membership_id, p.code AS program, m.status, m.joined_at, t.code AS tier, t.name AS tier_name, "
-        "m.tier_spend, COALESCE(m.segments, ARRAY[]::varchar[]) AS segments, m.purchases_count, m.last_purchase_at, "
-        "c.id AS c_id, c.name AS c_name, c.phone AS c_phone, c.email AS c_email, c.birth_date AS c_birth_date, "
-        "c.status AS c_status, a.id AS account_id FROM membership m JOIN program p ON p.id = m.program "
-        "LEFT JOIN tier t ON t.id = m.tier LEFT JOIN customer c ON c.id = m.customer "
-        "LEFT JOIN account a ON a.membership = m.id AND a.currency = 'points' WHERE m.id = {}",
-        membership_id,
-    )
-    if not rows:
+    record = await db.fetchrow(MEMBER, membership_id)
+    if record is None:
         raise NotFound(f"membership {membership_id} does not exist")
-    row = rows[0]
+    row = dict(record)
     customer_fields = {k[2:]: row.pop(k) for k in list(row) if k.startswith("c_")}
     account_id = row.pop("account_id")
     customer = CustomerOut(**customer_fields) if customer_fields["id"] is not None else None
@@ -163,20 +198,11 @@ async def _member(membership_id: int) -> tuple[MemberOut, int | None]:
 
 
 async def _cards(membership_id: int) -> list[CardOut]:
-    rows = await Membership.raw(
-        "SELECT c.number, c.kind, c.status, c.series, c.blocked_reason, r.number AS replaced_by, c.created_at "
-        "FROM card c LEFT JOIN card r ON r.id = c.replaced_by WHERE c.membership = {} ORDER BY c.id",
-        membership_id,
-    )
-    return [CardOut(**r) for r in rows]
+    return await db.fetch_as(CardOut, CARDS, membership_id)
 
 
 async def _tier_changes(membership_id: int) -> list[TierChangeOut]:
-    rows = await Membership.raw(
-        "SELECT n.created_at AS at, n.payload FROM notification n JOIN card c ON c.id = n.card "
-        "WHERE c.membership = {} AND n.kind = 'tier_changed' ORDER BY n.id DESC LIMIT 100",
-        membership_id,
-    )
+    rows = await db.fetch(TIER_CHANGES, membership_id)
     changes = []
     for row in rows:
         payload: Any = row["payload"]
@@ -190,17 +216,10 @@ async def ledger_page(membership_id: int, cursor: str | None, limit: int, now: d
     before, limit = decode_cursor(cursor), page_limit(limit)
     if before is None:
         # what fell due is applied first: the entries add up to the balance shown at the same moment
-        for account in await LedgerEntry.raw("SELECT id FROM account WHERE membership = {}", membership_id):
+        for account in await db.fetch(ACCOUNTS, membership_id):
             await ops.settle_if_due(account["id"], now or dt.datetime.now(dt.UTC))
-    rows = await LedgerEntry.raw(
-        "SELECT e.id, e.created_at AS at, e.kind, e.bucket, e.amount, e.reason, l.source AS lot_source, "
-        "l.expires_at AS lot_expires_at, e.sale AS sale_id, s.receipt_id, r.return_id FROM ledger_entry e "
-        "JOIN account a ON a.id = e.account LEFT JOIN point_lot l ON l.id = e.lot LEFT JOIN sale s ON s.id = e.sale "
-        "LEFT JOIN sale_return r ON r.id = e.sale_return "
-        "WHERE a.membership = {} AND ({}::bigint IS NULL OR e.id < {}) ORDER BY e.id DESC LIMIT {}",
-        membership_id, before, before, limit + 1,
-    )
-    items = [LedgerEntryOut(**r) for r in rows[:limit]]
+    rows = await db.fetch_as(LedgerEntryOut, LEDGER_PAGE, membership_id, before, before, limit + 1)
+    items = rows[:limit]
     return LedgerPage(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
 
 
@@ -213,25 +232,10 @@ def _applied(trace: Any) -> list[AppliedOut]:
 @reading
 async def sales_page(membership_id: int, cursor: str | None, limit: int) -> SalesPage:
     before, limit = decode_cursor(cursor), page_limit(limit)
-    rows = await Sale.raw(
-        "SELECT s.id, st.code AS store, t.code AS till, s.receipt_id, s.business_date, s.occurred_at, s.card_number, "
-        "s.channel, s.status, s.amount, s.discount, s.redeemed_points, s.to_pay, s.accrued_points, s.rules_version, "
-        "s.trace FROM sale s JOIN store st ON st.id = s.store JOIN till t ON t.id = s.till "
-        "WHERE s.membership = {} AND ({}::bigint IS NULL OR s.id < {}) ORDER BY s.id DESC LIMIT {}",
-        membership_id, before, before, limit + 1,
-    )
+    rows = [dict(r) for r in await db.fetch(SALES_PAGE, membership_id, before, before, limit + 1)]
     ids = [r["id"] for r in rows[:limit]]
-    lines = await Sale.raw(
-        "SELECT sale, line_no, sku, quantity_milli::float8 / 1000 AS quantity, price, amount, discount, redeemed_points, "
-        "to_pay, accrued_points, returned_quantity_milli::float8 / 1000 AS returned_quantity FROM sale_line "
-        "WHERE sale = ANY({}::bigint[]) ORDER BY sale, line_no",
-        ids,
-    )
-    returns = await Sale.raw(
-        "SELECT sale, return_id, created_at AS at, clawed_back_points, refunded_points, refunded_amount "
-        "FROM sale_return WHERE sale = ANY({}::bigint[]) ORDER BY id",
-        ids,
-    )
+    lines = await db.fetch(SALE_LINES, ids)
+    returns = await db.fetch(SALE_RETURNS, ids)
     items = []
     for row in rows[:limit]:
         trace = row.pop("trace")
