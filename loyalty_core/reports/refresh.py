@@ -10,7 +10,10 @@ snapshot, so the day sums and the account balances it stores agree exactly):
    reports read) and per store and month (`report_ledger_store_month`, their months whole, for the per-store
    report); the first run, or `full=True`, sums every day;
 2. sums the live lots per expiry month (the aging) and the account balances per program (the snapshot the
-   liability page reconciles with).
+   liability page reconciles with);
+3. the program reports' sums (program_queries.py): what each rule gave, receipts with and without a card, tier
+   moves and coupons for the same days; active members for the periods from then on; registrations and members
+   per tier whole.
 
 Safe to repeat and to run beside another: the day rows are upserts on their key, and a second refresh at the same
 moment skips its turn (an advisory lock).
@@ -25,6 +28,7 @@ import msgspec
 
 from loyalty_core import db
 from loyalty_core.piccolo_conf import DB
+from loyalty_core.reports import program_queries as pq
 from loyalty_core.reports import queries as q
 
 JOB = "reports"
@@ -69,13 +73,32 @@ async def refresh(*, full: bool = False) -> RefreshResult:
             days = await conn.execute(q.SUM_DAYS_SINCE, since)
             await conn.execute(q.ROLL_UP_SINCE, since)
             await conn.execute(q.ROLL_UP_MONTHS_SINCE, since)
+        await _sum_program_facts(conn, since)
         aging = await conn.execute(q.SUM_AGING)
         await conn.execute(q.DROP_OLD_AGING)
         balances = await conn.execute(q.SUM_ACCOUNTS)
         await conn.execute(q.SET_WATERMARK, JOB)
         await conn.execute(q.ANALYZE)
+        await conn.execute(pq.ANALYZE)
     return RefreshResult(since=since, day_rows=_count(days), aging_rows=_count(aging), programs=_count(balances),
                          seconds=time.monotonic() - started)
+
+
+async def _sum_program_facts(conn: object, since: dt.datetime | None) -> None:
+    """The program reports' sums (loyalty_core/reports/program_queries.py) in the same snapshot: the days of
+    rules, receipts, tier moves and coupons since `since` (None: all), the active members' periods from
+    `since`'s on, and the registrations and members per tier whole."""
+    run = conn.execute  # type: ignore[attr-defined]
+    if since is None:
+        for sql in (pq.SUM_RULES_ALL, pq.SUM_SALES_ALL, pq.DROP_ACTIVE_ALL, pq.SUM_ACTIVE_ALL,
+                    pq.SUM_TIER_MOVES_ALL, pq.SUM_COUPONS_ALL):
+            await run(sql)
+    else:
+        for sql in (pq.SUM_RULES_SINCE, pq.SUM_SALES_SINCE, pq.DROP_ACTIVE_SINCE, pq.SUM_ACTIVE_SINCE,
+                    pq.SUM_TIER_MOVES_SINCE, pq.SUM_COUPONS_SINCE):
+            await run(sql, since)
+    for sql in (pq.DROP_MEMBERS, pq.SUM_MEMBERS, pq.SUM_TIERS, pq.ZERO_EMPTY_TIERS):
+        await run(sql)
 
 
 async def job(now: dt.datetime) -> str:

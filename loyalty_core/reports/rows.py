@@ -119,3 +119,95 @@ class StoreTotals(msgspec.Struct, frozen=True, kw_only=True):
     clawed_back: int
     refunded: int
     net: int
+
+
+# --- the program reports (loyalty_core/reports/program.py) --------------------------------------------------
+
+
+def share_bp(part: int, whole: int) -> int | None:
+    """part / whole in basis points (10 000 = 100 %), rounded half up; None when the whole is zero."""
+    if whole <= 0:
+        return None
+    return (part * 20_000 + whole) // (2 * whole)
+
+
+class TierRef(msgspec.Struct, frozen=True):
+    id: int
+    code: str
+    name: str
+    rank: int
+
+
+class RuleCost(msgspec.Struct, frozen=True, kw_only=True):
+    """What one rule gave in one period (period None: the whole range): points accrued on sales with a card,
+    discounts in minor units, and on how many sales it fired."""
+
+    period: dt.date | None
+    rule: str
+    name: str
+    points: int
+    discount: int
+    sales: int
+
+
+class CostPerRule(msgspec.Struct, frozen=True, kw_only=True):
+    rows: list[RuleCost]  # per period and rule
+    totals: list[RuleCost]  # per rule over the range, the costliest first
+    ledger_accrued: int  # what the ledger accrued on sales in the range: the rules' points add up to it
+
+
+class StoreShare(msgspec.Struct, frozen=True, kw_only=True):
+    store_id: int
+    code: str
+    name: str
+    receipts: int
+    carded_receipts: int
+    amount: int
+    carded_amount: int
+
+    @property
+    def receipts_bp(self) -> int | None:
+        return share_bp(self.carded_receipts, self.receipts)
+
+    @property
+    def amount_bp(self) -> int | None:
+        return share_bp(self.carded_amount, self.amount)
+
+
+class Activity(msgspec.Struct, frozen=True, kw_only=True):
+    """Members who bought in a period against the members registered at its end; new registrations by channel."""
+
+    period: dt.date
+    active: int
+    registered: int
+    new: dict[str, int]
+
+    @property
+    def active_bp(self) -> int | None:
+        return share_bp(self.active, self.registered)
+
+
+class TierCount(msgspec.Struct, frozen=True, kw_only=True):
+    period: dt.date
+    counted_on: dt.date  # the day of the last count in the period
+    members: dict[int, int]  # tier id (0: none) -> members
+
+
+class TierMoves(msgspec.Struct, frozen=True, kw_only=True):
+    period: dt.date
+    up: dict[str, int]  # tier code reached -> moves
+    down: dict[str, int]
+
+
+class CouponRedemption(msgspec.Struct, frozen=True, kw_only=True):
+    series_id: int
+    code: str
+    name: str
+    personal: bool
+    issued: int
+    redemptions: int
+
+    @property
+    def rate_bp(self) -> int | None:
+        """Redemptions per code issued; None for a shared promo code (one code, any number of uses)."""
+        return share_bp(self.redemptions, self.issued) if self.personal else None
