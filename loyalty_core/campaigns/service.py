@@ -112,6 +112,46 @@ async def create_campaign(spec: CampaignIn, now: dt.datetime, *, operator: str, 
     return await campaign(spec.code)
 
 
+class NotEditable(Conflict):
+    slug, status, title = "campaign-not-editable", 409, "This campaign cannot be changed now"
+
+
+async def update_campaign(code: str, spec: CampaignIn, now: dt.datetime, *, operator: str,
+                          origin: str = "") -> CampaignOut:
+    """Change a draft (the same checks as creating it); a launched, cancelled or proposed campaign is fixed."""
+    if spec.code != code:
+        raise ValidationFailed("code: a campaign's code cannot change")
+    program = await resolve_program(spec.program)
+    channels = await _check(spec, program.id)
+    if spec.send_at < now - dt.timedelta(minutes=5):
+        raise ValidationFailed("send_at: is in the past")
+    cap = spec.frequency_cap
+    async with DB.transaction():
+        row = await _row(code, lock=True)
+        if row["status"] != "draft":
+            raise NotEditable(f"campaign {code!r} is {row['status']}: only a draft can be changed")
+        if row["program"] != program.id:
+            raise ValidationFailed("program: a campaign stays in its program")
+        waiting = await Campaign.raw("SELECT 1 FROM pending_approval WHERE kind = 'campaign.launch' AND subject = {} "
+                                     "AND status = 'pending'", f"campaign:{code}")
+        if waiting:
+            raise NotEditable(f"campaign {code!r} waits for approval to launch: withdraw it to change it")
+        await Campaign.raw(
+            "UPDATE campaign SET name = {}, segment = {}, trigger = {}, messages = {}::jsonb, channels = {}, "
+            "coupon_series = {}, bonus_points = {}, bonus_valid_days = {}, send_at = {}, holdout_bp = {}, "
+            "cap_messages = {}, cap_days = {}, uplift_days = {} WHERE id = {}",
+            spec.name, spec.segment or "", spec.trigger, msgspec.json.encode(spec.messages).decode(), channels,
+            spec.coupon_series, spec.bonus_points, spec.bonus_valid_days, spec.send_at,
+            round(spec.holdout_percent * 100), cap.messages if cap else 0, cap.days if cap else 7, spec.uplift_days,
+            row["id"])
+        await audit.record(operator, "campaign.update", f"campaign:{code}",
+                           {"segment": row["segment"], "bonus_points": row["bonus_points"],
+                            "send_at": row["send_at"].isoformat()},
+                           {"segment": spec.segment, "bonus_points": spec.bonus_points,
+                            "send_at": spec.send_at.isoformat()}, "", now, origin)
+    return await campaign(code)
+
+
 async def launch(code: str, now: dt.datetime, *, operator: str, origin: str = "") -> CampaignOut:
     """Approve a draft: it is queued at its send time by the worker's job (at once if that time has come); a
     triggered one is queued, from then on, for each member its event happens to."""

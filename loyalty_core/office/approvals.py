@@ -8,7 +8,8 @@ click or a retried approval adjusts once. Every step is audited.
 A merge or an erasure of a member (kinds `member.merge`, `member.erase`, filed by support in the back office) runs
 `loyalty_core.office.member_care.merge` / `erase` the same way: once, refused to whoever asked.
 A rules publish (kind `rules.publish`, filed by the back office's rule editor) is decided by
-`loyalty_core.rules_office.drafts`, whichever page or API approves or rejects it.
+`loyalty_core.rules_office.drafts`, and a campaign launch with bonus points (`campaign.launch`) by
+`loyalty_core.campaigns.approval`, whichever page or API approves or rejects it.
 """
 
 from __future__ import annotations
@@ -139,6 +140,11 @@ async def approve(approval_id: int, actor: Actor, now: dt.datetime) -> ApprovalO
 
         await drafts.approve(draft_id, actor, now)
         return await get(approval_id)
+    if (await get(approval_id)).kind == "campaign.launch":
+        from loyalty_core.campaigns import approval as campaign_approval  # it imports this module
+
+        await campaign_approval.approve(approval_id, actor, now)
+        return await get(approval_id)
     async with DB.transaction() as transaction:
         row = await _locked(approval_id, actor)
         payload = _decoded(row["payload"])
@@ -182,6 +188,11 @@ async def reject(approval_id: int, actor: Actor, reason: str, now: dt.datetime) 
         from loyalty_core.rules_office import drafts
 
         await drafts.reject(draft_id, actor, reason, now)
+        return await get(approval_id)
+    if (await get(approval_id)).kind == "campaign.launch":
+        from loyalty_core.campaigns import approval as campaign_approval
+
+        await campaign_approval.reject(approval_id, actor, reason, now)
         return await get(approval_id)
     async with DB.transaction():
         row = await _locked(approval_id, actor, own_allowed=True)
