@@ -6,9 +6,49 @@ import datetime as dt
 
 import msgspec
 
-from loyalty_core.tables import Membership, Tier
+from loyalty_core import db
+from loyalty_core.tables import Tier
 
 TIER_WINDOW = dt.timedelta(days=365)
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+ASSIGN_INITIAL_TIER = (
+    "UPDATE membership SET tier = (SELECT id FROM tier WHERE program = $1 ORDER BY threshold_spend, rank LIMIT 1) "
+    "WHERE id = $2 AND tier IS NULL"
+)
+# every membership whose stored spend differs from its window's (occurred_at in ($1, $2]) plus a carry running at $3
+SPEND_DIFFERS = (
+    "WITH w AS (SELECT membership, SUM(earning_spend - returned_earning_spend) AS s FROM sale "
+    "WHERE status = 'confirmed' AND membership IS NOT NULL AND occurred_at > $1 AND occurred_at <= $2 "
+    "GROUP BY membership) "
+    "SELECT m.id AS membership, m.program, m.customer FROM membership m LEFT JOIN w ON w.membership = m.id "
+    "WHERE m.tier_spend <> COALESCE(w.s, 0) + CASE WHEN m.carried_until > $3 THEN m.carried_spend ELSE 0 END "
+    "ORDER BY m.id"
+)
+# a sale left the window (occurred_at in ($2, $1]) or entered it (in ($4, $3]), or a carry ended (in ($6, $5])
+WINDOW_CHANGED = (
+    "SELECT DISTINCT s.membership, m.program, m.customer FROM sale s JOIN membership m ON m.id = s.membership "
+    "WHERE s.status = 'confirmed' AND ((s.occurred_at <= $1 AND s.occurred_at > $2) "
+    "OR (s.occurred_at <= $3 AND s.occurred_at > $4)) "
+    # an imported legacy spend whose carry ended since the last pass (docs/import.md)
+    "UNION SELECT m.id, m.program, m.customer FROM membership m WHERE m.carried_until <= $5 AND m.carried_until > $6 "
+    "ORDER BY 1"
+)
+LOCK_MEMBERSHIP = "SELECT id FROM membership WHERE id = $1 FOR UPDATE"
+LAST_TIER_UP = (
+    "SELECT id, payload->>'tier' AS code, created_at FROM notification "
+    "WHERE customer = $1 AND kind = 'tier_changed' AND created_at > $2 AND (payload->>'up')::boolean "
+    "ORDER BY created_at DESC, id DESC LIMIT 1"
+)
+TIER_HELD = (
+    "SELECT t.code, t.threshold_spend, m.tier_spend, m.carried_spend, m.carried_until "
+    "FROM membership m JOIN tier t ON t.id = m.tier WHERE m.id = $1"
+)
+LEAVING_WINDOW = (
+    "SELECT occurred_at, earning_spend - returned_earning_spend AS amount FROM sale WHERE membership = $1 "
+    "AND status = 'confirmed' AND occurred_at > $2 AND occurred_at <= $3"
+)
 
 
 class TierChange(msgspec.Struct, frozen=True):
@@ -20,11 +60,7 @@ class TierChange(msgspec.Struct, frozen=True):
 
 
 async def assign_initial_tier(membership_id: int, program_id: int) -> None:
-    await Membership.raw(
-        "UPDATE membership SET tier = (SELECT id FROM tier WHERE program = {} ORDER BY threshold_spend, rank LIMIT 1) "
-        "WHERE id = {} AND tier IS NULL",
-        program_id, membership_id,
-    )
+    await db.fetch(ASSIGN_INITIAL_TIER, program_id, membership_id)
 
 
 async def recompute_tier(
@@ -69,29 +105,14 @@ async def recompute_lapsed_tiers(now: dt.datetime, since: dt.datetime | None = N
 
     edge = now - TIER_WINDOW
     if since is None:
-        rows = await Membership.raw(
-            "WITH w AS (SELECT membership, SUM(earning_spend - returned_earning_spend) AS s FROM sale "
-            "WHERE status = 'confirmed' AND membership IS NOT NULL AND occurred_at > {} AND occurred_at <= {} "
-            "GROUP BY membership) "
-            "SELECT m.id AS membership, m.program, m.customer FROM membership m LEFT JOIN w ON w.membership = m.id "
-            "WHERE m.tier_spend <> COALESCE(w.s, 0) + CASE WHEN m.carried_until > {} THEN m.carried_spend ELSE 0 END "
-            "ORDER BY m.id",
-            edge, now, now,
-        )
+        rows = await db.fetch(SPEND_DIFFERS, edge, now, now)
     else:
-        rows = await Membership.raw(
-            "SELECT DISTINCT s.membership, m.program, m.customer FROM sale s JOIN membership m ON m.id = s.membership "
-            "WHERE s.status = 'confirmed' AND ((s.occurred_at <= {} AND s.occurred_at > {}) "
-            "OR (s.occurred_at <= {} AND s.occurred_at > {})) "
-            # an imported legacy spend whose carry ended since the last pass (docs/import.md)
-            "UNION SELECT m.id, m.program, m.customer FROM membership m WHERE m.carried_until <= {} AND m.carried_until > {} "
-            "ORDER BY 1",
-            edge, min(since, now) - TIER_WINDOW, now, min(since, now), now, min(since, now),
-        )
+        last = min(since, now)
+        rows = await db.fetch(WINDOW_CHANGED, edge, last - TIER_WINDOW, now, last, now, last)
     changes = []
     for row in rows:
         async with DB.transaction():
-            await Membership.raw("SELECT id FROM membership WHERE id = {} FOR UPDATE", row["membership"])
+            await db.fetch(LOCK_MEMBERSHIP, row["membership"])
             change = await recompute_tier(row["membership"], row["program"], now, customer_id=row["customer"])
             if change is not None:
                 changes.append(change)
@@ -116,17 +137,10 @@ class TierAtRisk(msgspec.Struct, frozen=True, kw_only=True):
 async def tier_reached(customer_id: int, current_code: str, since: dt.datetime) -> TierReached | None:
     """The latest move up to the member's current tier after `since`, from the message the ledger writer queued in
     the sale's own transaction (so only a committed change is seen, and nothing in the till's path changes)."""
-    from loyalty_core.tables import Notification
-
-    rows = await Notification.raw(
-        "SELECT id, payload->>'tier' AS code, created_at FROM notification "
-        "WHERE customer = {} AND kind = 'tier_changed' AND created_at > {} AND (payload->>'up')::boolean "
-        "ORDER BY created_at DESC, id DESC LIMIT 1",
-        customer_id, since,
-    )
-    if not rows or rows[0]["code"] != current_code:  # moved again since (down, or another program's tier)
+    row = await db.fetchrow(LAST_TIER_UP, customer_id, since)
+    if row is None or row["code"] != current_code:  # moved again since (down, or another program's tier)
         return None
-    return TierReached(message_id=rows[0]["id"], code=rows[0]["code"], reached_at=rows[0]["created_at"])
+    return TierReached(message_id=row["id"], code=row["code"], reached_at=row["created_at"])
 
 
 def first_drop(spend: int, threshold: int, drops: list[tuple[dt.datetime, int]]) -> tuple[dt.datetime, int] | None:
@@ -145,19 +159,10 @@ async def tier_at_risk(membership_id: int, as_of: dt.datetime, days: int) -> Tie
     below the tier's threshold is the date to buy by. The marketing's "tier at risk" message asks the same question
     for a whole program."""
     ahead = as_of + dt.timedelta(days=days)
-    rows = await Membership.raw(
-        "SELECT t.code, t.threshold_spend, m.tier_spend, m.carried_spend, m.carried_until "
-        "FROM membership m JOIN tier t ON t.id = m.tier WHERE m.id = {}",
-        membership_id,
-    )
-    if not rows or rows[0]["threshold_spend"] <= 0 or rows[0]["tier_spend"] < rows[0]["threshold_spend"]:
+    row = await db.fetchrow(TIER_HELD, membership_id)
+    if row is None or row["threshold_spend"] <= 0 or row["tier_spend"] < row["threshold_spend"]:
         return None
-    row = rows[0]
-    leaving = await Membership.raw(
-        "SELECT occurred_at, earning_spend - returned_earning_spend AS amount FROM sale WHERE membership = {} "
-        "AND status = 'confirmed' AND occurred_at > {} AND occurred_at <= {}",
-        membership_id, as_of - TIER_WINDOW, ahead - TIER_WINDOW,
-    )
+    leaving = await db.fetch(LEAVING_WINDOW, membership_id, as_of - TIER_WINDOW, ahead - TIER_WINDOW)
     drops = [(r["occurred_at"] + TIER_WINDOW, int(r["amount"])) for r in leaving]
     if row["carried_until"] is not None and as_of < row["carried_until"] <= ahead and row["carried_spend"]:
         drops.append((row["carried_until"], int(row["carried_spend"])))
