@@ -16,6 +16,7 @@ from loyalty_core.piccolo_conf import DB
 from loyalty_core.adjustments import adjustments
 from loyalty_core.office import approvals
 from loyalty_core.office import audit
+from loyalty_core.office import member_view
 from loyalty_core.office import reasons
 from loyalty_core.members import history as member_history
 from loyalty_core.members import search as member_search
@@ -86,9 +87,11 @@ class SupportController(Controller):
         trail = await audit.events_of(f"customer:{customer.id}") if customer else []
         trail += await audit.events_of(f"membership:{membership_id}")
         trail.sort(key=lambda e: (e.created_at, e.id), reverse=True)
-        waiting = [a for a in await approvals.listing("pending") if a.subject == f"membership:{membership_id}"]
+        waiting = [a for a in await approvals.listing("pending") if a.subject == f"membership:{membership_id}"
+                   or a.payload.get("source") == str(membership_id)]
+        extras = await member_view.member_extras(membership_id, customer.id if customer else None)
         return await web.page(request, "office_member.html", h=history, consents=consents, lots=lots, trail=trail,
-                              waiting=waiting, adjust_reasons=ADJUST_REASONS, card_reasons=CARD_REASONS,
+                              waiting=waiting, x=extras, adjust_reasons=ADJUST_REASONS, card_reasons=CARD_REASONS,
                               can_act=web.staff_of(request).may("support"), limit=await approvals.limit())
 
     @post("/members/{membership_id:int}/cards/{number:str}/{action:str}", guards=ACT)
