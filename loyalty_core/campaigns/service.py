@@ -122,20 +122,20 @@ async def update_campaign(code: str, spec: CampaignIn, now: dt.datetime, *, oper
     if spec.code != code:
         raise ValidationFailed("code: a campaign's code cannot change")
     program = await resolve_program(spec.program)
-    channels = await _check(spec, program.id)
-    if spec.send_at < now - dt.timedelta(minutes=5):
-        raise ValidationFailed("send_at: is in the past")
     cap = spec.frequency_cap
     async with DB.transaction():
-        row = await _row(code, lock=True)
+        row = await _row(code, lock=True)  # first: a launched campaign is refused whatever the change says
         if row["status"] != "draft":
             raise NotEditable(f"campaign {code!r} is {row['status']}: only a draft can be changed")
-        if row["program"] != program.id:
-            raise ValidationFailed("program: a campaign stays in its program")
         waiting = await Campaign.raw("SELECT 1 FROM pending_approval WHERE kind = 'campaign.launch' AND subject = {} "
                                      "AND status = 'pending'", f"campaign:{code}")
         if waiting:
             raise NotEditable(f"campaign {code!r} waits for approval to launch: withdraw it to change it")
+        if row["program"] != program.id:
+            raise ValidationFailed("program: a campaign stays in its program")
+        channels = await _check(spec, program.id)
+        if spec.send_at < now - dt.timedelta(minutes=5):
+            raise ValidationFailed("send_at: is in the past")
         await Campaign.raw(
             "UPDATE campaign SET name = {}, segment = {}, trigger = {}, messages = {}::jsonb, channels = {}, "
             "coupon_series = {}, bonus_points = {}, bonus_valid_days = {}, send_at = {}, holdout_bp = {}, "
