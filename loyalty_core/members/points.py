@@ -6,6 +6,7 @@ import datetime as dt
 
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.errors import SaleNotFound
 from loyalty_core.ledger import ops
 from loyalty_core.members.profile import (
@@ -15,7 +16,29 @@ from loyalty_core.members.profile import (
     page_limit,
 )
 from loyalty_core.replicas import reading
-from loyalty_core.tables import LedgerEntry, Sale, Tier
+from loyalty_core.tables import Tier
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+# $2 and $3 the cursor (the last id shown, or NULL), $4 one more than the page
+HISTORY_PAGE = (
+    "SELECT e.id, e.kind, e.bucket, e.amount, e.reason, e.sale AS sale_id, s.receipt_id, e.created_at "
+    "FROM ledger_entry e LEFT JOIN sale s ON s.id = e.sale "
+    "WHERE e.account = $1 AND ($2::bigint IS NULL OR e.id < $3) ORDER BY e.id DESC LIMIT $4"
+)
+_SALES = (
+    "SELECT s.id, st.name AS store, s.receipt_id, s.occurred_at, s.status, s.amount, s.discount, s.redeemed_points, "
+    "s.to_pay, s.accrued_points, s.response FROM sale s JOIN store st ON st.id = s.store "
+    "WHERE s.membership = $1 AND ($2::bigint IS NULL OR s.id OP $3) ORDER BY s.id DESC LIMIT $4"
+)
+PURCHASES_BEFORE = _SALES.replace("OP", "<")
+PURCHASE_EXACTLY = _SALES.replace("OP", "=")
+PURCHASE_LINES = (
+    "SELECT l.sale, l.line_no, l.sku, p.name, l.quantity_milli, l.price, l.amount, l.discount, l.redeemed_points, "
+    "l.to_pay, l.accrued_points, l.returned_quantity_milli FROM sale_line l LEFT JOIN product p ON p.sku = l.sku "
+    "WHERE l.sale = ANY($1::integer[]) ORDER BY l.sale, l.line_no"
+)
+TIER_SPEND = "SELECT m.tier_spend, m.tier AS tier_id FROM membership m WHERE m.id = $1"
 
 
 @reading
@@ -53,13 +76,8 @@ async def history(member: Member, cursor: str | None, limit: int, now: dt.dateti
         return HistoryPage(items=[], next_cursor=None)
     if before is None:
         await ops.settle_if_due(member.account_id, now or dt.datetime.now(dt.UTC))
-    rows = await LedgerEntry.raw(
-        "SELECT e.id, e.kind, e.bucket, e.amount, e.reason, e.sale AS sale_id, s.receipt_id, e.created_at "
-        "FROM ledger_entry e LEFT JOIN sale s ON s.id = e.sale "
-        "WHERE e.account = {} AND ({}::bigint IS NULL OR e.id < {}) ORDER BY e.id DESC LIMIT {}",
-        member.account_id, before, before, limit + 1,
-    )
-    items = [HistoryItem(**r) for r in rows[:limit]]
+    rows = await db.fetch_as(HistoryItem, HISTORY_PAGE, member.account_id, before, before, limit + 1)
+    items = rows[:limit]
     return HistoryPage(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
 
 
@@ -109,13 +127,6 @@ class PurchasePage(msgspec.Struct, kw_only=True):
     next_cursor: str | None
 
 
-_SALES = (
-    "SELECT s.id, st.name AS store, s.receipt_id, s.occurred_at, s.status, s.amount, s.discount, s.redeemed_points, "
-    "s.to_pay, s.accrued_points, s.response FROM sale s JOIN store st ON st.id = s.store "
-    "WHERE s.membership = {} AND ({}::bigint IS NULL OR s.id OP {}) ORDER BY s.id DESC LIMIT {}"
-)
-
-
 def _applied(response: object) -> list[AppliedRule]:
     """The rule explanations the till got back when the sale was confirmed."""
     if isinstance(response, str | bytes):
@@ -124,21 +135,17 @@ def _applied(response: object) -> list[AppliedRule]:
     return [msgspec.convert(a, AppliedRule, strict=False) for a in applied if isinstance(a, dict) and "rule" in a]
 
 
-_OPERATORS = {"before": "<", "exactly": "="}
+_PURCHASES = {"before": PURCHASES_BEFORE, "exactly": PURCHASE_EXACTLY}
 
 
 async def _purchases(member: Member, where_id: int | None, op: str, limit: int) -> list[Purchase]:
-    rows = await Sale.raw(_SALES.replace("OP", _OPERATORS[op]), member.membership_id, where_id, where_id, limit)
+    rows = await db.fetch(_PURCHASES[op], member.membership_id, where_id, where_id, limit)
     if not rows:
         return []
-    lines = await Sale.raw(
-        "SELECT l.sale, l.line_no, l.sku, p.name, l.quantity_milli, l.price, l.amount, l.discount, l.redeemed_points, "
-        "l.to_pay, l.accrued_points, l.returned_quantity_milli FROM sale_line l LEFT JOIN product p ON p.sku = l.sku "
-        "WHERE l.sale = ANY({}::integer[]) ORDER BY l.sale, l.line_no",
-        [r["id"] for r in rows],
-    )
+    lines = await db.fetch(PURCHASE_LINES, [r["id"] for r in rows])
     by_sale: dict[int, list[PurchaseLine]] = {}
-    for line in lines:
+    for record in lines:
+        line = dict(record)
         by_sale.setdefault(line.pop("sale"), []).append(PurchaseLine(**line))
     return [
         Purchase(**{k: v for k, v in r.items() if k != "response"}, lines=by_sale.get(r["id"], []), applied=_applied(r["response"]))
@@ -182,10 +189,9 @@ class TierProgress(msgspec.Struct, kw_only=True):
 
 @reading
 async def tier_progress(member: Member) -> TierProgress:
-    rows = await Tier.raw(
-        "SELECT m.tier_spend, m.tier AS tier_id FROM membership m WHERE m.id = {}", member.membership_id
-    )
-    spend, tier_id = rows[0]["tier_spend"], rows[0]["tier_id"]
+    row = await db.fetchrow(TIER_SPEND, member.membership_id)
+    assert row is not None  # the member was found by their membership
+    spend, tier_id = row["tier_spend"], row["tier_id"]
     tiers = await (
         Tier.select(Tier.id, Tier.code, Tier.name, Tier.rank, Tier.threshold_spend)
         .where(Tier.program == member.program_id)
