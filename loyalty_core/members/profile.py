@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.errors import DomainError, NotFound, ValidationFailed
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.office import audit
@@ -31,6 +32,29 @@ from loyalty_core.tables import (
     RefreshToken,
 )
 
+# --- the statements ------------------------------------------------------------------------------------------
+
+MEMBER_OF = (
+    "SELECT m.id AS membership_id, m.status, a.id AS account_id FROM membership m "
+    "LEFT JOIN account a ON a.membership = m.id AND a.currency = 'points' "
+    "WHERE m.customer = $1 AND m.program = $2"
+)
+MEMBERSHIPS = (
+    "SELECT p.code AS program, m.status, m.referral_code, t.code AS tier, m.joined_at, "
+    "(SELECT number FROM card c WHERE c.membership = m.id AND c.status = 'active' ORDER BY c.id DESC LIMIT 1) AS card_number "
+    "FROM membership m JOIN program p ON p.id = m.program LEFT JOIN tier t ON t.id = m.tier "
+    "WHERE m.customer = $1 ORDER BY m.id"
+)
+REGISTER_DEVICE = (
+    "INSERT INTO push_device (customer, platform, token, created_at, dead_at) VALUES ($1, $2, $3, $4, NULL) "
+    "ON CONFLICT (platform, token) DO UPDATE SET customer = EXCLUDED.customer, dead_at = NULL "
+    "RETURNING id, platform, created_at"
+)
+DEVICE_SEEN = (
+    "INSERT INTO push_device_seen (customer, token_hash, seen_at) VALUES ($1, encode(sha256(convert_to($2, 'UTF8')), "
+    "'hex'), $3) ON CONFLICT (customer, token_hash) DO NOTHING"
+)
+
 
 class Member(msgspec.Struct, frozen=True, kw_only=True):
     customer_id: int
@@ -45,16 +69,11 @@ class Member(msgspec.Struct, frozen=True, kw_only=True):
 
 async def member_of(customer_id: int, program_code: str | None) -> Member:
     program = await resolve_program(program_code)
-    rows = await Membership.raw(
-        "SELECT m.id AS membership_id, m.status, a.id AS account_id FROM membership m "
-        "LEFT JOIN account a ON a.membership = m.id AND a.currency = 'points' "
-        "WHERE m.customer = {} AND m.program = {}",
-        customer_id, program.id,
-    )
-    if not rows:
+    row = await db.fetchrow(MEMBER_OF, customer_id, program.id)
+    if row is None:
         raise NotFound(f"You are not a member of program {program.code!r}: join it first")
     return Member(customer_id=customer_id, program_id=program.id, program_code=program.code, timezone=program.timezone,
-                  rules_version=program.rules_version, **rows[0])
+                  rules_version=program.rules_version, **dict(row))
 
 
 # --- cursor pagination --------------------------------------------------------------------
@@ -129,14 +148,8 @@ async def profile(customer_id: int) -> Profile:
     ).where((Customer.id == customer_id) & (Customer.status == "active")).first()
     if row is None:
         raise NotFound("customer does not exist")
-    memberships = await Membership.raw(
-        "SELECT p.code AS program, m.status, m.referral_code, t.code AS tier, m.joined_at, "
-        "(SELECT number FROM card c WHERE c.membership = m.id AND c.status = 'active' ORDER BY c.id DESC LIMIT 1) AS card_number "
-        "FROM membership m JOIN program p ON p.id = m.program LEFT JOIN tier t ON t.id = m.tier "
-        "WHERE m.customer = {} ORDER BY m.id",
-        customer_id,
-    )
-    return Profile(**row, memberships=[MembershipOut(**m) for m in memberships])
+    memberships = await db.fetch_as(MembershipOut, MEMBERSHIPS, customer_id)
+    return Profile(**row, memberships=memberships)
 
 
 def _plausible_birth_date(value: object) -> None:
@@ -254,19 +267,11 @@ async def register_device(customer_id: int, device: DeviceIn, now: dt.datetime) 
     token = device.token.strip()
     if not 8 <= len(token) <= 400 or any(ch.isspace() for ch in token):
         raise ValidationFailed("token must be 8-400 characters without spaces")
-    rows = await PushDevice.raw(
-        "INSERT INTO push_device (customer, platform, token, created_at, dead_at) VALUES ({}, {}, {}, {}, NULL) "
-        "ON CONFLICT (platform, token) DO UPDATE SET customer = EXCLUDED.customer, dead_at = NULL "
-        "RETURNING id, platform, created_at",
-        customer_id, device.platform, token, now,
-    )
+    registered = await db.fetchrow_as(Device, REGISTER_DEVICE, customer_id, device.platform, token, now)
     # the token moves to whoever registers it last; who had it before is kept (the referral check's "same phone")
-    await PushDevice.raw(
-        "INSERT INTO push_device_seen (customer, token_hash, seen_at) VALUES ({}, encode(sha256(convert_to({}, 'UTF8')), "
-        "'hex'), {}) ON CONFLICT (customer, token_hash) DO NOTHING",
-        customer_id, f"{device.platform}:{token}", now,
-    )
-    return Device(**rows[0])
+    await db.fetch(DEVICE_SEEN, customer_id, f"{device.platform}:{token}", now)
+    assert registered is not None  # an upsert returns its row
+    return registered
 
 
 async def devices(customer_id: int) -> list[Device]:
