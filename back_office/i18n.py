@@ -236,6 +236,55 @@ RU.update({
     "No such report": "Такого отчёта нет",
 })
 
+# the program reports (back_office/program_report_views.py, loyalty_core/reports/program.py)
+RU.update({
+    "Cost per rule": "Стоимость правил",
+    "Points and discounts each rule gave, in points and money": "Баллы и скидки, которые дало каждое правило, в баллах и деньгах",
+    "Loyalty share by store": "Доля продаж по картам в магазинах",
+    "Stores ranked by the share of sales with a card": "Магазины по доле продаж с картой",
+    "Active members": "Активные участники",
+    "Members who bought against members registered; new registrations":
+        "Покупавшие участники против зарегистрированных; новые регистрации",
+    "Members per tier": "Участники по уровням",
+    "Members in each tier and the moves up and down": "Участники на каждом уровне, повышения и понижения",
+    "Coupon redemption": "Погашение купонов",
+    "Codes issued and redeemed per coupon series": "Выпущенные и погашенные коды по сериям купонов",
+    "Points, in money": "Баллы в деньгах",
+    "Discounts": "Скидки",
+    "Points the rules gave": "Баллы по правилам",
+    "Points the ledger accrued on sales": "Баллы, начисленные в журнале за покупки",
+    "Reconciled with the ledger": "Сходится с журналом",
+    "Discounts the rules gave": "Скидки по правилам",
+    "Cost in money at the point value": "Стоимость в деньгах по стоимости балла",
+    "Rule": "Правило",
+    "Cost": "Стоимость",
+    "Sales": "Покупки",
+    "Sales amount with a card, %": "Сумма продаж с картой, %",
+    "Receipts with a card, %": "Чеки с картой, %",
+    "Receipts": "Чеки",
+    "With a card": "С картой",
+    "Sales amount": "Сумма продаж",
+    "Channel": "Канал",
+    "not recorded": "не указан",
+    "All tiers": "Все уровни",
+    "New registrations": "Новые регистрации",
+    "Active (bought)": "Активные (покупали)",
+    "Registered at the end": "Зарегистрировано на конец",
+    "Active, %": "Активные, %",
+    "No tier": "Без уровня",
+    "Counted on": "Подсчитано",
+    "Up to": "Повышение до",
+    "Down to": "Понижение до",
+    "personal codes": "личные коды",
+    "shared promo code": "общий промокод",
+    "Codes": "Коды",
+    "Issued": "Выпущено",
+    "Redemptions": "Погашено",
+    "Kind": "Вид",
+    "Redeemed, %": "Погашено, %",
+    "Tier: choose one from the list": "Уровень: выберите из списка",
+})
+
 
 def pick(value: str | None) -> str:
     return value if value in LANGUAGES else "ru"

@@ -48,6 +48,7 @@ class ReportSpec(msgspec.Struct, frozen=True):
     uses_period: bool = True
     uses_store: bool = False
     uses_grain: bool = True
+    uses_tier: bool = False
 
 
 REPORTS: dict[str, ReportSpec] = {

@@ -17,7 +17,7 @@ from tests.factories import Shop, make_member
 from tests.office.helpers import make_staff
 
 pytestmark = pytest.mark.e2e
-REPORTS = ["liability", "movements", "breakage", "aging", "stores"]
+REPORTS = ["liability", "movements", "breakage", "aging", "stores", "rules", "share", "members", "tiers", "coupons"]
 
 
 async def test_finance_opens_the_liability_sees_chart_and_table_and_downloads_the_csv(chromium: Any, server: str,

@@ -9,10 +9,10 @@ import pytest
 from loyalty_core import db
 from loyalty_core.reports.refresh import refresh
 from loyalty_core.setup import entities as setup
-from tests.factories import Shop, make_member, sale_body, unique
+from tests.factories import Shop, make_member, make_shop, sale_body, unique
 from tests.office.helpers import Office, make_staff
 
-NAMES = ["liability", "movements", "breakage", "aging", "stores"]
+NAMES = ["liability", "movements", "breakage", "aging", "stores", "rules", "share", "members", "tiers", "coupons"]
 PATHS = ["/office/reports/", *(f"/office/reports/{n}" for n in NAMES), *(f"/office/reports/{n}/csv" for n in NAMES),
          *(f"/office/reports/{n}/chart.svg" for n in NAMES)]
 
@@ -67,6 +67,35 @@ async def test_bad_filters_answer_a_readable_message_and_change_nothing(server: 
             assert answer.status_code in (404, 422) and 'data-testid="error"' in answer.text, (query, suffix)
     assert await db.fetchrow("SELECT (SELECT count(*) FROM report_ledger_day) AS days, "
                              "(SELECT count(*) FROM ledger_entry) AS entries") == before
+
+
+@pytest.mark.parametrize(("name", "query"), [
+    ("members", {"tier": "platinum"}), ("tiers", {"tier": "<script>"}), ("members", {"tier": "' OR 1=1 --"}),
+    ("rules", {"since": "2026-13-01"}), ("share", {"since": "2026-11-20", "until": "2026-11-01"}),
+    ("coupons", {"until": "2026-02-30"}), ("tiers", {"grain": "year"}), ("members", {"program": "no-such-program"}),
+])
+async def test_bad_filters_of_the_program_reports_are_refused_with_a_reason(server: str, shop: Shop, name: str,
+                                                                            query: dict[str, str]) -> None:
+    async with Office(server) as office:
+        await office.signed_in(await make_staff("finance"))
+        params = {"program": shop.program_code, **query}
+        page = await office.get(f"/office/reports/{name}", **params)
+        assert page.status_code in (404, 422), (name, query, page.status_code)
+        assert 'data-testid="problem"' in page.text and "<script>" not in page.text.split("<main", 1)[1]
+        for suffix in ("/csv", "/chart.svg"):
+            answer = await office.get(f"/office/reports/{name}{suffix}", **params)
+            assert answer.status_code in (404, 422) and 'data-testid="error"' in answer.text, (name, query, suffix)
+        assert (await office.get(f"/office/reports/{name}", tier="t" * 40)).status_code == 400
+
+
+async def test_a_tier_of_another_program_is_not_a_filter(server: str, shop: Shop) -> None:
+    other = await make_shop()  # the same tier codes, another program: its tiers' ids never reach this one's sums
+    async with Office(server) as office:
+        await office.signed_in(await make_staff("admin"))
+        page = await office.get("/office/reports/members", program=shop.program_code, tier="silver")
+        assert page.status_code == 200 and 'value="silver" selected' in page.text
+        wrong = await office.get("/office/reports/tiers", program=other.program_code, tier="gold")
+        assert wrong.status_code == 200
 
 
 async def test_over_long_or_unknown_input_is_refused(server: str) -> None:
