@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from collections import Counter
@@ -85,6 +86,7 @@ def pair() -> Iterator[Pair]:
     finally:
         replica.stop()
         infra.stop_embedded_postgres(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 class Reads:
