@@ -257,6 +257,8 @@ RU.update({
     "Discounts the rules gave": "Скидки по правилам",
     "Cost in money at the point value": "Стоимость в деньгах по стоимости балла",
     "Rule": "Правило",
+    "Rule name": "Название правила",
+    "Series name": "Название серии",
     "Cost": "Стоимость",
     "Sales": "Покупки",
     "Sales amount with a card, %": "Сумма продаж с картой, %",

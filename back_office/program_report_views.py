@@ -55,7 +55,7 @@ async def rules(facts: ProgramFacts, period: Period, store_id: int | None, t: Tr
              *await _as_of(facts, t)]
     money = f", {facts.currency}"
     return View(name="rules", title=t(REPORTS["rules"].title), chart=chart, rows=rows, facts=shown,
-                columns=[Column(t("Period"), "period"), Column(t("Rule"), "text"), Column(t("Name"), "text"),
+                columns=[Column(t("Period"), "period"), Column(t("Rule"), "text"), Column(t("Rule name"), "text"),
                          Column(t("Points"), "points"), Column(t("Points, in money") + money, "money"),
                          Column(t("Discounts") + money, "money"), Column(t("Cost") + money, "money"),
                          Column(t("Sales"), "count")])
@@ -151,7 +151,7 @@ async def coupons(facts: ProgramFacts, period: Period, store_id: int | None, t: 
                   series=[Series(t("Issued"), [float(s.issued) for s in top]),
                           Series(t("Redemptions"), [float(s.redemptions) for s in top])])
     return View(name="coupons", title=t(REPORTS["coupons"].title), chart=chart, rows=rows, facts=await _as_of(facts, t),
-                columns=[Column(t("Series"), "text"), Column(t("Name"), "text"), Column(t("Kind"), "text"),
+                columns=[Column(t("Series"), "text"), Column(t("Series name"), "text"), Column(t("Kind"), "text"),
                          Column(t("Issued"), "count"), Column(t("Redemptions"), "count"),
                          Column(t("Redeemed, %"), "rate")])
 

@@ -153,3 +153,38 @@ async def test_an_unknown_tier_is_refused(db_pool: None) -> None:
     assert refused.value.detail == "Tier: choose one from the list"
     assert await program.tier_filter(shop.program_id, "") is None
     assert await db.fetchval("SELECT count(*) FROM tier WHERE program = $1", shop.program_id) == 3
+
+
+async def test_the_pages_show_the_same_numbers_and_the_csv_adds_up(http: httpx.AsyncClient, server: str) -> None:
+    from tests.office.helpers import Office, make_staff
+
+    story = await _a_day_of_trading(http)
+    shop = story["shop"]
+    await refresh()
+    facts, today = await _today(shop)
+    accrued = sum(s["totals"]["accrued_points"] for s in story["sales"])
+    async with Office(server) as office:
+        await office.signed_in(await make_staff("finance"))
+        page = await office.get("/office/reports/rules", program=shop.program_code)
+        assert page.status_code == 200 and 'data-testid="reconciled">да<' in page.text, page.text[-2000:]
+        csv = await office.get("/office/reports/rules/csv", program=shop.program_code)
+        lines = csv.content.decode("utf-8-sig").split("\r\n")
+        assert lines[0] == "Период;Правило;Название правила;Баллы;Баллы в деньгах, RUB;Скидки, RUB;Стоимость, RUB;Покупки"
+        totals = [line.split(";") for line in lines[1:] if line.startswith("Итого")]
+        assert sum(int(cells[3]) for cells in totals) == accrued
+        assert ["Итого", "ten-off", "10% with a coupon", "0", "0,00", "3500,00", "3500,00", "1"] in totals
+
+        silver = await office.get("/office/reports/members", program=shop.program_code, tier="silver", grain="month")
+        assert silver.status_code == 200 and 'value="silver" selected' in silver.text
+        members = await office.get("/office/reports/members/csv", program=shop.program_code, tier="silver",
+                                   grain="month", since=today.isoformat(), until=today.isoformat())
+        rows = [line.split(";") for line in members.content.decode("utf-8-sig").split("\r\n")[1:] if line]
+        assert rows[0][1:5] == ["1", "1", "100,00", "1"]  # Anna bought, the one Silver member, new through the app
+
+        share = await office.get("/office/reports/share/csv", program=shop.program_code)
+        rows = [line.split(";") for line in share.content.decode("utf-8-sig").split("\r\n")[1:] if line]
+        assert len(rows) == 3 and rows[0][0] == shop.store_code and rows[-1][0] == "Итого"  # all on cards: first
+        assert rows[-1][2:5] == ["4", "3", "75,00"]
+        for name in ("tiers", "coupons"):
+            chart = await office.get(f"/office/reports/{name}/chart.svg", program=shop.program_code)
+            assert chart.status_code == 200 and chart.headers["content-type"].startswith("image/svg+xml")
