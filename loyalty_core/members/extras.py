@@ -8,12 +8,33 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.errors import Conflict, ValidationFailed
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.members.identity import Code, ProgramRef, program_document
 from loyalty_core.members.profile import Member
 from loyalty_core.replicas import reading
-from loyalty_core.tables import Category, Coupon, FavouriteCategory, Membership
+from loyalty_core.tables import Category, FavouriteCategory, Membership
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+CHOSEN_FAVOURITES = (
+    "SELECT c.code, c.name, c.names, f.period_start FROM favourite_category f JOIN category c ON c.id = f.category "
+    "WHERE f.membership = $1 AND f.active ORDER BY c.code"
+)
+MEMBER_COUPONS = (
+    "SELECT c.code, s.code AS series, s.name, c.status, c.uses, c.issued_at, "
+    "COALESCE(c.expires_at, s.valid_to) AS expires_at FROM coupon c JOIN coupon_series s ON s.id = c.series "
+    "WHERE c.membership = $1 ORDER BY c.id DESC"
+)
+REFERRAL = (
+    "SELECT m.referral_code AS code, (SELECT count(*) FROM membership r WHERE r.referred_by = m.id) AS invited "
+    "FROM membership m WHERE m.id = $1"
+)
+TIER_AND_SEGMENTS = (
+    "SELECT t.code AS tier, COALESCE(m.segments, ARRAY[]::varchar[]) AS segments FROM membership m "
+    "LEFT JOIN tier t ON t.id = m.tier WHERE m.id = $1"
+)
 
 DEFAULT_FAVOURITES = 3
 
@@ -61,11 +82,7 @@ async def _allowed_count(member: Member) -> int:
 async def favourites(member: Member, now: dt.datetime) -> Favourites:
     selectable = await Category.select(Category.code, Category.name, Category.names).where(
         Category.selectable_as_favourite.eq(True)).order_by(Category.code)
-    chosen = await Category.raw(
-        "SELECT c.code, c.name, c.names, f.period_start FROM favourite_category f JOIN category c ON c.id = f.category "
-        "WHERE f.membership = {} AND f.active ORDER BY c.code",
-        member.membership_id,
-    )
+    chosen = await db.fetch(CHOSEN_FAVOURITES, member.membership_id)
     period = chosen[0]["period_start"] if chosen else None
     month = _month_start(now, member.timezone)
     return Favourites(
@@ -122,13 +139,7 @@ class CouponOut(msgspec.Struct, kw_only=True):
 
 @reading
 async def coupons(member: Member) -> list[CouponOut]:
-    rows = await Coupon.raw(
-        "SELECT c.code, s.code AS series, s.name, c.status, c.uses, c.issued_at, "
-        "COALESCE(c.expires_at, s.valid_to) AS expires_at FROM coupon c JOIN coupon_series s ON s.id = c.series "
-        "WHERE c.membership = {} ORDER BY c.id DESC",
-        member.membership_id,
-    )
-    return [CouponOut(**r) for r in rows]
+    return await db.fetch_as(CouponOut, MEMBER_COUPONS, member.membership_id)
 
 
 class Referral(msgspec.Struct, kw_only=True):
@@ -138,12 +149,9 @@ class Referral(msgspec.Struct, kw_only=True):
 
 @reading
 async def referral(member: Member) -> Referral:
-    rows = await Membership.raw(
-        "SELECT m.referral_code AS code, (SELECT count(*) FROM membership r WHERE r.referred_by = m.id) AS invited "
-        "FROM membership m WHERE m.id = {}",
-        member.membership_id,
-    )
-    return Referral(**rows[0])
+    found = await db.fetchrow_as(Referral, REFERRAL, member.membership_id)
+    assert found is not None  # the member was found by their membership
+    return found
 
 
 # --- offers ---------------------------------------------------------------------------------
@@ -169,12 +177,9 @@ async def offers(member: Member, now: dt.datetime) -> list[Offer]:
     from loyalty_core.rules.programs import rules_document
 
     document = await rules_document(member.program_id, member.rules_version)
-    rows = await Membership.raw(
-        "SELECT t.code AS tier, COALESCE(m.segments, ARRAY[]::varchar[]) AS segments FROM membership m "
-        "LEFT JOIN tier t ON t.id = m.tier WHERE m.id = {}",
-        member.membership_id,
-    )
-    tier, segments = rows[0]["tier"], set(rows[0]["segments"])
+    row = await db.fetchrow(TIER_AND_SEGMENTS, member.membership_id)
+    assert row is not None  # the member was found by their membership
+    tier, segments = row["tier"], set(row["segments"])
     today = now.astimezone(ZoneInfo(member.timezone)).date()
 
     def reaches(target: object) -> bool:
