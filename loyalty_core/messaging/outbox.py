@@ -10,26 +10,44 @@ from typing import Any
 
 import msgspec
 
-from loyalty_core.tables import Notification
+from loyalty_core import db
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+ENQUEUE = (
+    "INSERT INTO notification (customer, card, kind, payload, status, attempts, next_attempt_at, last_error, created_at) "
+    "VALUES ($1, $2, $3, $4, 'pending', 0, now(), '', now())"
+)
+# whole seconds, strictly increasing per card (see pass_changed)
+STAMP_PASS = (
+    "UPDATE card SET pass_updated_at = GREATEST(date_trunc('second', $1::timestamptz), "
+    "date_trunc('second', pass_updated_at) + interval '1 second') WHERE id = $2"
+)
+# each code's use counted with its limit in the WHERE; $2 the membership (or NULL), $3 the sale
+USE_COUPONS = (
+    "WITH used AS (UPDATE coupon c SET uses = c.uses + 1, status = CASE WHEN s.max_uses_per_code > 0 AND "
+    "c.uses + 1 >= s.max_uses_per_code THEN 'used' ELSE c.status END FROM coupon_series s "
+    "WHERE s.id = c.series AND c.code = ANY($1::varchar[]) AND c.status = 'active' "
+    "AND (s.max_uses_per_code = 0 OR c.uses < s.max_uses_per_code) RETURNING c.id, c.code) "
+    "INSERT INTO coupon_use (coupon, membership, sale, used_at) SELECT used.id, $2, $3, now() FROM used "
+    "RETURNING coupon"
+)
+RELEASE_COUPONS = (
+    "WITH gone AS (DELETE FROM coupon_use WHERE sale = $1 RETURNING coupon) "
+    "UPDATE coupon c SET uses = GREATEST(c.uses - g.n, 0), status = CASE WHEN c.status = 'used' THEN 'active' "
+    "ELSE c.status END FROM (SELECT coupon, count(*) AS n FROM gone GROUP BY coupon) g WHERE c.id = g.coupon"
+)
 
 
 async def enqueue(kind: str, payload: dict[str, Any], *, customer_id: int | None = None, card_id: int | None = None) -> None:
-    await Notification.raw(
-        "INSERT INTO notification (customer, card, kind, payload, status, attempts, next_attempt_at, last_error, created_at) "
-        "VALUES ({}, {}, {}, {}, 'pending', 0, now(), '', now())",
-        customer_id, card_id, kind, msgspec.json.encode(payload).decode(),
-    )
+    await db.fetch(ENQUEUE, customer_id, card_id, kind, msgspec.json.encode(payload).decode())
 
 
 async def pass_changed(card_id: int, now: dt.datetime) -> None:
     """What a wallet pass shows changed: mark it updated and queue the pass push in this transaction."""
     # Whole seconds, strictly increasing per card: HTTP Last-Modified/If-Modified-Since have one-second
     # resolution, so two changes within one second must still get different stamps (wallet_passes/web.py).
-    await Notification.raw(
-        "UPDATE card SET pass_updated_at = GREATEST(date_trunc('second', {}::timestamptz), "
-        "date_trunc('second', pass_updated_at) + interval '1 second') WHERE id = {}",
-        now, card_id,
-    )
+    await db.fetch(STAMP_PASS, now, card_id)
     await enqueue("pass_update", {"card_id": card_id}, card_id=card_id)
 
 
@@ -41,15 +59,7 @@ async def use_coupons(priced: Any, card: Any, sale_id: int) -> None:
     """
     applied = [c.code for c in priced.coupons if c.status == "applied"]
     if applied:
-        rows = await Notification.raw(
-            "WITH used AS (UPDATE coupon c SET uses = c.uses + 1, status = CASE WHEN s.max_uses_per_code > 0 AND "
-            "c.uses + 1 >= s.max_uses_per_code THEN 'used' ELSE c.status END FROM coupon_series s "
-            "WHERE s.id = c.series AND c.code = ANY({}::varchar[]) AND c.status = 'active' "
-            "AND (s.max_uses_per_code = 0 OR c.uses < s.max_uses_per_code) RETURNING c.id, c.code) "
-            "INSERT INTO coupon_use (coupon, membership, sale, used_at) SELECT used.id, {}, {}, now() FROM used "
-            "RETURNING coupon",
-            applied, card.membership_id if card is not None else None, sale_id,
-        )
+        rows = await db.fetch(USE_COUPONS, applied, card.membership_id if card is not None else None, sale_id)
         if len(rows) != len(set(applied)):
             from loyalty_core.errors import CouponInvalid
 
@@ -67,9 +77,4 @@ async def use_coupons(priced: Any, card: Any, sale_id: int) -> None:
 
 async def release_coupons(sale_id: int) -> None:
     """A cancelled sale gives its coupons back."""
-    await Notification.raw(
-        "WITH gone AS (DELETE FROM coupon_use WHERE sale = {} RETURNING coupon) "
-        "UPDATE coupon c SET uses = GREATEST(c.uses - g.n, 0), status = CASE WHEN c.status = 'used' THEN 'active' "
-        "ELSE c.status END FROM (SELECT coupon, count(*) AS n FROM gone GROUP BY coupon) g WHERE c.id = g.coupon",
-        sale_id,
-    )
+    await db.fetch(RELEASE_COUPONS, sale_id)
