@@ -68,7 +68,6 @@ class Program:
 class Staged:
     run: str
     fresh: bool  # staged now (False: the same files were staged by an earlier command)
-    merges: list[tuple[str, str, str]] = field(default_factory=list)
     files: list[dict] = field(default_factory=list)
 
 
@@ -119,13 +118,21 @@ async def stage(program: Program, inputs: list[Path], mapping: read.Mapping, now
                                f"{program.expiry_days} days later (the program's expiry_days)"
                                if program.expiry_days else "a legacy balance without dates never expires (the program's rule)")
         ctx = validate.Context(now=now, tz=program.tz, expiry_days=program.expiry_days, tiers=set(program.tiers))
-        index = validate.MemberIndex()
-        seen_cards: set[str] = set()
-        seen_receipts: set[tuple[str, str]] = set()
+        # members are COPYed as read (a legacy id may repeat) into a table of this transaction, with their order in
+        # the files; `resolve` settles repeats and merges in SQL and fills import_member. No per-row state in Python.
+        # (cards and receipts too: a number may repeat in the files, and the staging tables' keys refuse that)
+        for table in ("import_member", "import_card", "import_receipt"):
+            await conn.execute(f"CREATE TEMP TABLE {table}_in (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+        await conn.execute("ALTER TABLE import_member_in ADD seq bigint, ADD state char(1)")
+        seq = 0
         staged = Staged(run=run, fresh=True)
         for o in opened:
             ctx.date_format = o.mapping.date_format
             table, columns = STAGING[o.kind]
+            if o.kind == "members":
+                table, columns = "import_member_in", ("seq", *columns)
+            elif o.kind in ("cards", "history"):
+                table = f"{table}_in"
             hooks.file_started(o.path.name, o.kind, _lines(o.path))
             batch: list[tuple] = []
             rejects: list[Reject] = []
@@ -136,15 +143,18 @@ async def stage(program: Program, inputs: list[Path], mapping: read.Mapping, now
                     rejects.append(Reject(o.path.name, line, "", f"broken row: {broken}"))
                     record = None
                 elif o.kind == "members":
-                    record = validate.member(raw, o.path.name, line, ctx, index, rejects)
+                    record = validate.member(raw, o.path.name, line, ctx, rejects)
+                    if record is not None:
+                        seq += 1
+                        record = (seq, *record)
                 elif o.kind == "cards":
-                    record = validate.card(raw, o.path.name, line, ctx, index, seen_cards, rejects)
+                    record = validate.card(raw, o.path.name, line, ctx, rejects)
                 elif o.kind == "balances":
-                    record = validate.lot(raw, o.path.name, line, ctx, index, rejects)
+                    record = validate.lot(raw, o.path.name, line, ctx, rejects)
                 elif o.kind == "history":
-                    record = validate.receipt(raw, o.path.name, line, ctx, index, seen_receipts, rejects)
+                    record = validate.receipt(raw, o.path.name, line, ctx, rejects)
                 else:
-                    record = validate.tier(raw, o.path.name, line, ctx, index, rejects)
+                    record = validate.tier(raw, o.path.name, line, ctx, rejects)
                 if record is not None:
                     batch.append(record)
                 if len(batch) >= BATCH or len(rejects) >= BATCH:
@@ -156,7 +166,7 @@ async def stage(program: Program, inputs: list[Path], mapping: read.Mapping, now
                 "INSERT INTO import_file (run, name, kind, sha256, encoding, delimiter, rows_read) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 run, o.path.name, o.kind, read.file_digest(o.path), o.encoding, o.delimiter, count)
             hooks.file_done(o.path.name)
-        staged.merges = index.merges
+        await resolve(conn, run)
         await check(conn, run, program)
         await conn.execute("UPDATE import_run SET status = 'staged', staged_at = $2 WHERE id = $1", run, now)
     return staged
@@ -214,6 +224,96 @@ def _consent_change(channel: str, label: str) -> str:
         f"THEN '{label} consent granted' ELSE '{label} consent granted in the legacy system (not applied: the "
         f"shopper''s choice in Kopilka stands)' END END"
     )
+
+
+def _rejects_out(table: str, where: str, field_sql: str, reason_sql: str) -> str:
+    """Move the staged rows `where` selects into the rejects (as a row Python refused would be)."""
+    return (f"WITH gone AS (DELETE FROM {table} t WHERE t.run = $1 AND {where} RETURNING t.*) "
+            f"INSERT INTO import_reject (run, file, line, field, reason, action) "
+            f"SELECT run, file, line, {field_sql}, {reason_sql}, 'rejected' FROM gone")
+
+
+_KNOWN = "EXISTS (SELECT 1 FROM import_member m WHERE m.run = $1 AND m.legacy_id = t.member)"
+# files are read in name order (Python's, by code point: collation "C" here); rows in line order
+_FILE_ORDER = 'file COLLATE "C", line'
+_CONFLICT = "x.ph IS NOT NULL AND x.em IS NOT NULL AND x.ph <> x.em"
+
+RESOLVE_MEMBERS = [
+    "CREATE INDEX ON import_member_in (legacy_id, seq)",
+    "CREATE INDEX ON import_member_in (phone, seq) WHERE phone IS NOT NULL",
+    "CREATE INDEX ON import_member_in (email, seq) WHERE email IS NOT NULL",
+    "CREATE UNIQUE INDEX ON import_member_in (seq)",
+    "ANALYZE import_member_in",
+    # a legacy id repeated: every row after its first is refused
+    "UPDATE import_member_in m SET rejected = 'duplicate legacy id ' || m.legacy_id, state = 'r' FROM (SELECT seq, "
+    "row_number() OVER (PARTITION BY legacy_id ORDER BY seq) n FROM import_member_in) d WHERE d.seq = m.seq AND d.n > 1",
+    # the merge policy, set-based. Most rows are the first with their phone and with their e-mail: customers at once
+    "UPDATE import_member_in m SET state = 's' FROM (SELECT seq, min(seq) FILTER (WHERE phone IS NOT NULL) OVER "
+    "(PARTITION BY phone) fp, min(seq) FILTER (WHERE email IS NOT NULL) OVER (PARTITION BY email) fe "
+    "FROM import_member_in WHERE state IS NULL) f WHERE m.seq = f.seq AND (m.phone IS NULL OR f.fp = m.seq) "
+    "AND (m.email IS NULL OR f.fe = m.seq)",
+]
+# ... the rest in rounds, in file order: a row is decided once every earlier row sharing its phone or e-mail is (the
+# customer who holds a contact is the first decided customer with it; a merged or conflicting row holds none)
+RESOLVE_ROUND = (
+    f"UPDATE import_member_in r SET state = CASE WHEN {_CONFLICT} THEN 'c' "
+    "WHEN COALESCE(x.ph, x.em) IS NOT NULL THEN 'm' ELSE 's' END, "
+    f"merged_into = CASE WHEN {_CONFLICT} THEN NULL ELSE COALESCE(x.ph, x.em) END, "
+    f"rejected = CASE WHEN {_CONFLICT} THEN 'conflict: the phone is member ' "
+    "|| x.ph || '''s, the e-mail member ' || x.em || '''s; a human decides' END "
+    "FROM (SELECT u.seq, "
+    "(SELECT s.legacy_id FROM import_member_in s WHERE s.phone = u.phone AND s.seq < u.seq AND s.state = 's' LIMIT 1) ph, "
+    "(SELECT s.legacy_id FROM import_member_in s WHERE s.email = u.email AND s.seq < u.seq AND s.state = 's' LIMIT 1) em, "
+    "EXISTS (SELECT 1 FROM import_member_in s WHERE s.phone = u.phone AND s.seq < u.seq AND s.state IS NULL) ph_open, "
+    "EXISTS (SELECT 1 FROM import_member_in s WHERE s.email = u.email AND s.seq < u.seq AND s.state IS NULL) em_open "
+    "FROM import_member_in u WHERE u.state IS NULL) x "
+    "WHERE r.seq = x.seq AND (x.ph IS NOT NULL OR NOT x.ph_open) AND (x.em IS NOT NULL OR NOT x.em_open)"
+)
+_STAGED = ("import_card_in", "import_lot", "import_tier", "import_receipt_in")
+RESOLVE_REST = [
+    # the refused rows to the rejects (without the fields dropped from them: the row is not imported at all)
+    "DELETE FROM import_reject j USING import_member_in m WHERE j.run = $1 AND m.state IN ('r', 'c') "
+    "AND j.file = m.file AND j.line = m.line AND j.action = 'dropped'",
+    "INSERT INTO import_reject (run, file, line, field, reason, action) SELECT run, file, line, "
+    "CASE WHEN state = 'c' THEN 'phone,email' ELSE 'legacy_id' END, rejected, 'rejected' FROM import_member_in "
+    "WHERE state IN ('r', 'c')",
+    # a merged row keeps none of its contacts (the customer is the one it was merged into)
+    f"INSERT INTO import_member (run, {', '.join(MEMBER_COLUMNS)}) SELECT run, file, line, legacy_id, "
+    "CASE WHEN state = 's' THEN phone END, CASE WHEN state = 's' THEN email END, "
+    f"{', '.join(MEMBER_COLUMNS[5:-1])}, merged_into FROM import_member_in WHERE state IN ('s', 'm') ORDER BY seq",
+    "ANALYZE import_member, import_card_in, import_lot, import_tier, import_receipt_in",
+    # the other files' rows: a member the files do not have is refused; a merged member's rows go to the customer it
+    # was merged into (`owner` keeps its own id: the database checks may refuse it)
+    *(_rejects_out(table, f"NOT {_KNOWN}", "'member'", "'unknown member ''' || member || ''''") for table in _STAGED),
+    *(f"UPDATE {table} t SET owner = t.member, member = m.merged_into FROM import_member m WHERE t.run = $1 "
+      "AND m.run = $1 AND m.legacy_id = t.member AND m.merged_into IS NOT NULL" for table in _STAGED),
+    # a card number, or a store's receipt number, twice in the files: the first row (file and line order) counts
+    _rejects_out("import_card_in", "(t.file, t.line) IN (SELECT file, line FROM (SELECT file, line, row_number() OVER "
+                 f"(PARTITION BY number ORDER BY {_FILE_ORDER}) n FROM import_card_in) d WHERE d.n > 1)",
+                 "'number'", "'duplicate card ' || number"),
+    _rejects_out("import_receipt_in", "(t.file, t.line) IN (SELECT file, line FROM (SELECT file, line, row_number() "
+                 f"OVER (PARTITION BY store, receipt ORDER BY {_FILE_ORDER}) n FROM import_receipt_in) d "
+                 "WHERE d.n > 1)", "'receipt'",
+                 "'duplicate receipt ' || receipt || ' of store ' || COALESCE(NULLIF(store, ''), '(none)')"),
+    "INSERT INTO import_card SELECT * FROM import_card_in",
+    "INSERT INTO import_receipt SELECT * FROM import_receipt_in",
+]
+
+
+async def resolve(conn: asyncpg.Connection, run: str) -> None:
+    """Who is who across the staged rows, in SQL (memory stays flat): repeated legacy ids, the merge policy (first
+    row wins: a fixed point in rounds, usually two or three), conflicts, unknown members, repeated card and receipt
+    numbers. Refused rows leave the staging tables for the rejects, as rows refused while reading do."""
+    for statement in RESOLVE_MEMBERS:
+        await conn.execute(statement)
+    while await conn.fetchval("SELECT EXISTS (SELECT 1 FROM import_member_in WHERE state IS NULL)"):
+        if (await conn.execute(RESOLVE_ROUND)) == "UPDATE 0":  # cannot happen: the earliest open row is decidable
+            raise RuntimeError("the merge policy did not converge")
+    for statement in RESOLVE_REST:
+        if "$1" in statement:
+            await conn.execute(statement, run)
+        else:
+            await conn.execute(statement)
 
 
 # the checks that need the database; run when staging and again before the first phase is applied (the database

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
@@ -133,19 +133,10 @@ def parse_bool(raw: str, field_name: str) -> bool | None:
     raise Bad(field_name, f"{raw!r} is neither yes nor no")
 
 
-@dataclass
-class MemberIndex:
-    """Who is who across the files: survivors by normalised phone and e-mail (the merge policy), legacy ids seen."""
-
-    by_phone: dict[str, str] = field(default_factory=dict)
-    by_email: dict[str, str] = field(default_factory=dict)
-    survivor: dict[str, str] = field(default_factory=dict)  # legacy id -> the legacy id it was merged into (or itself)
-    merges: list[tuple[str, str, str]] = field(default_factory=list)  # (merged, into, by what)
-
-
-def member(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex,
-           rejects: list[Reject]) -> tuple | None:
-    """A member's staging record, or None (rejected: the reason is in `rejects`).
+def member(raw: dict[str, str], file: str, line: int, ctx: Context, rejects: list[Reject]) -> tuple | None:
+    """A member's staging record, or None (rejected: the reason is in `rejects`). One row at a time: who is who
+    across the rows (a repeated legacy id, the merge policy, a conflict) is resolved in SQL over the staged rows
+    (imports/run.py `resolve`), so memory stays flat whatever the file's size.
 
     Merge policy: the first row with a normalised phone or e-mail is the customer; a later row with the same phone
     or e-mail is merged into it (its cards, lots and spend go to that customer; its own contacts, name and dates are
@@ -156,9 +147,6 @@ def member(raw: dict[str, str], file: str, line: int, ctx: Context, index: Membe
     legacy = raw.get("legacy_id", "").strip()
     if not legacy or not LEGACY_ID.match(legacy):
         rejects.append(Reject(file, line, "legacy_id", "missing" if not legacy else "not a legacy id (control characters or > 64)"))
-        return None
-    if legacy in index.survivor:
-        rejects.append(Reject(file, line, "legacy_id", f"duplicate legacy id {legacy}"))
         return None
     phone = email = None
     if raw.get("phone", "").strip():
@@ -171,13 +159,6 @@ def member(raw: dict[str, str], file: str, line: int, ctx: Context, index: Membe
             email = normalise_email(raw["email"])
         except ValidationFailed:
             drop("email", f"{raw['email']!r} is not an e-mail address")
-    into_phone = index.by_phone.get(phone) if phone else None
-    into_email = index.by_email.get(email) if email else None
-    if into_phone and into_email and into_phone != into_email:
-        rejects.append(Reject(file, line, "phone,email",
-                              f"conflict: the phone is member {into_phone}'s, the e-mail member {into_email}'s; a human decides"))
-        return None
-    into = into_phone or into_email
     values: dict[str, object] = {}
     for name, end in (("birth_date", False), ("registered_at", False), ("consent_sms_at", False), ("consent_email_at", False)):
         try:
@@ -200,39 +181,31 @@ def member(raw: dict[str, str], file: str, line: int, ctx: Context, index: Membe
     gender = _GENDER.get(raw.get("gender", "").strip().lower(), "")
     if raw.get("gender", "").strip() and not gender:
         drop("gender", f"{raw['gender']!r} is not a gender we know")
-    if into:
-        index.survivor[legacy] = into
-        index.merges.append((legacy, into, "phone" if into_phone else "e-mail"))
-    else:
-        index.survivor[legacy] = legacy
-        if phone:
-            index.by_phone[phone] = legacy
-        if email:
-            index.by_email[email] = legacy
-    return (file, line, legacy, None if into else phone, None if into else email, raw.get("name", "").strip()[:200],
+    return (file, line, legacy, phone, email, raw.get("name", "").strip()[:200],
             birth_date, gender, raw.get("city", "").strip()[:100], consents["consent_sms"], values["consent_sms_at"],
             consents["consent_email"], values["consent_email_at"], values["registered_at"],
-            raw.get("channel", "").strip()[:16], into)
+            raw.get("channel", "").strip()[:16], None)
 
 
-def _owner(owner: str, index: MemberIndex) -> str | None:
-    """The row's own member when it was merged into another (staged as `owner`: the database checks can refuse it)."""
-    return owner if index.survivor[owner] != owner else None
+def _member_of(raw: dict[str, str], file: str, line: int, rejects: list[Reject]) -> str | None:
+    """The row's member as written (whether the files have them, and whom they were merged into, is SQL's: `resolve`);
+    None when it cannot be a legacy id at all."""
+    owner = raw.get("member", "").strip()
+    if not LEGACY_ID.match(owner):
+        rejects.append(Reject(file, line, "member", f"unknown member {owner!r}"))
+        return None
+    return owner
 
 
-def card(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex, seen: set[str],
-         rejects: list[Reject]) -> tuple | None:
+def card(raw: dict[str, str], file: str, line: int, ctx: Context, rejects: list[Reject]) -> tuple | None:
+    """A card's staging record; a number twice in the files and an unknown member are found in SQL (`resolve`)."""
     number = _SPACES.sub("", raw.get("number", ""))
     if not CARD_NUMBER.match(number):
         rejects.append(Reject(file, line, "number", f"{raw.get('number', '')!r} is not a card number tills can scan "
                                                     "(1-32 letters, digits, dashes)"))
         return None
-    if number in seen:
-        rejects.append(Reject(file, line, "number", f"duplicate card {number}"))
-        return None
-    owner = raw.get("member", "").strip()
-    if owner not in index.survivor:
-        rejects.append(Reject(file, line, "member", f"unknown member {owner!r}"))
+    owner = _member_of(raw, file, line, rejects)
+    if owner is None:
         return None
     status = _STATUS.get(raw.get("status", "active").strip().lower() or "active")
     if status is None:
@@ -244,20 +217,17 @@ def card(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberI
     except Bad as exc:
         rejects.append(Reject(file, line, exc.field, exc.reason))
         return None
-    seen.add(number)
-    return (file, line, number, index.survivor[owner], status, issued, blocked, _owner(owner, index))
+    return (file, line, number, owner, status, issued, blocked, None)
 
 
-def lot(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex, rejects: list[Reject]) -> tuple | None:
-    owner = raw.get("member", "").strip()
-    if owner not in index.survivor:
-        rejects.append(Reject(file, line, "member", f"unknown member {owner!r}"))
+def lot(raw: dict[str, str], file: str, line: int, ctx: Context, rejects: list[Reject]) -> tuple | None:
+    owner = _member_of(raw, file, line, rejects)
+    if owner is None:
         return None
     try:
         points = parse_points(raw.get("points", ""), zero=True)
         if points == 0:  # a legacy balance that fell to zero: its dates say nothing (staged; checked in SQL)
-            return (file, line, index.survivor[owner], 0, "active", ctx.now, None, raw.get("source", "").strip()[:32],
-                    False, _owner(owner, index))
+            return (file, line, owner, 0, "active", ctx.now, None, raw.get("source", "").strip()[:32], False, None)
         activates = parse_when(raw.get("activates_at", ""), ctx, "activates_at")
         expires = parse_when(raw.get("expires_at", ""), ctx, "expires_at", end_of_day=True)
     except Bad as exc:
@@ -275,13 +245,12 @@ def lot(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIn
         return None
     state = "pending" if activates > ctx.now else "active"
     source = raw.get("source", "").strip()[:32]
-    return (file, line, index.survivor[owner], points, state, activates, expires, source, by_rule, _owner(owner, index))
+    return (file, line, owner, points, state, activates, expires, source, by_rule, None)
 
 
-def tier(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex, rejects: list[Reject]) -> tuple | None:
-    owner = raw.get("member", "").strip()
-    if owner not in index.survivor:
-        rejects.append(Reject(file, line, "member", f"unknown member {owner!r}"))
+def tier(raw: dict[str, str], file: str, line: int, ctx: Context, rejects: list[Reject]) -> tuple | None:
+    owner = _member_of(raw, file, line, rejects)
+    if owner is None:
         return None
     code = raw.get("tier", "").strip()
     match = next((t for t in ctx.tiers if t.lower() == code.lower()), None)
@@ -293,19 +262,17 @@ def tier(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberI
     except Bad as exc:
         rejects.append(Reject(file, line, exc.field, exc.reason))
         return None
-    return (file, line, index.survivor[owner], match, spend, _owner(owner, index))
+    return (file, line, owner, match, spend, None)
 
 
 MAX_RECEIPT_LINES = 1000
 
 
-def receipt(raw: dict[str, str], file: str, line: int, ctx: Context, index: MemberIndex, seen: set[tuple[str, str]],
-            rejects: list[Reject]) -> tuple | None:
+def receipt(raw: dict[str, str], file: str, line: int, ctx: Context, rejects: list[Reject]) -> tuple | None:
     """A legacy receipt (purchase history): it feeds the tier's spend, the purchase counters and analytics, and never
-    moves points. Unique per store and legacy receipt number (in the files, and in Kopilka: exactly once)."""
-    owner = raw.get("member", "").strip()
-    if owner not in index.survivor:
-        rejects.append(Reject(file, line, "member", f"unknown member {owner!r}"))
+    moves points. Unique per store and legacy receipt number (in the files: `resolve`; in Kopilka: exactly once)."""
+    owner = _member_of(raw, file, line, rejects)
+    if owner is None:
         return None
     number = raw.get("receipt", "").strip()
     store = raw.get("store", "").strip()
@@ -313,9 +280,6 @@ def receipt(raw: dict[str, str], file: str, line: int, ctx: Context, index: Memb
         if (value or name == "receipt") and not LEGACY_ID.match(value):
             rejects.append(Reject(file, line, name, "missing" if not value else "not a code (control characters or > 64)"))
             return None
-    if (store, number) in seen:
-        rejects.append(Reject(file, line, "receipt", f"duplicate receipt {number} of store {store or '(none)'}"))
-        return None
     try:
         occurred = parse_when(raw.get("occurred_at", ""), ctx, "occurred_at")
         if occurred is None:
@@ -337,9 +301,7 @@ def receipt(raw: dict[str, str], file: str, line: int, ctx: Context, index: Memb
             lines = _receipt_lines(raw["lines"])
         except Bad as exc:
             rejects.append(Reject(file, line, "lines", exc.reason, "dropped"))
-    seen.add((store, number))
-    return (file, line, number, index.survivor[owner], occurred, store, amount, discount, to_pay, earning, lines,
-            _owner(owner, index))
+    return (file, line, number, owner, occurred, store, amount, discount, to_pay, earning, lines, None)
 
 
 def _receipt_lines(text: str) -> str:
