@@ -55,7 +55,7 @@ def _view_json(sale_param: str | None, holder: bool = False) -> str:
     """The account `a` as a plan reads it, as one JSON value: sums, version, its lots in play (pending and active,
     and with `sale_param` a returned sale's own lots in any state) and, when it owes, its unpaid debts by owing
     lot, oldest first."""
-    own = f" OR (l.sale = {sale_param} AND l.source = 'sale')" if sale_param else ""
+    own = f" OR (l.sale = {sale_param} AND l.source IN ('sale', 'transfer'))" if sale_param else ""
     holder_sql = (
         "'customer', (SELECT m.customer FROM membership m WHERE m.id = a.membership), "
         "'card', (SELECT c.id FROM card c WHERE c.membership = a.membership AND c.status = 'active' "
@@ -150,10 +150,10 @@ async def spend(
 # spent (net of refunds, incl. other returns' takes) and what earlier returns already settled elsewhere; and
 # the lots the sale spent from with what it can still give back, latest expiry first.
 _SALE_FACTS = """
-WITH own AS (SELECT id FROM point_lot WHERE account = $1 AND sale = $2 AND source = 'sale'),
+WITH own AS (SELECT id FROM point_lot WHERE account = $1 AND sale = $2 AND source IN ('sale', 'transfer')),
 sums AS (
   SELECT COALESCE(-SUM(amount) FILTER (WHERE lot IN (SELECT id FROM own) AND bucket IN ('active', 'pending')
-           AND (kind IN ('redeem', 'return_refund', 'debt_paid', 'transfer')
+           AND (kind IN ('redeem', 'return_refund', 'debt_paid') OR (kind = 'transfer' AND amount < 0)
                 OR (kind = 'return_clawback' AND sale IS DISTINCT FROM $2))), 0)::bigint AS spent,
          COALESCE(-SUM(amount) FILTER (WHERE sale = $2 AND kind = 'return_clawback' AND bucket = 'active'
            AND lot NOT IN (SELECT id FROM own)), 0)::bigint

@@ -340,8 +340,8 @@ class Plan:
         out = ClawBack()
         if points <= 0:
             return out
-        own = sorted((lot for lot in self.view.lots.values() if lot.sale == facts.sale and lot.source == "sale"
-                      and lot.id > 0), key=lambda lot: (lot.state != "pending", lot.id))
+        own = sorted((lot for lot in self.view.lots.values() if lot.sale == facts.sale
+                      and lot.source in ("sale", "transfer") and lot.id > 0), key=lambda lot: (lot.state != "pending", lot.id))
         own_ids = [lot.id for lot in own]
         left = points
         pending_taken: list[tuple[int, int]] = []
@@ -477,14 +477,17 @@ class Plan:
         """The lots and debt another account's `transfer_out` gave, keeping their dates."""
         for lot in lots:
             ref = -(len(self._new) + 1)
+            # a sale's own points keep naming their sale, so a return after a merge takes them back here
+            sale = lot.sale if lot.source in ("sale", "transfer") else None
             new = NewLot(ref=-ref, amount=lot.remaining, remaining=lot.remaining, state=lot.state,
-                         activates_at=lot.activates_at, expires_at=lot.expires_at, source="transfer")
+                         activates_at=lot.activates_at, expires_at=lot.expires_at, source="transfer", sale=sale)
             self._new[ref] = new
             self._p.new_lots.append(new)
             bucket = "active" if lot.state == "active" else "pending"
             self._entry(ref, "transfer", bucket, lot.remaining, reason=reason)
             self.view.lots[ref] = Lot(id=ref, state=lot.state, remaining=lot.remaining,
-                                      activates_at=lot.activates_at, expires_at=lot.expires_at, source="transfer")
+                                      activates_at=lot.activates_at, expires_at=lot.expires_at, sale=sale,
+                                      source="transfer")
             self._move(active=lot.remaining if bucket == "active" else 0,
                        pending=lot.remaining if bucket == "pending" else 0)
         if debt > 0:

@@ -58,6 +58,13 @@ async def test_a_member_registered_twice_is_merged_once_with_cards_points_and_pu
     kept = await db.fetchrow("SELECT phone FROM customer WHERE id = $1", keeper.customer_id)
     assert kept["phone"] == twin.phone
     assert await _ours([twin.account_id, keeper.account_id]) == []
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http:  # a purchase made before the merge comes back
+        returned = await http.post(f"/pos/v1/sales/{sold.json()['sale_id']}/returns", headers=shop.headers,
+                                   json={"return_id": "R-merge", "lines": [{"line_no": 1, "quantity": 1}]})
+        assert returned.status_code == 200, returned.text
+    after_return = await db.fetchrow("SELECT active, pending, debt FROM account WHERE id = $1", keeper.account_id)
+    assert (after_return["active"], after_return["pending"], after_return["debt"]) == (1000, 0, 0), dict(after_return)
+    assert await _ours([twin.account_id, keeper.account_id]) == []
     with pytest.raises(Conflict):  # exactly once
         await approvals.approve(pending.approval_id, BOSS, now)
     trail = await audit.events_of(f"membership:{keeper.membership_id}")
