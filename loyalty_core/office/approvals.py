@@ -17,8 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
+import asyncpg
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.adjustments import adjustments
@@ -29,6 +31,19 @@ from loyalty_core.tables import OfficeSetting, PendingApproval
 LIMIT_KEY = "adjust_approval_limit"
 DEFAULT_LIMIT = 10_000  # points; the admin changes it in the back office (/office/settings)
 APPROVER_ROLES = frozenset({"admin"})  # a supervisor approves; docs/back-office.md
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+SET_SETTING = (
+    "INSERT INTO office_setting (key, value, updated_by, updated_at) VALUES ($1, $2::jsonb, $3, $4) "
+    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by, "
+    "updated_at = EXCLUDED.updated_at"
+)
+APPROVALS_BY_STATUS = (
+    "SELECT * FROM pending_approval WHERE status = $1 ORDER BY requested_at DESC, id DESC LIMIT $2"
+)
+APPROVAL = "SELECT * FROM pending_approval WHERE id = $1"
+LOCK_APPROVAL = "SELECT * FROM pending_approval WHERE id = $1 FOR UPDATE"
 
 
 class Actor(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,12 +86,7 @@ async def set_limit(points: int, actor: Actor, now: dt.datetime) -> int:
         raise ValidationFailed("points: from 0 to 1 000 000 000")
     async with DB.transaction():
         before = await limit()
-        await OfficeSetting.raw(
-            "INSERT INTO office_setting (key, value, updated_by, updated_at) VALUES ({}, {}::jsonb, {}, {}) "
-            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by, "
-            "updated_at = EXCLUDED.updated_at",
-            LIMIT_KEY, msgspec.json.encode({"points": points}).decode(), actor.name, now,
-        )
+        await db.fetch(SET_SETTING, LIMIT_KEY, msgspec.json.encode({"points": points}).decode(), actor.name, now)
         await audit.record(actor.name, "settings.adjust_limit", "settings:" + LIMIT_KEY, {"points": before},
                            {"points": points}, "", now, actor.origin)
     return points
@@ -114,16 +124,14 @@ async def file(kind: str, subject: str, payload: dict[str, Any], points: int, re
 
 
 async def listing(status: str = "pending", limit_: int = 100) -> list[ApprovalOut]:
-    rows = await PendingApproval.raw(
-        "SELECT * FROM pending_approval WHERE status = {} ORDER BY requested_at DESC, id DESC LIMIT {}", status, limit_)
-    return [_out(r) for r in rows]
+    return [_out(r) for r in await db.fetch(APPROVALS_BY_STATUS, status, limit_)]
 
 
 async def get(approval_id: int) -> ApprovalOut:
-    rows = await PendingApproval.raw("SELECT * FROM pending_approval WHERE id = {}", approval_id)
-    if not rows:
+    row = await db.fetchrow(APPROVAL, approval_id)
+    if row is None:
         raise NotFound(f"approval {approval_id} does not exist")
-    return _out(rows[0])
+    return _out(row)
 
 
 async def _rules_draft(approval_id: int) -> int | None:
@@ -208,20 +216,19 @@ class SelfApproval(Forbidden):
     slug, status, title = "self-approval", 403, "You cannot approve your own request"
 
 
-async def _locked(approval_id: int, actor: Actor, own_allowed: bool = False) -> dict[str, Any]:
-    rows = await PendingApproval.raw("SELECT * FROM pending_approval WHERE id = {} FOR UPDATE", approval_id)
-    if not rows:
+async def _locked(approval_id: int, actor: Actor, own_allowed: bool = False) -> asyncpg.Record:
+    row = await db.fetchrow(LOCK_APPROVAL, approval_id)
+    if row is None:
         raise NotFound(f"approval {approval_id} does not exist")
-    row = rows[0]
     if row["status"] != "pending":
         raise Conflict(f"approval {approval_id} is already {row['status']}")
     if not own_allowed and row["requested_ref"] == actor.ref:
         raise SelfApproval("Four eyes: another person must approve what you asked")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
-def _out(row: dict[str, Any]) -> ApprovalOut:
-    return msgspec.convert({**row, "payload": _decoded(row["payload"]), "result": _decoded(row["result"])},
+def _out(row: asyncpg.Record) -> ApprovalOut:
+    return msgspec.convert({**dict(row), "payload": _decoded(row["payload"]), "result": _decoded(row["result"])},
                            ApprovalOut)
 
 
