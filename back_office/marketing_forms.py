@@ -176,13 +176,13 @@ i18n.RU.update({k: v for k, v in {
         "Один столбец под заголовком card, phone или member, или два столбца kind,value.",
     "Lower-case letters, digits, - and _": "Строчные латинские буквы, цифры, - и _",
     "New campaign": "Новая кампания", "Campaign saved": "Кампания сохранена", "No campaigns yet": "Кампаний пока нет",
-    "Segment": "Сегмент", "Send at": "Отправить", "Texts": "Тексты", "Offer": "Предложение",
+    "Segment": "Сегмент", "Send at": "Время отправки", "Texts": "Тексты", "Offer": "Предложение",
     "Nothing": "Ничего", "A personal coupon": "Персональный купон", "Bonus points": "Бонусные баллы",
     "Coupon series": "Серия купонов", "Points valid for (days, empty: the program's period)":
         "Баллы действуют (дней, пусто: срок программы)",
     "Control group, %": "Контрольная группа, %", "At most messages per shopper": "Не больше сообщений покупателю",
     "within days": "за дней", "Measure spend over (days)": "Считать покупки за (дней)",
-    "Frequency cap": "Частота", "Push": "Пуш", "SMS": "SMS", "Title": "Заголовок", "Text": "Текст",
+    "Frequency cap": "Частота", "Push": "Пуш", "SMS": "SMS", "Heading": "Заголовок", "Segment name": "Название сегмента", "Campaign name": "Название кампании", "When to send": "Когда отправить", "Text": "Текст",
     "Subject": "Тема", "Russian": "Русский", "English": "Английский",
     "{name}, {coupon} and {points} are filled in for each shopper.":
         "{name}, {coupon} и {points} подставляются для каждого покупателя.",
