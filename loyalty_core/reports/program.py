@@ -12,7 +12,7 @@ from loyalty_core import db
 from loyalty_core.errors import ValidationFailed
 from loyalty_core.replicas import reading
 from loyalty_core.reports import program_queries as q
-from loyalty_core.reports.finance import period_starts
+from loyalty_core.reports.finance import period_starts, whole_months
 from loyalty_core.reports.rows import (
     Activity,
     CostPerRule,
@@ -53,7 +53,8 @@ async def cost_per_rule(facts: ProgramFacts, period: Period) -> CostPerRule:
                                   discount=r.discount + (before.discount if before else 0),
                                   sales=r.sales + (before.sales if before else 0))
     ranked = sorted(totals.values(), key=lambda r: (-(facts.money(r.points) + r.discount), r.rule))
-    accrued = await db.fetchval(q.LEDGER_SALE_ACCRUALS, facts.id, period.since, period.until)
+    first, after = whole_months(period)
+    accrued = await db.fetchval(q.LEDGER_SALE_ACCRUALS, facts.id, period.since, period.until, first, after)
     return CostPerRule(rows=rows, totals=ranked, ledger_accrued=int(accrued or 0))
 
 

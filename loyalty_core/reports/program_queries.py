@@ -45,6 +45,20 @@ ON CONFLICT (program, day, store, rule)
 DO UPDATE SET name = EXCLUDED.name, points = EXCLUDED.points, discount = EXCLUDED.discount, sales = EXCLUDED.sales
 """)
 
+# the same days without the store: what the cost-per-rule page reads (a few rows a day)
+_RULES_ROLL_UP = """
+INSERT INTO report_rule_total AS t (program, day, rule, name, points, discount, sales)
+SELECT d.program, d.day, d.rule, MAX(d.name), SUM(d.points), SUM(d.discount), SUM(d.sales)
+FROM report_rule_day d JOIN program p ON p.id = d.program
+{where}
+GROUP BY 1, 2, 3
+ON CONFLICT (program, day, rule)
+DO UPDATE SET name = EXCLUDED.name, points = EXCLUDED.points, discount = EXCLUDED.discount, sales = EXCLUDED.sales
+"""
+ROLL_UP_RULES_ALL = _RULES_ROLL_UP.format(where="")
+ROLL_UP_RULES_SINCE = _RULES_ROLL_UP.format(
+    where="WHERE d.day >= ($1::timestamptz AT TIME ZONE p.timezone)::date")
+
 SUM_SALES_ALL, SUM_SALES_SINCE = _both("""
 INSERT INTO report_sale_day AS r (program, day, store, carded, receipts, amount)
 SELECT p.id, (s.created_at AT TIME ZONE p.timezone)::date, s.store, s.membership IS NOT NULL, COUNT(*),
@@ -147,7 +161,7 @@ def _coupon_since(column: str) -> str:
 SUM_COUPONS_ALL = _COUPONS.format(issued="", used="")
 SUM_COUPONS_SINCE = _COUPONS.format(issued=_coupon_since("c.issued_at"), used=_coupon_since("u.used_at"))
 
-ANALYZE = ("ANALYZE report_rule_day, report_sale_day, report_member_day, report_active, report_tier_day, "
+ANALYZE = ("ANALYZE report_rule_day, report_rule_total, report_sale_day, report_member_day, report_active, report_tier_day, "
            "report_tier_move_day, report_coupon_day")
 
 # --- what the pages read ------------------------------------------------------------------------------------
@@ -158,13 +172,20 @@ TIERS = "SELECT id, code, name, rank FROM tier WHERE program = $1 ORDER BY rank,
 RULES = """
 SELECT date_trunc($2::text, day::timestamp)::date AS period, rule, MAX(name) AS name,
        SUM(points)::bigint AS points, SUM(discount)::bigint AS discount, SUM(sales)::bigint AS sales
-FROM report_rule_day WHERE program = $1 AND day BETWEEN $3 AND $4
+FROM report_rule_total WHERE program = $1 AND day BETWEEN $3 AND $4
 GROUP BY 1, 2 ORDER BY 1, 2
 """
-# what the ledger accrued on sales in the range (the per-store days: store 0 is movements without a sale)
+# what the ledger accrued on sales in the range (store 0 is movements without a sale): whole months ($4 <= month <
+# $5) from the monthly sums, the other days from the daily ones, as the per-store report reads them
 LEDGER_SALE_ACCRUALS = """
-SELECT COALESCE(SUM(points), 0)::bigint AS points FROM report_ledger_day
-WHERE program = $1 AND day BETWEEN $2 AND $3 AND kind = 'accrue' AND store <> 0 AND bucket IN ('active', 'pending')
+SELECT COALESCE(SUM(points), 0)::bigint AS points FROM (
+  SELECT points FROM report_ledger_store_month
+  WHERE program = $1 AND month >= $4 AND month < $5 AND kind = 'accrue' AND store <> 0
+    AND bucket IN ('active', 'pending')
+  UNION ALL
+  SELECT points FROM report_ledger_day
+  WHERE program = $1 AND ((day >= $2 AND day < $4) OR (day >= $5 AND day <= $3)) AND kind = 'accrue' AND store <> 0
+    AND bucket IN ('active', 'pending')) r
 """
 
 SHARE = """
