@@ -8,7 +8,7 @@ codes in 20 series of which --uses are redeemed, and --moves tier changes; then 
 (full) refresh, an incremental one after one more day of sales, and each report's reads (p50 / p95 over --repeat
 runs). Rows are made by set-based SQL, not through the till: this measures the reports, not the till.
 
-    .venv/bin/python bench/program_reports_bench.py --members 100000 --sales 300000
+    .venv/bin/python -m bench.program_reports_bench --members 100000 --sales 300000
 """
 
 from __future__ import annotations
