@@ -130,3 +130,32 @@ async def test_a_bad_new_staff_form_is_refused_and_creates_nobody(server: str, b
         answer = await office.post("/office/staff", bad)
         assert answer.status_code == 422, answer.text[:500]
     assert await db.fetchval("SELECT count(*) FROM staff_user WHERE email = $1", bad["email"]) == 0
+
+
+async def test_support_sends_a_code_only_to_the_contact_on_file_and_never_sees_it(server: str, shop: Shop,
+                                                                                  valkey: object) -> None:
+    import re
+
+    from loyalty_core.shopper_auth.otp import read_inbox
+
+    member = await make_member(shop)
+    page_of = f"/office/members/{member.membership_id}"
+    async with Office(server) as desk, Office(server) as reader:
+        await desk.signed_in(await make_staff("support"))
+        await desk.get(page_of)
+        sent = await desk.follow(await desk.post(page_of + "/send-code", {"channel": "phone"}))
+        messages = await read_inbox(valkey, member.phone, limit=1)
+        code = re.search(r"\b(\d{6})\b", messages[0].text).group(1)  # type: ignore[union-attr]
+        assert code not in sent.text
+        for channel in ("email", "sms"):  # no e-mail on file; nonsense
+            page = await desk.follow(await desk.post(page_of + "/send-code", {"channel": channel}))
+            assert 'class="flash error"' in page.text, channel
+        typed = await desk.post(page_of + "/send-code", {"channel": "+79990000000"})  # an address typed in
+        assert typed.status_code == 400
+        assert [m.text for m in await read_inbox(valkey, member.phone, limit=5)].count(messages[0].text) == 1
+        await reader.signed_in(await make_staff("auditor"))
+        await reader.get(page_of)
+        assert (await reader.post(page_of + "/send-code", {"channel": "phone"})).status_code == 403
+    trail = await db.fetch("SELECT after::text AS after FROM audit_event WHERE action = 'member.code_sent' "
+                           "AND subject = $1", f"customer:{member.customer_id}")
+    assert len(trail) == 1 and code not in trail[0]["after"]
