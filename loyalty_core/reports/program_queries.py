@@ -158,6 +158,13 @@ def _coupon_since(column: str) -> str:
             f"AND ({column} AT TIME ZONE p.timezone)::date >= ($1::timestamptz AT TIME ZONE p.timezone)::date")
 
 
+# a cancelled sale deletes its coupon_use (the code can be used again): the days re-summed are deleted first, so a
+# day whose only redemption went away does not keep it
+DROP_COUPONS_ALL = "DELETE FROM report_coupon_day"
+DROP_COUPONS_SINCE = """
+DELETE FROM report_coupon_day r USING program p
+WHERE p.id = r.program AND r.day >= ($1::timestamptz AT TIME ZONE p.timezone)::date
+"""
 SUM_COUPONS_ALL = _COUPONS.format(issued="", used="")
 SUM_COUPONS_SINCE = _COUPONS.format(issued=_coupon_since("c.issued_at"), used=_coupon_since("u.used_at"))
 

@@ -91,11 +91,12 @@ async def _sum_program_facts(conn: object, since: dt.datetime | None) -> None:
     run = conn.execute  # type: ignore[attr-defined]
     if since is None:
         for sql in (pq.SUM_RULES_ALL, pq.ROLL_UP_RULES_ALL, pq.SUM_SALES_ALL, pq.DROP_ACTIVE_ALL,
-                    pq.SUM_ACTIVE_ALL, pq.SUM_TIER_MOVES_ALL, pq.SUM_COUPONS_ALL):
+                    pq.SUM_ACTIVE_ALL, pq.SUM_TIER_MOVES_ALL, pq.DROP_COUPONS_ALL, pq.SUM_COUPONS_ALL):
             await run(sql)
     else:
         for sql in (pq.SUM_RULES_SINCE, pq.ROLL_UP_RULES_SINCE, pq.SUM_SALES_SINCE, pq.DROP_ACTIVE_SINCE,
-                    pq.SUM_ACTIVE_SINCE, pq.SUM_TIER_MOVES_SINCE, pq.SUM_COUPONS_SINCE):
+                    pq.SUM_ACTIVE_SINCE, pq.SUM_TIER_MOVES_SINCE, pq.DROP_COUPONS_SINCE,
+                    pq.SUM_COUPONS_SINCE):
             await run(sql, since)
     for sql in (pq.DROP_MEMBERS, pq.SUM_MEMBERS, pq.SUM_TIERS, pq.ZERO_EMPTY_TIERS):
         await run(sql)

@@ -145,6 +145,16 @@ async def test_the_program_reports_reconcile_with_the_sales_and_the_ledger(http:
         assert sum(r.points for r in (await program.cost_per_rule(facts, wide)).rows) == again.ledger_accrued
         assert (await program.activity(facts, wide))[-1].active == 3
 
+    # Anna's coupon sale is cancelled at the till: the code can be used again and is no longer counted redeemed;
+    # what the rules gave stays gross (the ledger's accrual stays, its clawback is a return's movement)
+    cancelled = await http.post(f"/pos/v1/sales/{carded[0]['sale_id']}/cancel", headers=shop.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    await refresh()
+    [series] = [c for c in await program.coupons(facts, period) if c.code == story["series"]]
+    assert (series.issued, series.redemptions) == (4, 0)
+    after = await program.cost_per_rule(facts, period)
+    assert sum(r.points for r in after.totals) == after.ledger_accrued == again.ledger_accrued
+
 
 async def test_an_unknown_tier_is_refused(db_pool: None) -> None:
     shop = await make_shop()
