@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.errors import CardBlocked, CardNotFound
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.messaging import outbox
@@ -67,13 +68,17 @@ class QrToken(msgspec.Struct, kw_only=True):
 _CARDS = (
     "SELECT c.id, c.number, c.kind, c.status, c.blocked_reason, r.number AS replaced_by, c.created_at, "
     "c.confirm_needed, c.linked_via, c.linked_at "
-    "FROM card c LEFT JOIN card r ON r.id = c.replaced_by WHERE c.membership = {} ORDER BY c.id"
+    "FROM card c LEFT JOIN card r ON r.id = c.replaced_by WHERE c.membership = $1 ORDER BY c.id"
+)
+CARD_OF_CUSTOMER = (
+    "SELECT c.number, c.status FROM card c JOIN membership m ON m.id = c.membership "
+    "WHERE c.number = $1 AND m.customer = $2"
 )
 
 
 @reading
 async def cards(member: Member) -> list[CardOut]:
-    return [msgspec.convert(r, CardOut) for r in await Card.raw(_CARDS, member.membership_id)]
+    return await db.fetch_as(CardOut, _CARDS, member.membership_id)
 
 
 async def _own_card(member: Member, number: str, lock: bool = False) -> dict:
@@ -142,15 +147,11 @@ async def replace_card(member: Member, number: str, change: CardReplace, now: dt
 
 async def active_card_of_customer(customer_id: int, number: str) -> str:
     """The number if it is an active card of one of the customer's memberships (for QR rendering)."""
-    row = await Card.raw(
-        "SELECT c.number, c.status FROM card c JOIN membership m ON m.id = c.membership "
-        "WHERE c.number = {} AND m.customer = {}",
-        number, customer_id,
-    )
-    if not row:
+    row = await db.fetchrow(CARD_OF_CUSTOMER, number, customer_id)
+    if row is None:
         raise CardNotFound(f"Card {number} is not one of your cards")
-    if row[0]["status"] != "active":
-        raise CardBlocked(f"Card {number} is {row[0]['status']}")
+    if row["status"] != "active":
+        raise CardBlocked(f"Card {number} is {row['status']}")
     return number
 
 
