@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import secrets
 
+from loyalty_core import db
 from loyalty_core.errors import NotFound, ValidationFailed
-from loyalty_core.tables import Coupon, CouponSeries
+from loyalty_core.tables import CouponSeries
+
+ISSUE_PERSONAL = (
+    "INSERT INTO coupon (series, code, membership, uses, status, issued_at) VALUES ($1, $2, $3, 0, 'active', now())"
+)
+# a code drawn twice (or already taken) is skipped: the caller draws again for what is missing
+INSERT_CODES = (
+    "INSERT INTO coupon (series, code, uses, status, issued_at) SELECT $1, c, 0, 'active', now() "
+    "FROM unnest($2::varchar[]) AS c ON CONFLICT (code) DO NOTHING RETURNING code"
+)
 
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the till
 
@@ -19,10 +29,7 @@ async def issue_personal_coupon(series_code: str, membership_id: int) -> str | N
     if series is None:
         return None  # a rule naming a series that was removed issues nothing rather than failing a sale
     code = new_code()
-    await Coupon.raw(
-        "INSERT INTO coupon (series, code, membership, uses, status, issued_at) VALUES ({}, {}, {}, 0, 'active', now())",
-        series["id"], code, membership_id,
-    )
+    await db.fetch(ISSUE_PERSONAL, series["id"], code, membership_id)
     return code
 
 
@@ -35,9 +42,5 @@ async def generate_codes(series_code: str, count: int, prefix: str = "") -> list
     codes: set[str] = set()
     while len(codes) < count:
         codes.add(new_code(prefix.upper()))
-    rows = await Coupon.raw(
-        "INSERT INTO coupon (series, code, uses, status, issued_at) SELECT {}, c, 0, 'active', now() "
-        "FROM unnest({}::varchar[]) AS c ON CONFLICT (code) DO NOTHING RETURNING code",
-        series["id"], sorted(codes),
-    )
+    rows = await db.fetch(INSERT_CODES, series["id"], sorted(codes))
     return [r["code"] for r in rows]
