@@ -6,9 +6,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import asyncpg
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.tables import AuditEvent
+
+_EVENT = "SELECT id, actor, action, subject, before, after, reason, created_at, origin FROM audit_event "
+EVENTS_OF = _EVENT + "WHERE subject = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+# each filter twice: '' (or NULL) for "any", then its value
+SEARCH = (
+    _EVENT + "WHERE ($1 = '' OR actor = $2) AND ($3 = '' OR action LIKE $4 || '%') AND ($5 = '' OR subject = $6) "
+    "AND ($7::timestamptz IS NULL OR created_at >= $8) AND ($9::timestamptz IS NULL OR created_at < $10) "
+    "AND ($11::bigint IS NULL OR id < $12) ORDER BY created_at DESC, id DESC LIMIT $13"
+)
 
 
 class AuditEventOut(msgspec.Struct, kw_only=True):
@@ -35,28 +46,23 @@ async def record(actor: str, action: str, subject: str, before: dict[str, Any], 
 
 
 async def events_of(subject: str, limit: int = 100) -> list[AuditEventOut]:
-    rows = await AuditEvent.raw(
-        "SELECT id, actor, action, subject, before, after, reason, created_at, origin FROM audit_event "
-        "WHERE subject = {} ORDER BY created_at DESC, id DESC LIMIT {}",
-        subject, limit,
-    )
-    return [msgspec.convert({**r, "before": _decoded(r["before"]), "after": _decoded(r["after"])}, AuditEventOut)
-            for r in rows]
+    return [_out(r) for r in await db.fetch(EVENTS_OF, subject, limit)]
 
 
 async def search(*, actor: str = "", action: str = "", subject: str = "", since: dt.datetime | None = None,
                  until: dt.datetime | None = None, before_id: int | None = None, limit: int = 50) -> list[AuditEventOut]:
     """The auditor's view: every event, newest first, filtered by actor / action prefix / subject and period."""
-    rows = await AuditEvent.raw(
-        "SELECT id, actor, action, subject, before, after, reason, created_at, origin FROM audit_event "
-        "WHERE ({} = '' OR actor = {}) AND ({} = '' OR action LIKE {} || '%') AND ({} = '' OR subject = {}) "
-        "AND ({}::timestamptz IS NULL OR created_at >= {}) AND ({}::timestamptz IS NULL OR created_at < {}) "
-        "AND ({}::bigint IS NULL OR id < {}) ORDER BY created_at DESC, id DESC LIMIT {}",
+    rows = await db.fetch(
+        SEARCH,
         actor, actor, action, action.replace("%", "").replace("_", r"\_"), subject, subject, since, since, until, until,
         before_id, before_id, limit,
     )
-    return [msgspec.convert({**r, "before": _decoded(r["before"]), "after": _decoded(r["after"])}, AuditEventOut)
-            for r in rows]
+    return [_out(r) for r in rows]
+
+
+def _out(row: asyncpg.Record) -> AuditEventOut:
+    return msgspec.convert({**dict(row), "before": _decoded(row["before"]), "after": _decoded(row["after"])},
+                           AuditEventOut)
 
 
 def _decoded(value: Any) -> dict[str, Any]:
