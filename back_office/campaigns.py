@@ -163,8 +163,8 @@ class CampaignsController(Controller):
     @post("/{code:str}/cancel", guards=MARKETING)
     async def cancel(self, request: Request, code: CampaignCode) -> Response:
         await _form(request)
-        return await self._act(request, code, service.cancel(code, web.utc_now(), operator=web.staff_of(request).actor,
-                                                             origin=web.origin(request)), "Campaign cancelled")
+        return await self._act(request, code, approval.cancel(code, web.actor_of(request), web.utc_now()),
+                               "Campaign cancelled")
 
     @post("/{code:str}/approve", guards=[web.roles(*approval.APPROVER_ROLES)])
     async def approve(self, request: Request, code: CampaignCode) -> Response:

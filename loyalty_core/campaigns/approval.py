@@ -150,3 +150,17 @@ async def reject(approval_id: int, actor: Actor, reason: str, now: dt.datetime) 
         await audit.record(actor.name, "approval.rejected", f"approval:{approval_id}", {"status": "pending"},
                            {"status": "rejected", "kind": KIND, "subject": row["subject"]}, reason.strip()[:300],
                            now, actor.origin)
+
+
+async def cancel(code: str, actor: Actor, now: dt.datetime) -> CampaignOut:
+    """Cancel a campaign (service.cancel); a launch still waiting for approval is rejected with it, so nobody can
+    approve a cancelled campaign's launch later."""
+    async with DB.transaction():
+        waiting = await proposal(code)
+        if waiting is not None:
+            await _pending(waiting.approval_id, actor, own_allowed=True)
+            await _decide(waiting.approval_id, "rejected", actor, now, {"reason": "campaign cancelled"})
+            await audit.record(actor.name, "approval.rejected", f"approval:{waiting.approval_id}",
+                               {"status": "pending"}, {"status": "rejected", "kind": KIND, "subject": _subject(code)},
+                               "campaign cancelled", now, actor.origin)
+        return await service.cancel(code, now, operator=actor.name, origin=actor.origin)

@@ -222,6 +222,15 @@ async def test_an_admin_approves_a_campaign_launch_on_the_approvals_page_and_a_w
         assert answer.status_code == 303
         assert (await service.campaign(first["code"])).status == "scheduled"
 
+        third = campaign_form(shop, segment, offer="points", bonus_points="100")
+        await marketer.post("/office/campaigns/", third)
+        await marketer.post(f"/office/campaigns/{third['code']}/launch")
+        assert (await marketer.post(f"/office/campaigns/{third['code']}/cancel")).status_code == 303
+        assert (await service.campaign(third["code"])).status == "cancelled"
+        decided = await PendingApproval.select(PendingApproval.status).where(
+            PendingApproval.subject == f"campaign:{third['code']}").first()
+        assert decided["status"] == "rejected"  # nobody can approve a cancelled campaign's launch later
+
 
 async def test_pages_answer_in_english_too(server: str) -> None:
     shop, _ = await _shop_with_members(1)
