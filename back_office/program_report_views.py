@@ -16,7 +16,8 @@ from loyalty_core.reports.rows import Period, ProgramFacts, TierRef, share_bp
 TOP = 15  # bars a chart can show readably; the table has every row
 
 REPORTS: dict[str, ReportSpec] = {
-    "rules": ReportSpec("Cost per rule", "Points and discounts each rule gave, in points and money"),
+    "rules": ReportSpec("Cost per rule", "Points and discounts each rule gave, in points and money",
+                        uses_store=True),
     "share": ReportSpec("Loyalty share by store", "Stores ranked by the share of sales with a card", uses_grain=False),
     "members": ReportSpec("Active members", "Members who bought against members registered; new registrations",
                           uses_tier=True),
@@ -35,7 +36,7 @@ def _units(minor: int) -> float:
 
 async def rules(facts: ProgramFacts, period: Period, store_id: int | None, t: Translate, lang: str,
                 tier: TierRef | None = None) -> View:
-    cost = await program.cost_per_rule(facts, period)
+    cost = await program.cost_per_rule(facts, period, store_id)
 
     def cells(r: Any) -> list[Any]:
         return [r.rule, r.name, r.points, Money(facts.money(r.points)), Money(r.discount),
@@ -48,17 +49,18 @@ async def rules(facts: ProgramFacts, period: Period, store_id: int | None, t: Tr
     chart = Chart(kind="hbar", labels=[r.name or r.rule for r in top], y_title=facts.currency,
                   series=[Series(t("Points, in money"), [_units(facts.money(r.points)) for r in top]),
                           Series(t("Discounts"), [_units(r.discount) for r in top])])
-    shown = [Fact(t("Points the rules gave"), points), Fact(t("Points the ledger accrued on sales"), cost.ledger_accrued),
+    shown = [Fact(t("Points the rules gave"), points),
+             Fact(t("Points the ledger accrued on sales"), cost.ledger_accrued),
              Fact(t("Reconciled with the ledger"), points == cost.ledger_accrued, "ok"),
              Fact(t("Discounts the rules gave"), Money(discount), "money"),
              Fact(t("Cost in money at the point value"), Money(facts.money(points) + discount), "money"),
              *await _as_of(facts, t)]
     money = f", {facts.currency}"
-    return View(name="rules", title=t(REPORTS["rules"].title), chart=chart, rows=rows, facts=shown,
-                columns=[Column(t("Period"), "period"), Column(t("Rule"), "text"), Column(t("Rule name"), "text"),
-                         Column(t("Points"), "points"), Column(t("Points, in money") + money, "money"),
-                         Column(t("Discounts") + money, "money"), Column(t("Cost") + money, "money"),
-                         Column(t("Sales"), "count")])
+    columns = [Column(t("Period"), "period"), Column(t("Rule"), "text"), Column(t("Rule name"), "text"),
+               Column(t("Points"), "points"), Column(t("Points, in money") + money, "money"),
+               Column(t("Discounts") + money, "money"), Column(t("Cost") + money, "money"), Column(t("Sales"), "count")]
+    return View(name="rules", title=t(REPORTS["rules"].title), chart=chart, rows=rows, facts=shown, columns=columns,
+                uses_store=True)
 
 
 async def share(facts: ProgramFacts, period: Period, store_id: int | None, t: Translate, lang: str,
@@ -126,7 +128,8 @@ async def tiers(facts: ProgramFacts, period: Period, store_id: int | None, t: Tr
         rows.append([m.period, count.counted_on if count else None,
                      *((count.members.get(i, 0) if count else None) for i, _ in columns_tiers),
                      *(m.up.get(x.code, 0) for x in shown), *(m.down.get(x.code, 0) for x in shown)])
-    rows.append([t("Total"), None, *(None for _ in columns_tiers), *(sum(m.up.get(x.code, 0) for m in moves) for x in shown),
+    rows.append([t("Total"), None, *(None for _ in columns_tiers),
+                 *(sum(m.up.get(x.code, 0) for m in moves) for x in shown),
                  *(sum(m.down.get(x.code, 0) for m in moves) for x in shown)])
     labels = [period_label(m.period, period.grain, lang) for m in moves]
     chart = Chart(kind="stacked", labels=labels, y_title=t("Members"), series=[

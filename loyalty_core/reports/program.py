@@ -43,25 +43,30 @@ async def tier_filter(program_id: int, code: str) -> TierRef | None:
 
 
 @reading
-async def cost_per_rule(facts: ProgramFacts, period: Period) -> CostPerRule:
-    rows = [msgspec.convert(dict(r), RuleCost)
-            for r in await db.fetch(q.RULES, facts.id, period.grain, period.since, period.until)]
+async def cost_per_rule(facts: ProgramFacts, period: Period, store_id: int | None = None) -> CostPerRule:
+    """What each rule gave per period and over the range; with a store, on that store's sales only."""
+    asked = (facts.id, period.grain, period.since, period.until)
+    found = await (db.fetch(q.RULES, *asked) if store_id is None else db.fetch(q.RULES_AT_STORE, *asked, store_id))
+    rows = [msgspec.convert(dict(r), RuleCost) for r in found]
     totals: dict[str, RuleCost] = {}
     for r in rows:
-        before = totals.get(r.rule)
-        totals[r.rule] = RuleCost(period=None, rule=r.rule, name=r.name, points=r.points + (before.points if before else 0),
-                                  discount=r.discount + (before.discount if before else 0),
-                                  sales=r.sales + (before.sales if before else 0))
+        seen = totals.get(r.rule) or RuleCost(period=None, rule=r.rule, name=r.name, points=0, discount=0, sales=0)
+        totals[r.rule] = RuleCost(period=None, rule=r.rule, name=r.name, points=seen.points + r.points,
+                                  discount=seen.discount + r.discount, sales=seen.sales + r.sales)
     ranked = sorted(totals.values(), key=lambda r: (-(facts.money(r.points) + r.discount), r.rule))
-    first, after = whole_months(period)
-    accrued = await db.fetchval(q.LEDGER_SALE_ACCRUALS, facts.id, period.since, period.until, first, after)
+    if store_id is None:
+        first, after = whole_months(period)
+        accrued = await db.fetchval(q.LEDGER_SALE_ACCRUALS, facts.id, period.since, period.until, first, after)
+    else:
+        accrued = await db.fetchval(q.LEDGER_SALE_ACCRUALS_AT_STORE, facts.id, period.since, period.until, store_id)
     return CostPerRule(rows=rows, totals=ranked, ledger_accrued=int(accrued or 0))
 
 
 @reading
 async def loyalty_share(facts: ProgramFacts, period: Period) -> list[StoreShare]:
     """Stores ranked by the share of their sales amount with a card, then of receipts."""
-    shares = [msgspec.convert(dict(r), StoreShare) for r in await db.fetch(q.SHARE, facts.id, period.since, period.until)]
+    found = await db.fetch(q.SHARE, facts.id, period.since, period.until)
+    shares = [msgspec.convert(dict(r), StoreShare) for r in found]
     return sorted(shares, key=lambda s: (-(s.amount_bp or 0), -(s.receipts_bp or 0), s.name, s.store_id))
 
 

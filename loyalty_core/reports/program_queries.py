@@ -175,13 +175,15 @@ ANALYZE = ("ANALYZE report_rule_day, report_rule_total, report_sale_day, report_
 
 TIERS = "SELECT id, code, name, rank FROM tier WHERE program = $1 ORDER BY rank, id"
 
-# per period and rule ($2: grain)
-RULES = """
+# per period and rule ($2: grain); {table}: the program's days, or one store's ($5)
+_RULES = """
 SELECT date_trunc($2::text, day::timestamp)::date AS period, rule, MAX(name) AS name,
        SUM(points)::bigint AS points, SUM(discount)::bigint AS discount, SUM(sales)::bigint AS sales
-FROM report_rule_total WHERE program = $1 AND day BETWEEN $3 AND $4
+FROM {table} WHERE program = $1 AND day BETWEEN $3 AND $4{store}
 GROUP BY 1, 2 ORDER BY 1, 2
 """
+RULES = _RULES.format(table="report_rule_total", store="")
+RULES_AT_STORE = _RULES.format(table="report_rule_day", store=" AND store = $5")
 # what the ledger accrued on sales in the range (store 0 is movements without a sale): whole months ($4 <= month <
 # $5) from the monthly sums, the other days from the daily ones, as the per-store report reads them
 LEDGER_SALE_ACCRUALS = """
@@ -193,6 +195,10 @@ SELECT COALESCE(SUM(points), 0)::bigint AS points FROM (
   SELECT points FROM report_ledger_day
   WHERE program = $1 AND ((day >= $2 AND day < $4) OR (day >= $5 AND day <= $3)) AND kind = 'accrue' AND store <> 0
     AND bucket IN ('active', 'pending')) r
+"""
+LEDGER_SALE_ACCRUALS_AT_STORE = """
+SELECT COALESCE(SUM(points), 0)::bigint AS points FROM report_ledger_day
+WHERE program = $1 AND day BETWEEN $2 AND $3 AND kind = 'accrue' AND store = $4 AND bucket IN ('active', 'pending')
 """
 
 SHARE = """

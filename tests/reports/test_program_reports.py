@@ -95,6 +95,11 @@ async def test_the_program_reports_reconcile_with_the_sales_and_the_ledger(http:
     assert by_rule["ten-off"].points == 0 and by_rule["ten-off"].sales == 1
     assert sum(r.points for r in cost.rows) == accrued and {r.period for r in cost.rows} == {today}
     assert cost.totals[0].rule == "ten-off"  # 3 500 RUB of discount is the costliest
+    # at one store: that store's sales only, against that store's accruals in the ledger
+    at_corner = await program.cost_per_rule(facts, period, story["corner"])
+    corner_accrued = sum(s["totals"]["accrued_points"] for s in carded[1:])
+    assert sum(r.points for r in at_corner.totals) == corner_accrued == at_corner.ledger_accrued
+    assert "ten-off" not in {r.rule for r in at_corner.totals}
 
     # loyalty share: the corner shop took 3 receipts of 4 with a card, the test store all on cards
     shares = {s.store_id: s for s in await program.loyalty_share(facts, period)}

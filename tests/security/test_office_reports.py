@@ -73,6 +73,7 @@ async def test_bad_filters_answer_a_readable_message_and_change_nothing(server: 
     ("members", {"tier": "platinum"}), ("tiers", {"tier": "<script>"}), ("members", {"tier": "' OR 1=1 --"}),
     ("rules", {"since": "2026-13-01"}), ("share", {"since": "2026-11-20", "until": "2026-11-01"}),
     ("coupons", {"until": "2026-02-30"}), ("tiers", {"grain": "year"}), ("members", {"program": "no-such-program"}),
+    ("rules", {"store": "abc"}), ("rules", {"store": "999999999999999999999"}),
 ])
 async def test_bad_filters_of_the_program_reports_are_refused_with_a_reason(server: str, shop: Shop, name: str,
                                                                             query: dict[str, str]) -> None:
