@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from loyalty_core import db
 from loyalty_core.errors import CardNotFound, DomainError, NotFound, ValidationFailed
 from loyalty_core.ledger import command, ops, writer
 from loyalty_core.ledger.ops import BalanceOut
@@ -29,6 +30,16 @@ from loyalty_core.office import audit
 from loyalty_core.rules import programs
 from loyalty_core.till.types import AwareDateTime
 from loyalty_core.tables import Membership
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+MEMBER = (
+    "SELECT m.id, m.customer, p.id AS program_id, p.rules_version, "
+    "(SELECT c.id FROM card c WHERE c.membership = m.id AND c.status = 'active' ORDER BY c.id DESC LIMIT 1) AS card_id "
+    "FROM membership m JOIN program p ON p.id = m.program WHERE m.id = $1"
+)
+MEMBERSHIPS_OF_CARDS = "SELECT number, membership FROM card WHERE number = ANY($1::varchar[]) AND membership IS NOT NULL"
+EXISTING_MEMBERSHIPS = "SELECT id FROM membership WHERE id = ANY($1::integer[])"
 
 SCOPE = "operator:adjust"
 SignedPoints = Annotated[int, Meta(ge=-(10**9), le=10**9)]
@@ -100,15 +111,10 @@ def _checked(adjustment: AdjustmentIn, now: dt.datetime) -> None:
 
 
 async def _member(membership_id: int) -> dict[str, Any]:
-    rows = await Membership.raw(
-        "SELECT m.id, m.customer, p.id AS program_id, p.rules_version, "
-        "(SELECT c.id FROM card c WHERE c.membership = m.id AND c.status = 'active' ORDER BY c.id DESC LIMIT 1) AS card_id "
-        "FROM membership m JOIN program p ON p.id = m.program WHERE m.id = {}",
-        membership_id,
-    )
-    if not rows:
+    row = await db.fetchrow(MEMBER, membership_id)
+    if row is None:
         raise NotFound(f"membership {membership_id} does not exist")
-    return rows[0]
+    return dict(row)
 
 
 async def member_exists(membership_id: int) -> None:
@@ -175,15 +181,13 @@ async def adjust_points(
 
 
 async def _memberships_of_cards(numbers: list[str]) -> dict[str, int]:
-    rows = await Membership.raw(
-        "SELECT number, membership FROM card WHERE number = ANY({}::varchar[]) AND membership IS NOT NULL", numbers
-    )
+    rows = await db.fetch(MEMBERSHIPS_OF_CARDS, numbers)
     return {r["number"]: r["membership"] for r in rows}
 
 
 async def _existing_memberships(ids: list[int]) -> set[int]:
     in_range = [i for i in ids if 1 <= i <= MEMBERSHIP_ID_MAX]  # a larger one is no membership's id
-    rows = await Membership.raw("SELECT id FROM membership WHERE id = ANY({}::integer[])", in_range)
+    rows = await db.fetch(EXISTING_MEMBERSHIPS, in_range)
     return {r["id"] for r in rows}
 
 
