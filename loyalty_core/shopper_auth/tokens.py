@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 import jwt
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.errors import DomainError, Unauthorized, ValidationFailed
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.members.card_proof import CardSecret, count_bind_attempt
@@ -35,6 +36,17 @@ from loyalty_core.members.identity import (
 )
 from loyalty_core.shopper_auth.otp import check_code, parse_identifier
 from loyalty_core.tables import Customer, RefreshToken
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+LIVE_FAMILIES = (
+    "SELECT DISTINCT rt.family FROM refresh_token rt JOIN customer c ON c.id = rt.customer "
+    "WHERE rt.family = ANY($1::uuid[]) AND rt.revoked_at IS NULL AND c.status = 'active'"
+)
+SESSION_ALIVE = (
+    "SELECT 1 FROM refresh_token rt JOIN customer c ON c.id = rt.customer "
+    "WHERE rt.family = $1 AND rt.customer = $2 AND rt.revoked_at IS NULL AND c.status = 'active' LIMIT 1"
+)
 
 ACCESS_TTL = dt.timedelta(minutes=15)
 REFRESH_TTL = dt.timedelta(days=30)
@@ -163,22 +175,14 @@ async def ended_families(families: list[uuid.UUID]) -> set[uuid.UUID]:
     active (deleted). One indexed query for all of them: the live dashboard's poller asks it every second."""
     if not families:
         return set()
-    rows = await RefreshToken.raw(
-        "SELECT DISTINCT rt.family FROM refresh_token rt JOIN customer c ON c.id = rt.customer "
-        "WHERE rt.family = ANY({}::uuid[]) AND rt.revoked_at IS NULL AND c.status = 'active'",
-        [str(f) for f in families],
-    )
+    rows = await db.fetch(LIVE_FAMILIES, [str(f) for f in families])
     alive = {uuid.UUID(str(r["family"])) for r in rows}
     return {f for f in families if f not in alive}
 
 
 async def session_alive(customer_id: int, family: uuid.UUID, now: dt.datetime) -> bool:
     """The customer exists and is active, and the login's family has a live (unrevoked) token."""
-    rows = await RefreshToken.raw(
-        "SELECT 1 FROM refresh_token rt JOIN customer c ON c.id = rt.customer "
-        "WHERE rt.family = {} AND rt.customer = {} AND rt.revoked_at IS NULL AND c.status = 'active' LIMIT 1",
-        family, customer_id,
-    )
+    rows = await db.fetch(SESSION_ALIVE, family, customer_id)
     return bool(rows)
 
 
