@@ -31,6 +31,7 @@ from loyalty_core.errors import (
     NotFound,
     ValidationFailed,
 )
+from loyalty_core import db
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.members.card_proof import CardSecret, check_secret
@@ -44,7 +45,18 @@ from loyalty_core.tables import (
     Notification,
     Program,
     RulesVersion,
-    WelcomeGrant,
+)
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+INSERT_CUSTOMER = (
+    "INSERT INTO customer (phone, email, name, birth_date, birth_date_set_at, locale, status, created_at) "
+    "VALUES ($1, $2, $3, $4, $5, 'ru', 'active', $6) ON CONFLICT DO NOTHING RETURNING id"
+)
+LOCK_CUSTOMER = "SELECT id FROM customer WHERE id = $1 FOR UPDATE"
+CLAIM_WELCOME = (
+    "INSERT INTO welcome_grant (program, contact_hash, granted_at) SELECT $1, h, $2 FROM unnest($3::varchar[]) AS h "
+    "ON CONFLICT (program, contact_hash) DO NOTHING RETURNING contact_hash"
 )
 
 Channel = Literal["app", "web", "till", "call_center", "import", "oidc"]
@@ -134,17 +146,13 @@ async def find_or_create_customer(
         raise Conflict("This phone and this e-mail belong to two different customers")
     found = by_phone or by_email
     if found is None:
-        rows = await Customer.raw(
-            "INSERT INTO customer (phone, email, name, birth_date, birth_date_set_at, locale, status, created_at) "
-            "VALUES ({}, {}, {}, {}, {}, 'ru', 'active', {}) ON CONFLICT DO NOTHING RETURNING id",
-            phone, email, name, birth_date, now if birth_date else None, now,
-        )
+        rows = await db.fetch(INSERT_CUSTOMER, phone, email, name, birth_date, now if birth_date else None, now)
         if rows:
             return rows[0]["id"], True
         # a concurrent registration of the same person won the insert: use theirs
         return await find_or_create_customer(phone, email, now, name, birth_date, add_contacts)
     customer_id = found["id"]
-    await Customer.raw("SELECT id FROM customer WHERE id = {} FOR UPDATE", customer_id)
+    await db.fetch(LOCK_CUSTOMER, customer_id)
     fill: dict = {}
     # a contact is added when the customer has none of that kind; a different one on file is kept
     # (changing a proven contact needs the shopper's own code, not a form filled in by someone else)
@@ -382,11 +390,7 @@ async def first_welcome(program_id: int, phone: str | None, email: str | None, n
     """Record that these contacts got the program's welcome bonus; False when any of them got it before
     (deleting the account and registering again earns nothing). The unique index settles races."""
     hashes = [contact_hash(program_id, c) for c in (phone, mailbox(email) if email else None) if c]
-    rows = await WelcomeGrant.raw(
-        "INSERT INTO welcome_grant (program, contact_hash, granted_at) SELECT {}, h, {} FROM unnest({}::varchar[]) AS h "
-        "ON CONFLICT (program, contact_hash) DO NOTHING RETURNING contact_hash",
-        program_id, now, hashes,
-    )
+    rows = await db.fetch(CLAIM_WELCOME, program_id, now, hashes)
     return len(rows) == len(hashes)
 
 _ENGINE_CHANNELS = {"app": "app", "web": "online", "oidc": "online", "till": "store", "call_center": "call_center"}
