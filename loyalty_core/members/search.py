@@ -12,10 +12,10 @@ import re
 
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.errors import ValidationFailed
 from loyalty_core.shopper_auth.otp import normalise_phone
 from loyalty_core.replicas import reading
-from loyalty_core.tables import Customer
 
 LIMIT = 20
 _DIGITS = re.compile(r"\D")
@@ -38,6 +38,11 @@ _SELECT = (
     "c.phone, c.email, ARRAY(SELECT k.number FROM card k WHERE k.membership = m.id AND k.status IN ('active', 'blocked') "
     "ORDER BY k.id) AS cards FROM membership m JOIN program p ON p.id = m.program LEFT JOIN customer c ON c.id = m.customer "
 )
+BY_PHONE = _SELECT + "WHERE c.phone = $1 ORDER BY m.id LIMIT $2"
+BY_CARD = _SELECT + "WHERE m.id IN (SELECT membership FROM card WHERE number = $1) LIMIT $2"
+BY_EMAIL = _SELECT + "WHERE c.email = $1 LIMIT $2"
+# $1 and $2 the lowered words typed
+BY_NAME = _SELECT + "WHERE $1 <% lower(c.name) ORDER BY word_similarity($2, lower(c.name)) DESC, m.id LIMIT $3"
 
 
 @reading
@@ -53,21 +58,19 @@ async def find(query: str) -> list[Found]:
         except ValidationFailed:
             phone = None
         if phone:
-            await _add(found, "phone", _SELECT + "WHERE c.phone = {} ORDER BY m.id LIMIT {}", phone, LIMIT)
-        await _add(found, "card", _SELECT + "WHERE m.id IN (SELECT membership FROM card WHERE number = {}) LIMIT {}",
-                   digits, LIMIT)
+            await _add(found, "phone", BY_PHONE, phone, LIMIT)
+        await _add(found, "card", BY_CARD, digits, LIMIT)
         return list(found.values())
     lowered = q.lower()
     if "@" in lowered:  # e-mails are exact (case-insensitive): a trigram match over a million similar addresses is slow
-        await _add(found, "email", _SELECT + "WHERE c.email = {} LIMIT {}", lowered, LIMIT)
+        await _add(found, "email", BY_EMAIL, lowered, LIMIT)
         return list(found.values())
     # a misspelt name: the words typed alike some words of the name (word similarity, the GIN trigram index)
-    await _add(found, "name", _SELECT + "WHERE {} <% lower(c.name) "
-               "ORDER BY word_similarity({}, lower(c.name)) DESC, m.id LIMIT {}", lowered, lowered, LIMIT)
+    await _add(found, "name", BY_NAME, lowered, lowered, LIMIT)
     return list(found.values())
 
 
 async def _add(found: dict[int, Found], matched: str, sql: str, *args: object) -> None:
-    for row in await Customer.raw(sql, *args):
+    for row in await db.fetch(sql, *args):
         if row["membership_id"] not in found:
-            found[row["membership_id"]] = Found(matched=matched, **row)
+            found[row["membership_id"]] = Found(matched=matched, **dict(row))
