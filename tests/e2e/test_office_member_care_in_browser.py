@@ -113,3 +113,42 @@ async def test_an_admin_makes_a_colleague_who_signs_in_with_what_was_shown_once(
         assert pyotp.TOTP(secret).now().isdigit()
     finally:
         await context.close()
+
+
+async def test_support_asks_to_erase_a_shopper_and_an_admin_approves_it(chromium: Any, server: str, shop: Shop) -> None:
+    from playwright.async_api import expect
+
+    member, surname, _ = await named_member(shop, points=250)
+    agent, boss = await make_staff("support"), await make_staff("admin")
+    page_of = f"/office/members/{member.membership_id}"
+    context = await office_context(chromium, server)
+    try:
+        page = await context.new_page()
+        csp = watch_csp(page)
+        await sign_in(page, agent)
+        await page.goto(page_of)
+        erase = page.get_by_test_id("erase")
+        await erase.get_by_label("Причина").fill("просьба покупательницы по e-mail, обращение 881")
+        await erase.get_by_role("button", name="Запросить удаление").click()  # the tick is required first
+        await expect(page.get_by_test_id("waiting")).to_have_count(0)
+        await erase.get_by_label("Покупатель просит удалить его данные; баллы сгорят").check()
+        await erase.get_by_role("button", name="Запросить удаление").click()
+        await expect(page.get_by_test_id("waiting")).to_contain_text("Удаление ждёт согласования")
+        assert not csp, csp
+    finally:
+        await context.close()
+    context = await office_context(chromium, server)
+    try:
+        page = await context.new_page()
+        await sign_in(page, boss)
+        await page.goto("/office/approvals")
+        await page.locator('[data-testid^="approval-"]', has_text="member.erase").get_by_test_id("approve").click()
+        await expect(page.get_by_test_id("flash")).to_be_visible()
+        await page.goto(page_of)
+        await expect(page.get_by_test_id("member-name")).not_to_contain_text(surname)
+        await expect(page.get_by_test_id("balance")).to_have_text("0")
+        await expect(page.get_by_test_id(f"card-{member.card}").get_by_test_id("card-status")).to_contain_text("blocked")
+        await expect(page.get_by_test_id("trail")).to_contain_text("member.erased")
+    finally:
+        await context.close()
+    assert await account_balance(member.account_id) == (0, 0)
