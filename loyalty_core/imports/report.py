@@ -234,8 +234,11 @@ async def _value(query: str, *args: object) -> object:
 
 
 async def write_rejects(run: str, path: Path) -> int:
-    """file, line, field, reason, action: every row not imported (and every field dropped from a row that was)."""
-    rows = await db.fetch(
+    """file, line, field, reason, action: every row not imported (and every field dropped from a row that was).
+    Streamed through a cursor: a million-row export's rejects are not held in memory."""
+    from loyalty_core.piccolo_conf import DB
+
+    query = (
         "SELECT file, line, field, reason, action FROM import_reject WHERE run = $1 "
         "UNION ALL SELECT file, line, 'legacy_id', rejected, 'rejected' FROM import_member WHERE run = $1 AND rejected IS NOT NULL "
         "UNION ALL SELECT file, line, 'number', rejected, 'rejected' FROM import_card WHERE run = $1 AND rejected IS NOT NULL "
@@ -243,13 +246,17 @@ async def write_rejects(run: str, path: Path) -> int:
         "WHERE run = $1 AND rejected IS NOT NULL "
         "UNION ALL SELECT file, line, 'member', rejected, 'rejected' FROM import_tier WHERE run = $1 AND rejected IS NOT NULL "
         "UNION ALL SELECT file, line, 'member', rejected, 'rejected' FROM import_receipt WHERE run = $1 AND rejected IS NOT NULL "
-        "ORDER BY 1, 2", run)
+        "ORDER BY 1, 2")
+    rejected = 0
     with path.open("w", encoding="utf-8", newline="") as f:
         out = csv.writer(f)
         out.writerow(["file", "line", "field", "reason", "action"])
-        for r in rows:
-            out.writerow([_cell(r["file"]), r["line"], _cell(r["field"]), _cell(r["reason"]), r["action"]])
-    return sum(1 for r in rows if r["action"] == "rejected")
+        async with DB.transaction():
+            conn = DB.current_transaction.get().connection  # type: ignore[union-attr]
+            async for r in conn.cursor(query, run, prefetch=2000):
+                out.writerow([_cell(r["file"]), r["line"], _cell(r["field"]), _cell(r["reason"]), r["action"]])
+                rejected += r["action"] == "rejected"
+    return rejected
 
 
 def _cell(value: str) -> str:

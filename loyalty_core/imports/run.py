@@ -28,7 +28,10 @@ from loyalty_core.imports.validate import Reject
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.office import audit
 
-PHASES = ("members", "cards", "lots", "receipts", "tiers", "audit")
+# `deltas` (a delta's balances through the ledger writer) commits in chunks of DELTA_CHUNK accounts: a till confirming
+# on one of those accounts waits for one chunk, not for the whole phase
+PHASES = ("members", "cards", "lots", "deltas", "receipts", "tiers", "audit")
+DELTA_CHUNK = 200
 BATCH = 5000
 MEMBER_COLUMNS = ("file", "line", "legacy_id", "phone", "email", "name", "birth_date", "gender", "city", "consent_sms",
                   "consent_sms_at", "consent_email", "consent_email_at", "registered_at", "channel", "merged_into")
@@ -586,7 +589,7 @@ FROM import_member m JOIN (
   SELECT member, SUM(points) AS points, min(activates_at) AS activates_at,
          CASE WHEN bool_or(expires_at IS NULL) THEN NULL ELSE max(expires_at) END AS expires_at
   FROM import_lot WHERE run = $1 AND rejected IS NULL GROUP BY member) f ON f.member = m.legacy_id
-WHERE m.run = $1 AND m.known ORDER BY m.account
+WHERE m.run = $1 AND m.known AND m.account > $2 ORDER BY m.account LIMIT $3
 """
 
 
@@ -602,26 +605,37 @@ async def post_deltas(run: str, now: dt.datetime) -> tuple[int, int, int]:
 
     added = taken = short = 0
     reason = f"import {run[:12]} delta"
-    for row in await db.fetch(_DELTAS, run):
-        diff = int(row["points"]) - int(row["posted"])
-        if diff == 0:
-            continue
-        view = (await ops.load_views([row["account"]], lock="lock", holder=True))[0]
-        await ops.apply_due(view, now)
-        plan = Plan(view, now)
-        if diff > 0:
-            starts = row["activates_at"] if row["activates_at"] > now else now
-            plan.accrue(diff, now, kind="import", source="import", activates_at=starts, expires_at=row["expires_at"],
-                        reason=f"{reason} {row['legacy_id']}"[:200])
-            added += diff
-        else:
-            take = min(-diff, view.active)
-            plan.spend(take, kind="import", reason=f"{reason} {row['legacy_id']}"[:200])
-            taken += take
-            short += -diff - take
-        plan.pass_update(view.card)
-        if plan.posting().moves_points():
-            await writer.write(plan.posting(), view=view)
+    last = 0
+    while True:
+        # one short transaction per chunk, under the run's row lock (two applies at once: the second reads the
+        # ledger after the first's chunk committed, so nothing is posted twice)
+        async with DB.transaction():
+            conn: asyncpg.Connection = DB.current_transaction.get().connection  # type: ignore[union-attr]
+            await conn.execute("SELECT 1 FROM import_run WHERE id = $1 FOR UPDATE", run)
+            rows = await conn.fetch(_DELTAS, run, last, DELTA_CHUNK)
+            for row in rows:
+                diff = int(row["points"]) - int(row["posted"])
+                if diff == 0:
+                    continue
+                view = (await ops.load_views([row["account"]], lock="lock", holder=True))[0]
+                await ops.apply_due(view, now)
+                plan = Plan(view, now)
+                if diff > 0:
+                    starts = row["activates_at"] if row["activates_at"] > now else now
+                    plan.accrue(diff, now, kind="import", source="import", activates_at=starts,
+                                expires_at=row["expires_at"], reason=f"{reason} {row['legacy_id']}"[:200])
+                    added += diff
+                else:
+                    take = min(-diff, view.active)
+                    plan.spend(take, kind="import", reason=f"{reason} {row['legacy_id']}"[:200])
+                    taken += take
+                    short += -diff - take
+                plan.pass_update(view.card)
+                if plan.posting().moves_points():
+                    await writer.write(plan.posting(), view=view)
+        if len(rows) < DELTA_CHUNK:
+            break
+        last = rows[-1]["account"]
     return added, taken, short
 
 
@@ -630,6 +644,19 @@ async def apply(program: Program, run: str, now: dt.datetime, actor: str, hooks:
     hooks = hooks or Hooks()
     applied: list[str] = []
     for phase in PHASES:
+        if phase == "deltas":
+            async with DB.transaction():
+                conn = DB.current_transaction.get().connection  # type: ignore[union-attr]
+                if phase in await conn.fetchval("SELECT phases FROM import_run WHERE id = $1", run):
+                    continue
+            await post_deltas(run, now)  # its own short transactions (safe to repeat: read from the ledger)
+            async with DB.transaction():
+                conn = DB.current_transaction.get().connection  # type: ignore[union-attr]
+                await conn.execute("UPDATE import_run SET phases = array_append(phases, $2) WHERE id = $1 "
+                                   "AND NOT $2 = ANY(phases)", run, phase)
+            applied.append(phase)
+            hooks.phase_done(phase)
+            continue
         async with DB.transaction():
             conn: asyncpg.Connection = DB.current_transaction.get().connection  # type: ignore[union-attr]
             row = await conn.fetchrow("SELECT status, phases FROM import_run WHERE id = $1 FOR UPDATE", run)
@@ -652,8 +679,6 @@ async def apply(program: Program, run: str, now: dt.datetime, actor: str, hooks:
             else:
                 for statement in APPLY[phase]:
                     await _execute(conn, statement, run, program, now)
-                if phase == "lots":
-                    await post_deltas(run, now)
             await conn.execute("UPDATE import_run SET phases = array_append(phases, $2) WHERE id = $1", run, phase)
         applied.append(phase)
         hooks.phase_done(phase)
