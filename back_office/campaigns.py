@@ -16,6 +16,7 @@ from litestar.params import PathParameter, QueryParameter
 from back_office import web
 from back_office.charts import SVG_CSP, Chart, Series, svg
 from back_office.marketing_forms import (
+    CAMPAIGN_FIELDS,
     LANGUAGES,
     TEXT_FIELDS,
     campaign_from_form,
@@ -96,8 +97,8 @@ class CampaignsController(Controller):
         except DomainError as exc:
             if exc.status in (403, 404):
                 raise
-            return await self._editor(request, program, None, form, errors=field_errors(exc, "_top"),
-                                      status=exc.status)
+            errors = {"code": exc.detail} if exc.status == 409 else field_errors(exc, "_top", CAMPAIGN_FIELDS)
+            return await self._editor(request, program, None, form, errors=errors, status=exc.status)
         await web.flash(request, "Campaign saved")
         return web.back_to(_page(spec.code))
 
@@ -130,7 +131,7 @@ class CampaignsController(Controller):
             if exc.status == 409:
                 await web.flash(request, "! " + exc.detail)
                 return web.back_to(_page(code))
-            return await self._editor(request, found.program, found, form, errors=field_errors(exc, "_top"),
+            return await self._editor(request, found.program, found, form, errors=field_errors(exc, "_top", CAMPAIGN_FIELDS),
                                       status=exc.status)
         await web.flash(request, "Campaign saved")
         return web.back_to(_page(code))

@@ -52,18 +52,27 @@ def _field(path: str) -> str:
     return re.split(r"[.\[]", path)[0]
 
 
-def field_errors(exc: Any, default: str) -> dict[str, str]:
-    """Each message of a refused save next to the field it names (`_top` for what names no field)."""
+SEGMENT_FIELDS = frozenset({"code", "name", "condition", "file"})
+CAMPAIGN_FIELDS = frozenset({"code", "name", "segment", "send_at", "coupon_series", "messages", *TEXT_FIELDS,
+                             *NUMBERS} | {f"{c}.{lang}.{part}" for c, parts in TEXT_FIELDS.items()
+                                          for lang in LANGUAGES for part in parts})
+
+
+def field_errors(exc: Any, default: str, known: frozenset[str]) -> dict[str, str]:
+    """Each message of a refused save next to the field it names; what names no field of the form goes to
+    `default` (`_top`: above the form) whole."""
     out: dict[str, str] = {}
     for message in messages_of(exc):
         at = _MSGSPEC_AT.match(message)
-        if at:
-            name, text = _field(at[2]), at[1]
-        else:
-            named = _NAMED.match(message)
-            name, text = (_field(named[1]), named[2]) if named else (default, message)
-            if name == "condition" and named and named[1] != "condition":
+        named = _NAMED.match(message)
+        if at and _field(at[2]) in known:
+            name, text = _field(at[2]), readable(at[1])
+        elif named and _field(named[1]) in known:
+            name, text = _field(named[1]), named[2]
+            if name == "condition" and named[1] != "condition":
                 text = message  # keep the place inside the condition: "condition.all[1].fact: ..."
+        else:
+            name, text = default, message
         out[name] = f"{out[name]}; {text}" if name in out else text
     return out
 

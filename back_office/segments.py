@@ -14,9 +14,10 @@ from litestar.exceptions import HTTPException
 from litestar.params import PathParameter, QueryParameter
 
 from back_office import web
-from back_office.marketing_forms import field_errors, program_code, programs
+from back_office.marketing_forms import SEGMENT_FIELDS, field_errors, program_code, programs
 from loyalty_core.errors import DomainError, ValidationFailed
 from loyalty_core.marketing import segments
+from loyalty_core.marketing.errors import SegmentExists
 from loyalty_core.marketing.segments import SegmentCreate, SegmentUpdate
 
 MARKETING = [web.roles("marketer")]
@@ -88,8 +89,9 @@ class SegmentsController(Controller):
         except DomainError as exc:
             if exc.status in (403, 404):
                 raise
-            return await self._editor(request, program, None, values, errors=field_errors(exc, "condition"),
-                                      status=exc.status)
+            errors = {"code": exc.detail} if isinstance(exc, SegmentExists) else \
+                field_errors(exc, "_top", SEGMENT_FIELDS)
+            return await self._editor(request, program, None, values, errors=errors, status=exc.status)
         await web.flash(request, "Segment saved")
         return web.back_to(_page(program, made.code))
 
@@ -118,7 +120,7 @@ class SegmentsController(Controller):
         except DomainError as exc:
             if exc.status in (403, 404):
                 raise
-            return await self._editor(request, program, found, values, errors=field_errors(exc, "condition"),
+            return await self._editor(request, program, found, values, errors=field_errors(exc, "_top", SEGMENT_FIELDS),
                                       status=exc.status)
         await web.flash(request, "Segment saved")
         return web.back_to(_page(program, code))
@@ -156,6 +158,6 @@ class SegmentsController(Controller):
         except DomainError as exc:
             if exc.status in (403, 404):
                 raise
-            return await self._editor(request, program, found, values, errors=field_errors(exc, "file"),
+            return await self._editor(request, program, found, values, errors=field_errors(exc, "file", frozenset()),
                                       status=exc.status)
         return await self._editor(request, program, await segments.get_segment(program, code), values, upload=result)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-import httpx
-
 from loyalty_core.campaigns import queueing, service
 from loyalty_core.marketing import segments
 from loyalty_core.tables import Campaign, Membership, PendingApproval
@@ -237,7 +235,30 @@ async def test_pages_answer_in_english_too(server: str) -> None:
     async with Office(server) as office:
         await office.signed_in(await make_staff("marketer"))
         office.client.cookies.set("kp_lang", "en")
-        for path in ("/office/segments/", "/office/campaigns/"):
+        for path, words in (("/office/segments/", "New segment"), ("/office/campaigns/", "New campaign"),
+                            ("/office/campaigns/new", "When to send")):
             answer = await office.get(path, program=shop.program_code)
-            assert answer.status_code == 200
-        assert isinstance(answer, httpx.Response)
+            assert answer.status_code == 200 and words in answer.text, path
+
+
+async def test_a_taken_code_and_a_bad_list_line_are_shown_next_to_their_fields(server: str) -> None:
+    shop, members = await _shop_with_members(1)
+    segment = await _segment(shop)
+    async with Office(server) as office:
+        await office.signed_in(await make_staff("marketer"))
+        taken = await office.post("/office/segments/", {"program": shop.program_code, "kind": "dynamic", "code": segment,
+                                                        "condition": '{"fact": "status", "eq": "active"}'})
+        assert taken.status_code == 409 and re.search(r'data-testid="error-code">[^<]*exists', taken.text)
+        form = campaign_form(shop, segment)
+        await office.post("/office/campaigns/", form)
+        again = await office.post("/office/campaigns/", form)
+        assert again.status_code == 409 and re.search(r'data-testid="error-code">[^<]*already exists', again.text)
+        static = unique("list").lower()
+        await segments.create_segment(shop.program_code, segments.SegmentCreate(code=static, kind="static"), "tests",
+                                      dt.datetime.now(dt.UTC))
+        await office.get(f"/office/segments/{shop.program_code}/{static}")
+        answer = office._seen(await office.client.post(
+            f"/office/segments/{shop.program_code}/{static}/upload", data={"_csrf": office.csrf},
+            files={"file": ("list.csv", f"card\n{members[0].card}\n1,2,3\n".encode(), "text/csv")}))
+        assert answer.status_code == 422
+        assert re.search(r'data-testid="error-file">line 3: one value per line', answer.text), answer.text[-1500:]
