@@ -17,7 +17,6 @@ from loyalty_core.office import staff
 
 ADMIN = [web.roles("admin")]
 StaffId = Annotated[int, PathParameter(name="staff_id", ge=1, le=2**31 - 1)]
-_Role = Annotated[str, msgspec.Meta(max_length=16)]
 
 
 class CreateForm(msgspec.Struct, kw_only=True):
