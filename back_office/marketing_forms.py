@@ -216,4 +216,7 @@ i18n.RU.update({k: v for k, v in {
         "Ещё не отправлялась: отчёт заполнится после отправки.",
     "Reason (for the approver)": "Причина (для согласующего)", "Members in the segment": "Участников в сегменте",
     "Program": "Программа",
+    "Who is in them, previewed and recomputed; static lists from CSV":
+        "Кто в них входит: предпросмотр и пересчёт; статические списки из CSV",
+    "Texts per channel, a coupon or points, launch, the report": "Тексты по каналам, купон или баллы, запуск, отчёт",
 }.items() if k not in i18n.RU})
