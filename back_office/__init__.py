@@ -12,8 +12,10 @@ def _router() -> Any:
     from litestar.static_files import create_static_files_router
 
     from back_office.auth import OfficeSignInController
+    from back_office.campaigns import CampaignsController
     from back_office.pages import OfficePagesController
     from back_office.rules import RulesController
+    from back_office.segments import SegmentsController
     from back_office.member_care import MemberCareController
     from back_office.reports import ReportsController
     from back_office.staff_admin import StaffController
@@ -26,7 +28,8 @@ def _router() -> Any:
     )
     # CSRF and the HTML error pages on this router only; every handler has its role guard
     return Router(path="/", route_handlers=[OfficeSignInController, OfficePagesController, SupportController, RulesController,
-                                                ReportsController, MemberCareController, StaffController, static],
+                                                ReportsController, SegmentsController, CampaignsController, MemberCareController,
+                                                StaffController, static],
                   before_request=check_csrf, exception_handlers=EXCEPTION_HANDLERS, include_in_schema=False)
 
 
