@@ -121,3 +121,19 @@ async def test_erasure_on_request_forfeits_points_through_the_ledger_and_forgets
     assert trail[0].action == "member.erased" and "Ольга" not in str(trail[0].after) + str(trail[0].before)
     with pytest.raises(DomainError):
         await member_care.propose_erasure(member.membership_id, "again", AGENT, now)
+
+
+async def test_two_admins_approving_the_same_merge_at_once_merge_once(shop: Shop) -> None:
+    import asyncio
+
+    now = dt.datetime.now(UTC)
+    twin, keeper = await make_member(shop, points=64), await make_member(shop, points=1)
+    pending = await member_care.propose_merge(twin.membership_id, keeper.membership_id, "same person", AGENT, now)
+    other = Actor(name="staff:boss2@example.org", ref="staff:903")
+    outcomes = await asyncio.gather(approvals.approve(pending.approval_id, BOSS, now),
+                                    approvals.approve(pending.approval_id, other, now), return_exceptions=True)
+    assert sorted(type(o).__name__ for o in outcomes) == ["ApprovalOut", "Conflict"], outcomes
+    assert await account_balance(keeper.account_id) == (65, 0)
+    assert await db.fetchval("SELECT count(*) FROM ledger_entry WHERE account = $1 AND kind = 'transfer'",
+                             keeper.account_id) == 1
+    assert await _ours([twin.account_id, keeper.account_id]) == []
