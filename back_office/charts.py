@@ -37,6 +37,7 @@ class Chart(msgspec.Struct, frozen=True, kw_only=True):
     labels: list[str]
     series: list[Series]
     y_title: str = ""
+    counts: bool = False  # whole numbers (members, codes): no 0.5 member on the axis
 
 
 _CLASSES = {"bar": pygal.Bar, "stacked": pygal.StackedBar, "line": pygal.Line, "hbar": pygal.HorizontalBar}
@@ -52,6 +53,9 @@ def svg(chart: Chart) -> bytes:
         show_y_guides=True, no_data_text="—", human_readable=False, value_formatter=_number,
     )
     graph.x_labels = chart.labels
+    top = max((v for series in chart.series for v in series.values if v is not None), default=0)
+    if chart.counts and top < 10:
+        graph.y_labels = list(range(0, int(top) + 2))
     for series in chart.series:
         graph.add(series.name, series.values)
     return graph.render()  # type: ignore[no-any-return]

@@ -104,7 +104,7 @@ async def members(facts: ProgramFacts, period: Period, store_id: int | None, t: 
     rows.append([t("Total"), None, days[-1].registered if days else 0, None, sum(sum(d.new.values()) for d in days),
                  *(sum(d.new.get(c, 0) for d in days) for c in channels)])
     labels = [period_label(d.period, period.grain, lang) for d in days]
-    chart = Chart(kind="bar", labels=labels, y_title=t("Members"),
+    chart = Chart(kind="bar", labels=labels, y_title=t("Members"), counts=True,
                   series=[Series(t("Active"), [float(d.active) for d in days]),
                           Series(t("New registrations"), [float(sum(d.new.values())) for d in days])])
     return View(name="members", title=t(REPORTS["members"].title), chart=chart, rows=rows,
@@ -132,7 +132,7 @@ async def tiers(facts: ProgramFacts, period: Period, store_id: int | None, t: Tr
                  *(sum(m.up.get(x.code, 0) for m in moves) for x in shown),
                  *(sum(m.down.get(x.code, 0) for m in moves) for x in shown)])
     labels = [period_label(m.period, period.grain, lang) for m in moves]
-    chart = Chart(kind="stacked", labels=labels, y_title=t("Members"), series=[
+    chart = Chart(kind="stacked", labels=labels, y_title=t("Members"), counts=True, series=[
         Series(name, [float(counts[m.period].members.get(i, 0)) if m.period in counts else None for m in moves])
         for i, name in columns_tiers])
     return View(name="tiers", title=t(REPORTS["tiers"].title), chart=chart, rows=rows,
@@ -150,7 +150,7 @@ async def coupons(facts: ProgramFacts, period: Period, store_id: int | None, t: 
                               s.redemptions, _rate(s.rate_bp)] for s in series]
     rows.append([t("Total"), "", "", sum(s.issued for s in series), sum(s.redemptions for s in series), None])
     top = series[:TOP]
-    chart = Chart(kind="hbar", labels=[s.name or s.code for s in top], y_title=t("Codes"),
+    chart = Chart(kind="hbar", labels=[s.name or s.code for s in top], y_title=t("Codes"), counts=True,
                   series=[Series(t("Issued"), [float(s.issued) for s in top]),
                           Series(t("Redemptions"), [float(s.redemptions) for s in top])])
     return View(name="coupons", title=t(REPORTS["coupons"].title), chart=chart, rows=rows, facts=await _as_of(facts, t),
