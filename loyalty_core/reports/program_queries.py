@@ -68,7 +68,9 @@ GROUP BY 1, 2, 3, 4
 ON CONFLICT (program, day, store, carded) DO UPDATE SET receipts = EXCLUDED.receipts, amount = EXCLUDED.amount
 """)
 
-# members who bought, per grain and period, by their tier now: the periods from $1's on are summed again whole
+# registered members who bought (as registrations count them: a membership with a shopper; an emitted card nobody
+# registered is in the loyalty share, not here), per grain and period, by their tier now: the periods from $1's on
+# are summed again whole
 # (deleted first: a member whose tier changed moves to their new tier's row)
 _GRAINS = "CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(grain)"
 DROP_ACTIVE_SINCE = f"""
@@ -81,7 +83,7 @@ INSERT INTO report_active (program, grain, period, tier, members)
 SELECT m.program, g.grain, date_trunc(g.grain, (s.created_at AT TIME ZONE p.timezone)::date::timestamp)::date,
        COALESCE(m.tier, 0), COUNT(DISTINCT s.membership)
 FROM sale s JOIN membership m ON m.id = s.membership JOIN program p ON p.id = m.program {_GRAINS}
-WHERE s.channel <> 'import' {{since}}
+WHERE s.channel <> 'import' AND m.customer IS NOT NULL {{since}}
 GROUP BY 1, 2, 3, 4
 """
 SUM_ACTIVE_ALL = _ACTIVE.format(since="")
@@ -102,12 +104,13 @@ FROM membership m JOIN program p ON p.id = m.program
 WHERE m.customer IS NOT NULL AND m.status <> 'closed'
 GROUP BY 1, 2, 3, 4
 """
-# the members per tier as this run counts them, kept per local day: the history grows from the first refresh on
+# the registered members per tier as this run counts them (they add up to the registrations), kept per local day:
+# the history grows from the first refresh on
 SUM_TIERS = """
 INSERT INTO report_tier_day AS r (program, day, tier, members)
 SELECT m.program, (now() AT TIME ZONE p.timezone)::date, COALESCE(m.tier, 0), COUNT(*)
 FROM membership m JOIN program p ON p.id = m.program
-WHERE m.status <> 'closed'
+WHERE m.customer IS NOT NULL AND m.status <> 'closed'
 GROUP BY 1, 2, 3
 ON CONFLICT (program, day, tier) DO UPDATE SET members = EXCLUDED.members
 """
@@ -117,7 +120,7 @@ UPDATE report_tier_day r SET members = 0
 FROM program p
 WHERE p.id = r.program AND r.day = (now() AT TIME ZONE p.timezone)::date
   AND NOT EXISTS (SELECT 1 FROM membership m WHERE m.program = r.program AND COALESCE(m.tier, 0) = r.tier
-                  AND m.status <> 'closed')
+                  AND m.customer IS NOT NULL AND m.status <> 'closed')
 """
 
 # tier changes: the ledger writer queues a `tier_changed` message with every change of a shopper's tier (up: a

@@ -22,7 +22,7 @@ from loyalty_core.reports.refresh import refresh
 from loyalty_core.reports.rows import Period
 from loyalty_core.setup import entities as setup
 from loyalty_core.tables import CouponSeries, Membership
-from tests.factories import Shop, basic_rules, make_member, make_shop, sale_body, unique
+from tests.factories import Shop, basic_rules, emit_card, make_member, make_shop, sale_body, unique
 
 UTC = dt.UTC
 
@@ -66,6 +66,9 @@ async def _a_day_of_trading(http: httpx.AsyncClient) -> dict[str, Any]:
         await _confirm(http, corner_till, sale_body(shop, [("bread", 1, 5_000)], card=anna.card)),
     ]
     anonymous = await _confirm(http, corner_till, sale_body(shop, [("cheese", 1, 100_000)]))
+    # an emitted card nobody registered: a receipt with a card for the share, not a registered member
+    emitted = await emit_card(shop)
+    sales.append(await _confirm(http, corner_till, sale_body(shop, [("bread", 1, 5_000)], card=emitted)))
     return {"shop": shop, "corner": corner_id, "sales": sales, "anonymous": anonymous, "anna": anna, "boris": boris,
             "vera": vera, "series": series}
 
@@ -89,7 +92,7 @@ async def test_the_program_reports_reconcile_with_the_sales_and_the_ledger(http:
     by_rule = {r.rule: r for r in cost.totals}
     accrued = sum(s["totals"]["accrued_points"] for s in carded)
     assert sum(r.points for r in cost.totals) == accrued == cost.ledger_accrued > 0
-    assert by_rule["bonus-50"].points == 50 * 3 and by_rule["bonus-50"].sales == 3  # not on the receipt without a card
+    assert by_rule["bonus-50"].points == 50 * 4 and by_rule["bonus-50"].sales == 4  # not on the receipt without a card
     discount = sum(s["totals"]["discount"] for s in [*carded, story["anonymous"]])
     assert by_rule["ten-off"].discount == discount == carded[0]["totals"]["discount"] == 350_000
     assert by_rule["ten-off"].points == 0 and by_rule["ten-off"].sales == 1
@@ -101,12 +104,12 @@ async def test_the_program_reports_reconcile_with_the_sales_and_the_ledger(http:
     assert sum(r.points for r in at_corner.totals) == corner_accrued == at_corner.ledger_accrued
     assert "ten-off" not in {r.rule for r in at_corner.totals}
 
-    # loyalty share: the corner shop took 3 receipts of 4 with a card, the test store all on cards
+    # loyalty share: the corner shop took 3 receipts of 4 with a card (one an unregistered card), the test store all
     shares = {s.store_id: s for s in await program.loyalty_share(facts, period)}
     corner = shares[story["corner"]]
-    assert (corner.receipts, corner.carded_receipts) == (3, 2)
-    assert (corner.amount, corner.carded_amount) == (20_000 + 5_000 + 100_000, 25_000)
-    assert corner.receipts_bp == 6667 and corner.amount_bp == 2000
+    assert (corner.receipts, corner.carded_receipts) == (4, 3)
+    assert (corner.amount, corner.carded_amount) == (20_000 + 5_000 + 100_000 + 5_000, 30_000)
+    assert corner.receipts_bp == 7500 and corner.amount_bp == 2308  # 23.077 %, half up
     ours = shares[shop.store_id]
     assert (ours.receipts, ours.carded_receipts, ours.amount_bp) == (1, 1, 10_000)
     assert [s.store_id for s in await program.loyalty_share(facts, period)] == [shop.store_id, story["corner"]]
@@ -125,6 +128,7 @@ async def test_the_program_reports_reconcile_with_the_sales_and_the_ledger(http:
     counts = await program.tier_counts(facts, period)
     assert [c.period for c in counts] == [today]
     assert counts[0].members == {basic.id: 2, silver.id: 1}  # type: ignore[union-attr]
+    assert sum(counts[0].members.values()) == days[-1].registered  # the tiers add up to the registered members
     moves = await program.tier_moves(facts, period)
     assert moves[-1].up == {"silver": 1} and moves[-1].down == {}
     assert sum(sum(m.up.values()) for m in moves) == 1
@@ -199,7 +203,7 @@ async def test_the_pages_show_the_same_numbers_and_the_csv_adds_up(http: httpx.A
         share = await office.get("/office/reports/share/csv", program=shop.program_code)
         rows = [line.split(";") for line in share.content.decode("utf-8-sig").split("\r\n")[1:] if line]
         assert len(rows) == 3 and rows[0][0] == shop.store_code and rows[-1][0] == "Итого"  # all on cards: first
-        assert rows[-1][2:5] == ["4", "3", "75,00"]
+        assert rows[-1][2:5] == ["5", "4", "80,00"]
         for name in ("tiers", "coupons"):
             chart = await office.get(f"/office/reports/{name}/chart.svg", program=shop.program_code)
             assert chart.status_code == 200 and chart.headers["content-type"].startswith("image/svg+xml")
