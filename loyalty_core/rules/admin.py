@@ -18,11 +18,22 @@ import msgspec
 from loyalty_core.engine import ProgramRules, ProgramSettings, RuleGroup, RuleValidationError, validate_program
 from loyalty_core.engine.program import Rule
 from loyalty_core.engine.validate import _locate
+from loyalty_core import db
 from loyalty_core.errors import Conflict, NotFound, ValidationFailed
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.rules import programs
 from loyalty_core.setup import entities as setup
-from loyalty_core.tables import Program, RulesVersion
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+PROGRAM = "SELECT id, code, rules_version FROM program WHERE code = $1"
+LOCK_PROGRAM = PROGRAM + " FOR UPDATE"
+# $2 and $3 the cursor (the oldest version shown, or NULL), $4 the page
+VERSIONS = (
+    "SELECT version, comment, created_by, created_at FROM rules_version WHERE program = $1 "
+    "AND ($2::int IS NULL OR version < $3) ORDER BY version DESC LIMIT $4"
+)
+VERSION = "SELECT version, comment, created_by, created_at FROM rules_version WHERE program = $1 AND version = $2"
 
 Document = dict[str, Any]
 
@@ -74,12 +85,10 @@ def checked(document: Document) -> ProgramRules:
 
 
 async def _program(code: str, lock: bool = False) -> dict[str, Any]:
-    rows = await Program.raw(
-        "SELECT id, code, rules_version FROM program WHERE code = {}" + (" FOR UPDATE" if lock else ""), code
-    )
-    if not rows:
+    row = await db.fetchrow(LOCK_PROGRAM if lock else PROGRAM, code)
+    if row is None:
         raise NotFound(f"program {code!r} does not exist")
-    return rows[0]
+    return dict(row)
 
 
 async def _raw_document(program_id: int, version: int) -> Document:
@@ -136,24 +145,17 @@ async def group(program_code: str, group_code: str) -> RuleGroup:
 
 async def versions(program_code: str, before: int | None, limit: int) -> list[VersionSummary]:
     program = await _program(program_code)
-    rows = await RulesVersion.raw(
-        "SELECT version, comment, created_by, created_at FROM rules_version WHERE program = {} "
-        "AND ({}::int IS NULL OR version < {}) ORDER BY version DESC LIMIT {}",
-        program["id"], before, before, limit,
-    )
-    return [VersionSummary(live=r["version"] == program["rules_version"], **r) for r in rows]
+    rows = await db.fetch(VERSIONS, program["id"], before, before, limit)
+    return [VersionSummary(live=r["version"] == program["rules_version"], **dict(r)) for r in rows]
 
 
 async def version(program_code: str, number: int) -> VersionDocument:
     program = await _program(program_code)
-    rows = await RulesVersion.raw(
-        "SELECT version, comment, created_by, created_at FROM rules_version WHERE program = {} AND version = {}",
-        program["id"], number,
-    )
-    if not rows:
+    row = await db.fetchrow(VERSION, program["id"], number)
+    if row is None:
         raise NotFound(f"program {program_code!r} has no rules version {number}")
     document = await programs.rules_document(program["id"], number)
-    return VersionDocument(live=number == program["rules_version"], document=msgspec.to_builtins(document), **rows[0])
+    return VersionDocument(live=number == program["rules_version"], document=msgspec.to_builtins(document), **dict(row))
 
 
 # --- changing -----------------------------------------------------------------------------------
