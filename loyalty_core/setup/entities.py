@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from loyalty_core import cache
+from loyalty_core import cache, db
 from loyalty_core.cards import card_number
 from loyalty_core.errors import NotFound, ValidationFailed
 from loyalty_core.piccolo_conf import DB
@@ -25,6 +25,15 @@ from loyalty_core.tables import (
     Tier,
     Till,
     TillKey,
+)
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+NEXT_CARD_NUMBER = "SELECT nextval('card_number_seq') AS n"
+NEXT_CARD_NUMBERS = "SELECT nextval('card_number_seq') AS n FROM generate_series(1, $1)"
+EMIT_CARDS = (
+    "INSERT INTO card (number, program, series, kind, status, secret_hash, created_at) "
+    "SELECT n, $1, $2, $3, 'emitted', h, now() FROM unnest($4::varchar[], $5::varchar[]) AS t(n, h)"
 )
 
 
@@ -237,13 +246,10 @@ async def emit_cards(program_id: int, series: str, count: int, kind: str = "plas
         raise ValidationFailed("count must be between 1 and 1 000 000")
     if not await Program.exists().where(Program.id == program_id):
         raise NotFound(f"program {program_id} does not exist")
-    rows = await Card.raw("SELECT nextval('card_number_seq') AS n FROM generate_series(1, {})", count)
+    rows = await db.fetch(NEXT_CARD_NUMBERS, count)
     cards = [EmittedCard(card_number(r["n"]), new_secret()) for r in rows]
-    await Card.raw(
-        "INSERT INTO card (number, program, series, kind, status, secret_hash, created_at) "
-        "SELECT n, {}, {}, {}, 'emitted', h, now() FROM unnest({}::varchar[], {}::varchar[]) AS t(n, h)",
-        program_id, series, kind, [c.number for c in cards], [secret_hash(c.number, c.secret) for c in cards],
-    )
+    await db.fetch(EMIT_CARDS, program_id, series, kind, [c.number for c in cards],
+                   [secret_hash(c.number, c.secret) for c in cards])
     return cards
 
 
@@ -258,5 +264,4 @@ async def reissue_card_secrets(numbers: Sequence[str]) -> list[EmittedCard]:
 
 
 async def next_card_number() -> str:
-    rows = await Card.raw("SELECT nextval('card_number_seq') AS n")
-    return card_number(rows[0]["n"])
+    return card_number(await db.fetchval(NEXT_CARD_NUMBER))  # type: ignore[arg-type]
