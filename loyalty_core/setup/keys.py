@@ -13,7 +13,7 @@ import secrets
 
 import msgspec
 
-from loyalty_core import cache
+from loyalty_core import cache, db
 from loyalty_core.errors import Conflict, NotFound, ValidationFailed
 from loyalty_core.piccolo_conf import DB
 from loyalty_core.office import audit
@@ -60,18 +60,19 @@ _TILL_KEYS = """
 SELECT k.id, k.prefix, s.code AS store, t.code AS till, k.created_at, k.revoked_at
 FROM till_key k JOIN till t ON t.id = k.till JOIN store s ON s.id = t.store
 """
+TILL_KEY = _TILL_KEYS + " WHERE k.id = $1"
 
 
 async def list_till_keys(store: str | None = None, include_revoked: bool = False) -> list[TillKeyInfo]:
     """Keys by store and till; revoked ones only when asked."""
     where, args = [], []
     if store is not None:
-        where.append("s.code = {}")
+        where.append("s.code = $1")
         args.append(store)
     if not include_revoked:
         where.append("k.revoked_at IS NULL")
     sql = _TILL_KEYS + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY s.code, t.code, k.id"
-    return msgspec.convert(await TillKey.raw(sql, *args), list[TillKeyInfo])
+    return await db.fetch_as(TillKeyInfo, sql, *args)
 
 
 async def issue_till_key(store: str, till: str, actor: str, now: dt.datetime) -> IssuedTillKey:
@@ -87,7 +88,7 @@ async def revoke_till_key(key_id: int, now: dt.datetime, actor: str = "cli") -> 
     async with DB.transaction():
         changed = await TillKey.update({TillKey.revoked_at: now}).where(
             (TillKey.id == key_id) & TillKey.revoked_at.is_null()).returning(TillKey.id)
-        rows = await TillKey.raw(_TILL_KEYS + " WHERE k.id = {}", key_id)
+        rows = await db.fetch(TILL_KEY, key_id)
         if not rows:
             raise NotFound(f"till key {key_id} does not exist")
         if changed:
