@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from loyalty_core import db
 from loyalty_core.cards import ean13_check_digit
 from loyalty_core.engine.demo import demo_program_rules
 from loyalty_core.piccolo_conf import DB
@@ -181,7 +182,7 @@ class DemoInfo:
 async def seed_demo(now: datetime, force: bool = False) -> DemoInfo:
     """Seed the demo unless a program exists (or `force`); returns what was made, the till key included."""
     async with DB.transaction():
-        await Program.raw("SELECT pg_advisory_xact_lock({})", _SEED_LOCK)
+        await db.fetch("SELECT pg_advisory_xact_lock($1)", _SEED_LOCK)
         programs = await Program.count()
         if programs and not force:
             return DemoInfo(created=False)
