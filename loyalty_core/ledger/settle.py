@@ -11,11 +11,18 @@ from datetime import datetime
 
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.ledger import writer
 from loyalty_core.ledger.ops import load_views
 from loyalty_core.ledger.posting import Plan
 from loyalty_core.piccolo_conf import DB
-from loyalty_core.tables import Account
+
+# accounts with a lot that activates or expires by $2 (= $3), in id order after $1, $4 at most
+DUE_ACCOUNTS = (
+    "SELECT DISTINCT account FROM point_lot WHERE account > $1 AND ("
+    "(state = 'pending' AND activates_at <= $2) OR (state = 'active' AND expires_at <= $3)) "
+    "ORDER BY account LIMIT $4"
+)
 
 # adds what the shopper is told to the account's plan before it is written (the settle's messages are rows of
 # its posting): (plan, points activated, points expired, now); the plan's view knows the holder
@@ -30,12 +37,7 @@ class SettleReport(msgspec.Struct):
 
 
 async def due_account_ids(now: datetime, limit: int, after_id: int = 0) -> list[int]:
-    rows = await Account.raw(
-        "SELECT DISTINCT account FROM point_lot WHERE account > {} AND ("
-        "(state = 'pending' AND activates_at <= {}) OR (state = 'active' AND expires_at <= {})) "
-        "ORDER BY account LIMIT {}",
-        after_id, now, now, limit,
-    )
+    rows = await db.fetch(DUE_ACCOUNTS, after_id, now, now, limit)
     return [r["account"] for r in rows]
 
 
