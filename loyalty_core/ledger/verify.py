@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from loyalty_core.tables import Account
+from loyalty_core import db
 
 
 class Violation(msgspec.Struct, frozen=True):
@@ -121,7 +121,7 @@ async def verify_all(progress: Callable[[int, int, str], None] | None = None, li
     """Run every invariant check; returns at most `limit` violations per invariant (empty: all good)."""
     violations: list[Violation] = []
     for i, (name, query) in enumerate(CHECKS, start=1):
-        rows = await Account.raw(f"SELECT subject, detail FROM ({query}) AS q(subject, detail) LIMIT {int(limit)}")
+        rows = await db.fetch(f"SELECT subject, detail FROM ({query}) AS q(subject, detail) LIMIT $1", int(limit))
         for row in rows:
             violations.append(Violation(invariant=name, subject=str(row["subject"]), detail=str(row["detail"])))
         if progress is not None:
