@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from loyalty_core import db
 from loyalty_core.errors import CardBlocked, CardNotFound, CardTaken, DomainError, ValidationFailed
 from loyalty_core.ledger import ops
 from loyalty_core.piccolo_conf import DB
@@ -27,7 +28,14 @@ from loyalty_core.members.identity import (
     register_member,
 )
 from loyalty_core.shopper_auth.otp import normalise_phone
-from loyalty_core.tables import Card, Customer, Membership, Program
+from loyalty_core.tables import Customer, Membership, Program
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+CARD_AT_TILL = (
+    "SELECT c.id, c.number, c.status, c.program, c.confirm_needed, m.customer, m.id AS membership FROM card c "
+    "LEFT JOIN membership m ON m.id = c.membership WHERE c.number = $1"
+)
 
 MAX_IMPORT = 1000
 
@@ -56,19 +64,16 @@ class TillRegistered(msgspec.Struct, kw_only=True):
 
 
 async def _card_at_till(number: str) -> tuple[ProgramRef, dict]:
-    card = await Card.raw(
-        "SELECT c.id, c.number, c.status, c.program, c.confirm_needed, m.customer, m.id AS membership FROM card c "
-        "LEFT JOIN membership m ON m.id = c.membership WHERE c.number = {}",
-        number,
-    )
-    if not card:
+    found = await db.fetchrow(CARD_AT_TILL, number)
+    if found is None:
         raise CardNotFound(f"Card {number} was never emitted")
-    if card[0]["status"] in ("blocked", "replaced"):
-        raise CardBlocked(f"Card {number} is {card[0]['status']} and cannot be registered")
+    card = dict(found)
+    if card["status"] in ("blocked", "replaced"):
+        raise CardBlocked(f"Card {number} is {card['status']} and cannot be registered")
     row = await Program.select(Program.id, Program.code, Program.timezone, Program.rules_version).where(
-        Program.id == card[0]["program"]
+        Program.id == card["program"]
     ).first()
-    return ProgramRef(**row), card[0]  # type: ignore[arg-type]
+    return ProgramRef(**row), card  # type: ignore[arg-type]
 
 
 async def _status(customer_id: int, program: ProgramRef) -> tuple[int | None, str]:
