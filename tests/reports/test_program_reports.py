@@ -207,3 +207,13 @@ async def test_the_pages_show_the_same_numbers_and_the_csv_adds_up(http: httpx.A
         for name in ("tiers", "coupons"):
             chart = await office.get(f"/office/reports/{name}/chart.svg", program=shop.program_code)
             assert chart.status_code == 200 and chart.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_shares_are_basis_points_rounded_half_up_and_none_without_a_whole() -> None:
+    from loyalty_core.reports.rows import CouponRedemption, share_bp
+
+    assert [share_bp(1, 3), share_bp(2, 3), share_bp(1, 8), share_bp(3, 13), share_bp(0, 5)] == [3333, 6667, 1250,
+                                                                                                   2308, 0]
+    assert share_bp(1, 0) is None and share_bp(0, 0) is None
+    shared = CouponRedemption(series_id=1, code="SALE", name="Sale", personal=False, issued=1, redemptions=40)
+    assert shared.rate_bp is None  # one shared code used 40 times is not a 4 000 % rate
