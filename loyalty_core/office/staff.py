@@ -18,9 +18,15 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from loyalty_core import db
 from loyalty_core.errors import Conflict, DomainError, ValidationFailed
 from loyalty_core.office import audit
 from loyalty_core.tables import StaffUser
+
+# --- the statements ------------------------------------------------------------------------------------------
+
+LOCK_ACTIVE_ADMINS = "SELECT id FROM staff_user WHERE status = 'active' AND 'admin' = ANY(roles) ORDER BY id FOR UPDATE"
+LOCK_STAFF = "SELECT * FROM staff_user WHERE id = $1 FOR UPDATE"
 
 ROLES = ("support", "marketer", "admin", "import", "auditor", "finance")
 MAX_FAILURES = 5
@@ -206,14 +212,13 @@ async def listing() -> list[StaffRow]:
 async def _locked_for_change(staff_id: int) -> tuple[dict[str, Any], int]:
     """The row to change and how many active admins there are, every active admin locked first (id order), so two
     admins demoting each other at the same moment cannot both succeed."""
-    admins = await StaffUser.raw("SELECT id FROM staff_user WHERE status = 'active' AND 'admin' = ANY(roles) "
-                                 "ORDER BY id FOR UPDATE")
-    rows = await StaffUser.raw("SELECT * FROM staff_user WHERE id = {} FOR UPDATE", staff_id)
-    if not rows:
+    admins = await db.fetch(LOCK_ACTIVE_ADMINS)
+    row = await db.fetchrow(LOCK_STAFF, staff_id)
+    if row is None:
         from loyalty_core.errors import NotFound
 
         raise NotFound(f"staff member {staff_id} does not exist")
-    return rows[0], len(admins)
+    return dict(row), len(admins)
 
 
 def _still_an_admin_left(row: dict[str, Any], active_admins: int, roles: list[str], status: str) -> None:
