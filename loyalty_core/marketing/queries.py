@@ -245,8 +245,10 @@ LEFT JOIN card by_card ON keys.kind = 'card' AND by_card.number = keys.value AND
   AND by_card.membership IS NOT NULL
 LEFT JOIN customer cu ON keys.kind = 'phone' AND cu.phone = keys.value AND cu.status = 'active'
 LEFT JOIN membership by_phone ON by_phone.customer = cu.id AND by_phone.program = $1
-LEFT JOIN membership by_member ON keys.kind = 'member' AND keys.value ~ '^[0-9]{1,18}$'
-  AND by_member.id = keys.value::bigint AND by_member.program = $1
+-- the cast inside CASE: a join's conditions may be evaluated in any order (a hash join casts every key), and
+-- 'unknown-card'::bigint would fail the whole upload
+LEFT JOIN membership by_member ON by_member.program = $1
+  AND by_member.id = CASE WHEN keys.kind = 'member' AND keys.value ~ '^[0-9]{1,18}$' THEN keys.value::bigint END
 ORDER BY keys.n"""
 CLEAR_STATIC = "DELETE FROM segment_static_member WHERE segment = $1"
 ADD_STATIC = ("INSERT INTO segment_static_member (segment, membership, added_at) "

@@ -324,6 +324,7 @@ async def test_error_pages_keep_the_layout_for_a_signed_in_shopper_and_stay_mini
     tabs but speak the shopper's language and offer to try again. The 500 and the 503 come from two more servers of
     the same app: one on a database without our tables (every query fails), one whose Valkey is not there."""
     import os
+    from urllib.parse import urlsplit, urlunsplit
 
     from playwright.async_api import expect
 
@@ -382,7 +383,9 @@ async def test_error_pages_keep_the_layout_for_a_signed_in_shopper_and_stay_mini
             await admin.execute(f'CREATE DATABASE "{empty}"')
         finally:
             await admin.close()
-        broken_db = os.environ["KOPILKA_DATABASE_URL"].rsplit("/", 1)[0] + "/" + empty
+        # the same server, another database: the path changes, the query (the embedded server's socket) stays
+        parts = urlsplit(os.environ["KOPILKA_DATABASE_URL"])
+        broken_db = urlunsplit(parts._replace(path="/" + empty))
         no_valkey = f"redis://127.0.0.1:{free_port()}/0"
         for name, env, code, titles in (
                 ("500", {"KOPILKA_DATABASE_URL": broken_db}, 500, ("Что-то пошло не так", "Something went wrong")),
