@@ -196,12 +196,17 @@ async def till(i: int, key: str, config: dict, shop: Shop, stats: Stats, warm_en
         await conn.close()
 
 
+# uvicorn closes a keep-alive connection after 5 s idle; like any HTTP client (httpx: keepalive_expiry) the pool
+# drops connections idle longer than this before the server does, so a request never goes out on a closed socket
+KEEPALIVE_EXPIRY = 4.0
+
+
 class Pool:
     """Idle keep-alive connections; a new one when none is idle, at most `limit` in use (then an arrival waits)."""
 
     def __init__(self, config: dict, limit: int) -> None:
         self.config = config
-        self.idle: list[RawConnection | HttpxConnection] = []
+        self.idle: list[tuple[float, RawConnection | HttpxConnection]] = []
         self.free = asyncio.Semaphore(limit)
         self.opened = self.in_use = self.most_in_use = 0
 
@@ -209,8 +214,12 @@ class Pool:
         await self.free.acquire()
         self.in_use += 1
         self.most_in_use = max(self.most_in_use, self.in_use)
-        if self.idle:
-            return self.idle.pop()
+        now = asyncio.get_running_loop().time()
+        while self.idle:
+            since, conn = self.idle.pop()
+            if now - since < KEEPALIVE_EXPIRY:
+                return conn
+            await conn.close()
         self.opened += 1
         return connection(self.config)
 
@@ -220,10 +229,10 @@ class Pool:
         if broken:
             await conn.close()
         else:
-            self.idle.append(conn)
+            self.idle.append((asyncio.get_running_loop().time(), conn))
 
     async def close(self) -> None:
-        for conn in self.idle:
+        for _, conn in self.idle:
             await conn.close()
 
 
