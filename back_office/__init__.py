@@ -13,6 +13,7 @@ def _router() -> Any:
 
     from back_office.auth import OfficeSignInController
     from back_office.campaigns import CampaignsController
+    from back_office.coupons import CouponsController
     from back_office.pages import OfficePagesController
     from back_office.rules import RulesController
     from back_office.segments import SegmentsController
@@ -28,7 +29,8 @@ def _router() -> Any:
     )
     # CSRF and the HTML error pages on this router only; every handler has its role guard
     return Router(path="/", route_handlers=[OfficeSignInController, OfficePagesController, SupportController, RulesController,
-                                                ReportsController, SegmentsController, CampaignsController, MemberCareController,
+                                                ReportsController, SegmentsController, CampaignsController, CouponsController,
+                                                MemberCareController,
                                                 StaffController, static],
                   before_request=check_csrf, exception_handlers=EXCEPTION_HANDLERS, include_in_schema=False)
 
