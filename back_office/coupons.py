@@ -8,6 +8,7 @@ generate, audited); a refused form re-renders with each message next to its fiel
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -81,10 +82,17 @@ def _generate_in(values: dict[str, str]) -> GenerateIn:
         raise ValidationFailed("count: a whole number from 1 to 100 000") from None
     if not 1 <= count <= 100_000:
         raise ValidationFailed("count: from 1 to 100 000 codes at a time")
+    if not re.fullmatch(r"[A-Za-z0-9]{0,12}", values.get("prefix", "")):
+        raise ValidationFailed("prefix: up to 12 Latin letters and digits")
     try:
         return msgspec.convert({"count": count, "prefix": values.get("prefix", "")}, GenerateIn)
     except msgspec.ValidationError as exc:
         raise ValidationFailed(str(exc)) from None
+
+
+def _translated(request: Request, errors: dict[str, str] | None) -> dict[str, str]:
+    t = i18n.Formats(web.language(request)).t
+    return {name: t(text) for name, text in (errors or {}).items()}
 
 
 class CouponsController(Controller):
@@ -104,7 +112,7 @@ class CouponsController(Controller):
     async def _editor(self, request: Request, program: str, values: dict[str, str], *,
                       errors: dict[str, str] | None = None, status: int = 200) -> Response:
         return await web.page(request, "office_coupon_new.html", status=status, program=program, values=values,
-                              errors=errors or {})
+                              errors=_translated(request, errors))
 
     @post("/", guards=MARKETING)
     async def create(self, request: Request) -> Response:
@@ -118,7 +126,8 @@ class CouponsController(Controller):
         except DomainError as exc:
             if exc.status in (403, 404):
                 raise
-            errors = {"code": exc.detail} if isinstance(exc, Conflict) else field_errors(exc, "_top", SERIES_FIELDS)
+            errors = {"code": "a series or a promo code with this code already exists"} if isinstance(exc, Conflict) \
+                else field_errors(exc, "_top", SERIES_FIELDS)
             return await self._editor(request, program, values, errors=errors, status=exc.status)
         await web.flash(request, "Coupon series saved")
         return web.back_to(f"{web.PATH}/coupons/{made.code}")
@@ -127,7 +136,7 @@ class CouponsController(Controller):
                            errors: dict[str, str] | None = None, status: int = 200) -> Response:
         found = await coupon_series.series(code)
         return await web.page(request, "office_coupon_series.html", status=status, series=found,
-                              values=values or {"count": "100", "prefix": ""}, errors=errors or {},
+                              values=values or {"count": "100", "prefix": ""}, errors=_translated(request, errors),
                               redemptions=await coupon_office.redemptions(code),
                               shown=coupon_office.REDEMPTIONS_SHOWN)
 
@@ -182,5 +191,14 @@ i18n.RU.update({
     "active": "активен", "used": "использован", "cancelled": "отменён",
     "Series of personal codes or a shared promo code; generate, download, redemptions":
         "Серии личных кодов или общий промокод; выпуск, выгрузка, погашения",
-    "count: from 1 to 100 000 codes at a time": "count: от 1 до 100 000 кодов за раз",
+    "from 1 to 100 000 codes at a time": "от 1 до 100 000 кодов за раз",
+    "a whole number from 1 to 100 000": "целое число от 1 до 100 000",
+    "a whole number, 0 for no limit": "целое число, 0 — без ограничения", "a date as YYYY-MM-DD": "дата: ГГГГ-ММ-ДД",
+    "must be before valid_to": "должно быть раньше даты окончания",
+    "only a shared series (personal: false) has one": "промокод бывает только у общей серии",
+    "a shared series needs the code shoppers will type": "для общей серии нужен код, который будут вводить покупатели",
+    "a series or a promo code with this code already exists": "серия или промокод с таким кодом уже есть",
+    "up to 12 Latin letters and digits": "до 12 латинских букв и цифр", "at least 0": "не меньше 0", "at least 1": "не меньше 1", "required": "обязательное поле",
+    "at most 12 characters": "не больше 12 символов", "at most 1000000": "не больше 1 000 000",
+    "letters, digits, '.', '-' and '_' only": "только буквы, цифры, «.», «-» и «_»",
 })
