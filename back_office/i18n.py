@@ -110,7 +110,6 @@ RU: dict[str, str] = {
     "The form expired: please try again.": "Форма устарела: попробуйте ещё раз.",
     "Note": "Комментарий",
     "What you can do here": "Что вы можете здесь делать",
-    "Marketing and finance pages come in a later release.": "Разделы маркетинга и финансов появятся в следующих версиях.",
     # support: member care, staff management
     "Next tier": "Следующий уровень",
     "spend": "потратить ещё",
