@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from litestar import Litestar
 from litestar.config.compression import CompressionConfig
@@ -24,6 +25,14 @@ from backend.wiring import plugins, route_handlers, template_config
 from loyalty_core import cache, db
 from loyalty_core.till import identify
 from wallet_passes.settings import check_pass_settings
+
+
+async def _bounded(step: Awaitable[object], seconds: float) -> None:
+    """Await a shutdown step for at most `seconds`; one that hangs is logged and left behind."""
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        logging.getLogger("kopilka").warning("shutdown: a step took over %s s and was left", seconds)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -55,11 +64,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            # each step bounded: a Valkey that was just restarted or a stuck connection must not hold the stop
             cache.set_publisher(None)
-            await bus.stop()
+            await _bounded(bus.stop(), 5)
             pool_gauges.cancel()
-            await app.state.valkey.aclose()
-            await db.close_pool()
+            await _bounded(app.state.valkey.aclose(), 5)
+            await _bounded(db.close_pool(), 10)
             observability.mark_process_dead()
 
     app = Litestar(

@@ -500,6 +500,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
             access_log=False,  # the app logs one JSON line per request, with its request id (backend.observability)
             log_config=observability.uvicorn_log_config(),  # uvicorn's own lines as JSON too
+            # a stop never waits for ever on a connection that stays open (a live page's stream, a slow client)
+            timeout_graceful_shutdown=10,
         )
     except KeyboardInterrupt:
         pass
