@@ -25,6 +25,18 @@ Progress = Callable[[str, int], None]  # (step, rows) as each step finishes
 ANALYZE_AFTER = 10_000  # targets: from here the tables' statistics are refreshed after queueing
 
 # the targets and their messages in one statement: one pass over the segment's members
+# both queueings end alike: the targets' insert closed, the messages of those not held out or capped, the counts
+_MESSAGES = """  ON CONFLICT (campaign, membership) DO NOTHING
+  RETURNING membership, customer, control, capped),
+messages AS (
+  INSERT INTO campaign_message (campaign, membership, customer, status, channel, attempts, next_attempt_at,
+                                provider_id, last_error)
+  SELECT $1, t.membership, t.customer, 'pending', '', 0, $5, '', '' FROM t WHERE NOT t.control AND NOT t.capped
+  ON CONFLICT (campaign, membership) DO NOTHING RETURNING 1)
+SELECT (SELECT count(*) FROM t) AS targeted, (SELECT count(*) FROM t WHERE control) AS control,
+       (SELECT count(*) FROM t WHERE capped) AS capped, (SELECT count(*) FROM messages) AS messages
+"""
+
 _QUEUE = """
 WITH c AS (SELECT * FROM campaign WHERE id = $1),
 recent AS (SELECT x.customer, count(*) AS n FROM campaign_message x
@@ -40,16 +52,7 @@ t AS (
                              < c.holdout_bp AS control) d
   LEFT JOIN recent r ON r.customer = m.customer
   WHERE m.status = 'active' AND m.customer IS NOT NULL
-  ON CONFLICT (campaign, membership) DO NOTHING
-  RETURNING membership, customer, control, capped),
-messages AS (
-  INSERT INTO campaign_message (campaign, membership, customer, status, channel, attempts, next_attempt_at,
-                                provider_id, last_error)
-  SELECT $1, t.membership, t.customer, 'pending', '', 0, $5, '', '' FROM t WHERE NOT t.control AND NOT t.capped
-  ON CONFLICT (campaign, membership) DO NOTHING RETURNING 1)
-SELECT (SELECT count(*) FROM t) AS targeted, (SELECT count(*) FROM t WHERE control) AS control,
-       (SELECT count(*) FROM t WHERE capped) AS capped, (SELECT count(*) FROM messages) AS messages
-"""
+""" + _MESSAGES
 
 # a triggered campaign: the members whose event happened since the last run (one message per member ever)
 _QUEUE_EVENTS = """
@@ -71,16 +74,7 @@ t AS (
   LEFT JOIN recent r ON r.customer = m.customer
   WHERE m.status = 'active' AND m.customer IS NOT NULL
     AND (c.segment = '' OR m.segments @> ARRAY[c.segment]::varchar[])
-  ON CONFLICT (campaign, membership) DO NOTHING
-  RETURNING membership, customer, control, capped),
-messages AS (
-  INSERT INTO campaign_message (campaign, membership, customer, status, channel, attempts, next_attempt_at,
-                                provider_id, last_error)
-  SELECT $1, t.membership, t.customer, 'pending', '', 0, $5, '', '' FROM t WHERE NOT t.control AND NOT t.capped
-  ON CONFLICT (campaign, membership) DO NOTHING RETURNING 1)
-SELECT (SELECT count(*) FROM t) AS targeted, (SELECT count(*) FROM t WHERE control) AS control,
-       (SELECT count(*) FROM t WHERE capped) AS capped, (SELECT count(*) FROM messages) AS messages
-"""
+""" + _MESSAGES
 
 _COUNTS = "UPDATE campaign SET status = 'queued', queued_at = $2, targeted = $3, control = $4, capped = $5 WHERE id = $1"
 
